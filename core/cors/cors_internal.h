@@ -1,0 +1,101 @@
+#ifndef CG_CORS_INTERNAL_H
+#define CG_CORS_INTERNAL_H
+/* Shared between the files of core/cors, never seen by the FFI. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cors/cors.h"
+
+/* ---- tokens (token.c) ---- */
+
+/* RFC 9110 tchar; methods and header names are tokens. */
+int cg_tok_is_tchar(unsigned char c);
+int cg_tok_valid(const char *s, size_t len);
+int cg_tok_ieq(const char *a, size_t alen, const char *b, size_t blen);
+static inline unsigned char cg_tok_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static inline int cg_tok_is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
+
+/* Walks a comma-separated header list; yields trimmed elements, empty ones included
+ * (callers skip them: RFC 9110 tolerates "a,,b"). Returns 0 at the end. */
+typedef struct cg_list_iter {
+  const char *p, *end;
+  int done;
+} cg_list_iter_t;
+void cg_list_init(cg_list_iter_t *it, const char *s, size_t len);
+int cg_list_next(cg_list_iter_t *it, const char **elem, size_t *elen);
+
+/* ---- string set (strset.c): open addressing, keys copied into a pool ---- */
+
+typedef struct cg_strset {
+  uint32_t *slots; /* entry index + 1; 0 = empty */
+  uint32_t nslots; /* power of two */
+  struct cg_strset_entry {
+    uint32_t off, len;
+    unsigned val;
+  } *entries;
+  uint32_t count, cap;
+  char *pool;
+  size_t pool_len, pool_cap;
+} cg_strset_t;
+
+void cg_strset_init(cg_strset_t *s);
+void cg_strset_free(cg_strset_t *s);
+/* Adds key (ORing val into an existing entry). 0 or CG_CORS_E_NOMEM. */
+int cg_strset_put(cg_strset_t *s, const char *key, size_t len, unsigned val);
+/* 1 and *val when present, else 0. */
+int cg_strset_get(const cg_strset_t *s, const char *key, size_t len, unsigned *val);
+
+/* ---- punycode (punycode.c) ---- */
+
+/* Converts one UTF-8 domain name to its ASCII form label by label (RFC 3492 with
+ * the "xn--" prefix, no nameprep: PSL rules are already normalized). Returns the
+ * length or -1 on invalid UTF-8 or overflow. */
+int cg_punycode_domain(const char *in, size_t len, char *out, size_t outcap);
+
+/* ---- patterns (pattern.c) ---- */
+
+enum { CG_PATTERN_ANY_PORT = -2 };
+
+typedef struct cg_cors_pattern {
+  char *scheme; /* owned, lower-case */
+  size_t scheme_len;
+  char *base; /* owned: the host after the wildcard labels */
+  size_t base_len;
+  int min_labels; /* how many "*" labels the pattern starts with */
+  int port;       /* -1 default only, CG_PATTERN_ANY_PORT, or a number */
+} cg_cors_pattern_t;
+
+enum {
+  CG_PAT_E_ORIGIN = -1,      /* the non-wildcard part is not an origin: see *origin_err */
+  CG_PAT_E_NO_WILDCARD = -2,
+  CG_PAT_E_BAD_WILDCARD = -3, /* inside a label, not leftmost, or a partial port */
+  CG_PAT_E_NO_BASE = -4,
+  CG_PAT_E_IP = -5,
+  CG_PAT_E_NOMEM = -6
+};
+/* Parses a pattern into out (which then owns scheme and base). 0 or CG_PAT_E_*. */
+int cg_pattern_parse(const char *s, size_t len, cg_cors_pattern_t *out, int *origin_err, int *noncanonical);
+int cg_pattern_match(const cg_cors_pattern_t *pat, const cg_origin_t *o);
+
+/* ---- the compiled policy (policy.c) ---- */
+
+typedef struct cg_str {
+  char *s;
+  size_t len;
+} cg_str_t;
+
+struct cg_cors_policy {
+  int origins_any, allow_null, credentials, private_network, preflight_continue, timing;
+  int headers_any, expose_any;
+  cg_strset_t origins; /* normalized exact origins */
+  cg_cors_pattern_t *patterns;
+  int npatterns;
+  cg_str_t *methods; /* case-sensitive, as Fetch compares them */
+  int nmethods;
+  cg_str_t *headers; /* lower-case */
+  int nheaders;
+  /* Pre-rendered "Name: value\r\n" lines; len 0 when the line is not sent. */
+  cg_str_t line_methods, line_headers, line_max_age, line_expose, line_credentials;
+};
+
+#endif

@@ -1,0 +1,238 @@
+/* Evaluating a compiled policy against one request: classify it (preflight or
+ * actual), decide, and write the header lines. Runs per request, so it never
+ * allocates: the origin is normalized on the stack and everything else goes into
+ * the caller's buffer. */
+#include "cors/cors_internal.h"
+
+#include <string.h>
+
+/* The answer to a preflight depends on these request headers besides Origin. */
+static const char VARY_PREFLIGHT[] =
+    "Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network";
+static const char VARY_PREFLIGHT_ORIGIN[] =
+    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network";
+
+typedef struct writer {
+  char *buf;
+  size_t cap, len;
+  int overflow;
+} writer_t;
+
+static void put(writer_t *w, const char *s, size_t n) {
+  if (w->overflow || n > w->cap - w->len) {
+    w->overflow = 1;
+    return;
+  }
+  memcpy(w->buf + w->len, s, n);
+  w->len += n;
+}
+
+static void put_line(writer_t *w, const char *name, const char *value, size_t vlen) {
+  put(w, name, strlen(name));
+  put(w, ": ", 2);
+  put(w, value, vlen);
+  put(w, "\r\n", 2);
+}
+
+static void put_str(writer_t *w, const cg_str_t *line) { put(w, line->s, line->len); }
+
+static int origin_allowed(const cg_cors_policy_t *p, const cg_origin_t *o) {
+  if (o->is_null) return p->allow_null || p->origins_any;
+  if (p->origins_any || cg_strset_get(&p->origins, o->norm, o->norm_len, NULL)) return 1;
+  /* Linear: routes list a handful of patterns, and each test is one memcmp. */
+  for (int i = 0; i < p->npatterns; i++)
+    if (cg_pattern_match(&p->patterns[i], o)) return 1;
+  return 0;
+}
+
+static int method_allowed(const cg_cors_policy_t *p, const char *m, size_t len) {
+  /* Fetch never preflights for a safelisted method, and compares bytes exactly. */
+  if ((len == 3 && memcmp(m, "GET", 3) == 0) || (len == 4 && memcmp(m, "HEAD", 4) == 0) ||
+      (len == 4 && memcmp(m, "POST", 4) == 0))
+    return 1;
+  for (int i = 0; i < p->nmethods; i++)
+    if (p->methods[i].len == len && memcmp(p->methods[i].s, m, len) == 0) return 1;
+  return 0;
+}
+
+static int header_listed(const cg_cors_policy_t *p, const char *h, size_t len) {
+  for (int i = 0; i < p->nheaders; i++)
+    if (cg_tok_ieq(p->headers[i].s, p->headers[i].len, h, len)) return 1;
+  return 0;
+}
+
+static int refuse(cg_cors_result_t *out, int kind, int reason, const char *detail, const char *arg, size_t arg_len) {
+  out->kind = kind;
+  out->reason = reason;
+  out->detail = detail;
+  out->detail_arg = arg;
+  out->detail_arg_len = arg_len;
+  return 0;
+}
+
+/* Appends the normalized origin after the header lines so it outlives the call. */
+static int finish(writer_t *w, cg_cors_result_t *out, const cg_origin_t *o) {
+  if (w->overflow) return CG_CORS_E_BUFFER;
+  size_t headers = w->len;
+  if (o && o->norm_len) {
+    put(w, o->norm, o->norm_len);
+    if (w->overflow) return CG_CORS_E_BUFFER;
+    out->origin = w->buf + headers;
+    out->origin_len = o->norm_len;
+  }
+  out->headers_len = headers;
+  return (int)headers;
+}
+
+int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, const cg_cors_request_t *req,
+                     cg_cors_result_t *out, char *buf, size_t buflen) {
+  if (!out || !req || (!buf && buflen)) return CG_CORS_E_INVALID;
+  memset(out, 0, sizeof *out);
+  out->vary = "";
+  out->detail = "";
+  if (ov) return CG_CORS_E_INVALID; /* plugin decisions come later */
+  writer_t w = {buf, buflen, 0, 0};
+  if (!p) {
+    out->kind = CG_CORS_NO_CORS;
+    out->detail = "the route has no CORS policy";
+    return 0;
+  }
+
+  int preflight = req->method_len == 7 && req->method && memcmp(req->method, "OPTIONS", 7) == 0 &&
+                  req->origin_count > 0 && req->acrm_count > 0;
+  if (req->origin_count <= 0) {
+    out->kind = CG_CORS_NO_CORS;
+    out->reason = CG_CORS_NO_ORIGIN;
+    out->detail = "no Origin header";
+    if (p->origins_any) {
+      /* Fetch's advice for "*": send it on every response, so a cached copy
+       * serves CORS and non-CORS requests alike and needs no Vary. */
+      put_line(&w, "Access-Control-Allow-Origin", "*", 1);
+      put_str(&w, &p->line_expose);
+      if (p->timing) put_line(&w, "Timing-Allow-Origin", "*", 1);
+    } else {
+      out->vary = "Origin";
+    }
+    return finish(&w, out, NULL);
+  }
+
+  int refused_kind = preflight ? CG_CORS_PREFLIGHT_REFUSED : CG_CORS_ACTUAL_REFUSED;
+  const char *vary_origin = preflight ? VARY_PREFLIGHT_ORIGIN : "Origin";
+  out->vary = p->origins_any ? (preflight ? VARY_PREFLIGHT : "") : vary_origin;
+
+  /* A malformed origin gets no headers even under "*", so that answer differs
+   * from the usual one and must not be served from a cache to anyone else. */
+  if (req->origin_count > 1) {
+    out->vary = vary_origin;
+    return refuse(out, refused_kind, CG_CORS_MALFORMED_ORIGIN, "several Origin headers", NULL, 0);
+  }
+  char norm[CG_CORS_ORIGIN_MAX + 8];
+  cg_origin_t o;
+  int rc = cg_cors_origin_parse(req->origin, req->origin_len, &o, norm, sizeof norm);
+  if (rc < 0) {
+    out->vary = vary_origin;
+    return refuse(out, refused_kind, CG_CORS_MALFORMED_ORIGIN, cg_cors_origin_strerror(rc), NULL, 0);
+  }
+  if (!origin_allowed(p, &o)) {
+    refuse(out, refused_kind, CG_CORS_REFUSED_ORIGIN,
+           o.is_null ? "the null origin needs allow_null_origin" : "the origin is not in origins or origin_patterns",
+           NULL, 0);
+    return finish(&w, out, &o);
+  }
+  const char *acao = p->origins_any ? "*" : o.norm;
+  size_t acao_len = p->origins_any ? 1 : o.norm_len;
+
+  if (!preflight) {
+    out->kind = CG_CORS_ACTUAL_ALLOWED;
+    out->detail = "allowed";
+    put_line(&w, "Access-Control-Allow-Origin", acao, acao_len);
+    put_str(&w, &p->line_credentials);
+    put_str(&w, &p->line_expose);
+    if (p->timing) put_line(&w, "Timing-Allow-Origin", acao, acao_len);
+    return finish(&w, out, &o);
+  }
+
+  if (req->acrm_count > 1) {
+    refuse(out, refused_kind, CG_CORS_REFUSED_METHOD, "several Access-Control-Request-Method headers", NULL, 0);
+    return finish(&w, out, &o);
+  }
+  if (!req->acrm || !cg_tok_valid(req->acrm, req->acrm_len)) {
+    refuse(out, refused_kind, CG_CORS_REFUSED_METHOD, "Access-Control-Request-Method is not a method token",
+           req->acrm, req->acrm ? req->acrm_len : 0);
+    return finish(&w, out, &o);
+  }
+  if (!method_allowed(p, req->acrm, req->acrm_len)) {
+    refuse(out, refused_kind, CG_CORS_REFUSED_METHOD, "the method is not in methods", req->acrm, req->acrm_len);
+    return finish(&w, out, &o);
+  }
+
+  const char *names[CG_CORS_MAX_REQUEST_HEADERS];
+  size_t lens[CG_CORS_MAX_REQUEST_HEADERS];
+  int nnames = 0;
+  for (int line = 0; line < req->acrh_count && req->acrh; line++) {
+    cg_list_iter_t it;
+    const char *h;
+    size_t hlen;
+    cg_list_init(&it, req->acrh[line], req->acrh_len ? req->acrh_len[line] : 0);
+    while (cg_list_next(&it, &h, &hlen)) {
+      if (hlen == 0) continue;
+      if (nnames == CG_CORS_MAX_REQUEST_HEADERS) {
+        refuse(out, refused_kind, CG_CORS_TOO_MANY_HEADERS, "too many names in Access-Control-Request-Headers", h,
+               hlen);
+        return finish(&w, out, &o);
+      }
+      if (!cg_tok_valid(h, hlen)) {
+        refuse(out, refused_kind, CG_CORS_REFUSED_HEADER, "a requested header name is not a token", h, hlen);
+        return finish(&w, out, &o);
+      }
+      if (!p->headers_any && !header_listed(p, h, hlen)) {
+        refuse(out, refused_kind, CG_CORS_REFUSED_HEADER, "the header is not in headers", h, hlen);
+        return finish(&w, out, &o);
+      }
+      names[nnames] = h;
+      lens[nnames++] = hlen;
+    }
+  }
+
+  int pna = 0;
+  if (req->acrpn) {
+    const char *v = req->acrpn, *e = req->acrpn + req->acrpn_len;
+    while (v < e && cg_tok_is_ows((unsigned char)*v)) v++;
+    while (e > v && cg_tok_is_ows((unsigned char)e[-1])) e--;
+    pna = (e - v == 4 && memcmp(v, "true", 4) == 0);
+  }
+  if (pna && !p->private_network) {
+    refuse(out, refused_kind, CG_CORS_REFUSED_PRIVATE_NETWORK, "private network access is not enabled", NULL, 0);
+    return finish(&w, out, &o);
+  }
+
+  out->kind = CG_CORS_PREFLIGHT_ALLOWED;
+  out->detail = "allowed";
+  out->preflight_continue = p->preflight_continue;
+  put_line(&w, "Access-Control-Allow-Origin", acao, acao_len);
+  put_str(&w, &p->line_credentials);
+  put_str(&w, &p->line_methods);
+  if (p->headers_any) {
+    /* Echo the names rather than send "*": a literal "*" means nothing with
+     * credentials and never covers Authorization. */
+    int written = 0;
+    for (int i = 0; i < nnames; i++) {
+      int dup = 0;
+      for (int j = 0; j < i && !dup; j++) dup = cg_tok_ieq(names[i], lens[i], names[j], lens[j]);
+      if (dup) continue;
+      static const char name[] = "Access-Control-Allow-Headers: ";
+      put(&w, written ? ", " : name, written ? 2 : sizeof name - 1);
+      for (size_t k = 0; k < lens[i]; k++) {
+        char c = (char)cg_tok_lower((unsigned char)names[i][k]);
+        put(&w, &c, 1);
+      }
+      written = 1;
+    }
+    if (written) put(&w, "\r\n", 2);
+  } else {
+    put_str(&w, &p->line_headers);
+  }
+  put_str(&w, &p->line_max_age);
+  if (pna) put_line(&w, "Access-Control-Allow-Private-Network", "true", 4);
+  return finish(&w, out, &o);
+}
