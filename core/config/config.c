@@ -1,0 +1,711 @@
+/* Loading and validating the config file: a Lua file returning a table.
+ *
+ * The file runs in a sandbox (no io, no os but os.getenv) and its table is
+ * walked here against the schema below. Every problem is reported with the
+ * path of its field and loading goes on, so one `corsgate check` shows all
+ * of them at once. The result is a plain C struct, independent of Lua. */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if __has_include("config/cors_config.h")
+#include "config/cors_config.h"
+#define CG_HAVE_CORS_CONFIG 1
+#endif
+#include "cors/cors.h"
+#include "util/log.h"
+
+const char cg_config_demo[] =
+    "-- corsgate's built-in demo: no other server needed.\n"
+    "return {\n"
+    "  listen = \"127.0.0.1:8080\",\n"
+    "  routes = {\n"
+    "    { name = \"hello\", prefix = \"/hello\",\n"
+    "      static = { status = 200, body = \"hello from corsgate\\n\",\n"
+    "                 headers = { [\"content-type\"] = \"text/plain\" } } },\n"
+    "    { name = \"api\", prefix = \"/api\", upstream = \"echo\",\n"
+    "      cors = { origins = { \"http://localhost:3000\", \"http://127.0.0.1:3000\" },\n"
+    "               origin_patterns = { \"https://*.example.com\" },\n"
+    "               methods = { \"GET\", \"POST\", \"PUT\", \"DELETE\" },\n"
+    "               headers = { \"Content-Type\", \"Authorization\" },\n"
+    "               expose_headers = { \"X-Request-Id\" },\n"
+    "               credentials = true, max_age = 600 } },\n"
+    "    { name = \"echo\", prefix = \"/\", upstream = \"echo\" },\n"
+    "  },\n"
+    "}\n";
+
+typedef struct {
+  lua_State *L;
+  cg_diag_t *d;
+  cg_psl_t *psl;
+} loader_t;
+
+static char *xstrdup(const char *s) {
+  char *p = strdup(s ? s : "");
+  if (!p) abort(); /* config load at startup: nothing sensible to do without memory */
+  return p;
+}
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) abort();
+  return p;
+}
+
+/* --- schema helpers ------------------------------------------------------ */
+
+static int edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 30 || lb > 30) return 99;
+  int prev[32], cur[32];
+  for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+  for (size_t i = 1; i <= la; i++) {
+    cur[0] = (int)i;
+    for (size_t j = 1; j <= lb; j++) {
+      int cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+      int v = prev[j - 1] + cost;
+      if (prev[j] + 1 < v) v = prev[j] + 1;
+      if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
+      cur[j] = v;
+    }
+    memcpy(prev, cur, sizeof(int) * (lb + 1));
+  }
+  return prev[lb];
+}
+
+static void join_path(char *out, size_t cap, const char *parent, const char *key) {
+  if (parent && *parent)
+    snprintf(out, cap, "%s.%s", parent, key);
+  else
+    snprintf(out, cap, "%s", key);
+}
+
+/* Reports keys of the table at idx that the schema does not know.
+ * stack: unchanged */
+static void check_keys(loader_t *ld, int idx, const char *path, const char *const *known) {
+  lua_State *L = ld->L;
+  char p[256];
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) { /* stack: key value */
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      cg_diag_error(ld->d, path, "expected named fields, found a %s key", luaL_typename(L, -2));
+    } else {
+      const char *k = lua_tostring(L, -2);
+      int found = 0;
+      const char *best = NULL;
+      int best_d = 3;
+      for (const char *const *kn = known; *kn; kn++) {
+        if (strcmp(*kn, k) == 0) found = 1;
+        int dist = edit_distance(*kn, k);
+        if (dist < best_d) best_d = dist, best = *kn;
+      }
+      if (!found) {
+        join_path(p, sizeof p, path, k);
+        if (best)
+          cg_diag_error(ld->d, p, "unknown key (did you mean \"%s\"?)", best);
+        else
+          cg_diag_error(ld->d, p, "unknown key");
+      }
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Length of the list at idx, or -1 (reported) when it is not a list. */
+static int list_len(loader_t *ld, int idx, const char *path) {
+  lua_State *L = ld->L;
+  int n = (int)lua_objlen(L, idx), count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    count++;
+    lua_pop(L, 1);
+  }
+  if (count != n) {
+    cg_diag_error(ld->d, path, "expected a list like { \"a\", \"b\" }, got a table with named fields");
+    return -1;
+  }
+  return n;
+}
+
+/* Pushes t[key]; returns its Lua type. stack: +1 */
+static int field(lua_State *L, int tidx, const char *key) {
+  lua_getfield(L, tidx, key);
+  return lua_type(L, -1);
+}
+
+static int want_type(loader_t *ld, int type, const char *path, const char *what) {
+  if (lua_type(ld->L, -1) == type) return 1;
+  cg_diag_error(ld->d, path, "expected %s, got %s", what, luaL_typename(ld->L, -1));
+  return 0;
+}
+
+/* Each get_* reads t[key] into *out when present and valid; returns 1 when set,
+ * 0 when absent (a required one is reported), -1 when invalid (reported).
+ * stack: unchanged */
+static int get_string(loader_t *ld, int tidx, const char *parent, const char *key, int required,
+                      const char **out) {
+  char p[256];
+  join_path(p, sizeof p, parent, key);
+  int t = field(ld->L, tidx, key);
+  int r = 0;
+  if (t == LUA_TNIL) {
+    if (required) cg_diag_error(ld->d, p, "required");
+  } else if (want_type(ld, LUA_TSTRING, p, "a string")) {
+    *out = lua_tostring(ld->L, -1); /* anchored by the config table, which outlives the walk */
+    r = 1;
+  } else {
+    r = -1;
+  }
+  lua_pop(ld->L, 1);
+  return r;
+}
+
+static int get_number(loader_t *ld, int tidx, const char *parent, const char *key, double lo,
+                      double hi, double *out) {
+  char p[256];
+  join_path(p, sizeof p, parent, key);
+  int t = field(ld->L, tidx, key);
+  int r = 0;
+  if (t != LUA_TNIL) {
+    r = -1;
+    if (want_type(ld, LUA_TNUMBER, p, "a number")) {
+      double v = lua_tonumber(ld->L, -1);
+      if (!(v >= lo && v <= hi))
+        cg_diag_error(ld->d, p, "expected a number between %g and %g, got %g", lo, hi, v);
+      else
+        *out = v, r = 1;
+    }
+  }
+  lua_pop(ld->L, 1);
+  return r;
+}
+
+static int get_int(loader_t *ld, int tidx, const char *parent, const char *key, double lo,
+                   double hi, double *out) {
+  char p[256];
+  join_path(p, sizeof p, parent, key);
+  int t = field(ld->L, tidx, key);
+  int r = 0;
+  if (t != LUA_TNIL) {
+    double v = lua_tonumber(ld->L, -1);
+    if (t != LUA_TNUMBER || floor(v) != v || !(v >= lo && v <= hi)) {
+      cg_diag_error(ld->d, p, "expected an integer between %.0f and %.0f", lo, hi);
+      r = -1;
+    } else {
+      *out = v;
+      r = 1;
+    }
+  }
+  lua_pop(ld->L, 1);
+  return r;
+}
+
+static int get_bool(loader_t *ld, int tidx, const char *parent, const char *key, int *out) {
+  char p[256];
+  join_path(p, sizeof p, parent, key);
+  int t = field(ld->L, tidx, key);
+  int r = 0;
+  if (t != LUA_TNIL) {
+    r = -1;
+    if (want_type(ld, LUA_TBOOLEAN, p, "a boolean")) *out = lua_toboolean(ld->L, -1), r = 1;
+  }
+  lua_pop(ld->L, 1);
+  return r;
+}
+
+/* Pushes t[key] when it is a table (returns 1) ; else pushes nothing and
+ * returns 0 (absent) or -1 (wrong type, reported). */
+static int get_table(loader_t *ld, int tidx, const char *parent, const char *key) {
+  char p[256];
+  join_path(p, sizeof p, parent, key);
+  int t = field(ld->L, tidx, key);
+  if (t == LUA_TTABLE) return 1;
+  if (t != LUA_TNIL) cg_diag_error(ld->d, p, "expected a table, got %s", luaL_typename(ld->L, -1));
+  lua_pop(ld->L, 1);
+  return t == LUA_TNIL ? 0 : -1;
+}
+
+/* --- values -------------------------------------------------------------- */
+
+int cg_config_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen) {
+  char host[128];
+  const char *colon;
+  memset(out, 0, sizeof *out);
+  if (s[0] == '[') {
+    const char *end = strchr(s, ']');
+    if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof host) return -1;
+    memcpy(host, s + 1, (size_t)(end - s - 1));
+    host[end - s - 1] = 0;
+    colon = end + 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof host || colon == s) return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = 0;
+  }
+  const char *ps = colon + 1;
+  if (!*ps || strlen(ps) > 5) return -1;
+  for (const char *c = ps; *c; c++)
+    if (!isdigit((unsigned char)*c)) return -1;
+  int port = atoi(ps);
+  if (port < 1 || port > 65535) return -1;
+  if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
+  struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *outlen = sizeof *a4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    *outlen = sizeof *a6;
+    return 0;
+  }
+  return -2; /* names would need a resolver at load; targets are addresses */
+}
+
+static int is_tchar(unsigned char c) {
+  return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int is_token(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (!is_tchar((unsigned char)*s)) return 0;
+  return 1;
+}
+
+static int valid_host_name(const char *h) {
+  if (!*h || strlen(h) > 253) return 0;
+  for (; *h; h++)
+    if (!(isalnum((unsigned char)*h) || *h == '-' || *h == '.')) return 0;
+  return 1;
+}
+
+/* --- sections ------------------------------------------------------------ */
+
+static const char *const top_keys[] = {"listen", "workers", "log_level", "access_log", "limits",
+                                       "timeouts", "upstreams", "routes", NULL};
+static const char *const limit_keys[] = {"max_head_bytes", "max_headers", "max_body_bytes",
+                                         "max_connections", NULL};
+static const char *const timeout_keys[] = {"head", "idle", "body", "send", "upstream_connect",
+                                           "upstream_read", "drain", NULL};
+static const char *const upstream_keys[] = {"targets", "keepalive", "fail_timeout", NULL};
+static const char *const route_keys[] = {"name", "host", "prefix", "upstream", "static", "cors", NULL};
+static const char *const static_keys[] = {"status", "body", "headers", NULL};
+
+static void load_limits(loader_t *ld, int tidx, cg_limits_t *lim) {
+  double v;
+  if (get_table(ld, tidx, "", "limits") != 1) return;
+  int t = lua_gettop(ld->L);
+  check_keys(ld, t, "limits", limit_keys);
+  if (get_int(ld, t, "limits", "max_head_bytes", 1024, 1 << 20, &v) == 1) lim->max_head_bytes = (size_t)v;
+  if (get_int(ld, t, "limits", "max_headers", 1, 10000, &v) == 1) lim->max_headers = (int)v;
+  if (get_int(ld, t, "limits", "max_body_bytes", 0, 1099511627776.0, &v) == 1)
+    lim->max_body_bytes = (uint64_t)v;
+  if (get_int(ld, t, "limits", "max_connections", 1, 1000000, &v) == 1) lim->max_connections = (int)v;
+  lua_pop(ld->L, 1);
+}
+
+static void load_timeouts(loader_t *ld, int tidx, cg_timeouts_t *to) {
+  if (get_table(ld, tidx, "", "timeouts") != 1) return;
+  int t = lua_gettop(ld->L);
+  check_keys(ld, t, "timeouts", timeout_keys);
+  uint64_t *slots[] = {&to->head,     &to->idle,          &to->body, &to->send,
+                       &to->upstream_connect, &to->upstream_read, &to->drain};
+  for (int i = 0; timeout_keys[i]; i++) {
+    double v;
+    if (get_number(ld, t, "timeouts", timeout_keys[i], 0.001, 86400, &v) == 1)
+      *slots[i] = (uint64_t)(v * 1000 + 0.5);
+  }
+  lua_pop(ld->L, 1);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void load_upstreams(loader_t *ld, int tidx, cg_config_t *c) {
+  lua_State *L = ld->L;
+  if (get_table(ld, tidx, "", "upstreams") != 1) return;
+  int ut = lua_gettop(L);
+  /* Sorted so errors and indexes do not depend on Lua's hash order. */
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, ut)) n++, lua_pop(L, 1);
+  const char **names = xcalloc((size_t)n, sizeof *names);
+  int k = 0;
+  lua_pushnil(L);
+  while (lua_next(L, ut)) {
+    if (lua_type(L, -2) == LUA_TSTRING)
+      names[k++] = lua_tostring(L, -2);
+    else
+      cg_diag_error(ld->d, "upstreams", "expected upstreams by name, like upstreams = { api = { ... } }");
+    lua_pop(L, 1);
+  }
+  qsort(names, (size_t)k, sizeof *names, cmp_str);
+  c->upstreams = xcalloc((size_t)k, sizeof *c->upstreams);
+  for (int i = 0; i < k; i++) {
+    char p[256], tp[300];
+    snprintf(p, sizeof p, "upstreams.%s", names[i]);
+    if (strcmp(names[i], "echo") == 0) {
+      cg_diag_error(ld->d, p, "the name \"echo\" is reserved for the built-in echo upstream");
+      continue;
+    }
+    lua_getfield(L, ut, names[i]);
+    if (!want_type(ld, LUA_TTABLE, p, "a table like { targets = { \"127.0.0.1:9000\" } }")) {
+      lua_pop(L, 1);
+      continue;
+    }
+    int t = lua_gettop(L);
+    check_keys(ld, t, p, upstream_keys);
+    cg_upstream_conf_t *u = &c->upstreams[c->n_upstreams];
+    u->name = xstrdup(names[i]);
+    u->index = c->n_upstreams++;
+    u->keepalive = 32;
+    u->fail_timeout_ms = 10000;
+    double v;
+    if (get_int(ld, t, p, "keepalive", 0, 10000, &v) == 1) u->keepalive = (int)v;
+    if (get_number(ld, t, p, "fail_timeout", 0, 86400, &v) == 1) u->fail_timeout_ms = (uint64_t)(v * 1000);
+    snprintf(tp, sizeof tp, "%s.targets", p);
+    int r = get_table(ld, t, p, "targets");
+    if (r == 0) cg_diag_error(ld->d, tp, "required");
+    if (r == 1) {
+      int tt = lua_gettop(L);
+      int nt = list_len(ld, tt, tp);
+      if (nt == 0) cg_diag_error(ld->d, tp, "needs at least one \"host:port\"");
+      if (nt > 0) u->targets = xcalloc((size_t)nt, sizeof *u->targets);
+      for (int j = 1; j <= nt; j++) {
+        char ep[320];
+        snprintf(ep, sizeof ep, "%s[%d]", tp, j);
+        lua_rawgeti(L, tt, j);
+        if (want_type(ld, LUA_TSTRING, ep, "a string \"host:port\"")) {
+          const char *s = lua_tostring(L, -1);
+          cg_target_t *tg = &u->targets[u->n_targets];
+          int pr = cg_config_parse_hostport(s, &tg->addr, &tg->addrlen);
+          if (pr == -2)
+            cg_diag_error(ld->d, ep, "expected an IP address and port like \"127.0.0.1:9000\", got \"%s\"", s);
+          else if (pr < 0)
+            cg_diag_error(ld->d, ep, "expected \"host:port\", got \"%s\"", s);
+          else
+            tg->name = xstrdup(s), u->n_targets++;
+        }
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  free(names);
+  lua_pop(L, 1);
+}
+
+static cg_upstream_conf_t *find_upstream(cg_config_t *c, const char *name) {
+  for (int i = 0; i < c->n_upstreams; i++)
+    if (strcmp(c->upstreams[i].name, name) == 0) return &c->upstreams[i];
+  return NULL;
+}
+
+static void load_static(loader_t *ld, int tidx, const char *path, cg_static_conf_t *st) {
+  lua_State *L = ld->L;
+  char p[256];
+  join_path(p, sizeof p, path, "static");
+  int t = lua_gettop(L);
+  (void)tidx;
+  check_keys(ld, t, p, static_keys);
+  double v;
+  st->status = 200;
+  if (get_int(ld, t, p, "status", 200, 599, &v) == 1) st->status = (int)v;
+  const char *body = "";
+  get_string(ld, t, p, "body", 0, &body);
+  lua_getfield(L, t, "body");
+  size_t blen = 0;
+  if (lua_type(L, -1) == LUA_TSTRING) lua_tolstring(L, -1, &blen);
+  lua_pop(L, 1);
+  st->body = xcalloc(blen + 1, 1);
+  memcpy(st->body, body, blen);
+  st->body_len = blen;
+  /* Headers are rendered once here: the response path copies bytes, never formats. */
+  size_t cap = 1, len = 0;
+  char *block = xcalloc(1, 1);
+  if (get_table(ld, t, p, "headers") == 1) {
+    int ht = lua_gettop(L);
+    char hp[300];
+    lua_pushnil(L);
+    while (lua_next(L, ht)) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+        snprintf(hp, sizeof hp, "%s.headers", p);
+        cg_diag_error(ld->d, hp, "expected { [\"name\"] = \"value\" } pairs of strings");
+      } else {
+        const char *name = lua_tostring(L, -2), *val = lua_tostring(L, -1);
+        snprintf(hp, sizeof hp, "%s.headers[\"%s\"]", p, name);
+        if (!is_token(name)) {
+          cg_diag_error(ld->d, hp, "not a valid header name");
+        } else if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
+                   strcasecmp(name, "connection") == 0) {
+          cg_diag_error(ld->d, hp, "set by the gateway; remove it");
+        } else if (strpbrk(val, "\r\n") || strchr(val, 0) != val + lua_objlen(L, -1)) {
+          cg_diag_error(ld->d, hp, "a header value cannot contain CR, LF or NUL");
+        } else {
+          size_t need = len + strlen(name) + strlen(val) + 5;
+          if (need > cap) {
+            cap = need * 2;
+            block = realloc(block, cap);
+            if (!block) abort();
+          }
+          len += (size_t)sprintf(block + len, "%s: %s\r\n", name, val);
+        }
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  st->headers = block;
+  st->headers_len = len;
+}
+
+static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t *r) {
+  lua_State *L = ld->L;
+  char p[64];
+  snprintf(p, sizeof p, "routes[%d]", idx);
+  check_keys(ld, rt, p, route_keys);
+  r->index = idx;
+  const char *s = NULL;
+  char defname[32];
+  snprintf(defname, sizeof defname, "route%d", idx);
+  r->name = xstrdup(get_string(ld, rt, p, "name", 0, &s) == 1 ? s : defname);
+
+  const char *host = "*";
+  char hp[96];
+  snprintf(hp, sizeof hp, "%s.host", p);
+  get_string(ld, rt, p, "host", 0, &host);
+  char *h = xstrdup(host);
+  for (char *q = h; *q; q++) *q = (char)tolower((unsigned char)*q);
+  if (strcmp(h, "*") == 0) {
+    r->host_kind = CG_HOST_ANY;
+    r->host = h;
+  } else if (strncmp(h, "*.", 2) == 0 && valid_host_name(h + 2) && strchr(h + 2, '.')) {
+    r->host_kind = CG_HOST_WILDCARD;
+    r->host = xstrdup(h + 1); /* keep the dot: matching is a label-boundary suffix test */
+    free(h);
+  } else if (valid_host_name(h)) {
+    r->host_kind = CG_HOST_EXACT;
+    r->host = h;
+  } else {
+    cg_diag_error(ld->d, hp, "expected \"*\", a host name like \"api.example.com\" or \"*.example.com\", got \"%s\"", host);
+    r->host = h;
+  }
+  r->host_len = strlen(r->host);
+
+  char pp[96];
+  snprintf(pp, sizeof pp, "%s.prefix", p);
+  if (get_string(ld, rt, p, "prefix", 1, &s) == 1) {
+    if (s[0] != '/' || strpbrk(s, " ?#\r\n\t"))
+      cg_diag_error(ld->d, pp, "expected a path starting with \"/\", got \"%s\"", s);
+    r->prefix = xstrdup(s);
+  } else {
+    r->prefix = xstrdup("/");
+  }
+  r->prefix_len = strlen(r->prefix);
+
+  int has_static = field(L, rt, "static") != LUA_TNIL;
+  lua_pop(L, 1);
+  const char *up = NULL;
+  int has_up = get_string(ld, rt, p, "upstream", 0, &up);
+  if (has_static && has_up) {
+    cg_diag_error(ld->d, p, "has both upstream and static: keep one");
+  } else if (has_static) {
+    r->kind = CG_ROUTE_STATIC;
+    if (get_table(ld, rt, p, "static") == 1) {
+      load_static(ld, rt, p, &r->static_resp);
+      lua_pop(L, 1);
+    }
+  } else if (has_up == 1) {
+    char upp[96];
+    snprintf(upp, sizeof upp, "%s.upstream", p);
+    if (strcmp(up, "echo") == 0) {
+      r->kind = CG_ROUTE_ECHO;
+    } else {
+      r->kind = CG_ROUTE_PROXY;
+      r->upstream = find_upstream(c, up);
+      if (!r->upstream) cg_diag_error(ld->d, upp, "unknown upstream \"%s\"", up);
+    }
+  } else if (has_up == 0) {
+    cg_diag_error(ld->d, p, "needs upstream = \"NAME\" (or \"echo\") or static = { ... }");
+  }
+
+  int ct = field(L, rt, "cors");
+  if (ct != LUA_TNIL) {
+    char cp[96];
+    snprintf(cp, sizeof cp, "%s.cors", p);
+    if (ct != LUA_TTABLE) {
+      cg_diag_error(ld->d, cp, "expected a table, got %s", luaL_typename(L, -1));
+    } else {
+#ifdef CG_HAVE_CORS_CONFIG
+      if (!ld->psl) ld->psl = cg_psl_load(NULL, ld->d);
+      cg_cors_config_load(L, lua_gettop(L), cp, ld->psl, ld->d, &r->cors);
+#else
+      cg_diag_error(ld->d, cp, "not supported yet");
+#endif
+    }
+  }
+  lua_pop(L, 1);
+}
+
+static void load_routes(loader_t *ld, int tidx, cg_config_t *c) {
+  lua_State *L = ld->L;
+  int r = get_table(ld, tidx, "", "routes");
+  if (r == 0) cg_diag_error(ld->d, "routes", "required: at least one route");
+  if (r != 1) return;
+  int rt = lua_gettop(L);
+  int n = list_len(ld, rt, "routes");
+  if (n == 0) cg_diag_error(ld->d, "routes", "needs at least one route");
+  if (n <= 0) {
+    lua_pop(L, 1);
+    return;
+  }
+  c->routes = xcalloc((size_t)n, sizeof *c->routes);
+  for (int i = 1; i <= n; i++) {
+    char p[64];
+    snprintf(p, sizeof p, "routes[%d]", i);
+    lua_rawgeti(L, rt, i);
+    cg_route_t *route = &c->routes[c->n_routes];
+    if (want_type(ld, LUA_TTABLE, p, "a table like { name = \"api\", prefix = \"/\", upstream = \"echo\" }")) {
+      load_route(ld, lua_gettop(L), i, c, route);
+      c->n_routes++;
+      for (int j = 0; j < c->n_routes - 1; j++) {
+        cg_route_t *o = &c->routes[j];
+        if (strcmp(o->name, route->name) == 0)
+          cg_diag_error(ld->d, p, "route name \"%s\" is already used by routes[%d]", route->name, o->index);
+        else if (strcmp(o->host, route->host) == 0 && o->host_kind == route->host_kind &&
+                 strcmp(o->prefix, route->prefix) == 0)
+          cg_diag_error(ld->d, p, "same host and prefix as routes[%d]: it could never match", o->index);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* --- entry --------------------------------------------------------------- */
+
+static void sandbox(lua_State *L) {
+  /* stack: chunk -> chunk (with its environment set) */
+  lua_newtable(L);
+  static const char *const globals[] = {"assert", "error",  "ipairs", "next",   "pairs",  "pcall",
+                                        "select", "tonumber", "tostring", "type", "unpack", "string",
+                                        "table",  "math",   NULL};
+  for (const char *const *g = globals; *g; g++) {
+    lua_getglobal(L, *g);
+    lua_setfield(L, -2, *g);
+  }
+  lua_newtable(L); /* os = { getenv = os.getenv } so secrets can stay out of the file */
+  lua_getglobal(L, "os");
+  lua_getfield(L, -1, "getenv");
+  lua_setfield(L, -3, "getenv");
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "os");
+  lua_setfenv(L, -2);
+}
+
+static long default_workers(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : (n > 256 ? 256 : n);
+}
+
+cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
+  cg_config_t *c = xcalloc(1, sizeof *c);
+  c->source = xstrdup(file ? file : "(demo)");
+  c->workers = (int)default_workers();
+  c->log_level = CG_LOG_INFO;
+  c->access_log = 1;
+  c->limits = (cg_limits_t){.max_head_bytes = 16384, .max_headers = 100,
+                            .max_body_bytes = 10 * 1024 * 1024, .max_connections = 10000};
+  c->timeouts = (cg_timeouts_t){.head = 10000, .idle = 60000, .body = 30000, .send = 60000,
+                                .upstream_connect = 5000, .upstream_read = 30000, .drain = 10000};
+
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    cg_diag_error(d, NULL, "cannot create a Lua state");
+    return c;
+  }
+  luaL_openlibs(L);
+  loader_t ld = {.L = L, .d = d, .psl = NULL};
+  int rc = file ? luaL_loadfile(L, file) : luaL_loadbuffer(L, cg_config_demo, strlen(cg_config_demo), "demo");
+  if (rc == 0) {
+    sandbox(L);
+    rc = lua_pcall(L, 0, 1, 0);
+  }
+  if (rc != 0) {
+    cg_diag_error(d, NULL, "%s", lua_tostring(L, -1));
+  } else if (!lua_istable(L, -1)) {
+    cg_diag_error(d, NULL, "the file must return a table, like return { listen = \"127.0.0.1:8080\", ... }");
+  } else {
+    int t = lua_gettop(L);
+    check_keys(&ld, t, "", top_keys);
+    const char *s;
+    c->listen = xstrdup("127.0.0.1:8080");
+    if (get_string(&ld, t, "", "listen", 0, &s) == 1) {
+      free(c->listen);
+      c->listen = xstrdup(s);
+    }
+    if (cg_config_parse_hostport(c->listen, &c->listen_addr, &c->listen_addrlen) != 0)
+      cg_diag_error(d, "listen", "expected \"host:port\", got \"%s\"", c->listen);
+    double v;
+    if (get_int(&ld, t, "", "workers", 1, 256, &v) == 1) c->workers = (int)v;
+    if (get_string(&ld, t, "", "log_level", 0, &s) == 1) {
+      int lv = cg_log_level_parse(s);
+      if (lv < 0)
+        cg_diag_error(d, "log_level", "expected \"error\", \"warn\", \"info\" or \"debug\", got \"%s\"", s);
+      else
+        c->log_level = lv;
+    }
+    get_bool(&ld, t, "", "access_log", &c->access_log);
+    load_limits(&ld, t, &c->limits);
+    load_timeouts(&ld, t, &c->timeouts);
+    load_upstreams(&ld, t, c);
+    load_routes(&ld, t, c);
+  }
+  if (ld.psl) cg_psl_free(ld.psl);
+  lua_close(L);
+  if (d->errors) {
+    cg_config_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void cg_config_free(cg_config_t *c) {
+  if (!c) return;
+  for (int i = 0; i < c->n_upstreams; i++) {
+    for (int j = 0; j < c->upstreams[i].n_targets; j++) free(c->upstreams[i].targets[j].name);
+    free(c->upstreams[i].targets);
+    free(c->upstreams[i].name);
+  }
+  free(c->upstreams);
+  for (int i = 0; i < c->n_routes; i++) {
+    cg_route_t *r = &c->routes[i];
+    free(r->name);
+    free(r->host);
+    free(r->prefix);
+    free(r->static_resp.body);
+    free(r->static_resp.headers);
+    if (r->cors) cg_cors_policy_free(r->cors);
+  }
+  free(c->routes);
+  free(c->listen);
+  free(c->source);
+  free(c);
+}

@@ -1,0 +1,95 @@
+#ifndef CG_CONFIG_H
+#define CG_CONFIG_H
+/* The loaded configuration. Built once by cg_config_load from a Lua file and
+ * read-only afterwards, so every worker thread reads it without locks. Freed
+ * with cg_config_free, which owns every string and array below. */
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util/diag.h"
+
+struct cg_cors_policy;
+
+typedef struct cg_target {
+  char *name; /* "host:port" as written */
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+} cg_target_t;
+
+typedef struct cg_upstream_conf {
+  char *name;
+  int index;
+  cg_target_t *targets;
+  int n_targets;
+  int keepalive;        /* idle connections kept per target per worker */
+  uint64_t fail_timeout_ms;
+} cg_upstream_conf_t;
+
+typedef struct cg_static_conf {
+  int status;
+  char *body;
+  size_t body_len;
+  char *headers; /* pre-rendered "Name: value\r\n" lines */
+  size_t headers_len;
+} cg_static_conf_t;
+
+typedef enum { CG_HOST_ANY = 0, CG_HOST_WILDCARD = 1, CG_HOST_EXACT = 2 } cg_host_kind_t;
+
+typedef enum { CG_ROUTE_PROXY, CG_ROUTE_ECHO, CG_ROUTE_STATIC } cg_route_kind_t;
+
+typedef struct cg_route {
+  char *name;
+  int index; /* 1-based, as in the config file */
+  cg_host_kind_t host_kind;
+  char *host; /* lower-case; for wildcards the suffix with its dot: ".example.com" */
+  size_t host_len;
+  char *prefix;
+  size_t prefix_len;
+  cg_route_kind_t kind;
+  cg_upstream_conf_t *upstream; /* CG_ROUTE_PROXY */
+  cg_static_conf_t static_resp; /* CG_ROUTE_STATIC */
+  struct cg_cors_policy *cors;  /* NULL: the route does no CORS */
+} cg_route_t;
+
+typedef struct cg_limits {
+  size_t max_head_bytes;
+  int max_headers;
+  uint64_t max_body_bytes;
+  int max_connections;
+} cg_limits_t;
+
+typedef struct cg_timeouts { /* milliseconds */
+  uint64_t head, idle, body, send, upstream_connect, upstream_read, drain;
+} cg_timeouts_t;
+
+typedef struct cg_config {
+  char *source; /* file name, or "(demo)" */
+  char *listen;
+  struct sockaddr_storage listen_addr;
+  socklen_t listen_addrlen;
+  int workers;
+  int log_level;
+  int access_log;
+  cg_limits_t limits;
+  cg_timeouts_t timeouts;
+  cg_upstream_conf_t *upstreams;
+  int n_upstreams;
+  cg_route_t *routes;
+  int n_routes;
+} cg_config_t;
+
+/* Loads and validates FILE (or the built-in demo when file is NULL). Every
+ * problem goes to d with the path of its field; returns NULL when d has
+ * errors. */
+cg_config_t *cg_config_load(const char *file, cg_diag_t *d);
+void cg_config_free(cg_config_t *c);
+
+/* The built-in demo config, served by `corsgate run` without -c. */
+extern const char cg_config_demo[];
+
+/* "host:port" -> address. Returns 0 or a negative code. */
+int cg_config_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen);
+
+#endif

@@ -1,0 +1,527 @@
+/* Client connections: reading, parsing with llhttp, dispatch, timeouts and
+ * writes.
+ *
+ * One request is served at a time. The parser pauses after a request's head
+ * (until the upstream can take the body) and after a request's end (until its
+ * response is out); bytes read past that point wait in c->pending. Pipelined
+ * requests are therefore answered in order without a response queue, the way
+ * nginx does it. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/internal.h"
+#include "util/log.h"
+
+/* A client that stops reading stops the upstream read past this much queued. */
+#define SEND_HIGH_WATER (256 * 1024)
+#define SEND_LOW_WATER (64 * 1024)
+
+static llhttp_settings_t settings;
+static uv_once_t settings_once = UV_ONCE_INIT;
+
+static void conn_parse(cg_conn_t *c, const char *data, size_t len);
+static void conn_arm_timer(cg_conn_t *c);
+static void on_timer(uv_timer_t *t);
+
+/* --- llhttp callbacks ---------------------------------------------------- */
+
+static int on_message_begin(llhttp_t *p) {
+  cg_conn_t *c = p->data;
+  if (c->state == CG_CONN_IDLE) {
+    c->state = CG_CONN_HEAD;
+    c->req.t_start = uv_now(&c->w->loop);
+    /* counts from the first byte of the request, not from each read */
+    uv_timer_start(&c->timer, on_timer, c->w->cfg->timeouts.head, 0);
+  }
+  return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len) {
+  return cg_head_on_method(&((cg_conn_t *)p->data)->head, at, len);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  return cg_head_on_url(&((cg_conn_t *)p->data)->head, at, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  return cg_head_on_field(&((cg_conn_t *)p->data)->head, at, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  return cg_head_on_value(&((cg_conn_t *)p->data)->head, at, len);
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  cg_head_on_value_complete(&((cg_conn_t *)p->data)->head);
+  return 0;
+}
+
+static int is_token(const char *s, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (!(isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch))) return 0;
+  }
+  return 1;
+}
+
+/* Refuses the request with a gateway-made response and closes after it. */
+static int refuse(cg_conn_t *c, int status, const char *why) {
+  c->req.keep_alive = 0;
+  cg_log_info("%s: %d %s", c->peer, status, why);
+  cg_respond_error(c, status, why);
+  return HPE_PAUSED;
+}
+
+/* The Host header without its port, for route matching. */
+static void host_of(const cg_conn_t *c, const char **host, size_t *len) {
+  const cg_head_t *h = &c->head;
+  int i = cg_head_find(h, "host", 4, 0);
+  *host = "";
+  *len = 0;
+  if (i < 0) return;
+  const char *v = cg_head_value(h, i);
+  size_t n = h->hdrs[i].val_len;
+  if (n && v[0] == '[') {
+    const char *e = memchr(v, ']', n);
+    n = e ? (size_t)(e - v + 1) : n;
+  } else {
+    const char *colon = memchr(v, ':', n);
+    if (colon) n = (size_t)(colon - v);
+  }
+  *host = v;
+  *len = n;
+}
+
+static int valid_host_value(const char *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)v[i];
+    if (!(isalnum(ch) || strchr("-._~!$&'()*+,;=:[]%", ch))) return 0;
+  }
+  return 1;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  cg_conn_t *c = p->data;
+  cg_req_t *r = &c->req;
+  cg_head_t *h = &c->head;
+  const cg_config_t *cfg = c->w->cfg;
+
+  c->state = CG_CONN_ACTIVE;
+  r->http_minor = p->http_major == 1 ? p->http_minor : 0;
+  r->method = p->method;
+  /* HTTP/1.1 keeps the connection unless told otherwise; 1.0 only when asked. */
+  if (r->http_minor >= 1)
+    r->keep_alive = !(p->flags & F_CONNECTION_CLOSE);
+  else
+    r->keep_alive = (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
+
+  for (int i = 0; i < h->n; i++)
+    if (!is_token(cg_head_name(h, i), h->hdrs[i].name_len))
+      return refuse(c, 400, "invalid header name");
+  int hosts = cg_head_count(h, "host", 4);
+  if (hosts > 1) return refuse(c, 400, "several Host headers");
+  if (hosts == 0 && r->http_minor >= 1) return refuse(c, 400, "missing Host header");
+  if (hosts == 1) {
+    int i = cg_head_find(h, "host", 4, 0);
+    if (!valid_host_value(cg_head_value(h, i), h->hdrs[i].val_len)) return refuse(c, 400, "invalid Host header");
+  }
+  /* llhttp reports a non-chunked request Transfer-Encoding only after this
+   * callback; the length of such a body is unknowable (RFC 9112 6.3). */
+  if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))
+    return refuse(c, 400, "unsupported Transfer-Encoding");
+
+  r->chunked = (p->flags & F_CHUNKED) != 0;
+  r->content_length = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
+  r->has_body = r->chunked || r->content_length > 0;
+  if (!r->chunked && r->content_length > cfg->limits.max_body_bytes)
+    return refuse(c, 413, "request body too large");
+
+  int e = cg_head_find(h, "expect", 6, 0);
+  if (e >= 0) {
+    if (!cg_name_eq(cg_head_value(h, e), h->hdrs[e].val_len, "100-continue", 12))
+      return refuse(c, 417, "unsupported Expect");
+    r->expect_continue = r->has_body && r->http_minor >= 1;
+  }
+
+  const char *url = h->buf + h->url_off;
+  size_t url_len = h->url_len;
+  if (url_len == 0 || (url[0] != '/' && !(url_len == 1 && url[0] == '*' && r->method == HTTP_OPTIONS)))
+    return refuse(c, 400, "request target must be a path");
+  const char *host;
+  size_t host_len;
+  host_of(c, &host, &host_len);
+  r->route = cg_route_match(cfg, host, host_len, url, url_len);
+  if (r->route && r->route->kind == CG_ROUTE_PROXY) {
+    r->kind = CG_REQ_PROXY;
+    cg_proxy_start(c);
+    return HPE_PAUSED; /* resumed by the proxy once the upstream can take the body */
+  }
+  r->kind = CG_REQ_LOCAL;
+  if (r->expect_continue) cg_conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  cg_conn_t *c = p->data;
+  cg_req_t *r = &c->req;
+  r->body_bytes += len;
+  if (r->body_bytes > c->w->cfg->limits.max_body_bytes) {
+    refuse(c, 413, "request body too large");
+    return HPE_USER;
+  }
+  if (r->kind == CG_REQ_PROXY) return cg_proxy_body(c, at, len) < 0 ? HPE_USER : 0;
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  cg_conn_t *c = p->data;
+  c->req.msg_complete = 1;
+  if (c->req.kind == CG_REQ_PROXY) cg_proxy_body_end(c);
+  return HPE_PAUSED; /* the next request waits for this response */
+}
+
+static void init_settings(void) {
+  llhttp_settings_init(&settings);
+  settings.on_message_begin = on_message_begin;
+  settings.on_method = on_method;
+  settings.on_url = on_url;
+  settings.on_header_field = on_header_field;
+  settings.on_header_value = on_header_value;
+  settings.on_header_value_complete = on_header_value_complete;
+  settings.on_headers_complete = on_headers_complete;
+  settings.on_body = on_body;
+  settings.on_message_complete = on_message_complete;
+}
+
+/* --- timers -------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t) {
+  cg_conn_t *c = container_of(t, cg_conn_t, timer);
+  cg_req_t *r = &c->req;
+  switch (c->state) {
+  case CG_CONN_IDLE:
+    cg_conn_close(c);
+    return;
+  case CG_CONN_HEAD:
+    refuse(c, 408, "request head not received in time");
+    return;
+  case CG_CONN_ACTIVE:
+    if (!r->resp_started && !r->msg_complete) {
+      refuse(c, 408, "request body not received in time");
+      return;
+    }
+    cg_log_info("%s: closing: client stopped reading", c->peer);
+    cg_conn_close(c);
+    return;
+  case CG_CONN_CLOSING:
+    return;
+  }
+}
+
+static void conn_arm_timer(cg_conn_t *c) {
+  const cg_timeouts_t *to = &c->w->cfg->timeouts;
+  uint64_t ms = 0;
+  switch (c->state) {
+  case CG_CONN_IDLE:
+    ms = to->idle;
+    break;
+  case CG_CONN_HEAD:
+    if (uv_is_active((uv_handle_t *)&c->timer)) return; /* armed at the first byte */
+    ms = to->head;
+    break;
+  case CG_CONN_ACTIVE:
+    if (c->send_blocked)
+      ms = to->send;
+    else if (!c->req.msg_complete && c->reading)
+      ms = to->body;
+    break;
+  case CG_CONN_CLOSING:
+    break;
+  }
+  if (ms)
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+  else
+    uv_timer_stop(&c->timer);
+}
+
+/* --- reading ------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  cg_conn_t *c = container_of((uv_tcp_t *)handle, cg_conn_t, tcp);
+  cg_worker_t *w = c->w;
+  (void)suggested;
+  if (w->rbuf_busy) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
+  w->rbuf_busy = 1;
+  buf->base = w->rbuf;
+  buf->len = sizeof w->rbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  cg_conn_t *c = container_of((uv_tcp_t *)s, cg_conn_t, tcp);
+  if (buf->base == c->w->rbuf) c->w->rbuf_busy = 0; /* parsing copies what it keeps */
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (c->state == CG_CONN_ACTIVE && c->req.msg_complete && !c->req.resp_done) {
+      /* The client half-closed after a complete request: answer, then close. */
+      c->req.keep_alive = 0;
+      uv_read_stop(s);
+      c->reading = 0;
+      return;
+    }
+    cg_conn_close(c);
+    return;
+  }
+  conn_parse(c, buf->base, (size_t)nread);
+}
+
+size_t cg_conn_write_queue(const cg_conn_t *c) { return c->tcp.write_queue_size; }
+
+void cg_conn_update_reading(cg_conn_t *c) {
+  int want = c->state != CG_CONN_CLOSING && !c->paused && !c->req.body_bp && !c->close_when_flushed;
+  if (want && !c->reading) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+  } else if (!want && c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+  }
+  conn_arm_timer(c);
+}
+
+static void keep_pending(cg_conn_t *c, const char *at, size_t len) {
+  if (len > c->pending_cap) {
+    char *p = malloc(len);
+    if (!p) {
+      cg_conn_close(c);
+      return;
+    }
+    free(c->pending);
+    c->pending = p;
+    c->pending_cap = len;
+  }
+  memmove(c->pending, at, len);
+  c->pending_len = len;
+}
+
+static int head_status(const cg_conn_t *c) {
+  if (c->head.overflow) return 431;
+  return 400;
+}
+
+/* Parses one buffer; leaves the unparsed rest in c->pending when the parser
+ * pauses. */
+static void parse_once(cg_conn_t *c, const char *data, size_t len) {
+  c->head.exec_start = data;
+  llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+  if (c->state == CG_CONN_CLOSING) return;
+  if (err == HPE_OK) {
+    if (c->state == CG_CONN_HEAD && c->head.len > c->w->cfg->limits.max_head_bytes) refuse(c, 431, "request head too large");
+    return;
+  }
+  if (err == HPE_PAUSED) {
+    const char *pos = llhttp_get_error_pos(&c->parser);
+    size_t rest = pos ? (size_t)(data + len - pos) : 0;
+    c->paused = 1;
+    if (rest) keep_pending(c, pos, rest);
+    else c->pending_len = 0;
+    if (c->req.kind == CG_REQ_LOCAL && c->req.msg_complete && !c->req.resp_started) cg_respond_local(c);
+    return;
+  }
+  if (c->close_when_flushed) return; /* a refusal is on its way out: close after it */
+  if (c->req.resp_started) {
+    cg_conn_close(c);
+    return;
+  }
+  if (c->head.obs_fold) {
+    refuse(c, 400, "obsolete line folding");
+    return;
+  }
+  int status = head_status(c);
+  const char *why = status == 431 ? "request head too large" : llhttp_get_error_reason(&c->parser);
+  refuse(c, status, why ? why : "malformed request");
+}
+
+static void conn_parse(cg_conn_t *c, const char *data, size_t len) {
+  int outer = !c->in_parse;
+  c->in_parse = 1;
+  if (data) parse_once(c, data, len);
+  /* Serving a request may resume the parser (a local answer, a pipelined
+   * next request): keep going here rather than recursing. */
+  while (outer && c->state != CG_CONN_CLOSING && !c->paused && c->pending_len > 0) {
+    char *buf = c->pending;
+    size_t n = c->pending_len;
+    c->pending = NULL;
+    c->pending_len = c->pending_cap = 0;
+    parse_once(c, buf, n);
+    free(buf);
+  }
+  if (outer) c->in_parse = 0;
+  if (c->state != CG_CONN_CLOSING) cg_conn_update_reading(c);
+}
+
+void cg_conn_resume(cg_conn_t *c) {
+  if (c->state == CG_CONN_CLOSING || !c->paused) return;
+  c->paused = 0;
+  llhttp_resume(&c->parser);
+  conn_parse(c, NULL, 0);
+}
+
+/* --- writing ------------------------------------------------------------- */
+
+typedef struct out {
+  uv_write_t req;
+  char data[];
+} out_t;
+
+static void on_write(uv_write_t *wr, int status) {
+  out_t *o = container_of(wr, out_t, req);
+  cg_conn_t *c = wr->data;
+  free(o);
+  c->pending_writes--;
+  if (c->state == CG_CONN_CLOSING) {
+    return;
+  }
+  if (status < 0) {
+    cg_conn_close(c);
+    return;
+  }
+  if (c->pending_writes == 0 && c->close_when_flushed) {
+    cg_conn_close(c);
+    return;
+  }
+  if (c->send_blocked && cg_conn_write_queue(c) < SEND_LOW_WATER) {
+    c->send_blocked = 0;
+    conn_arm_timer(c);
+    cg_proxy_client_drained(c);
+  }
+}
+
+int cg_conn_write2(cg_conn_t *c, const void *a, size_t alen, const void *b, size_t blen) {
+  if (c->state == CG_CONN_CLOSING) return -1;
+  out_t *o = malloc(sizeof *o + alen + blen);
+  if (!o) {
+    cg_conn_close(c);
+    return -1;
+  }
+  if (alen) memcpy(o->data, a, alen);
+  if (blen) memcpy(o->data + alen, b, blen);
+  uv_buf_t buf = uv_buf_init(o->data, (unsigned)(alen + blen));
+  o->req.data = c;
+  int rc = uv_write(&o->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+  if (rc < 0) {
+    free(o);
+    cg_conn_close(c);
+    return -1;
+  }
+  c->pending_writes++;
+  c->req.resp_bytes += alen + blen;
+  if (!c->send_blocked && cg_conn_write_queue(c) > SEND_HIGH_WATER) {
+    c->send_blocked = 1;
+    conn_arm_timer(c);
+  }
+  return 0;
+}
+
+int cg_conn_write(cg_conn_t *c, const void *data, size_t len) { return cg_conn_write2(c, data, len, NULL, 0); }
+
+/* --- lifecycle ----------------------------------------------------------- */
+
+static void access_log(cg_conn_t *c) {
+  if (!c->w->cfg->access_log) return;
+  const cg_req_t *r = &c->req;
+  const cg_head_t *h = &c->head;
+  uint64_t ms = uv_now(&c->w->loop) - r->t_start;
+  cg_log_access("%s \"%.*s %.*s HTTP/1.%d\" %d %llu route=%s %llums", c->peer, (int)h->method_len,
+                h->buf ? h->buf + h->method_off : "-", (int)(h->url_len > 512 ? 512 : h->url_len),
+                h->buf ? h->buf + h->url_off : "-", r->http_minor, r->status,
+                (unsigned long long)r->resp_bytes, r->route ? r->route->name : "-", (unsigned long long)ms);
+}
+
+void cg_conn_response_done(cg_conn_t *c) {
+  cg_req_t *r = &c->req;
+  r->resp_done = 1;
+  access_log(c);
+  if (!r->keep_alive || !r->msg_complete || c->w->draining || c->state == CG_CONN_CLOSING) {
+    c->close_when_flushed = 1;
+    if (c->pending_writes == 0) cg_conn_close(c);
+    else cg_conn_update_reading(c);
+    return;
+  }
+  memset(r, 0, sizeof *r);
+  cg_head_reset(&c->head);
+  c->state = CG_CONN_IDLE;
+  /* Heads of one request are often a few hundred bytes; a large one's memory
+   * is returned instead of being kept per idle connection. */
+  if (c->head.cap > 8192) cg_head_free(&c->head);
+  if (c->paused) {
+    c->paused = 0;
+    llhttp_resume(&c->parser);
+  }
+  conn_parse(c, NULL, 0);
+}
+
+static void on_close(uv_handle_t *h) {
+  cg_conn_t *c = h->data;
+  if (--c->handles_open > 0) return;
+  cg_worker_t *w = c->w;
+  cg_head_free(&c->head);
+  free(c->pending);
+  free(c);
+  cg_worker_conn_closed(w);
+}
+
+void cg_conn_close(cg_conn_t *c) {
+  if (c->state == CG_CONN_CLOSING) return;
+  c->state = CG_CONN_CLOSING;
+  if (c->req.kind == CG_REQ_PROXY) cg_proxy_client_gone(c);
+  cg_list_remove(&c->link);
+  uv_close((uv_handle_t *)&c->timer, on_close);
+  uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void cg_conn_drain(cg_conn_t *c) {
+  if (c->state == CG_CONN_IDLE && c->pending_len == 0 && !c->paused) cg_conn_close(c);
+  else c->req.keep_alive = 0;
+}
+
+void cg_conn_accept(cg_worker_t *w) {
+  uv_once(&settings_once, init_settings);
+  cg_conn_t *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->w = w;
+  uv_tcp_init(&w->loop, &c->tcp);
+  uv_timer_init(&w->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->handles_open = 2;
+  cg_list_init(&c->link);
+  cg_list_push(&w->conns, &c->link);
+  w->n_conns++;
+  if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+    cg_conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  struct sockaddr_storage ss;
+  int sl = sizeof ss;
+  strcpy(c->peer, "-");
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET)
+      uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
+    else if (ss.ss_family == AF_INET6)
+      uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
+  }
+  llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+  c->parser.data = c;
+  cg_head_init(&c->head, w->cfg->limits.max_head_bytes, w->cfg->limits.max_headers);
+  c->state = CG_CONN_IDLE;
+  cg_conn_update_reading(c);
+}

@@ -1,0 +1,223 @@
+/* Message heads: the bytes llhttp hands over, copied into one bounded store,
+ * and the small output buffer heads are rendered into. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/internal.h"
+
+void cg_head_init(cg_head_t *h, size_t max_bytes, int max_headers) {
+  memset(h, 0, sizeof *h);
+  h->max_bytes = max_bytes;
+  h->max_headers = max_headers;
+}
+
+void cg_head_reset(cg_head_t *h) {
+  h->len = 0;
+  h->n = 0;
+  h->url_off = h->url_len = 0;
+  h->method_off = h->method_len = 0;
+  h->in_value = 0;
+  h->value_complete = 0;
+  h->overflow = 0;
+  h->obs_fold = 0;
+}
+
+void cg_head_free(cg_head_t *h) {
+  free(h->buf);
+  free(h->hdrs);
+  h->buf = NULL;
+  h->hdrs = NULL;
+  h->cap = 0;
+  h->hcap = 0;
+  cg_head_reset(h);
+}
+
+/* Appends bytes; each string is kept NUL-terminated for the few places that
+ * want C strings, so every append reserves one extra byte. */
+static int append(cg_head_t *h, const char *at, size_t len) {
+  if (h->len + len + 1 > h->max_bytes) {
+    h->overflow = 1;
+    return -1;
+  }
+  if (h->len + len + 1 > h->cap) {
+    size_t cap = h->cap ? h->cap : 1024;
+    while (cap < h->len + len + 1) cap *= 2;
+    if (cap > h->max_bytes) cap = h->max_bytes;
+    char *p = realloc(h->buf, cap);
+    if (!p) {
+      h->overflow = 1;
+      return -1;
+    }
+    h->buf = p;
+    h->cap = cap;
+  }
+  memcpy(h->buf + h->len, at, len);
+  h->len += len;
+  h->buf[h->len] = 0;
+  return 0;
+}
+
+/* Strings are built piece by piece: the current one always ends at h->len. */
+static int extend(cg_head_t *h, uint32_t *off, uint32_t *slen, const char *at, size_t len) {
+  if (*slen == 0 && *off == 0 && h->len > 0) {
+    /* new string: skip past the previous one's terminator */
+    if (append(h, "", 0) < 0) return -1;
+    h->len++;
+  }
+  if (*slen == 0) *off = (uint32_t)h->len;
+  if (append(h, at, len) < 0) return -1;
+  *slen += (uint32_t)len;
+  return 0;
+}
+
+int cg_head_on_method(cg_head_t *h, const char *at, size_t len) {
+  return extend(h, &h->method_off, &h->method_len, at, len);
+}
+
+int cg_head_on_url(cg_head_t *h, const char *at, size_t len) {
+  return extend(h, &h->url_off, &h->url_len, at, len);
+}
+
+int cg_head_on_field(cg_head_t *h, const char *at, size_t len) {
+  if (h->n == 0 || h->in_value) {
+    if (h->n >= h->max_headers) {
+      h->overflow = 2;
+      return -1;
+    }
+    if (h->n == h->hcap) {
+      int cap = h->hcap ? h->hcap * 2 : 16;
+      if (cap > h->max_headers) cap = h->max_headers;
+      cg_hdr_t *p = realloc(h->hdrs, (size_t)cap * sizeof *p);
+      if (!p) {
+        h->overflow = 2;
+        return -1;
+      }
+      h->hdrs = p;
+      h->hcap = cap;
+    }
+    memset(&h->hdrs[h->n], 0, sizeof h->hdrs[h->n]);
+    h->n++;
+    h->in_value = 0;
+    h->value_complete = 0;
+  }
+  cg_hdr_t *x = &h->hdrs[h->n - 1];
+  return extend(h, &x->name_off, &x->name_len, at, len);
+}
+
+int cg_head_on_value(cg_head_t *h, const char *at, size_t len) {
+  if (h->n == 0) return -1;
+  cg_hdr_t *x = &h->hdrs[h->n - 1];
+  if (h->in_value && at != h->exec_start) {
+    /* llhttp (8.x) passes an obs-fold continuation line as another piece of
+     * the same value. A value is only legitimately split at the start of a
+     * new read, so a second piece inside one buffer is a fold: a smuggling
+     * vector (RFC 9112 5.2), refused. */
+    h->obs_fold = 1;
+    return -1;
+  }
+  if (!h->in_value) {
+    h->in_value = 1;
+    x->val_off = 0;
+    x->val_len = 0;
+    /* An empty value still needs its own terminated string. */
+    if (extend(h, &x->val_off, &x->val_len, "", 0) < 0) return -1;
+  }
+  return extend(h, &x->val_off, &x->val_len, at, len);
+}
+
+void cg_head_on_value_complete(cg_head_t *h) {
+  if (h->n > 0 && !h->in_value) {
+    /* value callbacks never came: an empty value */
+    cg_hdr_t *x = &h->hdrs[h->n - 1];
+    h->in_value = 1;
+    extend(h, &x->val_off, &x->val_len, "", 0);
+  }
+  h->value_complete = 1;
+}
+
+int cg_name_eq(const char *a, size_t alen, const char *b, size_t blen) {
+  return alen == blen && strncasecmp(a, b, alen) == 0;
+}
+
+int cg_head_find(const cg_head_t *h, const char *name, size_t name_len, int from) {
+  for (int i = from; i < h->n; i++)
+    if (cg_name_eq(cg_head_name(h, i), h->hdrs[i].name_len, name, name_len)) return i;
+  return -1;
+}
+
+int cg_head_count(const cg_head_t *h, const char *name, size_t name_len) {
+  int n = 0;
+  for (int i = 0; i < h->n; i++)
+    if (cg_name_eq(cg_head_name(h, i), h->hdrs[i].name_len, name, name_len)) n++;
+  return n;
+}
+
+static int listed_in_connection(const cg_head_t *h, const char *name, size_t name_len) {
+  for (int i = cg_head_find(h, "connection", 10, 0); i >= 0; i = cg_head_find(h, "connection", 10, i + 1)) {
+    const char *v = cg_head_value(h, i), *end = v + h->hdrs[i].val_len;
+    while (v < end) {
+      while (v < end && (*v == ' ' || *v == '\t' || *v == ',')) v++;
+      const char *s = v;
+      while (v < end && *v != ',' && *v != ' ' && *v != '\t') v++;
+      if (v > s && cg_name_eq(s, (size_t)(v - s), name, name_len)) return 1;
+    }
+  }
+  return 0;
+}
+
+int cg_head_is_hop_by_hop(const cg_head_t *h, int i) {
+  static const struct {
+    const char *name;
+    size_t len;
+  } hop[] = {{"connection", 10},          {"keep-alive", 10}, {"proxy-connection", 16},
+             {"te", 2},                   {"trailer", 7},     {"transfer-encoding", 17},
+             {"upgrade", 7},              {"proxy-authenticate", 18},
+             {"proxy-authorization", 19}};
+  const char *name = cg_head_name(h, i);
+  size_t len = h->hdrs[i].name_len;
+  for (size_t k = 0; k < sizeof hop / sizeof hop[0]; k++)
+    if (cg_name_eq(name, len, hop[k].name, hop[k].len)) return 1;
+  return listed_in_connection(h, name, len);
+}
+
+/* --- cg_buf -------------------------------------------------------------- */
+
+static void reserve(cg_buf_t *b, size_t n) {
+  if (b->len + n <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 512;
+  while (cap < b->len + n) cap *= 2;
+  char *p = realloc(b->data, cap);
+  if (!p) abort(); /* a head is a few KB: failing here means the process is already lost */
+  b->data = p;
+  b->cap = cap;
+}
+
+void cg_buf_add(cg_buf_t *b, const void *p, size_t n) {
+  reserve(b, n);
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+void cg_buf_adds(cg_buf_t *b, const char *s) { cg_buf_add(b, s, strlen(s)); }
+
+void cg_buf_addf(cg_buf_t *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  reserve(b, (size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+void cg_buf_free(cg_buf_t *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}

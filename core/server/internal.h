@@ -1,0 +1,233 @@
+#ifndef CG_SERVER_INTERNAL_H
+#define CG_SERVER_INTERNAL_H
+/* Shared between the server (client side) and the proxy (upstream side) of
+ * one worker. Everything here belongs to exactly one worker thread: nothing is
+ * locked because nothing is shared. */
+#include <llhttp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "cors/cors.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Intrusive doubly-linked list. */
+typedef struct cg_list {
+  struct cg_list *prev, *next;
+} cg_list_t;
+
+static inline void cg_list_init(cg_list_t *l) { l->prev = l->next = l; }
+static inline int cg_list_empty(const cg_list_t *l) { return l->next == l; }
+static inline void cg_list_push(cg_list_t *head, cg_list_t *item) {
+  item->next = head;
+  item->prev = head->prev;
+  head->prev->next = item;
+  head->prev = item;
+}
+static inline void cg_list_remove(cg_list_t *item) {
+  item->prev->next = item->next;
+  item->next->prev = item->prev;
+  item->prev = item->next = item;
+}
+
+/* --- message heads ------------------------------------------------------- */
+
+/* One header: offsets into cg_head_t.buf, which may move when it grows. */
+typedef struct cg_hdr {
+  uint32_t name_off, name_len, val_off, val_len;
+} cg_hdr_t;
+
+/* A parsed head (request or response). llhttp hands over fields in pieces
+ * that may straddle reads, so the bytes are copied here as they come; the
+ * store is bounded by max_bytes / max_headers and keeps its memory between
+ * requests of a connection. */
+typedef struct cg_head {
+  char *buf;
+  size_t len, cap, max_bytes;
+  cg_hdr_t *hdrs;
+  int n, hcap, max_headers;
+  uint32_t url_off, url_len;     /* request target, or the reason phrase of a response */
+  uint32_t method_off, method_len;
+  int in_value;       /* the last piece was a value: a field piece starts a new header */
+  int value_complete; /* the value of the last header has ended */
+  int overflow;       /* 1: too many bytes, 2: too many headers */
+  int obs_fold;       /* a continuation line was seen (refused) */
+  const char *exec_start; /* start of the buffer llhttp is parsing now */
+} cg_head_t;
+
+void cg_head_init(cg_head_t *h, size_t max_bytes, int max_headers);
+void cg_head_reset(cg_head_t *h);
+void cg_head_free(cg_head_t *h);
+int cg_head_on_url(cg_head_t *h, const char *at, size_t len);
+int cg_head_on_method(cg_head_t *h, const char *at, size_t len);
+int cg_head_on_field(cg_head_t *h, const char *at, size_t len);
+int cg_head_on_value(cg_head_t *h, const char *at, size_t len);
+void cg_head_on_value_complete(cg_head_t *h);
+static inline const char *cg_head_name(const cg_head_t *h, int i) { return h->buf + h->hdrs[i].name_off; }
+static inline const char *cg_head_value(const cg_head_t *h, int i) { return h->buf + h->hdrs[i].val_off; }
+/* Index of the first header named name (case-insensitive) at or after from, or -1. */
+int cg_head_find(const cg_head_t *h, const char *name, size_t name_len, int from);
+int cg_head_count(const cg_head_t *h, const char *name, size_t name_len);
+int cg_name_eq(const char *a, size_t alen, const char *b, size_t blen);
+/* Hop-by-hop per RFC 9110 7.6.1, plus any name the Connection header lists. */
+int cg_head_is_hop_by_hop(const cg_head_t *h, int i);
+
+/* --- output -------------------------------------------------------------- */
+
+/* A growable byte buffer used to render heads before one write. */
+typedef struct cg_buf {
+  char *data;
+  size_t len, cap;
+} cg_buf_t;
+
+void cg_buf_add(cg_buf_t *b, const void *p, size_t n);
+void cg_buf_adds(cg_buf_t *b, const char *s);
+void cg_buf_addf(cg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cg_buf_free(cg_buf_t *b);
+
+/* --- worker -------------------------------------------------------------- */
+
+typedef struct cg_target_state {
+  uint64_t down_until; /* loop time in ms; 0: up */
+  cg_list_t idle;      /* idle keep-alive cg_upconn_t, most recent last */
+  int n_idle;
+} cg_target_state_t;
+
+typedef struct cg_upstream_state {
+  const cg_upstream_conf_t *conf;
+  cg_target_state_t *targets;
+  unsigned rr;
+} cg_upstream_state_t;
+
+typedef struct cg_worker {
+  int id;
+  const cg_config_t *cfg;
+  uv_loop_t loop;
+  uv_thread_t thread;
+  uv_tcp_t listener;
+  int listen_fd;
+  uv_async_t wake;
+  uv_timer_t drain_timer;
+  cg_list_t conns; /* every client connection */
+  int n_conns;
+  int accept_waiting; /* a connection waits in libuv for a free slot */
+  int draining;
+  int listener_closed;
+  cg_upstream_state_t *upstreams;
+  char rbuf[65536]; /* one read buffer for every socket of the worker: data is consumed in the read callback */
+  int rbuf_busy;
+  char date[40]; /* "Date: ...\r\n" for gateway-made responses, refreshed once a second */
+  uint64_t date_sec;
+} cg_worker_t;
+
+/* --- client connection --------------------------------------------------- */
+
+typedef enum {
+  CG_CONN_IDLE,   /* between requests */
+  CG_CONN_HEAD,   /* receiving a request head */
+  CG_CONN_ACTIVE, /* a request is being served */
+  CG_CONN_CLOSING
+} cg_conn_state_t;
+
+typedef enum { CG_REQ_NONE, CG_REQ_PROXY, CG_REQ_LOCAL } cg_req_kind_t;
+
+struct cg_upconn;
+
+typedef struct cg_req {
+  cg_req_kind_t kind;
+  const cg_route_t *route;
+  int http_minor;
+  int method; /* llhttp_method_t */
+  int keep_alive;
+  int has_body, chunked;
+  uint64_t content_length; /* when !chunked */
+  uint64_t body_bytes;     /* received so far */
+  int expect_continue;
+  int msg_complete;
+  int resp_started, resp_done;
+  int resp_chunked; /* the response body is re-chunked towards the client */
+  int resp_close_delimited;
+  int status;
+  uint64_t resp_bytes;
+  uint64_t t_start;
+  /* The origin-dependent part of the answer, decided once per request. */
+  int cors_evaluated;
+  cg_cors_result_t cors;
+  char cors_buf[1024];
+  int cors_len;
+  /* Proxy state. */
+  struct cg_upconn *up;
+  int up_attempts;
+  int up_ready;     /* head written: request body may flow */
+  uint64_t up_sent; /* body bytes forwarded */
+  int body_bp;      /* client reading stopped: the upstream is not keeping up */
+} cg_req_t;
+
+typedef struct cg_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  cg_worker_t *w;
+  cg_list_t link;
+  cg_conn_state_t state;
+  llhttp_t parser;
+  cg_head_t head;
+  cg_req_t req;
+  char *pending; /* unparsed bytes kept while the parser is paused */
+  size_t pending_len, pending_cap;
+  int paused;  /* the parser is paused: reading is off until it resumes */
+  int in_parse; /* inside conn_parse: resuming continues there, not recursively */
+  int reading;
+  int pending_writes;
+  int close_when_flushed;
+  int handles_open;
+  int send_blocked; /* the upstream read is stopped until this client drains */
+  char peer[64];
+} cg_conn_t;
+
+/* conn.c */
+void cg_conn_accept(cg_worker_t *w);
+void cg_conn_close(cg_conn_t *c);
+int cg_conn_write(cg_conn_t *c, const void *data, size_t len);
+int cg_conn_write2(cg_conn_t *c, const void *a, size_t alen, const void *b, size_t blen);
+/* The response is fully queued: log it, then serve the next request or close. */
+void cg_conn_response_done(cg_conn_t *c);
+/* The upstream is ready to take the request body: resume parsing. */
+void cg_conn_resume(cg_conn_t *c);
+void cg_conn_update_reading(cg_conn_t *c);
+void cg_conn_drain(cg_conn_t *c); /* graceful shutdown: close when idle */
+size_t cg_conn_write_queue(const cg_conn_t *c);
+
+/* respond.c: gateway-made responses. */
+void cg_respond_error(cg_conn_t *c, int status, const char *message);
+void cg_respond_local(cg_conn_t *c); /* echo, static, 404 at message end */
+const char *cg_status_reason(int status);
+void cg_respond_common_headers(cg_conn_t *c, cg_buf_t *b);
+void cg_worker_date(cg_worker_t *w);
+/* Adds the route's CORS header lines and the merged Vary for this request to b;
+ * vary_in are the upstream's Vary values (may be NULL). */
+void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstream_head);
+/* Upstream response headers the gateway replaces (the route's CORS ones). */
+int cg_respond_skip_upstream_header(const cg_conn_t *c, const char *name, size_t len);
+/* "Connection: close" when this response ends the connection (decided now). */
+void cg_respond_connection_header(cg_conn_t *c, cg_buf_t *b);
+
+/* router.c */
+const cg_route_t *cg_route_match(const cg_config_t *cfg, const char *host, size_t host_len,
+                                 const char *path, size_t path_len);
+
+/* proxy.c */
+void cg_proxy_start(cg_conn_t *c);
+int cg_proxy_body(cg_conn_t *c, const char *at, size_t len);
+void cg_proxy_body_end(cg_conn_t *c);
+void cg_proxy_client_gone(cg_conn_t *c);
+void cg_proxy_client_drained(cg_conn_t *c);
+void cg_proxy_worker_init(cg_worker_t *w);
+void cg_proxy_worker_close_idle(cg_worker_t *w);
+void cg_proxy_worker_free(cg_worker_t *w);
+
+/* worker.c */
+void cg_worker_conn_closed(cg_worker_t *w);
+
+#endif

@@ -1,0 +1,188 @@
+/* Responses the gateway makes itself: errors, the echo upstream, static
+ * routes. They carry the route's CORS headers like proxied ones, so a
+ * browser shows the real status instead of "CORS error". */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/internal.h"
+
+const char *cg_status_reason(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 413: return "Content Too Large";
+  case 417: return "Expectation Failed";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return "Unknown";
+  }
+}
+
+void cg_worker_date(cg_worker_t *w) {
+  time_t now = time(NULL);
+  if ((uint64_t)now == w->date_sec) return;
+  w->date_sec = (uint64_t)now;
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(w->date, sizeof w->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+void cg_respond_common_headers(cg_conn_t *c, cg_buf_t *b) {
+  cg_worker_date(c->w);
+  cg_buf_adds(b, c->w->date);
+}
+
+void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstream_head) {
+  (void)c;
+  (void)b;
+  (void)upstream_head;
+}
+
+int cg_respond_skip_upstream_header(const cg_conn_t *c, const char *name, size_t len) {
+  (void)c;
+  (void)name;
+  (void)len;
+  return 0;
+}
+
+/* Whether this response ends the connection: decided before the head is
+ * written, since the head says so. */
+static int will_close(const cg_conn_t *c) {
+  return !c->req.keep_alive || !c->req.msg_complete || c->w->draining;
+}
+
+void cg_respond_connection_header(cg_conn_t *c, cg_buf_t *b) {
+  if (will_close(c)) {
+    c->req.keep_alive = 0;
+    cg_buf_adds(b, "Connection: close\r\n");
+  } else if (c->req.http_minor == 0) {
+    cg_buf_adds(b, "Connection: keep-alive\r\n");
+  }
+}
+
+/* Writes a whole response: status line, the given header block, the common
+ * and CORS headers, Content-Length, then body (omitted for HEAD). */
+static void respond(cg_conn_t *c, int status, const char *headers, size_t headers_len,
+                    const char *body, size_t body_len) {
+  cg_req_t *r = &c->req;
+  if (r->resp_started) return;
+  r->resp_started = 1;
+  r->status = status;
+  cg_buf_t b = {0};
+  cg_buf_addf(&b, "HTTP/1.1 %d %s\r\n", status, cg_status_reason(status));
+  cg_respond_common_headers(c, &b);
+  if (headers_len) cg_buf_add(&b, headers, headers_len);
+  cg_respond_cors_headers(c, &b, NULL);
+  if (status >= 200 && status != 204 && status != 304) cg_buf_addf(&b, "Content-Length: %zu\r\n", body_len);
+  cg_respond_connection_header(c, &b);
+  cg_buf_add(&b, "\r\n", 2);
+  int send_body = r->method != HTTP_HEAD && status != 204 && status != 304;
+  cg_conn_write2(c, b.data, b.len, body, send_body ? body_len : 0);
+  cg_buf_free(&b);
+  cg_conn_response_done(c);
+}
+
+void cg_respond_error(cg_conn_t *c, int status, const char *message) {
+  if (c->req.resp_started) {
+    cg_conn_close(c);
+    return;
+  }
+  char body[256];
+  int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"status\":%d}\n", message, status);
+  if (n < 0 || (size_t)n >= sizeof body) n = (int)sizeof body - 1;
+  static const char ct[] = "Content-Type: application/json\r\n";
+  respond(c, status, ct, sizeof ct - 1, body, (size_t)n);
+}
+
+static void json_string(cg_buf_t *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  cg_buf_add(b, "\"", 1);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '"' || ch == '\\') {
+      char e[2] = {'\\', (char)ch};
+      cg_buf_add(b, e, 2);
+    } else if (ch < 0x20 || ch >= 0x7f) {
+      /* bytes, not text: escaped so the document stays valid JSON */
+      char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+      cg_buf_add(b, e, 6);
+    } else {
+      cg_buf_add(b, &s[i], 1);
+    }
+  }
+  cg_buf_add(b, "\"", 1);
+}
+
+static void respond_echo(cg_conn_t *c) {
+  const cg_head_t *h = &c->head;
+  const char *url = h->buf + h->url_off;
+  const char *q = memchr(url, '?', h->url_len);
+  size_t path_len = q ? (size_t)(q - url) : h->url_len;
+  cg_buf_t b = {0};
+  cg_buf_adds(&b, "{\"method\":");
+  json_string(&b, h->buf + h->method_off, h->method_len);
+  cg_buf_adds(&b, ",\"path\":");
+  json_string(&b, url, path_len);
+  cg_buf_adds(&b, ",\"query\":");
+  json_string(&b, q ? q + 1 : "", q ? h->url_len - path_len - 1 : 0);
+  cg_buf_adds(&b, ",\"headers\":{");
+  int first = 1;
+  for (int i = 0; i < h->n; i++) {
+    const char *name = cg_head_name(h, i);
+    size_t nl = h->hdrs[i].name_len;
+    int seen = 0;
+    for (int j = 0; j < i && !seen; j++) seen = cg_name_eq(cg_head_name(h, j), h->hdrs[j].name_len, name, nl);
+    if (seen) continue;
+    /* repeated headers are combined, as a field list is (RFC 9110 5.3) */
+    cg_buf_t v = {0};
+    for (int j = i; j >= 0; j = cg_head_find(h, name, nl, j + 1)) {
+      if (v.len) cg_buf_add(&v, ", ", 2);
+      cg_buf_add(&v, cg_head_value(h, j), h->hdrs[j].val_len);
+    }
+    char lower[256];
+    size_t ll = nl < sizeof lower ? nl : sizeof lower;
+    for (size_t k = 0; k < ll; k++) lower[k] = (char)(name[k] >= 'A' && name[k] <= 'Z' ? name[k] + 32 : name[k]);
+    if (!first) cg_buf_add(&b, ",", 1);
+    first = 0;
+    json_string(&b, lower, ll);
+    cg_buf_add(&b, ":", 1);
+    json_string(&b, v.data ? v.data : "", v.len);
+    cg_buf_free(&v);
+  }
+  cg_buf_addf(&b, "},\"body_bytes\":%llu,\"route\":", (unsigned long long)c->req.body_bytes);
+  json_string(&b, c->req.route->name, strlen(c->req.route->name));
+  cg_buf_adds(&b, "}\n");
+  static const char ct[] = "Content-Type: application/json\r\n";
+  respond(c, 200, ct, sizeof ct - 1, b.data, b.len);
+  cg_buf_free(&b);
+}
+
+void cg_respond_local(cg_conn_t *c) {
+  const cg_route_t *r = c->req.route;
+  if (!r) {
+    cg_respond_error(c, 404, "no route");
+    return;
+  }
+  if (r->kind == CG_ROUTE_ECHO) {
+    respond_echo(c);
+    return;
+  }
+  const cg_static_conf_t *st = &r->static_resp;
+  respond(c, st->status, st->headers, st->headers_len, st->body, st->body_len);
+}

@@ -1,0 +1,158 @@
+/* Worker threads: each has its own loop, its own SO_REUSEPORT listener and
+ * its own upstream pools, so no lock is taken on the request path. The main
+ * thread only waits for signals and tells the workers to drain. */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/internal.h"
+#include "server/server.h"
+#include "util/log.h"
+
+static atomic_int stop_requested;
+
+static void on_connection(uv_stream_t *server, int status) {
+  cg_worker_t *w = container_of((uv_tcp_t *)server, cg_worker_t, listener);
+  if (status < 0) {
+    cg_log_warn("worker %d: accept: %s", w->id, uv_strerror(status));
+    return;
+  }
+  if (w->n_conns >= w->cfg->limits.max_connections) {
+    /* Not accepting here makes libuv stop polling the listener: further
+     * connections wait in the kernel's backlog until a slot frees up. */
+    w->accept_waiting = 1;
+    return;
+  }
+  cg_conn_accept(w);
+}
+
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void finish_if_drained(cg_worker_t *w) {
+  if (!w->draining || w->n_conns > 0) return;
+  cg_proxy_worker_close_idle(w);
+  if (!uv_is_closing((uv_handle_t *)&w->drain_timer)) uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
+  if (!uv_is_closing((uv_handle_t *)&w->wake)) uv_close((uv_handle_t *)&w->wake, on_handle_closed);
+}
+
+void cg_worker_conn_closed(cg_worker_t *w) {
+  w->n_conns--;
+  if (w->accept_waiting && !w->draining) {
+    w->accept_waiting = 0;
+    cg_conn_accept(w);
+  }
+  finish_if_drained(w);
+}
+
+static void on_drain_timeout(uv_timer_t *t) {
+  cg_worker_t *w = container_of(t, cg_worker_t, drain_timer);
+  if (w->n_conns) cg_log_warn("worker %d: drain timeout, closing %d connection(s)", w->id, w->n_conns);
+  while (!cg_list_empty(&w->conns)) cg_conn_close(container_of(w->conns.next, cg_conn_t, link));
+}
+
+static void on_wake(uv_async_t *a) {
+  cg_worker_t *w = container_of(a, cg_worker_t, wake);
+  if (!atomic_load(&stop_requested) || w->draining) return;
+  w->draining = 1;
+  if (!w->listener_closed) {
+    w->listener_closed = 1;
+    uv_close((uv_handle_t *)&w->listener, on_handle_closed);
+  }
+  cg_proxy_worker_close_idle(w);
+  /* Idle connections close now; busy ones after their current response. */
+  cg_list_t *it = w->conns.next;
+  while (it != &w->conns) {
+    cg_list_t *next = it->next;
+    cg_conn_drain(container_of(it, cg_conn_t, link));
+    it = next;
+  }
+  uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain, 0);
+  finish_if_drained(w);
+}
+
+static void worker_main(void *arg) {
+  cg_worker_t *w = arg;
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  cg_proxy_worker_free(w);
+  if (uv_loop_close(&w->loop) != 0) cg_log_debug("worker %d: loop closed with handles open", w->id);
+}
+
+static int open_listener(const cg_config_t *cfg) {
+  int fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  /* One listening socket per worker: the kernel spreads connections over
+   * them, and no worker waits on another's accept. */
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+      bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+static uv_signal_t sig_term, sig_int;
+static cg_worker_t *all_workers;
+static int n_workers;
+
+static void on_signal(uv_signal_t *s, int signum) {
+  if (atomic_exchange(&stop_requested, 1)) return;
+  cg_log_info("received %s: draining (up to %llu ms)", signum == SIGINT ? "SIGINT" : "SIGTERM",
+              (unsigned long long)all_workers[0].cfg->timeouts.drain);
+  for (int i = 0; i < n_workers; i++) uv_async_send(&all_workers[i].wake);
+  uv_close((uv_handle_t *)&sig_term, NULL);
+  uv_close((uv_handle_t *)&sig_int, NULL);
+  (void)s;
+}
+
+int cg_server_run(const cg_config_t *cfg) {
+  signal(SIGPIPE, SIG_IGN);
+  cg_log_set_level(cfg->log_level);
+  n_workers = cfg->workers;
+  all_workers = calloc((size_t)n_workers, sizeof *all_workers);
+  if (!all_workers) return 1;
+  /* Everything that can fail is set up before any thread starts. */
+  for (int i = 0; i < n_workers; i++) {
+    cg_worker_t *w = &all_workers[i];
+    w->id = i;
+    w->cfg = cfg;
+    w->listen_fd = open_listener(cfg);
+    if (w->listen_fd < 0) {
+      cg_log_error("cannot listen on %s: %s", cfg->listen, strerror(-w->listen_fd));
+      return 1;
+    }
+    uv_loop_init(&w->loop);
+    cg_list_init(&w->conns);
+    uv_tcp_init(&w->loop, &w->listener);
+    int rc = uv_tcp_open(&w->listener, w->listen_fd);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+    if (rc < 0) {
+      cg_log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+      return 1;
+    }
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    uv_timer_init(&w->loop, &w->drain_timer);
+    cg_proxy_worker_init(w);
+  }
+  uv_loop_t main_loop;
+  uv_loop_init(&main_loop);
+  uv_signal_init(&main_loop, &sig_term);
+  uv_signal_init(&main_loop, &sig_int);
+  uv_signal_start(&sig_term, on_signal, SIGTERM);
+  uv_signal_start(&sig_int, on_signal, SIGINT);
+  for (int i = 0; i < n_workers; i++) uv_thread_create(&all_workers[i].thread, worker_main, &all_workers[i]);
+  cg_log_info("corsgate listening on %s with %d worker(s), %d route(s)", cfg->listen, n_workers, cfg->n_routes);
+  uv_run(&main_loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < n_workers; i++) uv_thread_join(&all_workers[i].thread);
+  uv_loop_close(&main_loop);
+  free(all_workers);
+  cg_log_info("stopped");
+  return 0;
+}
