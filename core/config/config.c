@@ -17,10 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#if __has_include("config/cors_config.h")
 #include "config/cors_config.h"
-#define CG_HAVE_CORS_CONFIG 1
-#endif
 #include "cors/cors.h"
 #include "util/log.h"
 
@@ -553,12 +550,9 @@ static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t
     if (ct != LUA_TTABLE) {
       cg_diag_error(ld->d, cp, "expected a table, got %s", luaL_typename(L, -1));
     } else {
-#ifdef CG_HAVE_CORS_CONFIG
+      /* read once, and only by configs that use CORS */
       if (!ld->psl) ld->psl = cg_psl_load(NULL, ld->d);
       cg_cors_config_load(L, lua_gettop(L), cp, ld->psl, ld->d, &r->cors);
-#else
-      cg_diag_error(ld->d, cp, "not supported yet");
-#endif
     }
   }
   lua_pop(L, 1);

@@ -157,6 +157,18 @@ static int on_headers_complete(llhttp_t *p) {
   size_t host_len;
   host_of(c, &host, &host_len);
   r->route = cg_route_match(cfg, host, host_len, url, url_len);
+  cg_cors_decide(c, 0);
+  if (r->cors.kind == CG_CORS_PREFLIGHT_REFUSED) {
+    /* answered here and never forwarded: the upstream must not see it */
+    r->kind = CG_REQ_LOCAL;
+    r->local_status = 403;
+    return 0;
+  }
+  if (r->cors.kind == CG_CORS_PREFLIGHT_ALLOWED && !r->cors.preflight_continue) {
+    r->kind = CG_REQ_LOCAL;
+    r->local_status = 204;
+    return 0;
+  }
   if (r->route && r->route->kind == CG_ROUTE_PROXY) {
     r->kind = CG_REQ_PROXY;
     cg_proxy_start(c);
@@ -330,9 +342,15 @@ static void parse_once(cg_conn_t *c, const char *data, size_t len) {
   if (err == HPE_PAUSED) {
     const char *pos = llhttp_get_error_pos(&c->parser);
     size_t rest = pos ? (size_t)(data + len - pos) : 0;
-    c->paused = 1;
     if (rest) keep_pending(c, pos, rest);
     else c->pending_len = 0;
+    if (c->resume_pending) {
+      /* the upstream became ready inside the callback that paused us */
+      c->resume_pending = 0;
+      llhttp_resume(&c->parser);
+    } else {
+      c->paused = 1;
+    }
     if (c->req.kind == CG_REQ_LOCAL && c->req.msg_complete && !c->req.resp_started) cg_respond_local(c);
     return;
   }
@@ -369,7 +387,11 @@ static void conn_parse(cg_conn_t *c, const char *data, size_t len) {
 }
 
 void cg_conn_resume(cg_conn_t *c) {
-  if (c->state == CG_CONN_CLOSING || !c->paused) return;
+  if (c->state == CG_CONN_CLOSING) return;
+  if (!c->paused) {
+    if (c->in_parse) c->resume_pending = 1;
+    return;
+  }
   c->paused = 0;
   llhttp_resume(&c->parser);
   conn_parse(c, NULL, 0);
@@ -456,6 +478,7 @@ void cg_conn_response_done(cg_conn_t *c) {
     else cg_conn_update_reading(c);
     return;
   }
+  free(r->cors_hdrs);
   memset(r, 0, sizeof *r);
   cg_head_reset(&c->head);
   c->state = CG_CONN_IDLE;
@@ -474,6 +497,7 @@ static void on_close(uv_handle_t *h) {
   if (--c->handles_open > 0) return;
   cg_worker_t *w = c->w;
   cg_head_free(&c->head);
+  free(c->req.cors_hdrs);
   free(c->pending);
   free(c);
   cg_worker_conn_closed(w);

@@ -118,6 +118,7 @@ typedef struct cg_worker {
   cg_upstream_state_t *upstreams;
   char rbuf[65536]; /* one read buffer for every socket of the worker: data is consumed in the read callback */
   int rbuf_busy;
+  char cors_scratch[CG_CORS_BUF_SIZE];
   char date[40]; /* "Date: ...\r\n" for gateway-made responses, refreshed once a second */
   uint64_t date_sec;
 } cg_worker_t;
@@ -155,8 +156,9 @@ typedef struct cg_req {
   /* The origin-dependent part of the answer, decided once per request. */
   int cors_evaluated;
   cg_cors_result_t cors;
-  char cors_buf[1024];
-  int cors_len;
+  char *cors_hdrs; /* the header lines evaluate wrote, copied out of the worker's scratch */
+  size_t cors_len;
+  int local_status; /* a gateway answer decided at the head (preflights), sent at the request's end */
   /* Proxy state. */
   struct cg_upconn *up;
   int up_attempts;
@@ -178,6 +180,7 @@ typedef struct cg_conn {
   size_t pending_len, pending_cap;
   int paused;  /* the parser is paused: reading is off until it resumes */
   int in_parse; /* inside conn_parse: resuming continues there, not recursively */
+  int resume_pending; /* resumed from inside a callback, before llhttp returned paused */
   int reading;
   int pending_writes;
   int close_when_flushed;
@@ -212,6 +215,10 @@ void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstrea
 int cg_respond_skip_upstream_header(const cg_conn_t *c, const char *name, size_t len);
 /* "Connection: close" when this response ends the connection (decided now). */
 void cg_respond_connection_header(cg_conn_t *c, cg_buf_t *b);
+
+/* Decides the CORS answer for the current request once; as_actual treats a
+ * preflight as an ordinary request (for gateway errors). */
+void cg_cors_decide(cg_conn_t *c, int as_actual);
 
 /* router.c */
 const cg_route_t *cg_route_match(const cg_config_t *cfg, const char *host, size_t host_len,

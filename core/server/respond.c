@@ -2,6 +2,7 @@
  * routes. They carry the route's CORS headers like proxied ones, so a
  * browser shows the real status instead of "CORS error". */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -49,16 +50,59 @@ void cg_respond_common_headers(cg_conn_t *c, cg_buf_t *b) {
 }
 
 void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstream_head) {
-  (void)c;
-  (void)b;
-  (void)upstream_head;
+  cg_req_t *r = &c->req;
+  if (!r->cors_evaluated) {
+    /* A gateway error before the route was chosen (a head that broke a limit,
+     * a timeout): route what was parsed, so an allowed origin can read it. */
+    if (!r->route && c->head.url_len && c->head.buf && c->head.buf[c->head.url_off] == '/') {
+      const char *host = "";
+      size_t host_len = 0;
+      int i = cg_head_find(&c->head, "host", 4, 0);
+      if (i >= 0) {
+        host = cg_head_value(&c->head, i);
+        const char *colon = memchr(host, ':', c->head.hdrs[i].val_len);
+        host_len = colon ? (size_t)(colon - host) : c->head.hdrs[i].val_len;
+      }
+      r->route = cg_route_match(c->w->cfg, host, host_len, c->head.buf + c->head.url_off, c->head.url_len);
+    }
+    cg_cors_decide(c, 1);
+  }
+  if (r->cors_len) cg_buf_add(b, r->cors_hdrs, r->cors_len);
+  const char *ours = r->cors.vary;
+  if (!ours || !*ours) return;
+  const char *vals[16];
+  size_t lens[16];
+  int n = 0;
+  if (upstream_head)
+    for (int i = cg_head_find(upstream_head, "vary", 4, 0); i >= 0 && n < 16; i = cg_head_find(upstream_head, "vary", 4, i + 1)) {
+      vals[n] = cg_head_value(upstream_head, i);
+      lens[n] = upstream_head->hdrs[i].val_len;
+      n++;
+    }
+  char merged[1024];
+  int m = cg_cors_vary_merge(vals, lens, n, ours, merged, sizeof merged);
+  if (m > 0) {
+    cg_buf_adds(b, "Vary: ");
+    cg_buf_add(b, merged, (size_t)m);
+    cg_buf_add(b, "\r\n", 2);
+  } else if (m < 0) {
+    /* the upstream's list does not fit: keep it whole, ours on a line of its own */
+    for (int k = 0; k < n; k++) {
+      cg_buf_adds(b, "Vary: ");
+      cg_buf_add(b, vals[k], lens[k]);
+      cg_buf_add(b, "\r\n", 2);
+    }
+    cg_buf_addf(b, "Vary: %s\r\n", ours);
+  }
 }
 
 int cg_respond_skip_upstream_header(const cg_conn_t *c, const char *name, size_t len) {
-  (void)c;
-  (void)name;
-  (void)len;
-  return 0;
+  const cg_req_t *r = &c->req;
+  if (!r->route || !r->route->cors) return 0;
+  /* The route's policy is the only source of CORS headers: an upstream's
+   * own would duplicate them or leak a "*". Its Vary is merged with ours. */
+  if (cg_cors_policy_owns_header(r->route->cors, name, len)) return 1;
+  return r->cors.vary && *r->cors.vary && cg_name_eq(name, len, "vary", 4);
 }
 
 /* Whether this response ends the connection: decided before the head is
@@ -98,18 +142,6 @@ static void respond(cg_conn_t *c, int status, const char *headers, size_t header
   cg_conn_response_done(c);
 }
 
-void cg_respond_error(cg_conn_t *c, int status, const char *message) {
-  if (c->req.resp_started) {
-    cg_conn_close(c);
-    return;
-  }
-  char body[256];
-  int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"status\":%d}\n", message, status);
-  if (n < 0 || (size_t)n >= sizeof body) n = (int)sizeof body - 1;
-  static const char ct[] = "Content-Type: application/json\r\n";
-  respond(c, status, ct, sizeof ct - 1, body, (size_t)n);
-}
-
 static void json_string(cg_buf_t *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   cg_buf_add(b, "\"", 1);
@@ -127,6 +159,20 @@ static void json_string(cg_buf_t *b, const char *s, size_t n) {
     }
   }
   cg_buf_add(b, "\"", 1);
+}
+
+void cg_respond_error(cg_conn_t *c, int status, const char *message) {
+  if (c->req.resp_started) {
+    cg_conn_close(c);
+    return;
+  }
+  cg_buf_t body = {0};
+  cg_buf_adds(&body, "{\"error\":");
+  json_string(&body, message, strlen(message));
+  cg_buf_addf(&body, ",\"status\":%d}\n", status);
+  static const char ct[] = "Content-Type: application/json\r\n";
+  respond(c, status, ct, sizeof ct - 1, body.data, body.len);
+  cg_buf_free(&body);
 }
 
 static void respond_echo(cg_conn_t *c) {
@@ -175,6 +221,16 @@ static void respond_echo(cg_conn_t *c) {
 
 void cg_respond_local(cg_conn_t *c) {
   const cg_route_t *r = c->req.route;
+  if (c->req.local_status == 204) {
+    respond(c, 204, NULL, 0, NULL, 0);
+    return;
+  }
+  if (c->req.local_status == 403) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "CORS preflight refused: %s", c->req.cors.detail ? c->req.cors.detail : "not allowed");
+    cg_respond_error(c, 403, msg);
+    return;
+  }
   if (!r) {
     cg_respond_error(c, 404, "no route");
     return;

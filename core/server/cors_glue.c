@@ -1,0 +1,84 @@
+/* The seam between a request and the CORS engine: what the engine reads from
+ * the head, and what the gateway does with its answer. The engine itself
+ * (core/cors) stays pure; this file is the only one that knows both. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+#include "util/log.h"
+
+/* The engine refuses more names than this anyway: lines past it are counted,
+ * not kept. */
+#define MAX_ACRH_LINES 16
+
+static void find_first(const cg_head_t *h, const char *name, size_t nl, int *count, const char **v, size_t *vl) {
+  *count = 0;
+  *v = NULL;
+  *vl = 0;
+  for (int i = cg_head_find(h, name, nl, 0); i >= 0; i = cg_head_find(h, name, nl, i + 1)) {
+    if ((*count)++ == 0) {
+      *v = cg_head_value(h, i);
+      *vl = h->hdrs[i].val_len;
+    }
+  }
+}
+
+void cg_cors_decide(cg_conn_t *c, int as_actual) {
+  cg_req_t *r = &c->req;
+  if (r->cors_evaluated) return;
+  r->cors_evaluated = 1;
+  memset(&r->cors, 0, sizeof r->cors);
+  r->cors.vary = "";
+  if (!r->route || !r->route->cors || !c->head.buf) return;
+  const cg_head_t *h = &c->head;
+  cg_cors_request_t q;
+  memset(&q, 0, sizeof q);
+  q.method = h->buf + h->method_off;
+  q.method_len = h->method_len;
+  find_first(h, "origin", 6, &q.origin_count, &q.origin, &q.origin_len);
+  const char *acrh[MAX_ACRH_LINES];
+  size_t acrh_len[MAX_ACRH_LINES];
+  int too_many = 0;
+  if (!as_actual) {
+    find_first(h, "access-control-request-method", 29, &q.acrm_count, &q.acrm, &q.acrm_len);
+    for (int i = cg_head_find(h, "access-control-request-headers", 30, 0); i >= 0;
+         i = cg_head_find(h, "access-control-request-headers", 30, i + 1)) {
+      if (q.acrh_count == MAX_ACRH_LINES) {
+        too_many = 1;
+        break;
+      }
+      acrh[q.acrh_count] = cg_head_value(h, i);
+      acrh_len[q.acrh_count] = h->hdrs[i].val_len;
+      q.acrh_count++;
+    }
+    q.acrh = acrh;
+    q.acrh_len = acrh_len;
+    int pn;
+    find_first(h, "access-control-request-private-network", 38, &pn, &q.acrpn, &q.acrpn_len);
+  }
+  cg_worker_t *w = c->w;
+  int n = cg_cors_evaluate(r->route->cors, NULL, &q, &r->cors, w->cors_scratch, sizeof w->cors_scratch);
+  if (too_many && n >= 0) n = CG_CORS_E_BUFFER; /* more lines than any browser sends */
+  if (n < 0) {
+    /* An answer that does not fit (a huge header echo) is a refusal, never a
+     * partial header. */
+    cg_log_info("%s: CORS answer too large, refused", c->peer);
+    int preflight = !as_actual && q.origin_count > 0 && q.acrm_count > 0 && cg_name_eq(q.method, q.method_len, "OPTIONS", 7) &&
+                    memcmp(q.method, "OPTIONS", 7) == 0;
+    r->cors.kind = preflight ? CG_CORS_PREFLIGHT_REFUSED : CG_CORS_ACTUAL_REFUSED;
+    r->cors.reason = too_many ? CG_CORS_TOO_MANY_HEADERS : CG_CORS_REFUSED_HEADER;
+    r->cors.detail = "too many requested headers";
+    r->cors.headers_len = 0;
+    if (!r->cors.vary) r->cors.vary = "";
+    return;
+  }
+  if (n > 0) {
+    r->cors_hdrs = malloc((size_t)n);
+    if (!r->cors_hdrs) {
+      r->cors.kind = CG_CORS_ACTUAL_REFUSED;
+      return;
+    }
+    memcpy(r->cors_hdrs, w->cors_scratch, (size_t)n);
+    r->cors_len = (size_t)n;
+  }
+}
