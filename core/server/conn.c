@@ -359,11 +359,12 @@ static void parse_once(cg_conn_t *c, const char *data, size_t len) {
     cg_conn_close(c);
     return;
   }
+  int status = head_status(c);
+  if (status == 400) c->req.cors_untrusted = 1; /* a malformed head is never echoed */
   if (c->head.obs_fold) {
     refuse(c, 400, "obsolete line folding");
     return;
   }
-  int status = head_status(c);
   const char *why = status == 431 ? "request head too large" : llhttp_get_error_reason(&c->parser);
   refuse(c, status, why ? why : "malformed request");
 }

@@ -30,7 +30,11 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
   memset(&r->cors, 0, sizeof r->cors);
   r->cors.vary = "";
   if (!r->route || !r->route->cors || !c->head.buf) return;
-  const cg_head_t *h = &c->head;
+  /* After an error that cut the head short, its last header may be a
+   * fragment ("https://a.exam"): only whole headers count. */
+  cg_head_t whole = c->head;
+  if (whole.n > 0 && !whole.value_complete) whole.n--;
+  const cg_head_t *h = &whole;
   cg_cors_request_t q;
   memset(&q, 0, sizeof q);
   q.method = h->buf + h->method_off;

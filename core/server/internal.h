@@ -158,6 +158,7 @@ typedef struct cg_req {
   cg_cors_result_t cors;
   char *cors_hdrs; /* the header lines evaluate wrote, copied out of the worker's scratch */
   size_t cors_len;
+  int cors_untrusted; /* the head was malformed: nothing in it may be echoed */
   int local_status; /* a gateway answer decided at the head (preflights), sent at the request's end */
   /* Proxy state. */
   struct cg_upconn *up;

@@ -51,6 +51,7 @@ void cg_respond_common_headers(cg_conn_t *c, cg_buf_t *b) {
 
 void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstream_head) {
   cg_req_t *r = &c->req;
+  if (r->cors_untrusted) return;
   if (!r->cors_evaluated) {
     /* A gateway error before the route was chosen (a head that broke a limit,
      * a timeout): route what was parsed, so an allowed origin can read it. */
