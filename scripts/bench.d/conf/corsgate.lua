@@ -1,0 +1,11 @@
+-- corsgate contender. Words between at-signs are filled in by scripts/bench.
+return {
+  listen = "127.0.0.1:@PORT@",
+  workers = @WORKERS@,
+  access_log = false,
+  log_level = "warn",
+  upstreams = { up = { targets = { "127.0.0.1:@UPPORT@" }, keepalive = @KEEPALIVE@ } },
+  routes = {
+    { name = "api", prefix = "/", upstream = "up", @ROUTE_EXTRA@ },
+  },
+}

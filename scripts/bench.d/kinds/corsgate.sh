@@ -1,0 +1,27 @@
+# kind "corsgate": the gateway under test (conf/corsgate.lua). Sourced by scripts/bench.
+# CORSGATE_BIN overrides the binary (default: build/corsgate in the repo).
+
+kind_corsgate_check() {
+  local bin=${CORSGATE_BIN:-$ROOT/build/corsgate}
+  [[ -x $bin ]] || {
+    echo "$bin not built (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2, or scripts/bench --build)"
+    return 1
+  }
+}
+kind_corsgate_version() {
+  local bin=${CORSGATE_BIN:-$ROOT/build/corsgate} v
+  v=$("$bin" --version 2>/dev/null | head -n1) || v=
+  echo "${v:-?} (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?), $(cmake_build_type))"
+}
+cmake_build_type() {
+  local c="${CORSGATE_BIN:+$(dirname "$CORSGATE_BIN")}"; c=${c:-$ROOT/build}/CMakeCache.txt
+  sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$c" 2>/dev/null | grep . || echo "build type ?"
+}
+
+kind_corsgate_start() {
+  local id=$1 workers=$2 port=$3 dir=$4
+  local bin=${CORSGATE_BIN:-$ROOT/build/corsgate}
+  render "$BENCHD/conf/corsgate.lua" "$dir/corsgate.lua" PORT "$port" WORKERS "$workers" \
+    UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" ROUTE_EXTRA "${SC_CORSGATE_ROUTE:-}"
+  start_server "$SERVER_CPUS" "$dir" "$bin" run -c "$dir/corsgate.lua"
+}

@@ -1,0 +1,23 @@
+# kind "nginx": stock Debian nginx as a reverse proxy (conf/nginx.conf +
+# conf/nginx-location-$SC_NGINX_LOCATION.conf). Sourced by scripts/bench.
+
+kind_nginx_check() {   # prints why it cannot run, returns non-zero if so
+  command -v nginx >/dev/null || { echo "nginx not installed"; return 1; }
+}
+kind_nginx_version() { nginx -v 2>&1 | sed 's/^nginx version: //'; }
+
+# kind_<kind>_start ID WORKERS PORT DIR: write config into DIR, start the
+# server in the foreground-of-its-own (no daemon) via start_server.
+kind_nginx_start() {
+  local id=$1 workers=$2 port=$3 dir=$4
+  local loc="$BENCHD/conf/nginx-location-${SC_NGINX_LOCATION:-proxy}.conf"
+  [[ -f $loc ]] || { echo "missing $loc"; return 1; }
+  cp "$loc" "$dir/location.conf"
+  render "$BENCHD/conf/nginx.conf" "$dir/nginx.conf" PORT "$port" WORKERS "$workers" \
+    UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" PREFIX "$dir" USER "$(nginx_user_line)"
+  nginx -t -q -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/configtest.log" 2>&1 ||
+    { cat "$dir/configtest.log"; return 1; }
+  start_server "$SERVER_CPUS" "$dir" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
+}
+
+nginx_user_line() { [[ $EUID -eq 0 ]] && echo "user root root;" || true; }
