@@ -1,0 +1,269 @@
+-- Evaluate: what a browser reads on preflights and actual requests -- every
+-- header that must be there, and nothing else.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local cors = require("cors_ffi")
+local ffi = require("ffi")
+
+local VPO = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network"
+local VP = "Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network"
+
+local policies = {
+  list = { origins = { "https://a.com", "http://localhost:3000" }, methods = { "GET", "POST", "PUT" },
+    headers = { "X-Req", "Content-Type" }, expose_headers = { "X-Total", "X-Id" }, max_age = 600 },
+  put_only = { origins = { "https://a.com" }, methods = { "PUT" } },
+  cred = { origins = { "https://a.com" }, origin_patterns = { "https://*.a.com" }, credentials = true,
+    headers = "*", methods = { "GET", "PATCH" }, expose_headers = { "X-Total" } },
+  any = { origins = "*", expose_headers = { "X-Total" }, timing_allow_origin = true },
+  any_star = { origins = "*", expose_headers = "*", headers = "*", max_age = 0 },
+  null = { origins = { "https://a.com" }, allow_null_origin = true, credentials = true },
+  pn = { origins = { "https://a.com" }, private_network = true, preflight_continue = true },
+  tao = { origins = { "https://a.com" }, timing_allow_origin = true, credentials = true },
+}
+local compiled = {}
+for name, t in pairs(policies) do compiled[name] = cors.must_compile(t) end
+
+local function pf(origin, method, acrh, extra)
+  local r = { method = "OPTIONS", origin = origin, acrm = method, acrh = acrh }
+  for k, v in pairs(extra or {}) do r[k] = v end
+  return r
+end
+
+local function names(n, prefix)
+  local t = {}
+  for i = 1, n do t[i] = (prefix or "x-h") .. i end
+  return table.concat(t, ", ")
+end
+
+local ACAO, ACAC = "access-control-allow-origin", "access-control-allow-credentials"
+local ACAM, ACAH = "access-control-allow-methods", "access-control-allow-headers"
+local ACMA, ACEH = "access-control-max-age", "access-control-expose-headers"
+local ACAPN, TAO = "access-control-allow-private-network", "timing-allow-origin"
+
+local cases = {
+  -- preflights against a listed policy
+  { "list: allowed preflight", "list", pf("https://a.com", "PUT", "X-Req"),
+    { kind = "PREFLIGHT_ALLOWED", reason = "OK", vary = VPO,
+      headers = { [ACAO] = "https://a.com", [ACAM] = "GET, POST, PUT", [ACAH] = "x-req, content-type", [ACMA] = "600" } } },
+  { "list: safelisted method without a header list", "list", pf("https://a.com", "POST"),
+    { kind = "PREFLIGHT_ALLOWED",
+      headers = { [ACAO] = "https://a.com", [ACAM] = "GET, POST, PUT", [ACAH] = "x-req, content-type", [ACMA] = "600" } } },
+  { "put_only: safelisted GET passes though not listed", "put_only", pf("https://a.com", "GET"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAM] = "PUT" } } },
+  { "put_only: safelisted HEAD passes", "put_only", pf("https://a.com", "HEAD"), { kind = "PREFLIGHT_ALLOWED" } },
+  { "list: unlisted method refused", "list", pf("https://a.com", "DELETE"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", detail_arg = "DELETE", vary = VPO, headers = {} } },
+  { "list: methods compare case-sensitively", "list", pf("https://a.com", "put"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", detail_arg = "put", headers = {} } },
+  { "list: a lower-case safelisted name is not safelisted", "put_only", pf("https://a.com", "get"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", headers = {} } },
+  { "list: a method that is not a token", "list", pf("https://a.com", "PU T"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", headers = {} } },
+  { "list: several Access-Control-Request-Method lines", "list", pf("https://a.com", { "PUT", "PUT" }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", headers = {} } },
+  { "list: unlisted header refused", "list", pf("https://a.com", "PUT", "X-Req, X-Other"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_HEADER", detail_arg = "X-Other", vary = VPO, headers = {} } },
+  { "list: header names compare case-insensitively", "list", pf("https://a.com", "PUT", "x-REQ,CONTENT-TYPE"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAM] = "GET, POST, PUT",
+      [ACAH] = "x-req, content-type", [ACMA] = "600" } } },
+  { "list: Access-Control-Request-Headers over several lines", "list",
+    pf("https://a.com", "PUT", { "X-Req", "content-type" }), { kind = "PREFLIGHT_ALLOWED" } },
+  { "list: refusal found on a second header line", "list", pf("https://a.com", "PUT", { "X-Req", "X-Bad" }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_HEADER", detail_arg = "X-Bad", headers = {} } },
+  { "list: empty list elements and whitespace tolerated", "list", pf("https://a.com", "PUT", " X-Req,, \t,content-type, "),
+    { kind = "PREFLIGHT_ALLOWED" } },
+  { "list: a header name that is not a token", "list", pf("https://a.com", "PUT", "x req"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_HEADER", detail_arg = "x req", headers = {} } },
+  { "list: unlisted origin refused", "list", pf("https://evil.com", "PUT"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_ORIGIN", vary = VPO, headers = {}, origin = "https://evil.com" } },
+  { "list: malformed origin refused, never echoed", "list", pf("https://a.com/x", "PUT"),
+    { kind = "PREFLIGHT_REFUSED", reason = "MALFORMED_ORIGIN", vary = VPO, headers = {}, origin = false } },
+  { "list: origin with CR/LF refused", "list", pf("https://a.com\r\nX: y", "PUT"),
+    { kind = "PREFLIGHT_REFUSED", reason = "MALFORMED_ORIGIN", headers = {} } },
+  { "list: several Origin headers refused", "list", pf({ "https://a.com", "https://a.com" }, "PUT"),
+    { kind = "PREFLIGHT_REFUSED", reason = "MALFORMED_ORIGIN", headers = {} } },
+  { "list: the origin is normalized before the lookup", "list", pf("HTTPS://A.COM:443", "PUT"),
+    { kind = "PREFLIGHT_ALLOWED", origin = "https://a.com" } },
+  { "list: loopback origin with a port", "list", pf("http://localhost:3000", "PUT"),
+    { kind = "PREFLIGHT_ALLOWED" } },
+  { "list: the same host on another port is another origin", "list", pf("http://localhost:3001", "PUT"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_ORIGIN" } },
+  { "list: null refused without allow_null_origin", "list", pf("null", "PUT"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_ORIGIN", detail = "the null origin needs allow_null_origin" } },
+  -- what is not a preflight
+  { "list: OPTIONS without Access-Control-Request-Method is an actual request", "list",
+    { method = "OPTIONS", origin = "https://a.com" },
+    { kind = "ACTUAL_ALLOWED", vary = "Origin", headers = { [ACAO] = "https://a.com", [ACEH] = "x-total, x-id" } } },
+  { "list: OPTIONS with ACRM but no Origin is not CORS", "list", { method = "OPTIONS", acrm = "PUT" },
+    { kind = "NO_CORS", reason = "NO_ORIGIN", vary = "Origin", headers = {} } },
+  { "list: GET with ACRM is an actual request", "list", { method = "GET", origin = "https://a.com", acrm = "DELETE" },
+    { kind = "ACTUAL_ALLOWED" } },
+  -- actual requests
+  { "list: allowed actual request", "list", { method = "POST", origin = "https://a.com" },
+    { kind = "ACTUAL_ALLOWED", reason = "OK", vary = "Origin",
+      headers = { [ACAO] = "https://a.com", [ACEH] = "x-total, x-id" } } },
+  { "list: refused actual request gets nothing", "list", { method = "GET", origin = "https://b.com" },
+    { kind = "ACTUAL_REFUSED", reason = "REFUSED_ORIGIN", vary = "Origin", headers = {} } },
+  { "list: malformed origin on an actual request", "list", { method = "GET", origin = "bar.com" },
+    { kind = "ACTUAL_REFUSED", reason = "MALFORMED_ORIGIN", vary = "Origin", headers = {} } },
+  { "list: no Origin still varies on Origin", "list", { method = "GET" },
+    { kind = "NO_CORS", reason = "NO_ORIGIN", vary = "Origin", headers = {} } },
+  -- credentials and echoed headers
+  { "cred: echoes requested headers lower-cased, once each", "cred",
+    pf("https://a.com", "PATCH", "X-A, Authorization, x-a"),
+    { kind = "PREFLIGHT_ALLOWED", vary = VPO, headers = { [ACAO] = "https://a.com", [ACAC] = "true",
+      [ACAM] = "GET, PATCH", [ACAH] = "x-a, authorization" } } },
+  { "cred: echoes across several header lines", "cred", pf("https://a.com", "GET", { "X-A", "X-B, X-A" }),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "GET, PATCH",
+      [ACAH] = "x-a, x-b" } } },
+  { "cred: no Allow-Headers for an empty request list", "cred", pf("https://a.com", "GET", ""),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "GET, PATCH" } } },
+  { "cred: no Allow-Headers without a request list", "cred", pf("https://a.com", "GET"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "GET, PATCH" } } },
+  { "cred: exactly the name limit is allowed", "cred", pf("https://a.com", "GET", names(64)),
+    { kind = "PREFLIGHT_ALLOWED" } },
+  { "cred: one name over the limit is refused", "cred", pf("https://a.com", "GET", names(65)),
+    { kind = "PREFLIGHT_REFUSED", reason = "TOO_MANY_HEADERS", detail_arg = "x-h65", headers = {} } },
+  { "cred: the limit counts names over all lines", "cred", pf("https://a.com", "GET", { names(40, "a"), names(25, "b") }),
+    { kind = "PREFLIGHT_REFUSED", reason = "TOO_MANY_HEADERS", headers = {} } },
+  { "cred: an echoed name must still be a token", "cred", pf("https://a.com", "GET", "x-a, x\"b"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_HEADER", detail_arg = "x\"b", headers = {} } },
+  { "cred: allowed actual request with credentials", "cred", { method = "GET", origin = "https://a.com" },
+    { kind = "ACTUAL_ALLOWED", vary = "Origin",
+      headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACEH] = "x-total" } } },
+  { "cred: a pattern match echoes the origin, never *", "cred", { method = "GET", origin = "https://x.a.com" },
+    { kind = "ACTUAL_ALLOWED", headers = { [ACAO] = "https://x.a.com", [ACAC] = "true", [ACEH] = "x-total" } } },
+  { "cred: refused actual request", "cred", { method = "GET", origin = "https://evil.com" },
+    { kind = "ACTUAL_REFUSED", vary = "Origin", headers = {} } },
+  -- "*"
+  { "any: actual request gets * without Vary", "any", { method = "GET", origin = "https://x.com" },
+    { kind = "ACTUAL_ALLOWED", vary = "", headers = { [ACAO] = "*", [ACEH] = "x-total", [TAO] = "*" } } },
+  { "any: an Origin-less request gets * too", "any", { method = "GET" },
+    { kind = "NO_CORS", reason = "NO_ORIGIN", vary = "", headers = { [ACAO] = "*", [ACEH] = "x-total", [TAO] = "*" } } },
+  { "any: null gets *", "any", { method = "GET", origin = "null" },
+    { kind = "ACTUAL_ALLOWED", vary = "", headers = { [ACAO] = "*", [ACEH] = "x-total", [TAO] = "*" } } },
+  { "any: a malformed origin is refused and varies on Origin", "any", { method = "GET", origin = "https://x.com/" },
+    { kind = "ACTUAL_REFUSED", reason = "MALFORMED_ORIGIN", vary = "Origin", headers = {} } },
+  { "any: preflight gets * and default methods, no Origin in Vary", "any", pf("https://x.com", "POST"),
+    { kind = "PREFLIGHT_ALLOWED", vary = VP, headers = { [ACAO] = "*", [ACAM] = "GET, HEAD, POST" } } },
+  { "any: headers default to none", "any", pf("https://x.com", "POST", "X-Foo"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_HEADER", headers = {} } },
+  { "any: default methods refuse PUT", "any", pf("https://x.com", "PUT"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", headers = {} } },
+  { "any_star: expose * and echoed headers, max-age 0", "any_star", pf("https://x.com", "GET", "Authorization"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "*", [ACAM] = "GET, HEAD, POST", [ACAH] = "authorization",
+      [ACMA] = "0" } } },
+  { "any_star: actual request exposes *", "any_star", { origin = "https://x.com" },
+    { kind = "ACTUAL_ALLOWED", headers = { [ACAO] = "*", [ACEH] = "*" } } },
+  -- null
+  { "null: allowed with allow_null_origin, echoed as null", "null", { method = "GET", origin = "null" },
+    { kind = "ACTUAL_ALLOWED", vary = "Origin", headers = { [ACAO] = "null", [ACAC] = "true" } } },
+  { "null: preflight from null", "null", pf("null", "POST"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "null", [ACAC] = "true", [ACAM] = "GET, HEAD, POST" } } },
+  -- private network
+  { "list: private network requested but not enabled", "list",
+    pf("https://a.com", "PUT", nil, { acrpn = "true" }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_PRIVATE_NETWORK", headers = {} } },
+  { "list: private network header other than true is ignored", "list",
+    pf("https://a.com", "PUT", nil, { acrpn = "false" }), { kind = "PREFLIGHT_ALLOWED" } },
+  { "pn: private network allowed when enabled", "pn", pf("https://a.com", "POST", nil, { acrpn = " true " }),
+    { kind = "PREFLIGHT_ALLOWED", preflight_continue = true,
+      headers = { [ACAO] = "https://a.com", [ACAM] = "GET, HEAD, POST", [ACAPN] = "true" } } },
+  { "pn: no private network header unless requested", "pn", pf("https://a.com", "POST"),
+    { kind = "PREFLIGHT_ALLOWED", preflight_continue = true,
+      headers = { [ACAO] = "https://a.com", [ACAM] = "GET, HEAD, POST" } } },
+  { "pn: a refused preflight is never passed on", "pn", pf("https://b.com", "POST"),
+    { kind = "PREFLIGHT_REFUSED", preflight_continue = false, headers = {} } },
+  { "list: preflight_continue off by default", "list", pf("https://a.com", "PUT"),
+    { kind = "PREFLIGHT_ALLOWED", preflight_continue = false } },
+  { "pn: private network only matters on preflights", "pn", { origin = "https://a.com", acrpn = "true" },
+    { kind = "ACTUAL_ALLOWED", headers = { [ACAO] = "https://a.com" } } },
+  -- Timing-Allow-Origin
+  { "tao: actual request names the origin", "tao", { origin = "https://a.com" },
+    { kind = "ACTUAL_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [TAO] = "https://a.com" } } },
+  { "tao: not on preflights", "tao", pf("https://a.com", "GET"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "GET, HEAD, POST" } } },
+  { "tao: not for refused origins", "tao", { origin = "https://b.com" }, { kind = "ACTUAL_REFUSED", headers = {} } },
+}
+
+describe("cg_cors_evaluate", function()
+  for _, c in ipairs(cases) do
+    local name, policy, req, want = c[1], c[2], c[3], c[4]
+    it(name, function()
+      local r = cors.evaluate(compiled[policy], req)
+      assert.are.equal(want.kind, r.kind)
+      if want.reason then assert.are.equal(want.reason, r.reason) end
+      if want.vary then assert.are.equal(want.vary, r.vary) end
+      if want.detail then assert.are.equal(want.detail, r.detail) end
+      if want.detail_arg then assert.are.equal(want.detail_arg, r.detail_arg) end
+      if want.preflight_continue ~= nil then assert.are.equal(want.preflight_continue, r.preflight_continue) end
+      if want.origin == false then assert.is_nil(r.origin) elseif want.origin then assert.are.equal(want.origin, r.origin) end
+      -- Present and absent alike: the whole set of lines must match.
+      if want.headers then assert.are.same(want.headers, r.headers) end
+      assert.are.equal(r.rc, r.headers_len)
+      assert.are.equal(#r.raw, r.headers_len)
+      if r.kind:match("REFUSED") then assert.are.equal("", r.raw) end
+    end)
+  end
+
+  it("answers NO_CORS without a policy", function()
+    local r = cors.evaluate(nil, { method = "OPTIONS", origin = "https://a.com", acrm = "PUT" })
+    assert.are.same({ "NO_CORS", "", "" }, { r.kind, r.vary, r.raw })
+  end)
+
+  it("refuses a decision override until plugins exist", function()
+    local ov = ffi.cast("const cg_cors_override_t *", ffi.new("char[8]"))
+    local r = cors.evaluate(compiled.list, { origin = "https://a.com" }, nil, ov)
+    assert.are.equal(cors.C.CG_CORS_E_INVALID, r.rc)
+  end)
+
+  it("reports a buffer that is too small at every size below the answer", function()
+    local req = pf("https://a.com", "PUT", "X-Req")
+    local full = cors.evaluate(compiled.list, req)
+    local need = full.headers_len + #"https://a.com"
+    for size = 0, need - 1 do
+      assert.are.equal(cors.C.CG_CORS_E_BUFFER, cors.evaluate(compiled.list, req, size).rc, "size " .. size)
+    end
+    assert.are.equal(full.raw, cors.evaluate(compiled.list, req, need).raw)
+  end)
+
+  it("reports a too-small buffer while echoing headers", function()
+    local req = pf("https://a.com", "GET", names(64, "x-some-long-header-name-"))
+    local r = cors.evaluate(compiled.cred, req, 256)
+    assert.are.equal(cors.C.CG_CORS_E_BUFFER, r.rc)
+    assert.are.equal("PREFLIGHT_ALLOWED", cors.evaluate(compiled.cred, req, 4096).kind)
+  end)
+
+  it("writes well-formed lines, each ending in CRLF", function()
+    local r = cors.evaluate(compiled.cred, pf("https://a.com", "GET", "X-A"))
+    local rebuilt = {}
+    for _, n in ipairs(r.order) do rebuilt[#rebuilt + 1] = n .. ": " .. r.headers[n:lower()] .. "\r\n" end
+    assert.are.equal(r.raw, table.concat(rebuilt))
+    assert.are.equal(4, #r.order)
+  end)
+end)
+
+describe("response header ownership", function()
+  local cases2 = {
+    { "Access-Control-Allow-Origin", true, true }, { "access-control-allow-credentials", true, true },
+    { "ACCESS-CONTROL-EXPOSE-HEADERS", true, true }, { "Access-Control-Max-Age", true, true },
+    { "Access-Control-", true, true }, { "Access-Control", false, false }, { "Vary", false, false },
+    { "X-Access-Control-Allow-Origin", false, false }, { "Timing-Allow-Origin", false, true },
+    { "timing-allow-origin", false, true }, { "Timing-Allow-Origins", false, false }, { "", false, false },
+  }
+  for _, c in ipairs(cases2) do
+    it(("%q: is_cors_response_header=%s, owned by a TAO policy=%s"):format(c[1], tostring(c[2]), tostring(c[3])),
+      function()
+        assert.are.equal(c[2] and 1 or 0, cors.C.cg_cors_is_cors_response_header(c[1], #c[1]))
+        assert.are.equal(c[3] and 1 or 0, cors.C.cg_cors_policy_owns_header(compiled.tao, c[1], #c[1]))
+      end)
+  end
+
+  it("leaves Timing-Allow-Origin to the upstream when the policy does not set it", function()
+    assert.are.equal(0, cors.C.cg_cors_policy_owns_header(compiled.list, "Timing-Allow-Origin", 19))
+    assert.are.equal(1, cors.C.cg_cors_policy_owns_header(compiled.list, "Access-Control-Allow-Origin", 27))
+  end)
+
+  it("strips nothing on a route without a policy", function()
+    assert.are.equal(0, cors.C.cg_cors_policy_owns_header(nil, "Access-Control-Allow-Origin", 27))
+  end)
+end)
