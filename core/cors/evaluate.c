@@ -19,6 +19,7 @@ typedef struct writer {
 } writer_t;
 
 static void put(writer_t *w, const char *s, size_t n) {
+  if (n == 0) return; /* an unset pre-rendered line has s == NULL */
   if (w->overflow || n > w->cap - w->len) {
     w->overflow = 1;
     return;
