@@ -1,0 +1,179 @@
+/* libFuzzer target: evaluate against a few compiled policies.
+ *
+ * Input format: byte 0 picks the policy and the request's shape (see below);
+ * the rest is split on '\n' into origin, Access-Control-Request-Method,
+ * Access-Control-Request-Private-Network, then one Access-Control-Request-Headers
+ * line per remaining piece.
+ *
+ * Invariants: never crashes; the lines written are well-formed; an
+ * Access-Control-Allow-Origin value is "*" or the request's own origin in
+ * normalized form (never anything else the request carried); refusals write
+ * nothing; credentials never go with "*". */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cors/cors.h"
+
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
+      abort();                                                        \
+    }                                                                 \
+  } while (0)
+
+enum { NPOLICIES = 4, MAX_LINES = 80 };
+static cg_cors_policy_t *policies[NPOLICIES];
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  cg_diag_t d;
+  cg_diag_init(&d);
+  cg_psl_t *psl = cg_psl_load(NULL, &d);
+  static const char *o1[] = {"https://a.com", "http://localhost:3000", "null"};
+  static const char *p1[] = {"https://*.a.com", "https://*.*.b.org:*"};
+  static const char *m1[] = {"GET", "PUT", "PATCH", "delete"};
+  static const char *h3[] = {"X-Req", "Content-Type", "authorization"};
+  static const char *e1[] = {"X-Total", "X-Id"};
+  cg_cors_spec_t s[NPOLICIES];
+  memset(s, 0, sizeof s);
+  /* 0: listed origins and patterns, credentials, echoed headers */
+  s[0] = (cg_cors_spec_t){.origins = o1, .origins_count = 2, .origin_patterns = p1, .origin_patterns_count = 2,
+                          .methods = m1, .methods_count = 4, .headers_any = 1, .expose_headers = e1,
+                          .expose_headers_count = 2, .credentials = 1, .has_max_age = 1, .max_age = 600};
+  /* 1: everything "*" without credentials */
+  s[1] = (cg_cors_spec_t){.origins_any = 1, .headers_any = 1, .expose_headers_any = 1, .timing_allow_origin = 1};
+  /* 2: null allowed, a header list, private network */
+  s[2] = (cg_cors_spec_t){.origins = o1, .origins_count = 3, .allow_null_origin = 1, .headers = h3,
+                          .headers_count = 3, .private_network = 1, .preflight_continue = 1};
+  /* 3: patterns only, timing, default methods */
+  s[3] = (cg_cors_spec_t){.origin_patterns = p1, .origin_patterns_count = 2, .timing_allow_origin = 1,
+                          .credentials = 1};
+  for (int i = 0; i < NPOLICIES; i++) {
+    policies[i] = cg_cors_compile(&s[i], psl, "fuzz", &d);
+    if (!policies[i]) {
+      for (int k = 0; k < d.count; k++) fprintf(stderr, "%s\n", d.items[k].text);
+      abort();
+    }
+  }
+  cg_psl_free(psl);
+  cg_diag_free(&d);
+  return 0;
+}
+
+static void check_lines(const char *buf, size_t len, const cg_cors_request_t *req, const cg_cors_result_t *r) {
+  int acao = 0, acac = 0, star = 0;
+  size_t i = 0;
+  while (i < len) {
+    const char *line = buf + i;
+    const char *eol = memchr(line, '\r', len - i);
+    CHECK(eol && eol + 1 < buf + len && eol[1] == '\n');
+    const char *colon = memchr(line, ':', (size_t)(eol - line));
+    CHECK(colon && colon > line && colon + 1 < eol && colon[1] == ' ');
+    for (const char *q = line; q < eol; q++) CHECK((unsigned char)*q >= 0x20 && (unsigned char)*q < 0x7f);
+    const char *v = colon + 2;
+    size_t vlen = (size_t)(eol - v);
+    size_t nlen = (size_t)(colon - line);
+    if (nlen == 27 && strncasecmp(line, "Access-Control-Allow-Origin", 27) == 0) {
+      acao++;
+      if (vlen == 1 && v[0] == '*') {
+        star = 1;
+      } else {
+        /* Must be the request's origin, normalized, and a valid origin itself. */
+        CHECK(req->origin_count == 1);
+        char n1[CG_CORS_ORIGIN_MAX + 1], n2[CG_CORS_ORIGIN_MAX + 1];
+        cg_origin_t o1, o2;
+        CHECK(cg_cors_origin_parse(req->origin, req->origin_len, &o1, n1, sizeof n1) == 0);
+        CHECK(cg_cors_origin_parse(v, vlen, &o2, n2, sizeof n2) == 0);
+        CHECK(!o2.noncanonical);
+        CHECK(o1.norm_len == vlen && memcmp(o1.norm, v, vlen) == 0);
+        CHECK(r->origin && r->origin_len == vlen && memcmp(r->origin, v, vlen) == 0);
+      }
+    }
+    if (nlen == 32 && strncasecmp(line, "Access-Control-Allow-Credentials", 32) == 0) acac++;
+    i = (size_t)(eol - buf) + 2;
+  }
+  CHECK(acao <= 1 && acac <= 1);
+  CHECK(!(acac && star));
+  if (r->kind == CG_CORS_PREFLIGHT_ALLOWED || r->kind == CG_CORS_ACTUAL_ALLOWED) CHECK(acao == 1);
+  if (r->kind == CG_CORS_NO_CORS) CHECK(acao == 0 || star);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1) return 0;
+  uint8_t flags = data[0];
+  /* A heap copy of the rest so ASan catches reads past any field. */
+  size_t n = size - 1;
+  char *in = malloc(n ? n : 1);
+  if (!in) return 0;
+  memcpy(in, data + 1, n);
+
+  const char *field[MAX_LINES + 3];
+  size_t flen[MAX_LINES + 3];
+  int nf = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= n && nf < MAX_LINES + 3; i++) {
+    if (i == n || in[i] == '\n') {
+      field[nf] = in + start;
+      flen[nf++] = i - start;
+      start = i + 1;
+    }
+  }
+
+  cg_cors_request_t req;
+  memset(&req, 0, sizeof req);
+  static const char *methods[] = {"OPTIONS", "GET", "POST", "options"};
+  req.method = methods[(flags >> 2) & 3];
+  req.method_len = strlen(req.method);
+  int origin_lines = (flags >> 4) & 3; /* 0, 1, 2 or 3 Origin header lines */
+  if (nf > 0 && origin_lines) {
+    req.origin = field[0];
+    req.origin_len = flen[0];
+    req.origin_count = origin_lines == 3 ? 1 : origin_lines;
+  }
+  if (nf > 1 && (flags & 0x40)) {
+    req.acrm = field[1];
+    req.acrm_len = flen[1];
+    req.acrm_count = 1;
+  }
+  if (nf > 2 && (flags & 0x80)) {
+    req.acrpn = field[2];
+    req.acrpn_len = flen[2];
+  }
+  if (nf > 3) {
+    req.acrh = &field[3];
+    req.acrh_len = &flen[3];
+    req.acrh_count = nf - 3;
+  }
+
+  const cg_cors_policy_t *p = policies[flags & 3];
+  static char buf[1 << 16];
+  cg_cors_result_t r;
+  int rc = cg_cors_evaluate(p, NULL, &req, &r, buf, sizeof buf);
+  CHECK(rc >= 0); /* the buffer is larger than any echo of this input */
+  CHECK((size_t)rc == r.headers_len);
+  CHECK(r.kind >= CG_CORS_NO_CORS && r.kind <= CG_CORS_ACTUAL_REFUSED);
+  CHECK(r.vary != NULL && r.detail != NULL);
+  if (r.kind == CG_CORS_PREFLIGHT_REFUSED || r.kind == CG_CORS_ACTUAL_REFUSED) CHECK(rc == 0 && r.reason != CG_CORS_OK);
+  if (r.kind == CG_CORS_PREFLIGHT_ALLOWED) CHECK(req.acrm_count > 0 && req.origin_count == 1);
+  if (r.reason == CG_CORS_MALFORMED_ORIGIN) CHECK(r.origin == NULL);
+  if (r.detail_arg) CHECK(r.detail_arg >= in && r.detail_arg + r.detail_arg_len <= in + n);
+  check_lines(buf, (size_t)rc, &req, &r);
+
+  /* A smaller buffer either fits the same answer or says it does not. */
+  size_t need = (size_t)rc + r.origin_len;
+  if (need > 0) {
+    char *tight = malloc(need - 1 ? need - 1 : 1);
+    cg_cors_result_t r2;
+    if (tight) {
+      CHECK(cg_cors_evaluate(p, NULL, &req, &r2, tight, need - 1) == CG_CORS_E_BUFFER);
+      free(tight);
+    }
+  }
+  free(in);
+  return 0;
+}
