@@ -219,8 +219,12 @@ local shim
 function _M.config_shim()
   if shim then return shim end
   local so = os.getenv("CORSGATE_CONFIG_SHIM")
+  local built
   if not so then
-    so = os.tmpname() .. "_cors_config_shim.so"
+    local tmp = os.tmpname()
+    os.remove(tmp)
+    so = tmp .. "_cors_config_shim.so"
+    built = so
     local libdir = (os.getenv("CORSGATE_LIB") or (root .. "/build/libcorsgate.so")):match("^(.*)/[^/]*$")
     local cmd = table.concat({
       os.getenv("CC") or "cc", "-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -shared -fPIC",
@@ -234,6 +238,7 @@ function _M.config_shim()
     if not ok then error("building the config shim failed:\n" .. cmd .. "\n" .. log) end
   end
   local open = assert(package.loadlib(so, "luaopen_cors_config_shim"))
+  if built then os.remove(built) end -- already mapped; nothing left in /tmp
   shim = open()
   return shim
 end
