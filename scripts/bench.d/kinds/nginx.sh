@@ -1,5 +1,6 @@
-# kind "nginx": stock Debian nginx as a reverse proxy (conf/nginx.conf +
-# conf/nginx-location-$SC_NGINX_LOCATION.conf). Sourced by scripts/bench.
+# kind "nginx": stock Debian nginx as a reverse proxy: conf/nginx.conf with the
+# scenario's conf/nginx-$SC_NGINX.location.conf (in server{}) and, if it exists,
+# conf/nginx-$SC_NGINX.http.conf (in http{}, for a map and the like). Sourced by scripts/bench.
 
 kind_nginx_check() {   # prints why it cannot run, returns non-zero if so
   command -v nginx >/dev/null || { echo "nginx not installed"; return 1; }
@@ -10,9 +11,10 @@ kind_nginx_version() { nginx -v 2>&1 | sed 's/^nginx version: //'; }
 # server in the foreground-of-its-own (no daemon) via start_server.
 kind_nginx_start() {
   local id=$1 workers=$2 port=$3 dir=$4
-  local loc="$BENCHD/conf/nginx-location-${SC_NGINX_LOCATION:-proxy}.conf"
-  [[ -f $loc ]] || { echo "missing $loc"; return 1; }
-  cp "$loc" "$dir/location.conf"
+  local base="$BENCHD/conf/nginx-${SC_NGINX:-proxy}"
+  [[ -f $base.location.conf ]] || { echo "missing $base.location.conf"; return 1; }
+  cp "$base.location.conf" "$dir/location.conf"
+  if [[ -f $base.http.conf ]]; then cp "$base.http.conf" "$dir/http.conf"; else : >"$dir/http.conf"; fi
   render "$BENCHD/conf/nginx.conf" "$dir/nginx.conf" PORT "$port" WORKERS "$workers" \
     UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" PREFIX "$dir" USER "$(nginx_user_line)"
   nginx -t -q -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/configtest.log" 2>&1 ||

@@ -6,7 +6,7 @@ SC_PATH=/api/items
 SC_HEADERS=()              # extra request headers, e.g. ("Origin: https://a.example")
 SC_EXPECT_STATUS=200
 SC_EXPECT_BODY=upstream    # "upstream": body must equal the upstream's body byte for byte
-SC_NGINX_LOCATION=proxy    # conf/nginx-location-<this>.conf is included in the nginx contender
+SC_NGINX=proxy             # nginx contender: conf/nginx-<this>.location.conf (+ .http.conf if any)
 SC_CORSGATE_ROUTE=''       # extra Lua fields for the corsgate route (e.g. 'cors = {...},')
 SC_CONTENDERS=''           # empty = every contender in scripts/bench.d/contenders
 SC_WRK_LUA=''              # optional wrk script in scripts/bench.d/wrk/ (request shape only)
