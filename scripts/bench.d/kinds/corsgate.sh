@@ -11,7 +11,8 @@ kind_corsgate_check() {
 kind_corsgate_version() {
   local bin=${CORSGATE_BIN:-$ROOT/build/corsgate} v
   v=$("$bin" --version 2>/dev/null | head -n1) || v=
-  echo "${v:-?} (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?), $(cmake_build_type))"
+  # The binary may be older than the tree: say which one and when it was built.
+  echo "${v:-?} (${bin#"$ROOT"/}, $(cmake_build_type), built $(date -u -r "$bin" '+%Y-%m-%d %H:%M UTC'); tree at git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?))"
 }
 cmake_build_type() {
   local c="${CORSGATE_BIN:+$(dirname "$CORSGATE_BIN")}"; c=${c:-$ROOT/build}/CMakeCache.txt
