@@ -1,4 +1,5 @@
 # Helpers for scripts/bench: templates, ports, starting/stopping servers,
+# shellcheck shell=bash
 # per-process-tree CPU time and peak RSS from /proc. Sourced, not run.
 
 shopt -u patsub_replacement 2>/dev/null || true   # '&' in a replacement stays literal

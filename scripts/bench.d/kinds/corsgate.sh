@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # kind "corsgate": the gateway under test (conf/corsgate.lua). Sourced by scripts/bench.
 # CORSGATE_BIN overrides the binary (default: build/corsgate in the repo).
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # kind "nginx": stock Debian nginx as a reverse proxy: conf/nginx.conf with the
 # scenario's conf/nginx-$SC_NGINX.location.conf (in server{}) and, if it exists,
 # conf/nginx-$SC_NGINX.http.conf (in http{}, for a map and the like). Sourced by scripts/bench.
@@ -22,4 +23,4 @@ kind_nginx_start() {
   start_server "$SERVER_CPUS" "$dir" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
 }
 
-nginx_user_line() { [[ $EUID -eq 0 ]] && echo "user root root;" || true; }
+nginx_user_line() { if [[ $EUID -eq 0 ]]; then echo "user root root;"; fi; }

@@ -1,5 +1,6 @@
 # Scenario: proxied GET with a small body over keep-alive.
 # Sourced by scripts/bench; only sets SC_* variables.
+# shellcheck disable=SC2034  # read by scripts/bench
 SC_DESC="proxied GET, ~100 B JSON body, keep-alive client->server->upstream"
 SC_METHOD=GET
 SC_PATH=/api/items
