@@ -347,6 +347,7 @@ static void parse_once(cg_conn_t *c, const char *data, size_t len) {
     if (c->resume_pending) {
       /* the upstream became ready inside the callback that paused us */
       c->resume_pending = 0;
+      c->kick = 1;
       llhttp_resume(&c->parser);
     } else {
       c->paused = 1;
@@ -375,7 +376,15 @@ static void conn_parse(cg_conn_t *c, const char *data, size_t len) {
   if (data) parse_once(c, data, len);
   /* Serving a request may resume the parser (a local answer, a pipelined
    * next request): keep going here rather than recursing. */
-  while (outer && c->state != CG_CONN_CLOSING && !c->paused && c->pending_len > 0) {
+  while (outer && c->state != CG_CONN_CLOSING && !c->paused && (c->pending_len > 0 || c->kick)) {
+    if (c->pending_len == 0) {
+      /* Paused after a head with nothing behind it, llhttp still owes the
+       * message's end (a bodiless request): an empty execute delivers it. */
+      c->kick = 0;
+      parse_once(c, "", 0);
+      continue;
+    }
+    c->kick = 0;
     char *buf = c->pending;
     size_t n = c->pending_len;
     c->pending = NULL;
@@ -395,6 +404,7 @@ void cg_conn_resume(cg_conn_t *c) {
   }
   c->paused = 0;
   llhttp_resume(&c->parser);
+  c->kick = 1;
   conn_parse(c, NULL, 0);
 }
 

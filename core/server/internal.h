@@ -11,26 +11,8 @@
 #include "config/config.h"
 #include "cors/cors.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
-/* Intrusive doubly-linked list. */
-typedef struct cg_list {
-  struct cg_list *prev, *next;
-} cg_list_t;
-
-static inline void cg_list_init(cg_list_t *l) { l->prev = l->next = l; }
-static inline int cg_list_empty(const cg_list_t *l) { return l->next == l; }
-static inline void cg_list_push(cg_list_t *head, cg_list_t *item) {
-  item->next = head;
-  item->prev = head->prev;
-  head->prev->next = item;
-  head->prev = item;
-}
-static inline void cg_list_remove(cg_list_t *item) {
-  item->prev->next = item->next;
-  item->next->prev = item->prev;
-  item->prev = item->next = item;
-}
+#include "util/list.h"
 
 /* --- message heads ------------------------------------------------------- */
 
@@ -181,6 +163,7 @@ typedef struct cg_conn {
   size_t pending_len, pending_cap;
   int paused;  /* the parser is paused: reading is off until it resumes */
   int in_parse; /* inside conn_parse: resuming continues there, not recursively */
+  int kick;           /* the resumed parser must run even with no pending bytes */
   int resume_pending; /* resumed from inside a callback, before llhttp returned paused */
   int reading;
   int pending_writes;

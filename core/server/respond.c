@@ -106,10 +106,12 @@ int cg_respond_skip_upstream_header(const cg_conn_t *c, const char *name, size_t
   return r->cors.vary && *r->cors.vary && cg_name_eq(name, len, "vary", 4);
 }
 
-/* Whether this response ends the connection: decided before the head is
- * written, since the head says so. */
+/* Whether the head announces the end of the connection. A proxied head goes
+ * out before the parser (paused at the request's head) has seen the request's
+ * end, so that is not asked here: cg_conn_response_done closes anyway when a
+ * response beat its request's end. */
 static int will_close(const cg_conn_t *c) {
-  return !c->req.keep_alive || !c->req.msg_complete || c->w->draining;
+  return !c->req.keep_alive || c->w->draining || (c->req.kind != CG_REQ_PROXY && !c->req.msg_complete);
 }
 
 void cg_respond_connection_header(cg_conn_t *c, cg_buf_t *b) {
