@@ -36,6 +36,7 @@ typedef struct cg_upconn {
   int req_sent; /* the request's end is written */
   int read_paused;
   int no_reuse;
+  int pending_writes;
 } cg_upconn_t;
 
 static llhttp_settings_t up_settings;
@@ -62,6 +63,27 @@ static void on_up_write(uv_write_t *wr, int status);
 
 static int up_write3(cg_upconn_t *u, const void *a, size_t al, const void *b, size_t bl, const void *x,
                      size_t xl) {
+  if (u->tcp.write_queue_size == 0 && u->pending_writes == 0 && u->connected) {
+    /* usually all of it goes at once: no copy, no queued write (see send_now in conn.c) */
+    uv_buf_t bufs[3] = {uv_buf_init((char *)a, (unsigned)al), uv_buf_init((char *)b, (unsigned)bl),
+                        uv_buf_init((char *)x, (unsigned)xl)};
+    int n = uv_try_write((uv_stream_t *)&u->tcp, bufs, xl ? 3 : bl ? 2 : 1);
+    if (n == UV_EAGAIN) n = 0;
+    if (n < 0) return n;
+    size_t done = (size_t)n;
+    if (done >= al + bl + xl) return 0;
+    /* the rest is queued below, as one copy */
+    size_t skip = done;
+    const char *parts[3] = {a, b, x};
+    size_t lens[3] = {al, bl, xl};
+    for (int i = 0; i < 3; i++) {
+      size_t k = skip < lens[i] ? skip : lens[i];
+      parts[i] += k;
+      lens[i] -= k;
+      skip -= k;
+    }
+    a = parts[0], al = lens[0], b = parts[1], bl = lens[1], x = parts[2], xl = lens[2];
+  }
   up_out_t *o = malloc(sizeof *o + al + bl + xl);
   if (!o) return -1;
   memcpy(o->data, a, al);
@@ -71,6 +93,7 @@ static int up_write3(cg_upconn_t *u, const void *a, size_t al, const void *b, si
   uv_buf_t buf = uv_buf_init(o->data, (unsigned)(al + bl + xl));
   int rc = uv_write(&o->req, (uv_stream_t *)&u->tcp, &buf, 1, on_up_write);
   if (rc < 0) free(o);
+  else u->pending_writes++;
   return rc;
 }
 
@@ -301,7 +324,10 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   u->got_bytes = 1;
   if (c) arm(u, c->w->cfg->timeouts.upstream_read);
   u->head.exec_start = buf->base;
+  /* a head and the body behind it in one read leave in one write */
+  if (c) cg_conn_cork(c);
   llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)nread);
+  if (c) cg_conn_uncork(c);
   if (u->closing) return;
   if (err == HPE_PAUSED) {
     const char *pos = llhttp_get_error_pos(&u->parser);
@@ -321,6 +347,7 @@ static void on_up_write(uv_write_t *wr, int status) {
   up_out_t *o = container_of(wr, up_out_t, req);
   cg_upconn_t *u = wr->data;
   free(o);
+  u->pending_writes--;
   if (u->closing) return;
   if (status < 0) {
     int stale = u->reused && !u->got_bytes && u->conn && u->conn->req.up_sent == 0;

@@ -170,6 +170,8 @@ typedef struct cg_conn {
   int close_when_flushed;
   int handles_open;
   int send_blocked; /* the upstream read is stopped until this client drains */
+  int corked;       /* writes collect in obuf and leave in one write at uncork */
+  cg_buf_t obuf;
   char peer[64];
 } cg_conn_t;
 
@@ -177,6 +179,8 @@ typedef struct cg_conn {
 void cg_conn_accept(cg_worker_t *w);
 void cg_conn_close(cg_conn_t *c);
 int cg_conn_write(cg_conn_t *c, const void *data, size_t len);
+void cg_conn_cork(cg_conn_t *c);
+void cg_conn_uncork(cg_conn_t *c);
 int cg_conn_write2(cg_conn_t *c, const void *a, size_t alen, const void *b, size_t blen);
 /* The response is fully queued: log it, then serve the next request or close. */
 void cg_conn_response_done(cg_conn_t *c);

@@ -1,0 +1,774 @@
+/* The plugin host: LuaJIT states, hook coroutines, budgets.
+ *
+ * The JIT is off in plugin states. LuaJIT's compiled traces never call count
+ * hooks, so a compiled `while true do end` could never be stopped; interpreted,
+ * every run is metered. Decisions are cached per origin, so the interpreter's
+ * cost is paid once per origin, not per request. */
+#include "lua/host.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <luajit.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lua/host_internal.h"
+#include "util/log.h"
+
+extern const char cg_lua_prelude[];
+extern const size_t cg_lua_prelude_len;
+
+/* The host whose hook is running on this thread: the count hook and the gw.*
+ * primitives find their call through it. One state per worker thread. */
+static __thread cg_lua_host_t *tls_host;
+
+#define HOOK_EVERY 1000 /* instructions between budget checks */
+
+/* --- helpers ------------------------------------------------------------- */
+
+cg_hook_call_t *cg_lua_current(lua_State *L) {
+  cg_lua_host_t *h = tls_host;
+  if (!h || !h->current) return NULL;
+  (void)L;
+  return h->current;
+}
+
+static uint64_t now_ns(void) { return uv_hrtime(); }
+
+void cg_lua_kill(cg_hook_call_t *call, const char *why) {
+  if (!call->killed) {
+    call->killed = 1;
+    snprintf(call->reason, sizeof call->reason, "%s", why);
+  }
+}
+
+/* Logs a hook failure at most once a minute per origin: a broken plugin under
+ * traffic must not flood the log. */
+static void log_failure(cg_lua_host_t *h, const cg_hook_call_t *call, const char *msg) {
+  uint32_t hash = 2166136261u;
+  for (const char *p = call->origin; *p; p++) hash = (hash ^ (unsigned char)*p) * 16777619u;
+  uint64_t now = uv_now(h->loop);
+  uint64_t *slot = &h->log_slots[hash % CG_LUA_LOG_SLOTS];
+  if (*slot && now - *slot < 60000) return;
+  *slot = now ? now : 1;
+  cg_log_warn("plugin %s (route %s): origin %s denied: %s", call->route->plugin, call->route->name,
+              call->origin[0] ? call->origin : "-", msg);
+}
+
+/* --- the count hook ------------------------------------------------------ */
+
+static void count_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  cg_lua_host_t *h = tls_host;
+  cg_hook_call_t *call = h ? h->current : NULL;
+  if (!call) return;
+  call->instructions += HOOK_EVERY;
+  if (!call->killed) {
+    if (call->instructions > h->max_instructions)
+      cg_lua_kill(call, "instruction budget exceeded");
+    else if (now_ns() > call->deadline_ns)
+      cg_lua_kill(call, "timed out");
+    else if ((size_t)lua_gc(L, LUA_GCCOUNT, 0) > h->memory_kb) {
+      lua_gc(L, LUA_GCCOLLECT, 0);
+      if ((size_t)lua_gc(L, LUA_GCCOUNT, 0) > h->memory_kb) cg_lua_kill(call, "memory limit exceeded");
+    }
+  }
+  /* Raised again at every check until it leaves the hook: the sandbox's
+   * pcall rethrows it, so a plugin cannot swallow it. */
+  if (call->killed) luaL_error(L, "%s", call->reason);
+}
+
+/* --- natives the prelude exposes ----------------------------------------- */
+
+static int l_killed(lua_State *L) {
+  cg_hook_call_t *call = cg_lua_current(L);
+  lua_pushboolean(L, call && call->killed);
+  return 1;
+}
+
+static int l_kill_reason(lua_State *L) {
+  cg_hook_call_t *call = cg_lua_current(L);
+  lua_pushstring(L, call && call->killed ? call->reason : "killed");
+  return 1;
+}
+
+static int l_check_alloc(lua_State *L) {
+  double size = luaL_checknumber(L, 1);
+  cg_lua_host_t *h = tls_host;
+  cg_hook_call_t *call = cg_lua_current(L);
+  if (h && call && (size / 1024.0 + (double)lua_gc(L, LUA_GCCOUNT, 0)) > (double)h->memory_kb) {
+    cg_lua_kill(call, "memory limit exceeded");
+    return luaL_error(L, "%s", call->reason);
+  }
+  return 0;
+}
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+  return 1;
+}
+
+static int l_log(lua_State *L) {
+  static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+  int level = luaL_checkoption(L, 1, NULL, levels);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 2; i <= n; i++) {
+    lua_getglobal(L, "tostring");
+    lua_pushvalue(L, i);
+    lua_call(L, 1, 1);
+    if (i > 2) luaL_addchar(&b, ' ');
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  cg_hook_call_t *call = cg_lua_current(L);
+  cg_log(level, "plugin %s: %s", call ? call->route->plugin : "-", lua_tostring(L, -1));
+  return 0;
+}
+
+static int l_read_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  /* a tenant list, not a data set: bounded so a plugin cannot stall a worker */
+  enum { MAX_FILE = 8 << 20 };
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  size_t total = 0, n;
+  char chunk[8192];
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    total += n;
+    if (total > MAX_FILE) {
+      fclose(f);
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s: larger than %d bytes", path, (int)MAX_FILE);
+      return 2;
+    }
+    luaL_addlstring(&b, chunk, n);
+  }
+  fclose(f);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_file_mtime(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushnumber(L, (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9);
+  return 1;
+}
+
+/* gw.sleep(seconds): legal in origin() only. */
+typedef struct sleep_io {
+  uv_timer_t timer;
+  cg_hook_call_t *call;
+} sleep_io_t;
+
+static void on_sleep_closed(uv_handle_t *hd) { free(hd->data); }
+
+static void sleep_cancel(void *io) {
+  sleep_io_t *s = io;
+  uv_close((uv_handle_t *)&s->timer, on_sleep_closed);
+}
+
+static void on_sleep(uv_timer_t *t) {
+  sleep_io_t *s = t->data;
+  cg_hook_call_t *call = s->call;
+  call->io = NULL;
+  call->cancel = NULL;
+  uv_close((uv_handle_t *)&s->timer, on_sleep_closed);
+  cg_lua_resume(call, 0);
+}
+
+static int l_sleep(lua_State *L) {
+  cg_hook_call_t *call = cg_lua_yieldable(L, "gw.sleep");
+  double s = luaL_checknumber(L, 1);
+  if (s < 0) return luaL_argerror(L, 1, "negative duration");
+  sleep_io_t *io = calloc(1, sizeof *io);
+  if (!io) return luaL_error(L, "gw.sleep: out of memory");
+  io->call = call;
+  uv_timer_init(call->host->loop, &io->timer);
+  io->timer.data = io;
+  uv_timer_start(&io->timer, on_sleep, (uint64_t)(s * 1000), 0);
+  call->io = io;
+  call->cancel = sleep_cancel;
+  return lua_yield(L, 0);
+}
+
+cg_hook_call_t *cg_lua_yieldable(lua_State *L, const char *what) {
+  cg_hook_call_t *call = cg_lua_current(L);
+  if (!call || call->kind != CG_HOOK_ORIGIN || L != call->co)
+    luaL_error(L, "%s: only legal in origin(), where the hook may wait", what);
+  return call;
+}
+
+/* --- running hooks --------------------------------------------------------- */
+
+static void on_call_timer_closed(uv_handle_t *hd) {
+  cg_hook_call_t *call = hd->data;
+  free(call);
+}
+
+static void call_free(cg_hook_call_t *call) {
+  cg_lua_host_t *h = call->host;
+  if (call->cancel) {
+    call->cancel(call->io);
+    call->cancel = NULL;
+    call->io = NULL;
+  }
+  if (call->co_ref != LUA_NOREF) luaL_unref(h->L, LUA_REGISTRYINDEX, call->co_ref);
+  call->co_ref = LUA_NOREF;
+  cg_list_remove(&call->link);
+  uv_close((uv_handle_t *)&call->timer, on_call_timer_closed);
+}
+
+static void read_list(lua_State *L, int idx, const char *field, const char ***out, int *count, int *has, int *any,
+                      char *err, size_t errlen) {
+  lua_getfield(L, idx, field);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  *has = 1;
+  if (any && lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "*") == 0) {
+    *any = 1;
+    lua_pop(L, 1);
+    return;
+  }
+  if (!lua_istable(L, -1)) {
+    snprintf(err, errlen, "%s: expected a list of strings, got %s", field, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return;
+  }
+  int n = (int)lua_objlen(L, -1);
+  *out = calloc((size_t)n + 1, sizeof **out);
+  for (int i = 1; i <= n && *out; i++) {
+    lua_rawgeti(L, -1, i);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      snprintf(err, errlen, "%s[%d]: expected a string, got %s", field, i, luaL_typename(L, -1));
+      lua_pop(L, 1);
+      break;
+    }
+    /* anchored by the result table, which stays on the coroutine's stack */
+    (*out)[(*count)++] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Turns origin()'s return value (top of co) into a result. */
+static void decode_decision(cg_hook_call_t *call, lua_State *co, cg_lua_result_t *res) {
+  int top = lua_gettop(co);
+  if (top >= 1 && lua_type(co, 1) == LUA_TBOOLEAN) {
+    res->allow = lua_toboolean(co, 1);
+  } else if (top >= 1 && lua_type(co, 1) == LUA_TTABLE) {
+    lua_getfield(co, 1, "allow");
+    if (lua_type(co, -1) != LUA_TBOOLEAN) {
+      snprintf(res->error, sizeof res->error, "origin() returned a table without allow = true|false");
+      res->failed = 1;
+      lua_pop(co, 1);
+      return;
+    }
+    res->allow = lua_toboolean(co, -1);
+    lua_pop(co, 1);
+  } else {
+    snprintf(res->error, sizeof res->error, "origin() must return true, false or a decision table, got %s",
+             top >= 1 ? luaL_typename(co, 1) : "nothing");
+    res->failed = 1;
+    return;
+  }
+  if (lua_type(co, 1) != LUA_TTABLE) {
+    res->ov = cg_cors_override_compile(call->route->cors, &(cg_cors_decision_spec_t){.allow = res->allow}, NULL);
+    return;
+  }
+  cg_cors_decision_spec_t spec;
+  memset(&spec, 0, sizeof spec);
+  spec.allow = res->allow;
+  char err[200] = "";
+  lua_getfield(co, 1, "credentials");
+  if (lua_type(co, -1) == LUA_TBOOLEAN)
+    spec.has_credentials = 1, spec.credentials = lua_toboolean(co, -1);
+  else if (!lua_isnil(co, -1))
+    snprintf(err, sizeof err, "credentials: expected a boolean, got %s", luaL_typename(co, -1));
+  lua_pop(co, 1);
+  lua_getfield(co, 1, "max_age");
+  if (lua_type(co, -1) == LUA_TNUMBER)
+    spec.has_max_age = 1, spec.max_age = (long long)lua_tonumber(co, -1);
+  else if (!lua_isnil(co, -1))
+    snprintf(err, sizeof err, "max_age: expected a number, got %s", luaL_typename(co, -1));
+  lua_pop(co, 1);
+  lua_getfield(co, 1, "ttl");
+  if (lua_type(co, -1) == LUA_TNUMBER && lua_tonumber(co, -1) >= 0)
+    res->ttl = lua_tonumber(co, -1);
+  else if (!lua_isnil(co, -1))
+    snprintf(err, sizeof err, "ttl: expected a number of seconds");
+  lua_pop(co, 1);
+  lua_getfield(co, 1, "tenant");
+  if (lua_type(co, -1) == LUA_TSTRING) {
+    size_t tl;
+    const char *t = lua_tolstring(co, -1, &tl);
+    if (tl >= sizeof res->tenant || tl == 0)
+      snprintf(err, sizeof err, "tenant: expected a label of 1 to %zu bytes", sizeof res->tenant - 1);
+    else
+      memcpy(res->tenant, t, tl + 1);
+  } else if (!lua_isnil(co, -1)) {
+    snprintf(err, sizeof err, "tenant: expected a string, got %s", luaL_typename(co, -1));
+  }
+  lua_pop(co, 1);
+  const char **expose = NULL, **methods = NULL, **headers = NULL;
+  if (!err[0])
+    read_list(co, 1, "expose_headers", &expose, &spec.expose_headers_count, &spec.has_expose, &spec.expose_any, err,
+              sizeof err);
+  if (!err[0])
+    read_list(co, 1, "methods", &methods, &spec.methods_count, &spec.has_methods, NULL, err, sizeof err);
+  if (!err[0])
+    read_list(co, 1, "headers", &headers, &spec.headers_count, &spec.has_headers, &spec.headers_any, err, sizeof err);
+  spec.expose_headers = expose;
+  spec.methods = methods;
+  spec.headers = headers;
+  if (!err[0]) {
+    cg_diag_t d;
+    cg_diag_init(&d);
+    res->ov = cg_cors_override_compile(call->route->cors, &spec, &d);
+    if (!res->ov) snprintf(err, sizeof err, "%s", d.count ? d.items[0].text : "invalid decision");
+    cg_diag_free(&d);
+  }
+  free(expose);
+  free(methods);
+  free(headers);
+  if (err[0]) {
+    snprintf(res->error, sizeof res->error, "invalid decision: %s", err);
+    res->failed = 1;
+  }
+}
+
+static void finish(cg_hook_call_t *call, int rc) {
+  cg_lua_host_t *h = call->host;
+  cg_lua_result_t res;
+  memset(&res, 0, sizeof res);
+  res.ttl = -1;
+  if (call->killed) {
+    res.failed = 1;
+    snprintf(res.error, sizeof res.error, "%s", call->reason);
+    if (strcmp(call->reason, "timed out") == 0) h->stats.timeouts++;
+  } else if (rc != 0) {
+    res.failed = 1;
+    snprintf(res.error, sizeof res.error, "%s", lua_isstring(call->co, -1) ? lua_tostring(call->co, -1) : "error");
+  } else {
+    decode_decision(call, call->co, &res);
+  }
+  if (res.failed) {
+    h->stats.errors++;
+    res.allow = 0;
+    if (res.ov) cg_cors_override_free(res.ov), res.ov = NULL;
+    log_failure(h, call, res.error);
+  }
+  cg_lua_origin_cb cb = call->cb;
+  void *arg = call->arg;
+  call->cb = NULL;
+  call_free(call);
+  if (cb) cb(arg, &res);
+  else if (res.ov) cg_cors_override_free(res.ov);
+}
+
+void cg_lua_resume(cg_hook_call_t *call, int nargs) {
+  cg_lua_host_t *h = call->host;
+  cg_lua_host_t *prev = tls_host;
+  tls_host = h;
+  h->current = call;
+  int rc = lua_resume(call->co, nargs);
+  h->current = NULL;
+  tls_host = prev;
+  if (rc == LUA_YIELD && !call->killed) {
+    if (!call->io) {
+      /* a bare coroutine.yield: nothing would ever resume it */
+      cg_lua_kill(call, "yielded outside a gw.* call");
+      finish(call, LUA_ERRRUN);
+    }
+    return;
+  }
+  finish(call, rc == LUA_YIELD ? LUA_ERRRUN : rc);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  cg_hook_call_t *call = t->data;
+  /* Only a waiting hook gets here: a running one is stopped by the count hook. */
+  cg_lua_kill(call, "timed out");
+  finish(call, LUA_ERRRUN);
+}
+
+void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t *req, cg_lua_origin_cb cb,
+                       void *arg) {
+  cg_hook_call_t *call = calloc(1, sizeof *call);
+  cg_lua_result_t fail;
+  if (!call) {
+    memset(&fail, 0, sizeof fail);
+    fail.failed = 1;
+    snprintf(fail.error, sizeof fail.error, "out of memory");
+    cb(arg, &fail);
+    return;
+  }
+  lua_State *L = h->L;
+  call->host = h;
+  call->kind = CG_HOOK_ORIGIN;
+  call->route = r;
+  call->cb = cb;
+  call->arg = arg;
+  call->co_ref = LUA_NOREF;
+  size_t ol = req->origin_len < sizeof call->origin - 1 ? req->origin_len : sizeof call->origin - 1;
+  memcpy(call->origin, req->origin, ol);
+  cg_list_init(&call->link);
+  cg_list_push(&h->calls, &call->link);
+  uv_timer_init(h->loop, &call->timer);
+  call->timer.data = call;
+  h->stats.runs++;
+  call->deadline_ns = now_ns() + h->timeout_ms * 1000000ull;
+  uv_timer_start(&call->timer, on_deadline, h->timeout_ms, 0);
+
+  call->co = lua_newthread(L);
+  call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the registry keeps the coroutine alive while it waits */
+  lua_State *co = call->co;
+  lua_rawgeti(co, LUA_REGISTRYINDEX, h->run_origin_ref);
+  lua_pushstring(co, r->plugin);
+  lua_pushinteger(co, r->index);
+  lua_pushstring(co, r->name);
+  lua_pushlstring(co, req->origin, req->origin_len);
+  lua_pushlstring(co, req->scheme ? req->scheme : "", req->scheme_len);
+  lua_pushlstring(co, req->host ? req->host : "", req->host_len);
+  if (req->port > 0)
+    lua_pushinteger(co, req->port);
+  else
+    lua_pushnil(co);
+  lua_pushlstring(co, req->method, req->method_len);
+  lua_pushlstring(co, req->path, req->path_len);
+  lua_createtable(co, 0, req->n_headers);
+  for (int i = 0; i < req->n_headers; i++) {
+    char name[128];
+    size_t nl = req->header_name_lens[i] < sizeof name ? req->header_name_lens[i] : sizeof name;
+    for (size_t k = 0; k < nl; k++) {
+      char ch = req->header_names[i][k];
+      name[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    lua_pushlstring(co, name, nl);
+    lua_pushvalue(co, -1);
+    lua_rawget(co, -3); /* stack: headers name previous */
+    if (lua_isnil(co, -1)) {
+      lua_pop(co, 1);
+      lua_pushlstring(co, req->header_values[i], req->header_value_lens[i]);
+    } else {
+      /* repeated headers: one comma-joined value, as a field list reads */
+      lua_pushliteral(co, ", ");
+      lua_pushlstring(co, req->header_values[i], req->header_value_lens[i]);
+      lua_concat(co, 3);
+    }
+    lua_rawset(co, -3);
+  }
+  cg_lua_resume(call, 10);
+}
+
+/* --- expose_headers ------------------------------------------------------- */
+
+int cg_lua_expose_run(cg_lua_host_t *h, const cg_route_t *r, const char *origin, size_t origin_len,
+                      const char *tenant, int status, const char *const *names, const size_t *name_lens,
+                      const char *const *values, const size_t *value_lens, int n, char *buf, size_t buflen) {
+  lua_State *L = h->L;
+  cg_hook_call_t call;
+  memset(&call, 0, sizeof call);
+  call.host = h;
+  call.kind = CG_HOOK_EXPOSE;
+  call.route = r;
+  call.co = L;
+  call.deadline_ns = now_ns() + h->timeout_ms * 1000000ull;
+  size_t ol = origin_len < sizeof call.origin - 1 ? origin_len : sizeof call.origin - 1;
+  memcpy(call.origin, origin, ol);
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->run_expose_ref);
+  lua_pushstring(L, r->plugin);
+  lua_pushinteger(L, r->index);
+  lua_pushstring(L, r->name);
+  lua_pushlstring(L, origin, origin_len);
+  if (tenant && *tenant)
+    lua_pushstring(L, tenant);
+  else
+    lua_pushnil(L);
+  lua_pushinteger(L, status);
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    char name[128];
+    size_t nl = name_lens[i] < sizeof name ? name_lens[i] : sizeof name;
+    for (size_t k = 0; k < nl; k++) name[k] = (char)(names[i][k] >= 'A' && names[i][k] <= 'Z' ? names[i][k] + 32 : names[i][k]);
+    lua_pushlstring(L, name, nl);
+    lua_pushlstring(L, values[i], value_lens[i]);
+    lua_rawset(L, -3);
+  }
+  cg_lua_host_t *prev = tls_host;
+  tls_host = h;
+  h->current = &call;
+  h->stats.runs++;
+  int rc = lua_pcall(L, 7, 1, 0);
+  h->current = NULL;
+  tls_host = prev;
+  int out = -1;
+  char err[200] = "";
+  if (call.killed) {
+    snprintf(err, sizeof err, "%s", call.reason);
+  } else if (rc != 0) {
+    snprintf(err, sizeof err, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+  } else if (lua_isnil(L, -1)) {
+    out = 0;
+  } else if (lua_istable(L, -1)) {
+    int cnt = (int)lua_objlen(L, -1);
+    const char *list[64];
+    size_t lens[64];
+    if (cnt > 64) cnt = -1;
+    for (int i = 1; i <= cnt; i++) {
+      lua_rawgeti(L, -1, i);
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        cnt = -1;
+        lua_pop(L, 1);
+        break;
+      }
+      list[i - 1] = lua_tolstring(L, -1, &lens[i - 1]);
+      lua_pop(L, 1); /* still anchored by the returned table */
+    }
+    if (cnt < 0) {
+      snprintf(err, sizeof err, "expose_headers() must return a list of at most 64 header names");
+    } else if (cnt == 0) {
+      out = -1;
+    } else {
+      out = cg_cors_expose_line(list, lens, cnt, buf, buflen);
+      if (out < 0) snprintf(err, sizeof err, "expose_headers() returned an invalid header name");
+    }
+  } else {
+    snprintf(err, sizeof err, "expose_headers() must return a list of names or nil, got %s", luaL_typename(L, -1));
+  }
+  lua_settop(L, top);
+  if (err[0]) {
+    h->stats.errors++;
+    log_failure(h, &call, err);
+    return -1;
+  }
+  return out;
+}
+
+/* --- states ----------------------------------------------------------------- */
+
+static int push_prelude(lua_State *L) {
+  /* stack: -> prelude module (or error message; returns nonzero) */
+  if (luaL_loadbuffer(L, cg_lua_prelude, cg_lua_prelude_len, "=prelude") != 0) return -1;
+  lua_newtable(L);
+  static const luaL_Reg natives[] = {
+      {"killed", l_killed},       {"kill_reason", l_kill_reason}, {"check_alloc", l_check_alloc},
+      {"now", l_now},             {"log", l_log},                 {"sleep", l_sleep},
+      {"http_request", cg_lua_http_request}, {"read_file", l_read_file}, {"file_mtime", l_file_mtime},
+      {NULL, NULL}};
+  for (const luaL_Reg *n = natives; n->name; n++) {
+    lua_pushcfunction(L, n->func);
+    lua_setfield(L, -2, n->name);
+  }
+  /* lua-cjson, loaded here, outside the sandbox: plugins get its functions only */
+  lua_getglobal(L, "require");
+  lua_pushstring(L, "cjson.safe");
+  if (lua_pcall(L, 1, 1, 0) == 0) {
+    lua_getfield(L, -1, "encode");
+    lua_setfield(L, -3, "json_encode");
+    lua_getfield(L, -1, "decode");
+    lua_setfield(L, -3, "json_decode");
+  }
+  lua_pop(L, 1);
+  return lua_pcall(L, 1, 1, 0);
+}
+
+static lua_State *new_state(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  luaL_openlibs(L);
+  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+  return L;
+}
+
+char *cg_lua_plugin_find(const cg_config_t *cfg, const char *name) {
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+      return NULL; /* a name, never a path */
+  char path[4096];
+  int n = cfg ? cfg->n_plugin_paths : 0;
+  for (int i = 0; i <= n; i++) {
+    const char *dir = i < n ? cfg->plugin_paths[i] : cg_lua_shipped_plugins_dir();
+    if (!dir) continue;
+    const char *forms[] = {"%s/%s.lua", "%s/%s/init.lua"};
+    for (int f = 0; f < 2; f++) {
+      snprintf(path, sizeof path, forms[f], dir, name);
+      if (access(path, R_OK) == 0) return strdup(path);
+    }
+  }
+  return NULL;
+}
+
+const char *cg_lua_shipped_plugins_dir(void) {
+  static char dir[4096];
+  static int done;
+  if (done) return dir[0] ? dir : NULL;
+  done = 1;
+  const char *env = getenv("CORSGATE_PLUGINS_DIR");
+  if (env && *env) {
+    snprintf(dir, sizeof dir, "%s", env);
+    return dir;
+  }
+  /* next to the binary's source tree: build/corsgate -> plugins/ */
+  char exe[4000];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return NULL;
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  if (!slash) return NULL;
+  *slash = 0;
+  snprintf(dir, sizeof dir, "%s/../plugins", exe);
+  if (access(dir, R_OK) != 0) {
+    snprintf(dir, sizeof dir, "%s/plugins", exe);
+    if (access(dir, R_OK) != 0) dir[0] = 0;
+  }
+  return dir[0] ? dir : NULL;
+}
+
+/* stack: unchanged. Loads and configures route r's plugin in L; returns 0 or
+ * writes why into err. */
+static int load_route_plugin(lua_State *L, int prelude, const cg_route_t *r, int configure, char *err, size_t errlen) {
+  lua_getfield(L, prelude, "load");
+  lua_pushstring(L, r->plugin);
+  lua_pushstring(L, r->plugin_file);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  if (!configure) return 0;
+  lua_getfield(L, prelude, "configure");
+  lua_pushinteger(L, r->index);
+  lua_pushstring(L, r->plugin);
+  lua_pushstring(L, r->plugin_conf ? r->plugin_conf : "{}");
+  if (lua_pcall(L, 3, 0, 0) != 0) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+void cg_lua_plugin_check(const cg_route_t *r, const char *path, cg_diag_t *d) {
+  lua_State *L = new_state();
+  if (!L) {
+    cg_diag_error(d, path, "cannot create a Lua state");
+    return;
+  }
+  char p[300];
+  if (push_prelude(L) != 0) {
+    cg_diag_error(d, path, "plugin host: %s", lua_tostring(L, -1));
+    lua_close(L);
+    return;
+  }
+  int prelude = lua_gettop(L);
+  char err[512];
+  snprintf(p, sizeof p, "%s.plugin", path);
+  if (load_route_plugin(L, prelude, r, 0, err, sizeof err) != 0) {
+    cg_diag_error(d, p, "%s", err);
+    lua_close(L);
+    return;
+  }
+  /* every schema problem, each with its own path */
+  lua_pushfstring(L, "return %s", r->plugin_conf ? r->plugin_conf : "{}");
+  if (luaL_loadstring(L, lua_tostring(L, -1)) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+    cg_diag_error(d, path, "plugin_config: %s", lua_tostring(L, -1));
+    lua_close(L);
+    return;
+  }
+  int conf = lua_gettop(L);
+  snprintf(p, sizeof p, "%s.plugin_config", path);
+  lua_getfield(L, prelude, "validate");
+  lua_pushstring(L, r->plugin);
+  lua_pushvalue(L, conf);
+  lua_pushstring(L, p);
+  if (lua_pcall(L, 3, 2, 0) != 0) {
+    cg_diag_error(d, p, "%s", lua_tostring(L, -1));
+  } else if (lua_istable(L, -1)) { /* stack: ... nil problems */
+    int n = (int)lua_objlen(L, -1);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      cg_diag_error(d, lua_tostring(L, -2), "%s", lua_tostring(L, -1));
+      lua_pop(L, 3);
+    }
+  }
+  lua_close(L);
+}
+
+cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
+  cg_lua_host_t *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  h->loop = loop;
+  h->cfg = cfg;
+  h->timeout_ms = cfg->plugins.timeout_ms;
+  h->max_instructions = cfg->plugins.max_instructions;
+  h->memory_kb = cfg->plugins.memory_kb;
+  cg_list_init(&h->calls);
+  h->L = new_state();
+  if (!h->L) {
+    free(h);
+    return NULL;
+  }
+  lua_State *L = h->L;
+  if (push_prelude(L) != 0) {
+    cg_log_error("plugin host: %s", lua_tostring(L, -1));
+    lua_close(L);
+    free(h);
+    return NULL;
+  }
+  int prelude = lua_gettop(L);
+  for (int i = 0; i < cfg->n_routes; i++) {
+    const cg_route_t *r = &cfg->routes[i];
+    if (!r->plugin) continue;
+    char err[512];
+    if (load_route_plugin(L, prelude, r, 1, err, sizeof err) != 0) {
+      cg_log_error("routes[%d].cors.plugin: %s", r->index, err);
+      lua_close(L);
+      free(h);
+      return NULL;
+    }
+  }
+  lua_getfield(L, prelude, "run_origin");
+  h->run_origin_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, prelude, "run_expose");
+  h->run_expose_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+  lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+  return h;
+}
+
+void cg_lua_host_free(cg_lua_host_t *h) {
+  if (!h) return;
+  while (!cg_list_empty(&h->calls)) {
+    cg_hook_call_t *call = container_of(h->calls.next, cg_hook_call_t, link);
+    cg_lua_kill(call, "worker stopping");
+    finish(call, LUA_ERRRUN);
+  }
+  cg_lua_http_free(h);
+  lua_close(h->L);
+  free(h);
+}
+
+void cg_lua_host_stats(const cg_lua_host_t *h, cg_lua_stats_t *out) { *out = h->stats; }

@@ -1,0 +1,63 @@
+#ifndef CG_LUA_HOST_INTERNAL_H
+#define CG_LUA_HOST_INTERNAL_H
+/* Shared by the host's files: the running hook and the yielding primitives.
+ * A yielding primitive is start (check, arm, register cancel, yield),
+ * complete (resume with results) and cancel (disarm when the hook dies
+ * first); see gw.sleep in host.c and gw.http in http.c. */
+#include <lua.h>
+#include <uv.h>
+
+#include "lua/host.h"
+#include "util/list.h"
+
+#define CG_LUA_LOG_SLOTS 1024
+
+typedef enum { CG_HOOK_ORIGIN, CG_HOOK_EXPOSE } cg_hook_kind_t;
+
+typedef struct cg_hook_call {
+  struct cg_lua_host *host;
+  cg_hook_kind_t kind;
+  const cg_route_t *route;
+  lua_State *co;
+  int co_ref;
+  cg_list_t link;
+  uv_timer_t timer; /* the wall-clock limit while the hook waits */
+  uint64_t deadline_ns;
+  uint64_t instructions;
+  int killed;
+  char reason[96];
+  void *io;                 /* what the hook waits on */
+  void (*cancel)(void *io); /* disarms it when the hook dies first */
+  cg_lua_origin_cb cb;
+  void *arg;
+  char origin[256];
+} cg_hook_call_t;
+
+struct cg_http_pool;
+
+struct cg_lua_host {
+  lua_State *L;
+  uv_loop_t *loop;
+  const cg_config_t *cfg;
+  int run_origin_ref, run_expose_ref;
+  cg_hook_call_t *current; /* the hook running right now */
+  cg_list_t calls;         /* every hook started and not finished */
+  uint64_t timeout_ms, max_instructions;
+  size_t memory_kb;
+  cg_lua_stats_t stats;
+  uint64_t log_slots[CG_LUA_LOG_SLOTS];
+  cg_list_t http_idle; /* idle keep-alive connections of gw.http */
+  int http_idle_count;
+};
+
+cg_hook_call_t *cg_lua_current(lua_State *L);
+/* The call a yielding primitive belongs to; raises when it may not wait here. */
+cg_hook_call_t *cg_lua_yieldable(lua_State *L, const char *what);
+void cg_lua_resume(cg_hook_call_t *call, int nargs);
+void cg_lua_kill(cg_hook_call_t *call, const char *why);
+const char *cg_lua_shipped_plugins_dir(void);
+
+int cg_lua_http_request(lua_State *L);
+void cg_lua_http_free(struct cg_lua_host *h);
+
+#endif
