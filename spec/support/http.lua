@@ -358,9 +358,10 @@ function conn_mt:read_all(timeout)
   self.sock:settimeout(timeout or self.timeout)
   local data, err, partial = self.sock:receive("*a")
   self.sock:settimeout(self.timeout)
-  if data then
+  -- luasocket answers "closed" rather than "" when nothing came before the close
+  if data or err == "closed" or (err and err:find("reset", 1, true)) then
     self.closed = true
-    return data
+    return data or partial or ""
   end
   return partial, err
 end
