@@ -12,6 +12,7 @@
 --   /bytes/N, /chunked/N  N bytes of spec/support/blob.lua, Content-Length or
 --                         chunked, in 64 KiB writes; X-Checksum has their checksum
 --   /slow/MS              waits MS milliseconds, then answers like /echo
+--   /slowread/MS          waits MS milliseconds before reading the body, then /echo
 --   /status/NNN           that status, small text body
 --   /garbage              bytes that are not HTTP, then close
 --   /reset                a head promising 1 MiB, 1000 bytes, then an abortive close
@@ -125,6 +126,10 @@ local function read_request(c)
     if not name then return nil, "bad header " .. format("%q", line) end
     req.headers[#req.headers + 1] = { name, value }
   end
+
+  -- /slowread/MS: let the body pile up (in the kernel and the gateway) first
+  local slowread = req.path:match("^/slowread/(%d+)$")
+  if slowread then co_yield("sleep", tonumber(slowread) / 1000) end
 
   local st = blob.new()
   local function eat(s) blob.update(st, s) end
