@@ -12,6 +12,10 @@ local socket = require("socket")
 
 local SIZE = 100 * 1024 * 1024
 local PEAK_LIMIT_KB = 64 * 1024
+-- Under AddressSanitizer freed memory sits in a quarantine (256 MB by default)
+-- and every allocation carries redzones, so peak RSS says nothing about
+-- buffering there: the bytes are still checked, the memory bound is not.
+local SANITIZED = os.getenv("CORSGATE_SANITIZE") == "1"
 local format = string.format
 
 describe("streaming", function()
@@ -31,7 +35,8 @@ describe("streaming", function()
     if gw then
       local mem = gw:rss_kb()
       if mem then
-        io.stderr:write(format("\n[streaming] corsgate peak RSS after the 100 MB transfers: %.1f MiB\n", mem.hwm / 1024))
+        io.stderr:write(format("\n[streaming] corsgate peak RSS after the 100 MB transfers: %.1f MiB%s\n",
+          mem.hwm / 1024, SANITIZED and " (sanitizer build: not asserted)" or ""))
       end
       gw:stop_clean()
     end
@@ -41,6 +46,7 @@ describe("streaming", function()
   local function assert_flat(what)
     local mem = gw:rss_kb()
     assert.truthy(mem, "no /proc status for corsgate")
+    if SANITIZED then return end
     assert.truthy(mem.hwm < PEAK_LIMIT_KB,
       format("corsgate peak RSS %d KiB after %s (limit %d KiB)\n%s", mem.hwm, what, PEAK_LIMIT_KB, gw:log_tail()))
   end

@@ -18,6 +18,13 @@
 --   /reset                a head promising 1 MiB, 1000 bytes, then an abortive close
 --   /hang                 never answers; waits for the peer to go away
 --   /close                answers like /echo with Connection: close, then closes
+--   /cl-and-te, /two-cl, /bad-status   responses with broken framing or status
+--   /until-close          a body delimited by closing the connection
+--   /short                promises 100 bytes, sends 10, then waits
+--   /early-hints          a 103 before the /echo answer
+--   /huge-head            a 100 KB response header
+--   /304-with-length      a 304 carrying the Content-Length of the representation
+--   /idle-close/MS        answers like /echo, then closes the idle connection after MS
 --   /count                JSON { requests, connections, open, requests_by_path }:
 --                         requests and connections that carried one, not /count
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
@@ -250,6 +257,38 @@ local function serve(c, req)
     local h = { { "Content-Type", "application/octet-stream" }, { "Content-Length", "1048576" } }
     send_all(c, response(200, h, nil) .. string.rep("x", 1000))
     c.sock:setoption("linger", { on = true, timeout = 0 })
+    return false
+  elseif path == "/cl-and-te" then
+    send_all(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+      .. "5\r\nhello\r\n0\r\n\r\n")
+    return false
+  elseif path == "/two-cl" then
+    send_all(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+    return false
+  elseif path == "/bad-status" then
+    send_all(c, "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok")
+    return false
+  elseif path == "/until-close" then
+    local body = string.rep("u", 999) .. "\n"
+    send_all(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Checksum: " .. blob.sum(body) .. "\r\n\r\n" .. body)
+    return false
+  elseif path == "/short" then
+    send_all(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+    while fill(c) do c.buf = "" end
+    return false
+  elseif path == "/early-hints" then
+    send_all(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+    return echo()
+  elseif path == "/huge-head" then
+    local h = { { "X-Big", string.rep("b", 100000) } }
+    return send_all(c, response(200, h, "big head\n"))
+  elseif path == "/304-with-length" then
+    return send_all(c, "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n")
+  elseif path:match("^/idle%-close/%d+$") then
+    -- a keep-alive answer, then the connection is closed while idle, as an
+    -- upstream's own keep-alive timeout would
+    if not echo() then return false end
+    sleep(tonumber(path:match("%d+")) / 1000)
     return false
   elseif path == "/hang" then
     while fill(c) do c.buf = "" end
