@@ -298,6 +298,56 @@ describe("proxy targets", function()
     gw:stop_clean()
   end)
 
+  it("keeps at most `keepalive` idle connections per target", function()
+    local gw = gateway.start({
+      upstreams = { pool = { targets = { ups[3]:target() }, keepalive = 2 } },
+      routes = { { name = "pool", prefix = "/", upstream = "pool" } },
+    })
+    local before = ups[3]:count().connections
+    local conns = {}
+    for i = 1, 8 do
+      conns[i] = assert(http.connect(gw:port()))
+      conns[i]:send(http.build_request("GET", "/slow/200", {}))
+    end
+    for i = 1, 8 do
+      assert.res_status(200, conns[i]:read_response(), gw)
+      conns[i]:close()
+    end
+    local opened = ups[3]:count().connections - before
+    assert.truthy(opened > 2, "only " .. opened .. " upstream connections for 8 concurrent requests: nothing to trim")
+    -- /count's own connection is one of the open ones
+    local proc = require("spec.support.proc")
+    local open
+    local ok = proc.wait_for(function()
+      open = ups[3]:count().open - 1
+      return open <= 2
+    end, 5)
+    assert.truthy(ok, open .. " upstream connections still open with keepalive = 2")
+    -- and the pool still serves
+    assert.res_status(200, http.request(gw:port(), "GET", "/echo/pool", {}), gw)
+    gw:stop_clean()
+  end)
+
+  it("serves with several workers", function()
+    local gw = gateway.start({
+      workers = 3,
+      upstreams = { w = { targets = { ups[1]:target(), ups[2]:target() } } },
+      routes = { { name = "w", prefix = "/", upstream = "w" } },
+    })
+    local conns = {}
+    for i = 1, 12 do conns[i] = assert(http.connect(gw:port())) end
+    for round = 1, 3 do
+      for i = 1, 12 do conns[i]:send(http.build_request("GET", "/echo/" .. round .. "/" .. i, {})) end
+      for i = 1, 12 do
+        local res = conns[i]:read_response()
+        assert.res_status(200, res, gw)
+        assert.equal("/echo/" .. round .. "/" .. i, cjson.decode(res.body).path)
+      end
+    end
+    for i = 1, 12 do conns[i]:close() end
+    gw:stop_clean()
+  end)
+
   describe("misbehaving upstream", function()
     local gw
 

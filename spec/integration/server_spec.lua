@@ -128,6 +128,43 @@ describe("server", function()
     assert.is_true((c:peer_closed(5)))
   end)
 
+  it("does not send 100 Continue to an HTTP/1.0 client", function()
+    local c = assert(http.connect(gw:port()))
+    assert(c:send("POST /echo/up HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc"))
+    local res = c:read_response()
+    local body = assert.res_status(200, res, gw)
+    assert.equal(3, cjson.decode(body).body_bytes)
+  end)
+
+  -- A request body is that request's body, whatever it looks like, also after an
+  -- Expect the server may answer early: read and dropped, or the connection
+  -- closed, never parsed as the next request.
+  local smuggled = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+  for _, path in ipairs({ "/b", "/nowhere", "/echo/x" }) do
+    for _, expect in ipairs({ true, false }) do
+      it(("never reads the body of POST %s%s as a request"):format(path, expect and " with Expect" or ""), function()
+        local c = assert(http.connect(gw:port()))
+        c:send(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n")
+          :format(path, #smuggled, expect and "Expect: 100-continue\r\n" or ""))
+        if expect then c:read_response({ timeout = 0.5 }) end -- 100 Continue, or an early final answer
+        c:send(smuggled .. http.build_request("GET", "/b", { { "Connection", "close" } }))
+        local rest = c:read_all(5) or ""
+        assert.truthy(c.closed, "connection not closed after Connection: close")
+        assert.falsy(rest:find("Content-Length: 1\r\n\r\nA", 1, true), "the body was answered as a request:\n" .. rest)
+        local finals = 0
+        for status in rest:gmatch("HTTP/1%.1 (%d%d%d)") do
+          if status ~= "100" then finals = finals + 1 end
+        end
+        assert.truthy(finals <= 2, finals .. " responses for two requests:\n" .. rest)
+      end)
+    end
+  end
+
+  it("answers 417 to an Expect other than 100-continue", function()
+    local res, err = http.raw(gw:port(), "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: coffee\r\n\r\nabc")
+    assert.res_status(417, res, err or gw)
+  end)
+
   it("answers 400 to an HTTP/1.1 request without Host", function()
     local res, err, c = http.raw(gw:port(), "GET /a HTTP/1.1\r\n\r\n")
     assert.res_status(400, res, gw or err)
