@@ -18,10 +18,11 @@ describe("edges", function()
     gw = gateway.start({
       timeouts = { upstream_read = 1 },
       limits = { max_head_bytes = 4096 },
-      upstreams = { u = { targets = { up:target() } } },
+      upstreams = { u = { targets = { up:target() } }, d = { targets = { upstream.dead_target() } } },
       routes = {
         { name = "u", prefix = "/", upstream = "u" },
         { name = "echo", prefix = "/builtin-echo", upstream = "echo" },
+        { name = "d", prefix = "/dead", upstream = "d" },
       },
     })
   end)
@@ -173,6 +174,38 @@ describe("edges", function()
       end
       c:close()
     end)
+  end)
+
+  describe("after a gateway-made error", function()
+    -- An error the gateway makes on a healthy request leaves the connection usable,
+    -- or says Connection: close before closing it: a pipelining client must not
+    -- lose the next request without being told.
+    local cases = {
+      { "502 (dead upstream)", "GET /dead HTTP/1.1", 502 },
+      { "502 (garbage upstream)", "GET /garbage HTTP/1.1", 502 },
+      { "504 (upstream timeout)", "GET /hang HTTP/1.1", 504 },
+    }
+    for _, case in ipairs(cases) do
+      local name, line, status = case[1], case[2], case[3]
+      it("answers the next pipelined request or says Connection: close, after a " .. name, function()
+        local c = assert(http.connect(gw:port(), { timeout = 10 }))
+        c:send(line .. "\r\nHost: x\r\n\r\n" .. http.build_request("GET", "/echo/next", {}))
+        local res, err = c:read_response()
+        assert.truthy(res, err)
+        if status then assert.res_status(status, res, gw) end
+        local closing = (res.headers:joined("connection") or ""):lower():find("close", 1, true)
+        local res2 = c:read_response({ timeout = 5 })
+        if closing then
+          assert.is_true((c:peer_closed(5)))
+        else
+          assert.truthy(res2, "closed after the " .. name .. " without Connection: close\n"
+            .. require("spec.support.assert").context(res, gw))
+          assert.res_status(200, res2, gw)
+          assert.equal("/echo/next", cjson.decode(res2.body).path)
+        end
+        c:close()
+      end)
+    end
   end)
 
   describe("pooled upstream connections", function()

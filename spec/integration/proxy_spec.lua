@@ -152,6 +152,16 @@ describe("proxy", function()
     end)
   end
 
+  it("appends to X-Forwarded-For sent on two lines, keeping the chain in order", function()
+    local res, err = http.request(gw:port(), "GET", "/echo",
+      { { "X-Forwarded-For", "198.51.100.1" }, { "X-Forwarded-For", "198.51.100.2" } })
+    assert.res_status(200, res, err or gw)
+    local h = seen(res).h
+    -- lines of one field combine in order (RFC 9110 5.3): the chain as the upstream reads it
+    assert.equal("198.51.100.1, 198.51.100.2, 127.0.0.1", h:joined("x-forwarded-for"),
+      "upstream got X-Forwarded-For lines " .. cjson.encode(h:all("x-forwarded-for")))
+  end)
+
   it("sets X-Forwarded-Host from an HTTP/1.0 request without Host to nothing misleading", function()
     local c = assert(http.connect(gw:port()))
     c:send("GET /echo HTTP/1.0\r\n\r\n")
