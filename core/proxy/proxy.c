@@ -245,7 +245,7 @@ static int on_up_headers_complete(llhttp_t *p) {
   r->status = status;
   cg_conn_write(c, b.data, b.len);
   cg_buf_free(&b);
-  return r->method == HTTP_HEAD ? 1 : 0; /* 1: llhttp expects no body */
+  return no_body ? 1 : 0; /* 1: llhttp reads no body, whatever Content-Length says */
 }
 
 static int on_up_body(llhttp_t *p, const char *at, size_t len) {
@@ -370,26 +370,15 @@ static void send_head(cg_upconn_t *u) {
   cg_buf_add(&b, " ", 1);
   cg_buf_add(&b, h->buf + h->url_off, h->url_len);
   cg_buf_adds(&b, " HTTP/1.1\r\n");
-  const char *xff = NULL;
-  size_t xff_len = 0;
+  int xff_seen = 0;
   int host_i = -1;
   for (int i = 0; i < h->n; i++) {
     const char *name = cg_head_name(h, i);
     size_t nl = h->hdrs[i].name_len;
     if (cg_head_is_hop_by_hop(h, i) || cg_name_eq(name, nl, "content-length", 14) ||
         cg_name_eq(name, nl, "expect", 6) || cg_name_eq(name, nl, "x-forwarded-proto", 17) ||
-        cg_name_eq(name, nl, "x-forwarded-host", 16))
+        cg_name_eq(name, nl, "x-forwarded-for", 15) || cg_name_eq(name, nl, "x-forwarded-host", 16))
       continue;
-    if (cg_name_eq(name, nl, "x-forwarded-for", 15)) {
-      /* several lines form one list: joined below with the client's address last */
-      if (!xff) xff = cg_head_value(h, i), xff_len = h->hdrs[i].val_len;
-      else {
-        cg_buf_adds(&b, "X-Forwarded-For: ");
-        cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
-        cg_buf_add(&b, "\r\n", 2);
-      }
-      continue;
-    }
     if (cg_name_eq(name, nl, "host", 4)) host_i = i;
     cg_buf_add(&b, name, nl);
     cg_buf_add(&b, ": ", 2);
@@ -397,10 +386,16 @@ static void send_head(cg_upconn_t *u) {
     cg_buf_add(&b, "\r\n", 2);
   }
   if (host_i < 0) cg_buf_addf(&b, "Host: %s\r\n", u->us->conf->targets[u->ti].name);
-  if (xff)
-    cg_buf_addf(&b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff_len, xff, c->peer);
-  else
-    cg_buf_addf(&b, "X-Forwarded-For: %s\r\n", c->peer);
+  /* Several X-Forwarded-For lines are one list (RFC 9110 5.3): one line, in
+   * arrival order, with the client's address last. */
+  cg_buf_adds(&b, "X-Forwarded-For: ");
+  for (int i = 0; i < h->n; i++) {
+    if (!cg_name_eq(cg_head_name(h, i), h->hdrs[i].name_len, "x-forwarded-for", 15)) continue;
+    if (!h->hdrs[i].val_len) continue;
+    if (xff_seen++) cg_buf_add(&b, ", ", 2);
+    cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
+  }
+  cg_buf_addf(&b, "%s%s\r\n", xff_seen ? ", " : "", c->peer);
   cg_buf_adds(&b, "X-Forwarded-Proto: http\r\n");
   if (host_i >= 0)
     cg_buf_addf(&b, "X-Forwarded-Host: %.*s\r\n", (int)h->hdrs[host_i].val_len, cg_head_value(h, host_i));

@@ -118,7 +118,12 @@ static int on_headers_complete(llhttp_t *p) {
   const cg_config_t *cfg = c->w->cfg;
 
   c->state = CG_CONN_ACTIVE;
-  r->http_minor = p->http_major == 1 ? p->http_minor : 0;
+  /* llhttp accepts "HTTP/2.0" and friends on a request line; only 1.x is spoken here. */
+  if (p->http_major != 1) {
+    r->http_minor = 0;
+    return refuse(c, 505, "HTTP version not supported");
+  }
+  r->http_minor = p->http_minor;
   r->method = p->method;
   /* HTTP/1.1 keeps the connection unless told otherwise; 1.0 only when asked. */
   if (r->http_minor >= 1)
@@ -198,6 +203,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 
 static int on_message_complete(llhttp_t *p) {
   cg_conn_t *c = p->data;
+  if (c->skip_msg_end) {
+    /* the end of a bodiless request answered before llhttp got to it */
+    c->skip_msg_end = 0;
+    return 0;
+  }
   c->req.msg_complete = 1;
   if (c->req.kind == CG_REQ_PROXY) cg_proxy_body_end(c);
   return HPE_PAUSED; /* the next request waits for this response */
@@ -551,12 +561,13 @@ void cg_conn_response_done(cg_conn_t *c) {
   r->resp_done = 1;
   flush_obuf(c); /* before deciding to close: nothing may stay behind */
   access_log(c);
-  if (!r->keep_alive || !r->msg_complete || c->w->draining || c->state == CG_CONN_CLOSING) {
+  if (!r->keep_alive || !cg_conn_msg_end_known(c) || c->w->draining || c->state == CG_CONN_CLOSING) {
     c->close_when_flushed = 1;
     if (c->pending_writes == 0) cg_conn_close(c);
     else cg_conn_update_reading(c);
     return;
   }
+  int end_owed = !r->msg_complete;
   free(r->cors_hdrs);
   memset(r, 0, sizeof *r);
   cg_head_reset(&c->head);
@@ -567,8 +578,17 @@ void cg_conn_response_done(cg_conn_t *c) {
   if (c->paused) {
     c->paused = 0;
     llhttp_resume(&c->parser);
+    if (end_owed) c->skip_msg_end = c->kick = 1;
   }
   conn_parse(c, NULL, 0);
+}
+
+int cg_conn_msg_end_known(const cg_conn_t *c) {
+  const cg_req_t *r = &c->req;
+  if (r->msg_complete) return 1;
+  /* Paused right after the head of a bodiless request: nothing of it is left
+   * unread, llhttp only owes the end, so the connection can go on. */
+  return !r->has_body && c->state == CG_CONN_ACTIVE && c->paused && !c->in_parse;
 }
 
 static void on_close(uv_handle_t *h) {

@@ -164,6 +164,7 @@ typedef struct cg_conn {
   int paused;  /* the parser is paused: reading is off until it resumes */
   int in_parse; /* inside conn_parse: resuming continues there, not recursively */
   int kick;           /* the resumed parser must run even with no pending bytes */
+  int skip_msg_end;   /* llhttp still owes the end of a request already answered */
   int resume_pending; /* resumed from inside a callback, before llhttp returned paused */
   int reading;
   int pending_writes;
@@ -184,6 +185,8 @@ void cg_conn_uncork(cg_conn_t *c);
 int cg_conn_write2(cg_conn_t *c, const void *a, size_t alen, const void *b, size_t blen);
 /* The response is fully queued: log it, then serve the next request or close. */
 void cg_conn_response_done(cg_conn_t *c);
+/* The request has been read to its end, or only its end is owed by the parser. */
+int cg_conn_msg_end_known(const cg_conn_t *c);
 /* The upstream is ready to take the request body: resume parsing. */
 void cg_conn_resume(cg_conn_t *c);
 void cg_conn_update_reading(cg_conn_t *c);

@@ -31,6 +31,7 @@ const char *cg_status_reason(int status) {
   case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";
   case 504: return "Gateway Timeout";
+  case 505: return "HTTP Version Not Supported";
   default: return "Unknown";
   }
 }
@@ -111,7 +112,8 @@ int cg_respond_skip_upstream_header(const cg_conn_t *c, const char *name, size_t
  * end, so that is not asked here: cg_conn_response_done closes anyway when a
  * response beat its request's end. */
 static int will_close(const cg_conn_t *c) {
-  return !c->req.keep_alive || c->w->draining || (c->req.kind != CG_REQ_PROXY && !c->req.msg_complete);
+  /* A request not read to its end cannot be followed by the next one: say so. */
+  return !c->req.keep_alive || c->w->draining || !cg_conn_msg_end_known(c);
 }
 
 void cg_respond_connection_header(cg_conn_t *c, cg_buf_t *b) {
