@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config/cors_config.h"
+#include "lua/host.h"
 #include "cors/cors.h"
 #include "util/log.h"
 
@@ -41,6 +42,23 @@ const char cg_config_demo[] =
     "}\n";
 
 typedef struct {
+  char *data;
+  size_t len, cap;
+} srcbuf_t;
+
+static void buf_add(srcbuf_t *b, const char *p, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->len + n) cap *= 2;
+    b->data = realloc(b->data, cap);
+    if (!b->data) abort();
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+typedef struct {
   lua_State *L;
   cg_diag_t *d;
   cg_psl_t *psl;
@@ -57,6 +75,8 @@ static void *xcalloc(size_t n, size_t size) {
   if (!p) abort();
   return p;
 }
+
+static void load_plugin(loader_t *ld, int cors_t, const char *cp, cg_config_t *c, cg_route_t *r);
 
 /* --- schema helpers ------------------------------------------------------ */
 
@@ -293,8 +313,12 @@ static int valid_host_name(const char *h) {
 
 /* --- sections ------------------------------------------------------------ */
 
-static const char *const top_keys[] = {"listen", "workers", "log_level", "access_log", "limits",
-                                       "timeouts", "upstreams", "routes", NULL};
+static const char *const top_keys[] = {"listen",    "workers", "log_level",    "access_log", "limits", "timeouts",
+                                       "upstreams", "routes",  "plugin_paths", "plugins",    "cache",  NULL};
+static const char *const plugins_keys[] = {"timeout", "max_instructions", "memory_mb", NULL};
+static const char *const cache_keys[] = {"max_entries", "stale_limit", NULL};
+/* Keys of a route's cors table that belong to the plugin host, not the engine. */
+static const char *const cors_plugin_keys[] = {"plugin", "plugin_config", "ttl", "deny_ttl", NULL};
 static const char *const limit_keys[] = {"max_head_bytes", "max_headers", "max_body_bytes",
                                          "max_connections", NULL};
 static const char *const timeout_keys[] = {"head", "idle", "body", "send", "upstream_connect",
@@ -407,6 +431,40 @@ static void load_upstreams(loader_t *ld, int tidx, cg_config_t *c) {
   }
   free(names);
   lua_pop(L, 1);
+}
+
+static void load_plugin_settings(loader_t *ld, int tidx, cg_config_t *c) {
+  lua_State *L = ld->L;
+  double v;
+  int r = get_table(ld, tidx, "", "plugin_paths");
+  if (r == 1) {
+    int pt = lua_gettop(L);
+    int n = list_len(ld, pt, "plugin_paths");
+    if (n > 0) c->plugin_paths = xcalloc((size_t)n, sizeof *c->plugin_paths);
+    for (int i = 1; i <= n; i++) {
+      char p[64];
+      snprintf(p, sizeof p, "plugin_paths[%d]", i);
+      lua_rawgeti(L, pt, i);
+      if (want_type(ld, LUA_TSTRING, p, "a directory")) c->plugin_paths[c->n_plugin_paths++] = xstrdup(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  if (get_table(ld, tidx, "", "plugins") == 1) {
+    int t = lua_gettop(L);
+    check_keys(ld, t, "plugins", plugins_keys);
+    if (get_number(ld, t, "plugins", "timeout", 0.001, 3600, &v) == 1) c->plugins.timeout_ms = (uint64_t)(v * 1000);
+    if (get_int(ld, t, "plugins", "max_instructions", 1000, 1e12, &v) == 1) c->plugins.max_instructions = (uint64_t)v;
+    if (get_int(ld, t, "plugins", "memory_mb", 1, 65536, &v) == 1) c->plugins.memory_kb = (size_t)v * 1024;
+    lua_pop(L, 1);
+  }
+  if (get_table(ld, tidx, "", "cache") == 1) {
+    int t = lua_gettop(L);
+    check_keys(ld, t, "cache", cache_keys);
+    if (get_int(ld, t, "cache", "max_entries", 1, 1e8, &v) == 1) c->cache.max_entries = (size_t)v;
+    if (get_number(ld, t, "cache", "stale_limit", 0, 86400 * 30, &v) == 1) c->cache.stale_limit_ms = (uint64_t)(v * 1000);
+    lua_pop(L, 1);
+  }
 }
 
 static cg_upstream_conf_t *find_upstream(cg_config_t *c, const char *name) {
@@ -550,12 +608,145 @@ static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t
     if (ct != LUA_TTABLE) {
       cg_diag_error(ld->d, cp, "expected a table, got %s", luaL_typename(L, -1));
     } else {
+      int cors_t = lua_gettop(L);
+      /* the engine sees the policy without the plugin host's keys */
+      lua_newtable(L);
+      lua_pushnil(L);
+      while (lua_next(L, cors_t)) {
+        int ours = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+          for (const char *const *k = cors_plugin_keys; *k; k++) ours |= strcmp(*k, lua_tostring(L, -2)) == 0;
+        if (ours) {
+          lua_pop(L, 1);
+        } else {
+          lua_pushvalue(L, -2);
+          lua_insert(L, -2);
+          lua_rawset(L, -4);
+        }
+      }
       /* read once, and only by configs that use CORS */
       if (!ld->psl) ld->psl = cg_psl_load(NULL, ld->d);
-      cg_cors_config_load(L, lua_gettop(L), cp, ld->psl, ld->d, &r->cors);
+      lua_getfield(L, cors_t, "plugin");
+      int by_plugin = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+      cg_cors_config_load_plugin(L, lua_gettop(L), cp, ld->psl, by_plugin, ld->d, &r->cors);
+      lua_pop(L, 1);
+      load_plugin(ld, cors_t, cp, c, r);
     }
   }
   lua_pop(L, 1);
+}
+
+/* Lua source for the value at idx (tables of strings, numbers, booleans), so
+ * each worker's state can rebuild plugin_config. Returns 0 or -1 (reported). */
+static int serialize(loader_t *ld, int idx, srcbuf_t *b, const char *path, int depth) {
+  lua_State *L = ld->L;
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING: {
+    size_t n;
+    const char *v = lua_tolstring(L, idx, &n);
+    buf_add(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+      char esc[8];
+      unsigned char ch = (unsigned char)v[i];
+      if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f) {
+        snprintf(esc, sizeof esc, "\\%03u", ch);
+        buf_add(b, esc, 4);
+      } else {
+        buf_add(b, (const char *)&v[i], 1);
+      }
+    }
+    buf_add(b, "\"", 1);
+    return 0;
+  }
+  case LUA_TNUMBER: {
+    char num[40];
+    snprintf(num, sizeof num, "%.17g", lua_tonumber(L, idx));
+    buf_add(b, num, strlen(num));
+    return 0;
+  }
+  case LUA_TBOOLEAN:
+    buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
+    return 0;
+  case LUA_TTABLE: {
+    if (depth > 16) {
+      cg_diag_error(ld->d, path, "nested too deeply");
+      return -1;
+    }
+    int t = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    int rc = 0;
+    buf_add(b, "{", 1);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      char sub[300];
+      if (lua_type(L, -2) == LUA_TSTRING)
+        snprintf(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
+      else
+        snprintf(sub, sizeof sub, "%s[%g]", path, lua_tonumber(L, -2));
+      buf_add(b, "[", 1);
+      if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER) {
+        cg_diag_error(ld->d, path, "keys must be strings or numbers");
+        rc = -1;
+      } else if (serialize(ld, -2, b, sub, depth + 1) < 0) {
+        rc = -1;
+      }
+      buf_add(b, "]=", 2);
+      if (serialize(ld, -1, b, sub, depth + 1) < 0) rc = -1;
+      buf_add(b, ",", 1);
+      lua_pop(L, 1);
+    }
+    buf_add(b, "}", 1);
+    return rc;
+  }
+  default:
+    cg_diag_error(ld->d, path, "expected strings, numbers, booleans or tables, got %s", luaL_typename(L, idx));
+    return -1;
+  }
+}
+
+static void load_plugin(loader_t *ld, int cors_t, const char *cp, cg_config_t *c, cg_route_t *r) {
+  lua_State *L = ld->L;
+  const char *name = NULL;
+  char pp[128];
+  snprintf(pp, sizeof pp, "%s.plugin", cp);
+  if (get_string(ld, cors_t, cp, "plugin", 0, &name) != 1) {
+    for (const char *const *k = cors_plugin_keys + 1; *k; k++) {
+      lua_getfield(L, cors_t, *k);
+      if (!lua_isnil(L, -1)) {
+        char kp[160];
+        snprintf(kp, sizeof kp, "%s.%s", cp, *k);
+        cg_diag_error(ld->d, kp, "only meaningful with plugin = \"NAME\"");
+      }
+      lua_pop(L, 1);
+    }
+    return;
+  }
+  r->plugin = xstrdup(name);
+  r->plugin_file = cg_lua_plugin_find(c, name);
+  if (!r->plugin_file) {
+    cg_diag_error(ld->d, pp, "no plugin \"%s\" in plugin_paths or the shipped plugins", name);
+    return;
+  }
+  double v;
+  r->plugin_ttl_ms = 60000;
+  r->plugin_deny_ttl_ms = 10000;
+  if (get_number(ld, cors_t, cp, "ttl", 0, 86400 * 30, &v) == 1) r->plugin_ttl_ms = (uint64_t)(v * 1000);
+  if (get_number(ld, cors_t, cp, "deny_ttl", 0, 86400 * 30, &v) == 1) r->plugin_deny_ttl_ms = (uint64_t)(v * 1000);
+  char cfp[160];
+  snprintf(cfp, sizeof cfp, "%s.plugin_config", cp);
+  srcbuf_t b = {0};
+  int t = field(L, cors_t, "plugin_config");
+  if (t == LUA_TNIL) {
+    buf_add(&b, "{}", 2);
+  } else if (t != LUA_TTABLE) {
+    cg_diag_error(ld->d, cfp, "expected a table, got %s", luaL_typename(L, -1));
+  } else {
+    serialize(ld, -1, &b, cfp, 0);
+  }
+  lua_pop(L, 1);
+  buf_add(&b, "", 1);
+  r->plugin_conf = b.data;
+  if (t == LUA_TNIL || t == LUA_TTABLE) cg_lua_plugin_check(r, cp, ld->d);
 }
 
 static void load_routes(loader_t *ld, int tidx, cg_config_t *c) {
@@ -627,6 +818,8 @@ cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
   c->access_log = 1;
   c->limits = (cg_limits_t){.max_head_bytes = 16384, .max_headers = 100,
                             .max_body_bytes = 10 * 1024 * 1024, .max_connections = 10000};
+  c->plugins = (cg_plugin_limits_t){.timeout_ms = 1000, .max_instructions = 10000000, .memory_kb = 64 * 1024};
+  c->cache = (cg_cache_conf_t){.max_entries = 100000, .stale_limit_ms = 300000};
   c->timeouts = (cg_timeouts_t){.head = 10000, .idle = 60000, .body = 30000, .send = 60000,
                                 .upstream_connect = 5000, .upstream_read = 30000, .drain = 10000};
 
@@ -670,6 +863,7 @@ cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
     load_limits(&ld, t, &c->limits);
     load_timeouts(&ld, t, &c->timeouts);
     load_upstreams(&ld, t, c);
+    load_plugin_settings(&ld, t, c);
     load_routes(&ld, t, c);
   }
   if (ld.psl) cg_psl_free(ld.psl);
@@ -697,7 +891,12 @@ void cg_config_free(cg_config_t *c) {
     free(r->static_resp.body);
     free(r->static_resp.headers);
     if (r->cors) cg_cors_policy_free(r->cors);
+    free(r->plugin);
+    free(r->plugin_file);
+    free(r->plugin_conf);
   }
+  for (int i = 0; i < c->n_plugin_paths; i++) free(c->plugin_paths[i]);
+  free(c->plugin_paths);
   free(c->routes);
   free(c->listen);
   free(c->source);

@@ -51,6 +51,12 @@ typedef struct cg_route {
   cg_upstream_conf_t *upstream; /* CG_ROUTE_PROXY */
   cg_static_conf_t static_resp; /* CG_ROUTE_STATIC */
   struct cg_cors_policy *cors;  /* NULL: the route does no CORS */
+  /* A Lua policy plugin refining cors per origin (NULL: static policy only). */
+  char *plugin;
+  char *plugin_file;
+  char *plugin_conf;       /* plugin_config as Lua source of a table, for every worker's state */
+  uint64_t plugin_ttl_ms;  /* how long a decision is cached when it names no ttl */
+  uint64_t plugin_deny_ttl_ms;
 } cg_route_t;
 
 typedef struct cg_limits {
@@ -63,6 +69,17 @@ typedef struct cg_limits {
 typedef struct cg_timeouts { /* milliseconds */
   uint64_t head, idle, body, send, upstream_connect, upstream_read, drain;
 } cg_timeouts_t;
+
+typedef struct cg_plugin_limits {
+  uint64_t timeout_ms;       /* wall clock per hook run, its I/O included */
+  uint64_t max_instructions; /* per hook run */
+  size_t memory_kb;          /* per worker Lua state */
+} cg_plugin_limits_t;
+
+typedef struct cg_cache_conf {
+  size_t max_entries;     /* decisions per worker */
+  uint64_t stale_limit_ms; /* how long past expiry a decision serves while refreshes fail */
+} cg_cache_conf_t;
 
 typedef struct cg_config {
   char *source; /* file name, or "(demo)" */
@@ -78,6 +95,10 @@ typedef struct cg_config {
   int n_upstreams;
   cg_route_t *routes;
   int n_routes;
+  char **plugin_paths;
+  int n_plugin_paths;
+  cg_plugin_limits_t plugins;
+  cg_cache_conf_t cache;
 } cg_config_t;
 
 /* Loads and validates FILE (or the built-in demo when file is NULL). Every

@@ -122,6 +122,11 @@ static int read_list(reader_t *r, const char *key, const char ***arr, int *count
 
 int cg_cors_config_load(lua_State *L, int idx, const char *path, const cg_psl_t *psl, cg_diag_t *d,
                         cg_cors_policy_t **out) {
+  return cg_cors_config_load_plugin(L, idx, path, psl, 0, d, out);
+}
+
+int cg_cors_config_load_plugin(lua_State *L, int idx, const char *path, const cg_psl_t *psl, int by_plugin,
+                               cg_diag_t *d, cg_cors_policy_t **out) {
   *out = NULL;
   if (idx < 0 && idx > LUA_REGISTRYINDEX) idx = lua_gettop(L) + idx + 1;
   reader_t r = {.L = L, .path = path ? path : "cors", .d = d};
@@ -132,6 +137,7 @@ int cg_cors_config_load(lua_State *L, int idx, const char *path, const cg_psl_t 
   }
   cg_cors_spec_t spec;
   memset(&spec, 0, sizeof spec);
+  spec.origins_by_plugin = by_plugin;
   int top = lua_gettop(L);
 
   /* Unknown keys first; then the known ones in a fixed order, so messages come

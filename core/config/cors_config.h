@@ -16,5 +16,9 @@
  * is CG_CORS_E_INVALID (or CG_CORS_E_NOMEM). */
 int cg_cors_config_load(lua_State *L, int idx, const char *path, const cg_psl_t *psl, cg_diag_t *d,
                         cg_cors_policy_t **out);
+/* The same for a route whose plugin decides origins (origins and
+ * origin_patterns are refused there). */
+int cg_cors_config_load_plugin(lua_State *L, int idx, const char *path, const cg_psl_t *psl, int by_plugin,
+                               cg_diag_t *d, cg_cors_policy_t **out);
 
 #endif

@@ -117,6 +117,7 @@ typedef struct cg_cors_spec {
   int preflight_continue;
   int timing_allow_origin;
   int allow_insecure_origins;
+  int origins_by_plugin; /* a plugin decides origins: origins and origin_patterns must be empty */
 } cg_cors_spec_t;
 
 typedef struct cg_cors_policy cg_cors_policy_t;
@@ -181,12 +182,49 @@ typedef struct cg_cors_result {
   size_t headers_len; /* header lines at the start of buf, same as the return value */
 } cg_cors_result_t;
 
-/* Reserved for per-origin decisions from Lua plugins; pass NULL. */
+/* A plugin's decision for one origin, refining its route's policy: allowed
+ * or not, and optionally its own credentials, methods, headers, exposed
+ * headers and max age. Compiled once per decision (then cached), checked
+ * like config. */
 typedef struct cg_cors_override cg_cors_override_t;
 
+typedef struct cg_cors_decision_spec {
+  int allow;
+  const char *origin; /* the normalized origin decided, for the insecure-origin check; may be NULL */
+  size_t origin_len;
+  int has_credentials, credentials;
+  const char **expose_headers;
+  int expose_headers_count, has_expose, expose_any;
+  const char **methods;
+  int methods_count, has_methods;
+  const char **headers;
+  int headers_count, has_headers, headers_any;
+  int has_max_age;
+  long long max_age;
+} cg_cors_decision_spec_t;
+
+/* NULL when the decision is invalid (errors in d, paths under "decision"; d
+ * may be NULL) or memory ran out. The override borrows from base: free it
+ * before base. */
+cg_cors_override_t *cg_cors_override_compile(const cg_cors_policy_t *base, const cg_cors_decision_spec_t *spec,
+                                             cg_diag_t *d);
+void cg_cors_override_free(cg_cors_override_t *ov);
+/* Bytes the override holds, for the decision cache's accounting. */
+size_t cg_cors_override_size(const cg_cors_override_t *ov);
+/* 1 when a decision with only allow set needs no override of its own (a
+ * shared one per route and answer does). */
+int cg_cors_decision_is_plain(const cg_cors_decision_spec_t *spec);
+
+/* Renders "Access-Control-Expose-Headers: a, b\r\n" from n header names
+ * (tokens, lower-cased, duplicates dropped). Returns its length, or
+ * CG_CORS_E_INVALID for a bad name or "*", CG_CORS_E_BUFFER. */
+int cg_cors_expose_line(const char **names, const size_t *lens, int n, char *buf, size_t buflen);
+
 /* Writes "Name: value\r\n" lines into buf and returns their length, or a
- * cg_cors_status_t. p NULL means the route has no policy. With origins = "*"
- * (never with credentials) even Origin-less responses get
+ * cg_cors_status_t. p NULL means the route has no policy. ov, when not NULL,
+ * is the route plugin's decision for this request's origin: it replaces the
+ * origin rules and refines the answer (the origin is echoed, never "*").
+ * With origins = "*" (never with credentials) even Origin-less responses get
  * "Access-Control-Allow-Origin: *", so caches need no Vary. */
 int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov,
                      const cg_cors_request_t *req, cg_cors_result_t *out, char *buf, size_t buflen);

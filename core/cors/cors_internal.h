@@ -86,6 +86,8 @@ typedef struct cg_str {
 
 struct cg_cors_policy {
   int origins_any, allow_null, credentials, private_network, preflight_continue, timing;
+  int allow_insecure;     /* allow_insecure_origins: also checked on plugin decisions */
+  int origins_by_plugin;  /* a plugin decides each origin; origins and patterns are empty */
   int headers_any, expose_any;
   cg_strset_t origins; /* normalized exact origins */
   cg_cors_pattern_t *patterns;
@@ -97,5 +99,44 @@ struct cg_cors_policy {
   /* Pre-rendered "Name: value\r\n" lines; len 0 when the line is not sent. */
   cg_str_t line_methods, line_headers, line_max_age, line_expose, line_credentials;
 };
+
+/* What evaluate reads besides the origin rules: from the policy itself, or
+ * from a plugin's decision refining it (override.c). */
+typedef struct cg_cors_answer {
+  int credentials, headers_any;
+  const cg_str_t *methods;
+  int nmethods;
+  const cg_str_t *headers;
+  int nheaders;
+  const cg_str_t *line_methods, *line_headers, *line_max_age, *line_expose, *line_credentials;
+} cg_cors_answer_t;
+
+struct cg_cors_override {
+  int allow;
+  cg_cors_answer_t ans;
+  /* owned parts; ans points at these or into the base policy */
+  cg_str_t *methods, *headers;
+  int nmethods, nheaders;
+  cg_str_t line_methods, line_headers, line_max_age, line_expose;
+};
+
+/* ---- compiling (policy.c), shared with override.c ---- */
+
+typedef struct compiler {
+  const char *prefix;
+  cg_diag_t *d;
+  char path[256];
+  int oom;
+} compiler_t;
+
+/* "prefix.field[idx]" in c->path (idx 0: no index; field NULL: the prefix). */
+const char *cg_cors_at(compiler_t *c, const char *field, int idx);
+int cg_cors_insecure_scheme(const char *scheme, size_t scheme_len);
+void cg_cors_compile_methods(compiler_t *c, const char **list, int n, cg_str_t **out, int *nout);
+void cg_cors_compile_names(compiler_t *c, const char *field, const char **list, int n, int *any, cg_str_t **out,
+                           int *nout);
+int cg_cors_render_list(cg_str_t *line, const char *name, const cg_str_t *items, int n);
+int cg_cors_render_text(cg_str_t *line, const char *text);
+void cg_cors_free_strs(cg_str_t *a, int n);
 
 #endif

@@ -37,6 +37,8 @@ static void put_line(writer_t *w, const char *name, const char *value, size_t vl
 
 static void put_str(writer_t *w, const cg_str_t *line) { put(w, line->s, line->len); }
 
+void cg_cors_policy_answer(const cg_cors_policy_t *p, cg_cors_answer_t *a);
+
 static int origin_allowed(const cg_cors_policy_t *p, const cg_origin_t *o) {
   if (o->is_null) return p->allow_null || p->origins_any;
   if (p->origins_any || cg_strset_get(&p->origins, o->norm, o->norm_len, NULL)) return 1;
@@ -46,7 +48,7 @@ static int origin_allowed(const cg_cors_policy_t *p, const cg_origin_t *o) {
   return 0;
 }
 
-static int method_allowed(const cg_cors_policy_t *p, const char *m, size_t len) {
+static int method_allowed(const cg_cors_answer_t *p, const char *m, size_t len) {
   /* Fetch never preflights for a safelisted method, and compares bytes exactly. */
   if ((len == 3 && memcmp(m, "GET", 3) == 0) || (len == 4 && memcmp(m, "HEAD", 4) == 0) ||
       (len == 4 && memcmp(m, "POST", 4) == 0))
@@ -56,7 +58,7 @@ static int method_allowed(const cg_cors_policy_t *p, const char *m, size_t len) 
   return 0;
 }
 
-static int header_listed(const cg_cors_policy_t *p, const char *h, size_t len) {
+static int header_listed(const cg_cors_answer_t *p, const char *h, size_t len) {
   for (int i = 0; i < p->nheaders; i++)
     if (cg_tok_ieq(p->headers[i].s, p->headers[i].len, h, len)) return 1;
   return 0;
@@ -91,13 +93,17 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
   memset(out, 0, sizeof *out);
   out->vary = "";
   out->detail = "";
-  if (ov) return CG_CORS_E_INVALID; /* plugin decisions come later */
   writer_t w = {buf, buflen, 0, 0};
   if (!p) {
     out->kind = CG_CORS_NO_CORS;
     out->detail = "the route has no CORS policy";
     return 0;
   }
+  cg_cors_answer_t a;
+  if (ov) a = ov->ans;
+  else cg_cors_policy_answer(p, &a);
+  /* A plugin's answer depends on the origin even when the static policy's does not. */
+  int any = p->origins_any && !ov;
 
   int preflight = req->method_len == 7 && req->method && memcmp(req->method, "OPTIONS", 7) == 0 &&
                   req->origin_count > 0 && req->acrm_count > 0;
@@ -105,11 +111,11 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
     out->kind = CG_CORS_NO_CORS;
     out->reason = CG_CORS_NO_ORIGIN;
     out->detail = "no Origin header";
-    if (p->origins_any) {
+    if (any) {
       /* Fetch's advice for "*": send it on every response, so a cached copy
        * serves CORS and non-CORS requests alike and needs no Vary. */
       put_line(&w, "Access-Control-Allow-Origin", "*", 1);
-      put_str(&w, &p->line_expose);
+      put_str(&w, a.line_expose);
       if (p->timing) put_line(&w, "Timing-Allow-Origin", "*", 1);
     } else {
       out->vary = "Origin";
@@ -119,7 +125,7 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
 
   int refused_kind = preflight ? CG_CORS_PREFLIGHT_REFUSED : CG_CORS_ACTUAL_REFUSED;
   const char *vary_origin = preflight ? VARY_PREFLIGHT_ORIGIN : "Origin";
-  out->vary = p->origins_any ? (preflight ? VARY_PREFLIGHT : "") : vary_origin;
+  out->vary = any ? (preflight ? VARY_PREFLIGHT : "") : vary_origin;
 
   /* A malformed origin gets no headers even under "*", so that answer differs
    * from the usual one and must not be served from a cache to anyone else. */
@@ -134,21 +140,24 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
     out->vary = vary_origin;
     return refuse(out, refused_kind, CG_CORS_MALFORMED_ORIGIN, cg_cors_origin_strerror(rc), NULL, 0);
   }
-  if (!origin_allowed(p, &o)) {
+  if (ov && !o.is_null ? !ov->allow : !origin_allowed(p, &o)) {
     refuse(out, refused_kind, CG_CORS_REFUSED_ORIGIN,
-           o.is_null ? "the null origin needs allow_null_origin" : "the origin is not in origins or origin_patterns",
+           o.is_null ? "the null origin needs allow_null_origin"
+           : ov ? "the route's plugin refused the origin"
+           : p->origins_by_plugin ? "the route's plugin has not decided the origin"
+                                  : "the origin is not in origins or origin_patterns",
            NULL, 0);
     return finish(&w, out, &o);
   }
-  const char *acao = p->origins_any ? "*" : o.norm;
-  size_t acao_len = p->origins_any ? 1 : o.norm_len;
+  const char *acao = any ? "*" : o.norm;
+  size_t acao_len = any ? 1 : o.norm_len;
 
   if (!preflight) {
     out->kind = CG_CORS_ACTUAL_ALLOWED;
     out->detail = "allowed";
     put_line(&w, "Access-Control-Allow-Origin", acao, acao_len);
-    put_str(&w, &p->line_credentials);
-    put_str(&w, &p->line_expose);
+    put_str(&w, a.line_credentials);
+    put_str(&w, a.line_expose);
     if (p->timing) put_line(&w, "Timing-Allow-Origin", acao, acao_len);
     return finish(&w, out, &o);
   }
@@ -162,7 +171,7 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
            req->acrm, req->acrm ? req->acrm_len : 0);
     return finish(&w, out, &o);
   }
-  if (!method_allowed(p, req->acrm, req->acrm_len)) {
+  if (!method_allowed(&a, req->acrm, req->acrm_len)) {
     refuse(out, refused_kind, CG_CORS_REFUSED_METHOD, "the method is not in methods", req->acrm, req->acrm_len);
     return finish(&w, out, &o);
   }
@@ -186,7 +195,7 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
         refuse(out, refused_kind, CG_CORS_REFUSED_HEADER, "a requested header name is not a token", h, hlen);
         return finish(&w, out, &o);
       }
-      if (!p->headers_any && !header_listed(p, h, hlen)) {
+      if (!a.headers_any && !header_listed(&a, h, hlen)) {
         refuse(out, refused_kind, CG_CORS_REFUSED_HEADER, "the header is not in headers", h, hlen);
         return finish(&w, out, &o);
       }
@@ -211,9 +220,9 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
   out->detail = "allowed";
   out->preflight_continue = p->preflight_continue;
   put_line(&w, "Access-Control-Allow-Origin", acao, acao_len);
-  put_str(&w, &p->line_credentials);
-  put_str(&w, &p->line_methods);
-  if (p->headers_any) {
+  put_str(&w, a.line_credentials);
+  put_str(&w, a.line_methods);
+  if (a.headers_any) {
     /* Echo the names rather than send "*": a literal "*" means nothing with
      * credentials and never covers Authorization. */
     int written = 0;
@@ -231,9 +240,9 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
     }
     if (written) put(&w, "\r\n", 2);
   } else {
-    put_str(&w, &p->line_headers);
+    put_str(&w, a.line_headers);
   }
-  put_str(&w, &p->line_max_age);
+  put_str(&w, a.line_max_age);
   if (pna) put_line(&w, "Access-Control-Allow-Private-Network", "true", 4);
   return finish(&w, out, &o);
 }

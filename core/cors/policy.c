@@ -11,14 +11,7 @@
 /* Chromium caps Access-Control-Max-Age at this many seconds; Firefox at a day. */
 enum { CHROMIUM_MAX_AGE = 7200 };
 
-typedef struct compiler {
-  const char *prefix;
-  cg_diag_t *d;
-  char path[256];
-  int oom;
-} compiler_t;
-
-static const char *at(compiler_t *c, const char *field, int idx) {
+const char *cg_cors_at(compiler_t *c, const char *field, int idx) {
   const char *sep = (c->prefix && *c->prefix) ? "." : "";
   const char *pre = (c->prefix && *c->prefix) ? c->prefix : "";
   if (!field)
@@ -100,7 +93,7 @@ static void origin_error(compiler_t *c, const char *path, const char *s, int cod
   }
 }
 
-static int insecure(const char *scheme, size_t scheme_len) {
+int cg_cors_insecure_scheme(const char *scheme, size_t scheme_len) {
   return scheme_len == 4 && memcmp(scheme, "http", 4) == 0;
 }
 
@@ -132,7 +125,7 @@ static void compile_origins(compiler_t *c, const cg_cors_spec_t *spec, cg_cors_p
   char norm[CG_CORS_ORIGIN_MAX + 8], q[300];
   for (int i = 0; i < spec->origins_count; i++) {
     const char *s = spec->origins[i];
-    const char *path = at(c, "origins", i + 1);
+    const char *path = cg_cors_at(c, "origins", i + 1);
     if (!s) continue;
     if (strcmp(s, "*") == 0) {
       if (spec->origins_count == 1) {
@@ -158,7 +151,7 @@ static void compile_origins(compiler_t *c, const cg_cors_spec_t *spec, cg_cors_p
     char nq[300];
     snprintf(nq, sizeof nq, "%.*s", (int)o.norm_len, o.norm);
     if (o.noncanonical) cg_diag_warn(c->d, path, "%s normalized to \"%s\"", quote(s, q, sizeof q), nq);
-    if (spec->credentials && !spec->allow_insecure_origins && insecure(o.scheme, o.scheme_len) && !o.loopback) {
+    if (spec->credentials && !spec->allow_insecure_origins && cg_cors_insecure_scheme(o.scheme, o.scheme_len) && !o.loopback) {
       insecure_error(c, path, nq, nq);
       continue;
     }
@@ -166,7 +159,7 @@ static void compile_origins(compiler_t *c, const cg_cors_spec_t *spec, cg_cors_p
   }
   if (spec->origins_any) p->origins_any = 1;
   if (p->origins_any && spec->credentials)
-    cg_diag_error(c->d, at(c, "origins", 0),
+    cg_diag_error(c->d, cg_cors_at(c, "origins", 0),
                   "\"*\" cannot be combined with credentials = true (browsers reject the answer); list the "
                   "origins, or use origin_patterns");
 }
@@ -183,7 +176,7 @@ static void compile_patterns(compiler_t *c, const cg_cors_spec_t *spec, const cg
   }
   for (int i = 0; i < spec->origin_patterns_count; i++) {
     const char *s = spec->origin_patterns[i];
-    const char *path = at(c, "origin_patterns", i + 1);
+    const char *path = cg_cors_at(c, "origin_patterns", i + 1);
     if (!s) continue;
     quote(s, q, sizeof q);
     cg_cors_pattern_t pat;
@@ -230,7 +223,7 @@ static void compile_patterns(compiler_t *c, const cg_cors_spec_t *spec, const cg
                     "under it; name your own domain, e.g. \"%s://*.yourname.%s\"",
                     q, pat.base, pat.scheme, pat.base);
       bad = 1;
-    } else if (spec->credentials && !spec->allow_insecure_origins && insecure(pat.scheme, pat.scheme_len) &&
+    } else if (spec->credentials && !spec->allow_insecure_origins && cg_cors_insecure_scheme(pat.scheme, pat.scheme_len) &&
                !local) {
       insecure_error(c, path, canon, canon);
       bad = 1;
@@ -250,18 +243,15 @@ static int is_forbidden_method(const char *m, size_t len) {
   return cg_tok_ieq(m, len, "CONNECT", 7) || cg_tok_ieq(m, len, "TRACE", 5) || cg_tok_ieq(m, len, "TRACK", 5);
 }
 
-static void compile_methods(compiler_t *c, const cg_cors_spec_t *spec, cg_cors_policy_t *p) {
-  static const char *defaults[] = {"GET", "HEAD", "POST"};
+void cg_cors_compile_methods(compiler_t *c, const char **list, int n, cg_str_t **out, int *nout) {
   /* Fetch upper-cases only these before comparing, byte for byte, with the list. */
   static const char *normalized[] = {"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"};
-  const char **list = spec->methods ? spec->methods : defaults;
-  int n = spec->methods ? spec->methods_count : 3;
   char q[300];
   for (int i = 0; i < n; i++) {
     const char *m = list[i];
     if (!m) continue;
     size_t len = strlen(m);
-    const char *path = at(c, "methods", i + 1);
+    const char *path = cg_cors_at(c, "methods", i + 1);
     if (len == 1 && m[0] == '*') {
       cg_diag_error(c->d, path, "\"*\" is not supported for methods; list them, e.g. { \"GET\", \"PUT\", \"DELETE\" }");
       continue;
@@ -283,19 +273,19 @@ static void compile_methods(compiler_t *c, const cg_cors_spec_t *spec, cg_cors_p
         m = normalized[k];
       }
     }
-    if (!has_str(p->methods, p->nmethods, m, len) && push_str(&p->methods, &p->nmethods, m, len) < 0) c->oom = 1;
+    if (!has_str(*out, *nout, m, len) && push_str(out, nout, m, len) < 0) c->oom = 1;
   }
 }
 
 /* headers and expose_headers: tokens, lower-cased, duplicates dropped. */
-static void compile_names(compiler_t *c, const char *field, const char **list, int n, int *any, cg_str_t **out,
+void cg_cors_compile_names(compiler_t *c, const char *field, const char **list, int n, int *any, cg_str_t **out,
                           int *nout) {
   char q[300], low[256];
   for (int i = 0; i < n; i++) {
     const char *h = list[i];
     if (!h) continue;
     size_t len = strlen(h);
-    const char *path = at(c, field, i + 1);
+    const char *path = cg_cors_at(c, field, i + 1);
     if (len == 1 && h[0] == '*') {
       if (n == 1) {
         *any = 1;
@@ -315,7 +305,7 @@ static void compile_names(compiler_t *c, const char *field, const char **list, i
 }
 
 /* Renders "Name: a, b\r\n" into *line; nothing when the list is empty. */
-static int render_list(cg_str_t *line, const char *name, const cg_str_t *items, int n) {
+int cg_cors_render_list(cg_str_t *line, const char *name, const cg_str_t *items, int n) {
   if (n == 0) return 0;
   size_t len = strlen(name) + 4;
   for (int i = 0; i < n; i++) len += items[i].len + 2;
@@ -338,7 +328,7 @@ static int render_list(cg_str_t *line, const char *name, const cg_str_t *items, 
   return 0;
 }
 
-static int render_text(cg_str_t *line, const char *text) {
+int cg_cors_render_text(cg_str_t *line, const char *text) {
   line->s = strdup(text);
   line->len = line->s ? strlen(text) : 0;
   return line->s ? 0 : -1;
@@ -351,7 +341,7 @@ cg_cors_policy_t *cg_cors_compile(const cg_cors_spec_t *spec, const cg_psl_t *ps
   compiler_t c = {.prefix = path_prefix, .d = d};
   cg_cors_policy_t *p = calloc(1, sizeof *p);
   if (!p) {
-    cg_diag_error(d, at(&c, NULL, 0), "out of memory compiling the CORS policy");
+    cg_diag_error(d, cg_cors_at(&c, NULL, 0), "out of memory compiling the CORS policy");
     return NULL;
   }
   cg_strset_init(&p->origins);
@@ -362,50 +352,59 @@ cg_cors_policy_t *cg_cors_compile(const cg_cors_spec_t *spec, const cg_psl_t *ps
   p->timing = spec->timing_allow_origin != 0;
   p->headers_any = spec->headers_any != 0;
   p->expose_any = spec->expose_headers_any != 0;
+  p->allow_insecure = spec->allow_insecure_origins != 0;
+  p->origins_by_plugin = spec->origins_by_plugin != 0;
+  if (p->origins_by_plugin && (spec->origins_any || spec->origins_count || spec->origin_patterns_count))
+    cg_diag_error(d, cg_cors_at(&c, spec->origin_patterns_count && !spec->origins_count ? "origin_patterns" : "origins", 0),
+                  "the route's plugin decides every origin; move these origins into its plugin_config (or drop "
+                  "plugin for a static policy)");
 
   compile_origins(&c, spec, p);
   compile_patterns(&c, spec, psl, p);
-  compile_methods(&c, spec, p);
-  compile_names(&c, "headers", spec->headers, spec->headers_count, &p->headers_any, &p->headers, &p->nheaders);
+  static const char *default_methods[] = {"GET", "HEAD", "POST"};
+  cg_cors_compile_methods(&c, spec->methods ? spec->methods : default_methods, spec->methods ? spec->methods_count : 3,
+                          &p->methods, &p->nmethods);
+  cg_cors_compile_names(&c, "headers", spec->headers, spec->headers_count, &p->headers_any, &p->headers, &p->nheaders);
   cg_str_t *expose = NULL;
   int nexpose = 0;
-  compile_names(&c, "expose_headers", spec->expose_headers, spec->expose_headers_count, &p->expose_any, &expose,
+  cg_cors_compile_names(&c, "expose_headers", spec->expose_headers, spec->expose_headers_count, &p->expose_any, &expose,
                 &nexpose);
   if (p->expose_any && p->credentials)
-    cg_diag_error(d, at(&c, "expose_headers", 0),
+    cg_diag_error(d, cg_cors_at(&c, "expose_headers", 0),
                   "\"*\" with credentials = true is read by browsers as a header literally named \"*\"; list the "
                   "header names to expose");
   if (spec->has_max_age) {
     if (spec->max_age < 0)
-      cg_diag_error(d, at(&c, "max_age", 0),
+      cg_diag_error(d, cg_cors_at(&c, "max_age", 0),
                     "must be 0 or more seconds, got %lld; leave it out to send no Access-Control-Max-Age",
                     spec->max_age);
     else if (spec->max_age > CHROMIUM_MAX_AGE)
-      cg_diag_warn(d, at(&c, "max_age", 0),
+      cg_diag_warn(d, cg_cors_at(&c, "max_age", 0),
                    "%lld exceeds Chromium's cap of 7200 seconds (Firefox caps at 86400); browsers use the "
                    "smaller value",
                    spec->max_age);
   }
-  if (!p->origins_any && p->origins.count == 0 && p->npatterns == 0 && !p->allow_null && d->errors == errors_before)
-    cg_diag_warn(d, at(&c, NULL, 0),
+  if (!p->origins_any && p->origins.count == 0 && p->npatterns == 0 && !p->allow_null && !p->origins_by_plugin &&
+      d->errors == errors_before)
+    cg_diag_warn(d, cg_cors_at(&c, NULL, 0),
                  "no origins, origin_patterns or allow_null_origin: every cross-origin request is refused");
 
-  int rc = render_list(&p->line_methods, "Access-Control-Allow-Methods", p->methods, p->nmethods);
+  int rc = cg_cors_render_list(&p->line_methods, "Access-Control-Allow-Methods", p->methods, p->nmethods);
   if (!p->headers_any)
-    rc |= render_list(&p->line_headers, "Access-Control-Allow-Headers", p->headers, p->nheaders);
+    rc |= cg_cors_render_list(&p->line_headers, "Access-Control-Allow-Headers", p->headers, p->nheaders);
   if (p->expose_any)
-    rc |= render_text(&p->line_expose, "Access-Control-Expose-Headers: *\r\n");
+    rc |= cg_cors_render_text(&p->line_expose, "Access-Control-Expose-Headers: *\r\n");
   else
-    rc |= render_list(&p->line_expose, "Access-Control-Expose-Headers", expose, nexpose);
-  if (p->credentials) rc |= render_text(&p->line_credentials, "Access-Control-Allow-Credentials: true\r\n");
+    rc |= cg_cors_render_list(&p->line_expose, "Access-Control-Expose-Headers", expose, nexpose);
+  if (p->credentials) rc |= cg_cors_render_text(&p->line_credentials, "Access-Control-Allow-Credentials: true\r\n");
   if (spec->has_max_age && spec->max_age >= 0) {
     char line[64];
     snprintf(line, sizeof line, "Access-Control-Max-Age: %lld\r\n", spec->max_age);
-    rc |= render_text(&p->line_max_age, line);
+    rc |= cg_cors_render_text(&p->line_max_age, line);
   }
   for (int i = 0; i < nexpose; i++) free(expose[i].s);
   free(expose);
-  if (rc || c.oom) cg_diag_error(d, at(&c, NULL, 0), "out of memory compiling the CORS policy");
+  if (rc || c.oom) cg_diag_error(d, cg_cors_at(&c, NULL, 0), "out of memory compiling the CORS policy");
   if (d->errors > errors_before) {
     cg_cors_policy_free(p);
     return NULL;
@@ -413,7 +412,7 @@ cg_cors_policy_t *cg_cors_compile(const cg_cors_spec_t *spec, const cg_psl_t *ps
   return p;
 }
 
-static void free_strs(cg_str_t *a, int n) {
+void cg_cors_free_strs(cg_str_t *a, int n) {
   for (int i = 0; i < n; i++) free(a[i].s);
   free(a);
 }
@@ -426,8 +425,8 @@ void cg_cors_policy_free(cg_cors_policy_t *p) {
     free(p->patterns[i].base);
   }
   free(p->patterns);
-  free_strs(p->methods, p->nmethods);
-  free_strs(p->headers, p->nheaders);
+  cg_cors_free_strs(p->methods, p->nmethods);
+  cg_cors_free_strs(p->headers, p->nheaders);
   free(p->line_methods.s);
   free(p->line_headers.s);
   free(p->line_max_age.s);

@@ -291,14 +291,14 @@ static void decode_decision(cg_hook_call_t *call, lua_State *co, cg_lua_result_t
     res->failed = 1;
     return;
   }
-  if (lua_type(co, 1) != LUA_TTABLE) {
-    res->ov = cg_cors_override_compile(call->route->cors, &(cg_cors_decision_spec_t){.allow = res->allow}, NULL);
-    return;
-  }
   cg_cors_decision_spec_t spec;
   memset(&spec, 0, sizeof spec);
   spec.allow = res->allow;
+  spec.origin = call->origin;
+  spec.origin_len = strlen(call->origin);
   char err[200] = "";
+  const char **expose = NULL, **methods = NULL, **headers = NULL;
+  if (lua_type(co, 1) != LUA_TTABLE) goto check;
   lua_getfield(co, 1, "credentials");
   if (lua_type(co, -1) == LUA_TBOOLEAN)
     spec.has_credentials = 1, spec.credentials = lua_toboolean(co, -1);
@@ -329,7 +329,6 @@ static void decode_decision(cg_hook_call_t *call, lua_State *co, cg_lua_result_t
     snprintf(err, sizeof err, "tenant: expected a string, got %s", luaL_typename(co, -1));
   }
   lua_pop(co, 1);
-  const char **expose = NULL, **methods = NULL, **headers = NULL;
   if (!err[0])
     read_list(co, 1, "expose_headers", &expose, &spec.expose_headers_count, &spec.has_expose, &spec.expose_any, err,
               sizeof err);
@@ -340,12 +339,16 @@ static void decode_decision(cg_hook_call_t *call, lua_State *co, cg_lua_result_t
   spec.expose_headers = expose;
   spec.methods = methods;
   spec.headers = headers;
-  if (!err[0]) {
+check:
+  if (!err[0] && res->allow) {
+    /* Plain answers are checked too (credentials on the route and an http
+     * origin), then served by the route's shared override. */
     cg_diag_t d;
     cg_diag_init(&d);
     res->ov = cg_cors_override_compile(call->route->cors, &spec, &d);
     if (!res->ov) snprintf(err, sizeof err, "%s", d.count ? d.items[0].text : "invalid decision");
     cg_diag_free(&d);
+    if (res->ov && cg_cors_decision_is_plain(&spec)) cg_cors_override_free(res->ov), res->ov = NULL;
   }
   free(expose);
   free(methods);
@@ -612,8 +615,8 @@ char *cg_lua_plugin_find(const cg_config_t *cfg, const char *name) {
     if (!dir) continue;
     const char *forms[] = {"%s/%s.lua", "%s/%s/init.lua"};
     for (int f = 0; f < 2; f++) {
-      snprintf(path, sizeof path, forms[f], dir, name);
-      if (access(path, R_OK) == 0) return strdup(path);
+      int len = snprintf(path, sizeof path, forms[f], dir, name);
+      if (len > 0 && (size_t)len < sizeof path && access(path, R_OK) == 0) return strdup(path);
     }
   }
   return NULL;
@@ -726,6 +729,7 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   h->max_instructions = cfg->plugins.max_instructions;
   h->memory_kb = cfg->plugins.memory_kb;
   cg_list_init(&h->calls);
+  cg_list_init(&h->http_idle);
   h->L = new_state();
   if (!h->L) {
     free(h);
@@ -750,6 +754,8 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
       return NULL;
     }
   }
+  lua_pushvalue(L, prelude);
+  h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, prelude, "run_origin");
   h->run_origin_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, prelude, "run_expose");
@@ -769,6 +775,16 @@ void cg_lua_host_free(cg_lua_host_t *h) {
   cg_lua_http_free(h);
   lua_close(h->L);
   free(h);
+}
+
+int cg_lua_has_expose(cg_lua_host_t *h, const cg_route_t *r) {
+  lua_State *L = h->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->prelude_ref);
+  lua_getfield(L, -1, "has_expose");
+  lua_pushstring(L, r->plugin);
+  int yes = lua_pcall(L, 1, 1, 0) == 0 && lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  return yes;
 }
 
 void cg_lua_host_stats(const cg_lua_host_t *h, cg_lua_stats_t *out) { *out = h->stats; }

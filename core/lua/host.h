@@ -74,6 +74,9 @@ void cg_lua_plugin_check(const cg_route_t *r, const char *path, cg_diag_t *d);
  * shipped plugins directory. Returns a malloc'd path or NULL. */
 char *cg_lua_plugin_find(const cg_config_t *cfg, const char *name);
 
+/* 1 when route r's plugin has an expose_headers hook. */
+int cg_lua_has_expose(cg_lua_host_t *h, const cg_route_t *r);
+
 typedef struct cg_lua_stats {
   uint64_t runs, errors, timeouts;
 } cg_lua_stats_t;

@@ -39,7 +39,7 @@ struct cg_lua_host {
   lua_State *L;
   uv_loop_t *loop;
   const cg_config_t *cfg;
-  int run_origin_ref, run_expose_ref;
+  int prelude_ref, run_origin_ref, run_expose_ref;
   cg_hook_call_t *current; /* the hook running right now */
   cg_list_t calls;         /* every hook started and not finished */
   uint64_t timeout_ms, max_instructions;

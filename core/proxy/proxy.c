@@ -227,6 +227,7 @@ static int on_up_headers_complete(llhttp_t *p) {
     cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
     cg_buf_add(&b, "\r\n", 2);
   }
+  cg_plugin_expose(c, h, status);
   cg_respond_cors_headers(c, &b, h);
   if (!no_body) {
     if (p->flags & F_CONTENT_LENGTH) {

@@ -30,6 +30,7 @@ static uv_once_t settings_once = UV_ONCE_INIT;
 static void conn_parse(cg_conn_t *c, const char *data, size_t len);
 static void conn_arm_timer(cg_conn_t *c);
 static void on_timer(uv_timer_t *t);
+static int dispatch(cg_conn_t *c);
 static int append_pending(cg_conn_t *c, const char *at, size_t len);
 
 /* --- llhttp callbacks ---------------------------------------------------- */
@@ -167,6 +168,18 @@ static int on_headers_complete(llhttp_t *p) {
   size_t host_len;
   host_of(c, &host, &host_len);
   r->route = cg_route_match(cfg, host, host_len, url, url_len);
+  return dispatch(c);
+}
+
+/* After the route: the CORS answer (waiting for a plugin decision when the
+ * cache has none), then who answers. Returns 0 (the body is read here and a
+ * local answer goes at its end) or HPE_PAUSED (something will resume us). */
+static int dispatch(cg_conn_t *c) {
+  cg_req_t *r = &c->req;
+  if (r->route && r->route->plugin && !r->plugin_asked) {
+    r->plugin_asked = 1;
+    if (cg_plugin_decide(c)) return HPE_PAUSED; /* cg_conn_dispatch runs when it is decided */
+  }
   cg_cors_decide(c, 0);
   if (r->cors.kind == CG_CORS_PREFLIGHT_REFUSED) {
     /* answered here and never forwarded: the upstream must not see it */
@@ -187,6 +200,11 @@ static int on_headers_complete(llhttp_t *p) {
   r->kind = CG_REQ_LOCAL;
   if (r->expect_continue) cg_conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   return 0;
+}
+
+void cg_conn_dispatch(cg_conn_t *c) {
+  if (c->state == CG_CONN_CLOSING) return;
+  if (dispatch(c) == 0) cg_conn_resume(c);
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
@@ -606,6 +624,7 @@ static void on_close(uv_handle_t *h) {
 void cg_conn_close(cg_conn_t *c) {
   if (c->state == CG_CONN_CLOSING) return;
   c->state = CG_CONN_CLOSING;
+  cg_plugin_cancel(c);
   if (c->req.kind == CG_REQ_PROXY) cg_proxy_client_gone(c);
   cg_list_remove(&c->link);
   uv_close((uv_handle_t *)&c->timer, on_close);

@@ -61,7 +61,12 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     find_first(h, "access-control-request-private-network", 38, &pn, &q.acrpn, &q.acrpn_len);
   }
   cg_worker_t *w = c->w;
-  int n = cg_cors_evaluate(r->route->cors, NULL, &q, &r->cors, w->cors_scratch, sizeof w->cors_scratch);
+  int n = cg_cors_evaluate(r->route->cors, r->decision_ov, &q, &r->cors, w->cors_scratch, sizeof w->cors_scratch);
+  if (n >= 0 && r->cors.origin && r->cors.origin_len < sizeof r->cors_origin) {
+    memcpy(r->cors_origin, r->cors.origin, r->cors.origin_len);
+    r->cors_origin[r->cors.origin_len] = 0;
+  }
+  r->cors.origin = NULL; /* it pointed into the worker's scratch */
   if (too_many && n >= 0) n = CG_CORS_E_BUFFER; /* more lines than any browser sends */
   if (n < 0) {
     /* An answer that does not fit (a huge header echo) is a refusal, never a

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "cache/cache.h"
 #include "cors/cors.h"
 
 
@@ -98,6 +99,11 @@ typedef struct cg_worker {
   int draining;
   int listener_closed;
   cg_upstream_state_t *upstreams;
+  struct cg_lua_host *lua;      /* NULL when no route names a plugin */
+  cg_dcache_t *dcache;
+  cg_cors_override_t **deny_ov;  /* per route: what a denial or a failed hook answers */
+  cg_cors_override_t **allow_ov; /* per route: what a plain "allowed" answers */
+  unsigned char *has_expose;    /* per route: its plugin has an expose_headers hook */
   char rbuf[65536]; /* one read buffer for every socket of the worker: data is consumed in the read callback */
   int rbuf_busy;
   char cors_scratch[CG_CORS_BUF_SIZE];
@@ -141,6 +147,12 @@ typedef struct cg_req {
   char *cors_hdrs; /* the header lines evaluate wrote, copied out of the worker's scratch */
   size_t cors_len;
   int cors_untrusted; /* the head was malformed: nothing in it may be echoed */
+  /* A plugin's decision for this origin (from the cache). */
+  int plugin_asked, decided, waiting, in_dispatch;
+  const cg_cors_override_t *decision_ov; /* valid while deciding: the cache may drop it later */
+  cg_dcache_waiter_t waiter;
+  char tenant[64];
+  char cors_origin[CG_CORS_ORIGIN_MAX + 1]; /* the normalized origin, for per-response hooks */
   int local_status; /* a gateway answer decided at the head (preflights), sent at the request's end */
   /* Proxy state. */
   struct cg_upconn *up;
@@ -210,6 +222,14 @@ void cg_respond_connection_header(cg_conn_t *c, cg_buf_t *b);
 /* Decides the CORS answer for the current request once; as_actual treats a
  * preflight as an ordinary request (for gateway errors). */
 void cg_cors_decide(cg_conn_t *c, int as_actual);
+
+/* plugin_glue.c */
+/* 1: the request waits for a decision (cg_conn_dispatch follows); 0: decided. */
+int cg_plugin_decide(cg_conn_t *c);
+void cg_plugin_cancel(cg_conn_t *c);
+void cg_plugin_expose(cg_conn_t *c, const cg_head_t *upstream_head, int status);
+/* conn.c: goes on with a request whose decision just arrived. */
+void cg_conn_dispatch(cg_conn_t *c);
 
 /* router.c */
 const cg_route_t *cg_route_match(const cg_config_t *cfg, const char *host, size_t host_len,

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lua/host.h"
 #include "server/internal.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -33,9 +34,18 @@ static void on_connection(uv_stream_t *server, int status) {
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
+static void plugins_free(cg_worker_t *w) {
+  /* the host first: hooks it stops report to the cache */
+  cg_lua_host_free(w->lua);
+  w->lua = NULL;
+  cg_dcache_free(w->dcache);
+  w->dcache = NULL;
+}
+
 static void finish_if_drained(cg_worker_t *w) {
   if (!w->draining || w->n_conns > 0) return;
   cg_proxy_worker_close_idle(w);
+  plugins_free(w);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer)) uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
   if (!uv_is_closing((uv_handle_t *)&w->wake)) uv_close((uv_handle_t *)&w->wake, on_handle_closed);
 }
@@ -78,7 +88,16 @@ static void on_wake(uv_async_t *a) {
 static void worker_main(void *arg) {
   cg_worker_t *w = arg;
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  plugins_free(w);
+  uv_run(&w->loop, UV_RUN_DEFAULT); /* the close callbacks of what the host held */
   cg_proxy_worker_free(w);
+  for (int i = 0; i < w->cfg->n_routes; i++) {
+    if (w->deny_ov) cg_cors_override_free(w->deny_ov[i]);
+    if (w->allow_ov) cg_cors_override_free(w->allow_ov[i]);
+  }
+  free(w->deny_ov);
+  free(w->allow_ov);
+  free(w->has_expose);
   if (uv_loop_close(&w->loop) != 0) cg_log_debug("worker %d: loop closed with handles open", w->id);
 }
 
@@ -96,6 +115,31 @@ static int open_listener(const cg_config_t *cfg) {
     return -e;
   }
   return fd;
+}
+
+/* The plugin host, its decision cache and each plugin route's denial, per
+ * worker. Returns 0, or -1 when a plugin cannot start (logged). */
+static int plugins_init(cg_worker_t *w) {
+  const cg_config_t *cfg = w->cfg;
+  int any = 0;
+  for (int i = 0; i < cfg->n_routes; i++) any |= cfg->routes[i].plugin != NULL;
+  if (!any) return 0;
+  w->lua = cg_lua_host_new(&w->loop, cfg);
+  w->dcache = cg_dcache_new(cfg->cache.max_entries, cfg->cache.stale_limit_ms);
+  w->deny_ov = calloc((size_t)cfg->n_routes, sizeof *w->deny_ov);
+  w->allow_ov = calloc((size_t)cfg->n_routes, sizeof *w->allow_ov);
+  w->has_expose = calloc((size_t)cfg->n_routes, 1);
+  if (!w->lua || !w->dcache || !w->deny_ov || !w->allow_ov || !w->has_expose) return -1;
+  for (int i = 0; i < cfg->n_routes; i++) {
+    const cg_route_t *r = &cfg->routes[i];
+    if (!r->plugin) continue;
+    /* shared by every plain true/false decision, so those cost no memory per origin */
+    w->deny_ov[i] = cg_cors_override_compile(r->cors, &(cg_cors_decision_spec_t){.allow = 0}, NULL);
+    w->allow_ov[i] = cg_cors_override_compile(r->cors, &(cg_cors_decision_spec_t){.allow = 1}, NULL);
+    w->has_expose[i] = (unsigned char)cg_lua_has_expose(w->lua, r);
+    if (!w->deny_ov[i] || !w->allow_ov[i]) return -1;
+  }
+  return 0;
 }
 
 static uv_signal_t sig_term, sig_int;
@@ -140,6 +184,7 @@ int cg_server_run(const cg_config_t *cfg) {
     uv_async_init(&w->loop, &w->wake, on_wake);
     uv_timer_init(&w->loop, &w->drain_timer);
     cg_proxy_worker_init(w);
+    if (plugins_init(w) != 0) return 1;
   }
   uv_loop_t main_loop;
   uv_loop_init(&main_loop);

@@ -106,7 +106,7 @@ function _M.spec(t)
   end
   if t.max_age then s.has_max_age, s.max_age = 1, t.max_age end
   for _, k in ipairs({ "allow_null_origin", "credentials", "private_network", "preflight_continue",
-    "timing_allow_origin", "allow_insecure_origins" }) do
+    "timing_allow_origin", "allow_insecure_origins", "origins_by_plugin" }) do
     s[k] = t[k] and 1 or 0
   end
   return s, anchors
@@ -130,6 +130,56 @@ function _M.must_compile(t)
   local p, diags = _M.compile(t)
   if not p then error("compile failed: " .. table.concat(diags.errors, "; "), 2) end
   return p
+end
+
+-- Compiles a plugin's decision (a Lua table shaped like origin()'s return
+-- value) against policy for origin. Returns the override (or nil) and the diags;
+-- the override keeps policy alive, since it borrows from it.
+local ov_anchor = setmetatable({}, { __mode = "k" })
+function _M.decision(policy, t, origin)
+  local s, anchors = ffi.new("cg_cors_decision_spec_t"), {}
+  s.allow = t.allow and 1 or 0
+  if origin then
+    anchors[#anchors + 1] = origin
+    s.origin, s.origin_len = origin, #origin
+  end
+  if t.credentials ~= nil then s.has_credentials, s.credentials = 1, t.credentials and 1 or 0 end
+  if t.expose_headers == "*" then s.has_expose, s.expose_any = 1, 1 elseif t.expose_headers then
+    s.has_expose = 1
+    s.expose_headers, s.expose_headers_count = string_array(t.expose_headers, anchors)
+  end
+  if t.methods then
+    s.has_methods = 1
+    s.methods, s.methods_count = string_array(t.methods, anchors)
+  end
+  if t.headers == "*" then s.has_headers, s.headers_any = 1, 1 elseif t.headers then
+    s.has_headers = 1
+    s.headers, s.headers_count = string_array(t.headers, anchors)
+  end
+  if t.max_age then s.has_max_age, s.max_age = 1, t.max_age end
+  local d = ffi.new("cg_diag_t")
+  C.cg_diag_init(d)
+  local ov = C.cg_cors_override_compile(policy, s, d)
+  local diags = diag_lists(d)
+  C.cg_diag_free(d)
+  local _ = anchors
+  if ov == nil then return nil, diags end
+  ov = ffi.gc(ov, C.cg_cors_override_free)
+  ov_anchor[ov] = policy
+  return ov, diags, C.cg_cors_decision_is_plain(s) == 1
+end
+
+-- cg_cors_expose_line over a Lua list: the line, or nil and the status.
+function _M.expose_line(list, bufsize)
+  local arr = ffi.new("const char *[?]", #list + 1)
+  local lens = ffi.new("size_t[?]", #list + 1)
+  for i, v in ipairs(list) do arr[i - 1], lens[i - 1] = v, #v end
+  local size = bufsize or 512
+  local buf = ffi.new("char[?]", size)
+  local n = C.cg_cors_expose_line(arr, lens, #list, buf, size)
+  local _ = list
+  if n < 0 then return nil, n end
+  return ffi.string(buf, n)
 end
 
 local function parse_lines(raw)

@@ -210,12 +210,6 @@ describe("cg_cors_evaluate", function()
     assert.are.same({ "NO_CORS", "", "" }, { r.kind, r.vary, r.raw })
   end)
 
-  it("refuses a decision override until plugins exist", function()
-    local ov = ffi.cast("const cg_cors_override_t *", ffi.new("char[8]"))
-    local r = cors.evaluate(compiled.list, { origin = "https://a.com" }, nil, ov)
-    assert.are.equal(cors.C.CG_CORS_E_INVALID, r.rc)
-  end)
-
   it("reports a buffer that is too small at every size below the answer", function()
     local req = pf("https://a.com", "PUT", "X-Req")
     local full = cors.evaluate(compiled.list, req)

@@ -1,0 +1,302 @@
+/* The per-origin decision cache: a chained hash table for lookups and an
+ * intrusive LRU list for eviction, one malloc per entry (the key lives at its
+ * end) so a cached origin costs about 100 bytes plus its name. */
+#include "cache/cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  F_VALUE = 1,      /* has a decision (possibly expired) */
+  F_ALLOW = 2,      /* that decision allows */
+  F_RUNNING = 4,    /* a hook is deciding or refreshing it */
+  F_DETACHED = 8,   /* purged while busy: out of the table, freed when idle */
+  F_WAKING = 16     /* its waiters are being called */
+};
+
+/* A failed refresh is retried at most this often while stale serving lasts. */
+enum { RETRY_MS = 1000 };
+
+struct cg_dcache_entry {
+  cg_dcache_entry_t *hnext;
+  cg_list_t lru;
+  cg_list_t waiters;
+  cg_cors_override_t *ov;
+  char *tenant;
+  uint64_t expires;
+  uint64_t retry_at; /* after a failed refresh: no new refresh before this */
+  uint32_t hash, route;
+  uint16_t key_len;
+  uint8_t flags;
+  char key[];
+};
+
+struct cg_dcache {
+  cg_dcache_entry_t **slots;
+  size_t nslots; /* power of two */
+  size_t count, max;
+  uint64_t stale_limit;
+  cg_list_t lru; /* least recently used first */
+  cg_dcache_stats_t st;
+};
+
+static uint32_t hash_key(uint32_t route, const char *s, size_t n) {
+  uint32_t h = 2166136261u ^ route;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h ^ (h >> 15);
+}
+
+cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
+  cg_dcache_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->nslots = 64;
+  c->slots = calloc(c->nslots, sizeof *c->slots);
+  if (!c->slots) {
+    free(c);
+    return NULL;
+  }
+  c->max = max_entries ? max_entries : 1;
+  c->stale_limit = stale_limit_ms;
+  cg_list_init(&c->lru);
+  return c;
+}
+
+static void drop_value(cg_dcache_entry_t *e) {
+  cg_cors_override_free(e->ov);
+  e->ov = NULL;
+  free(e->tenant);
+  e->tenant = NULL;
+  e->flags &= (uint8_t) ~(F_VALUE | F_ALLOW);
+}
+
+static void entry_free(cg_dcache_entry_t *e) {
+  drop_value(e);
+  /* waiters left behind belong to requests that are gone or to a cache being freed */
+  while (!cg_list_empty(&e->waiters)) cg_list_remove(e->waiters.next);
+  free(e);
+}
+
+static void unlink_entry(cg_dcache_t *c, cg_dcache_entry_t *e) {
+  cg_dcache_entry_t **pp = &c->slots[e->hash & (c->nslots - 1)];
+  while (*pp && *pp != e) pp = &(*pp)->hnext;
+  if (*pp) *pp = e->hnext;
+  e->hnext = NULL;
+  cg_list_remove(&e->lru);
+  c->count--;
+}
+
+static int busy(const cg_dcache_entry_t *e) { return (e->flags & (F_RUNNING | F_WAKING)) != 0; }
+
+/* Removes e from the cache: freed now, or when its hook reports. */
+static void purge_entry(cg_dcache_t *c, cg_dcache_entry_t *e) {
+  unlink_entry(c, e);
+  if (busy(e))
+    e->flags |= F_DETACHED;
+  else
+    entry_free(e);
+}
+
+void cg_dcache_free(cg_dcache_t *c) {
+  if (!c) return;
+  for (size_t i = 0; i < c->nslots; i++) {
+    cg_dcache_entry_t *e = c->slots[i];
+    while (e) {
+      cg_dcache_entry_t *next = e->hnext;
+      entry_free(e);
+      e = next;
+    }
+  }
+  free(c->slots);
+  free(c);
+}
+
+static void grow(cg_dcache_t *c) {
+  size_t n = c->nslots * 2;
+  cg_dcache_entry_t **slots = calloc(n, sizeof *slots);
+  if (!slots) return; /* longer chains, still correct */
+  for (size_t i = 0; i < c->nslots; i++) {
+    cg_dcache_entry_t *e = c->slots[i];
+    while (e) {
+      cg_dcache_entry_t *next = e->hnext;
+      e->hnext = slots[e->hash & (n - 1)];
+      slots[e->hash & (n - 1)] = e;
+      e = next;
+    }
+  }
+  free(c->slots);
+  c->slots = slots;
+  c->nslots = n;
+}
+
+static void evict(cg_dcache_t *c) {
+  /* Oldest first; busy entries are skipped, a bounded number of them. */
+  cg_list_t *l = c->lru.next;
+  for (int scanned = 0; c->count > c->max && l != &c->lru && scanned < 64; scanned++) {
+    cg_dcache_entry_t *e = container_of(l, cg_dcache_entry_t, lru);
+    l = l->next;
+    if (busy(e)) continue;
+    purge_entry(c, e);
+    c->st.evictions++;
+  }
+}
+
+int cg_dcache_get(cg_dcache_t *c, uint32_t route, const char *origin, size_t len, uint64_t now,
+                  cg_dcache_entry_t **out) {
+  *out = NULL;
+  if (len > UINT16_MAX) len = UINT16_MAX;
+  uint32_t h = hash_key(route, origin, len);
+  cg_dcache_entry_t *e = c->slots[h & (c->nslots - 1)];
+  while (e && !(e->hash == h && e->route == route && e->key_len == len && memcmp(e->key, origin, len) == 0))
+    e = e->hnext;
+  if (!e) {
+    c->st.misses++;
+    e = malloc(sizeof *e + len + 1);
+    if (!e) return CG_DC_MISS_RUN;
+    memset(e, 0, sizeof *e);
+    e->hash = h;
+    e->route = route;
+    e->key_len = (uint16_t)len;
+    memcpy(e->key, origin, len);
+    e->key[len] = 0;
+    e->flags = F_RUNNING;
+    cg_list_init(&e->waiters);
+    size_t slot = h & (c->nslots - 1);
+    e->hnext = c->slots[slot];
+    c->slots[slot] = e;
+    cg_list_push(&c->lru, &e->lru);
+    c->count++;
+    if (c->count > c->max) evict(c);
+    if (c->count > c->nslots) grow(c);
+    *out = e;
+    return CG_DC_MISS_RUN;
+  }
+  *out = e;
+  cg_list_remove(&e->lru);
+  cg_list_push(&c->lru, &e->lru);
+  if (!(e->flags & F_VALUE)) return CG_DC_PENDING;
+  if (now < e->expires) {
+    c->st.hits++;
+    return CG_DC_FRESH;
+  }
+  if (now - e->expires > c->stale_limit) {
+    /* too old to serve: everyone waits for a new decision */
+    c->st.misses++;
+    if (e->flags & F_RUNNING) return CG_DC_PENDING;
+    e->flags |= F_RUNNING;
+    c->st.refreshes++;
+    return CG_DC_MISS_RUN;
+  }
+  c->st.stale++;
+  if ((e->flags & F_RUNNING) || now < e->retry_at) return CG_DC_STALE;
+  e->flags |= F_RUNNING;
+  c->st.refreshes++;
+  return CG_DC_STALE_REFRESH;
+}
+
+void cg_dcache_wait(cg_dcache_entry_t *e, cg_dcache_waiter_t *w) {
+  cg_list_push(&e->waiters, &w->link);
+}
+
+void cg_dcache_cancel(cg_dcache_waiter_t *w) {
+  if (w->link.next && w->link.next != &w->link) cg_list_remove(&w->link);
+}
+
+static void wake(cg_dcache_t *c, cg_dcache_entry_t *e) {
+  e->flags = (uint8_t)((e->flags & ~F_RUNNING) | F_WAKING);
+  /* A woken request may start others (pipelining) that look this entry up
+   * again or evict: F_WAKING keeps it alive until the last waiter is done. */
+  while (!cg_list_empty(&e->waiters)) {
+    cg_list_t *l = e->waiters.next;
+    cg_list_remove(l);
+    cg_dcache_waiter_t *w = container_of(l, cg_dcache_waiter_t, link);
+    w->cb(w, e);
+  }
+  e->flags &= (uint8_t)~F_WAKING;
+  if (e->flags & F_DETACHED)
+    entry_free(e);
+  else if (c->count > c->max)
+    evict(c);
+}
+
+void cg_dcache_set(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_override_t *ov, const char *tenant,
+                   uint64_t ttl_ms, uint64_t now) {
+  if (!e) {
+    cg_cors_override_free(ov);
+    return;
+  }
+  drop_value(e);
+  e->ov = ov;
+  e->tenant = tenant && *tenant ? strdup(tenant) : NULL;
+  e->flags |= F_VALUE | (allow ? F_ALLOW : 0);
+  e->expires = now + ttl_ms;
+  e->retry_at = 0;
+  wake(c, e);
+}
+
+void cg_dcache_fail(cg_dcache_t *c, cg_dcache_entry_t *e, uint64_t deny_ttl_ms, uint64_t now) {
+  if (!e) return;
+  c->st.failures++;
+  if ((e->flags & F_VALUE) && now >= e->expires && now - e->expires <= c->stale_limit) {
+    /* keep the last answer while it may still be served stale */
+    e->retry_at = now + (deny_ttl_ms < RETRY_MS ? deny_ttl_ms : RETRY_MS);
+  } else if (!(e->flags & F_VALUE) || now >= e->expires) {
+    drop_value(e);
+    e->flags |= F_VALUE;
+    e->expires = now + deny_ttl_ms;
+  }
+  wake(c, e);
+}
+
+int cg_dcache_entry_allow(const cg_dcache_entry_t *e) { return (e->flags & F_ALLOW) != 0; }
+const cg_cors_override_t *cg_dcache_entry_override(const cg_dcache_entry_t *e) { return e->ov; }
+const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e) { return e->tenant; }
+
+static size_t purge_if(cg_dcache_t *c, int (*match)(const cg_dcache_entry_t *, const void *), const void *arg) {
+  size_t n = 0;
+  cg_list_t *l = c->lru.next;
+  while (l != &c->lru) {
+    cg_dcache_entry_t *e = container_of(l, cg_dcache_entry_t, lru);
+    l = l->next;
+    if (match && !match(e, arg)) continue;
+    purge_entry(c, e);
+    n++;
+  }
+  return n;
+}
+
+typedef struct {
+  const char *s;
+  size_t len;
+} span_t;
+
+static int origin_is(const cg_dcache_entry_t *e, const void *arg) {
+  const span_t *o = arg;
+  return e->key_len == o->len && memcmp(e->key, o->s, o->len) == 0;
+}
+
+static int tenant_is(const cg_dcache_entry_t *e, const void *arg) {
+  return e->tenant && strcmp(e->tenant, arg) == 0;
+}
+
+size_t cg_dcache_purge_all(cg_dcache_t *c) { return purge_if(c, NULL, NULL); }
+
+size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len) {
+  span_t o = {origin, len};
+  return purge_if(c, origin_is, &o);
+}
+
+size_t cg_dcache_purge_tenant(cg_dcache_t *c, const char *tenant) {
+  if (!tenant) return 0;
+  return purge_if(c, tenant_is, tenant);
+}
+
+void cg_dcache_stats(const cg_dcache_t *c, cg_dcache_stats_t *out) {
+  *out = c->st;
+  out->entries = c->count;
+  uint64_t bytes = sizeof *c + c->nslots * sizeof *c->slots;
+  for (const cg_list_t *l = c->lru.next; l != &c->lru; l = l->next) {
+    const cg_dcache_entry_t *e = container_of(l, cg_dcache_entry_t, lru);
+    bytes += sizeof *e + e->key_len + 1 + cg_cors_override_size(e->ov) + (e->tenant ? strlen(e->tenant) + 1 : 0);
+  }
+  out->bytes = bytes;
+}

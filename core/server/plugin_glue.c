@@ -1,0 +1,185 @@
+/* Where a request meets its route's policy plugin: the per-origin decision
+ * cache first; on a miss, one hook run for every request that waits on the
+ * same origin (single flight); stale decisions keep serving while one
+ * refresh runs. A request waiting for a decision is paused like one waiting
+ * for its upstream. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lua/host.h"
+#include "server/internal.h"
+#include "util/log.h"
+
+typedef struct refresh {
+  cg_worker_t *w;
+  cg_dcache_entry_t *entry;
+  const cg_route_t *route;
+} refresh_t;
+
+/* A hook ended: its decision (or failure) goes to the cache, which wakes
+ * every request waiting on it. */
+static void on_decided(void *arg, cg_lua_result_t *res) {
+  refresh_t *rf = arg;
+  cg_worker_t *w = rf->w;
+  if (!w->dcache) { /* the worker is stopping */
+    if (res->ov) cg_cors_override_free(res->ov);
+    free(rf);
+    return;
+  }
+  if (res->failed) {
+    cg_dcache_fail(w->dcache, rf->entry, rf->route->plugin_deny_ttl_ms, uv_now(&w->loop));
+  } else {
+    uint64_t ttl = res->ttl >= 0 ? (uint64_t)(res->ttl * 1000)
+                                 : (res->allow ? rf->route->plugin_ttl_ms : rf->route->plugin_deny_ttl_ms);
+    cg_dcache_set(w->dcache, rf->entry, res->allow, res->ov, res->tenant[0] ? res->tenant : NULL, ttl,
+                  uv_now(&w->loop));
+  }
+  free(rf);
+}
+
+static void start_hook(cg_conn_t *c, cg_dcache_entry_t *e, const char *origin, size_t origin_len,
+                       const cg_origin_t *o) {
+  cg_worker_t *w = c->w;
+  const cg_head_t *h = &c->head;
+  refresh_t *rf = malloc(sizeof *rf);
+  if (!rf) {
+    cg_dcache_fail(w->dcache, e, c->req.route->plugin_deny_ttl_ms, uv_now(&w->loop));
+    return;
+  }
+  rf->w = w;
+  rf->entry = e;
+  rf->route = c->req.route;
+  const char *names[128], *values[128];
+  size_t name_lens[128], value_lens[128];
+  int n = h->n < 128 ? h->n : 128;
+  for (int i = 0; i < n; i++) {
+    names[i] = cg_head_name(h, i);
+    name_lens[i] = h->hdrs[i].name_len;
+    values[i] = cg_head_value(h, i);
+    value_lens[i] = h->hdrs[i].val_len;
+  }
+  const char *url = h->buf + h->url_off;
+  const char *q = memchr(url, '?', h->url_len);
+  cg_lua_req_t req = {
+      .origin = origin, .origin_len = origin_len,
+      .scheme = o->scheme, .scheme_len = o->scheme_len, .host = o->host, .host_len = o->host_len,
+      .port = o->port,
+      .method = h->buf + h->method_off, .method_len = h->method_len,
+      .path = url, .path_len = q ? (size_t)(q - url) : h->url_len,
+      .header_names = names, .header_name_lens = name_lens, .header_values = values,
+      .header_value_lens = value_lens, .n_headers = n};
+  cg_lua_origin_run(w->lua, c->req.route, &req, on_decided, rf);
+}
+
+static void take_decision(cg_conn_t *c, const cg_dcache_entry_t *e) {
+  cg_req_t *r = &c->req;
+  r->decided = 1;
+  int i = r->route->index - 1;
+  r->decision_ov = cg_dcache_entry_override(e);
+  if (!cg_dcache_entry_allow(e)) r->decision_ov = c->w->deny_ov[i];
+  else if (!r->decision_ov) r->decision_ov = c->w->allow_ov[i];
+  const char *tenant = cg_dcache_entry_tenant(e);
+  if (tenant) {
+    size_t n = strlen(tenant);
+    if (n >= sizeof r->tenant) n = sizeof r->tenant - 1;
+    memcpy(r->tenant, tenant, n);
+    r->tenant[n] = 0;
+  }
+}
+
+static void on_waiter(cg_dcache_waiter_t *wt, const cg_dcache_entry_t *e) {
+  cg_req_t *r = container_of(wt, cg_req_t, waiter);
+  cg_conn_t *c = container_of(r, cg_conn_t, req);
+  r->waiting = 0;
+  take_decision(c, e);
+  if (r->in_dispatch) return; /* decided while starting: dispatch goes on there */
+  cg_conn_dispatch(c);
+}
+
+int cg_plugin_decide(cg_conn_t *c) {
+  cg_req_t *r = &c->req;
+  cg_worker_t *w = c->w;
+  const cg_head_t *h = &c->head;
+  if (!w->dcache || !w->lua) return 0;
+  int oi = cg_head_find(h, "origin", 6, 0);
+  if (oi < 0 || cg_head_count(h, "origin", 6) != 1) return 0; /* no origin, or a malformed one: the static answer */
+  char norm[CG_CORS_ORIGIN_MAX + 1];
+  cg_origin_t o;
+  if (cg_cors_origin_parse(cg_head_value(h, oi), h->hdrs[oi].val_len, &o, norm, sizeof norm) != 0 || o.is_null)
+    return 0;
+  cg_dcache_entry_t *e = NULL;
+  uint64_t now = uv_now(&w->loop);
+  int rc = cg_dcache_get(w->dcache, (uint32_t)r->route->index, o.norm, o.norm_len, now, &e);
+  switch (rc) {
+  case CG_DC_FRESH:
+  case CG_DC_STALE:
+    take_decision(c, e);
+    return 0;
+  case CG_DC_STALE_REFRESH:
+    take_decision(c, e);
+    start_hook(c, e, o.norm, o.norm_len, &o); /* the refresh runs on; this request does not wait */
+    return 0;
+  case CG_DC_MISS_RUN:
+  case CG_DC_PENDING:
+  default:
+    r->waiter.cb = on_waiter;
+    r->waiting = 1;
+    r->in_dispatch = 1;
+    cg_dcache_wait(e, &r->waiter);
+    if (rc == CG_DC_MISS_RUN) start_hook(c, e, o.norm, o.norm_len, &o);
+    r->in_dispatch = 0;
+    return r->decided ? 0 : 1;
+  }
+}
+
+void cg_plugin_cancel(cg_conn_t *c) {
+  if (c->req.waiting) {
+    cg_dcache_cancel(&c->req.waiter);
+    c->req.waiting = 0;
+  }
+}
+
+/* Replaces the Expose-Headers line of an allowed response with what the
+ * route's expose_headers hook says for this response. */
+void cg_plugin_expose(cg_conn_t *c, const cg_head_t *up, int status) {
+  cg_req_t *r = &c->req;
+  cg_worker_t *w = c->w;
+  if (!w->lua || !r->route || !r->route->plugin || !w->has_expose[r->route->index - 1]) return;
+  if (r->cors.kind != CG_CORS_ACTUAL_ALLOWED || !r->cors_origin[0]) return;
+  const char *names[128], *values[128];
+  size_t nl[128], vl[128];
+  int n = up ? (up->n < 128 ? up->n : 128) : 0;
+  for (int i = 0; i < n; i++) {
+    names[i] = cg_head_name(up, i);
+    nl[i] = up->hdrs[i].name_len;
+    values[i] = cg_head_value(up, i);
+    vl[i] = up->hdrs[i].val_len;
+  }
+  char line[2048];
+  int len = cg_lua_expose_run(w->lua, r->route, r->cors_origin, strlen(r->cors_origin), r->tenant, status, names, nl,
+                              values, vl, n, line, sizeof line);
+  if (len == 0) return;
+  /* drop the current Expose-Headers line, then add the hook's (if any) */
+  static const char key[] = "access-control-expose-headers:";
+  char *out = malloc(r->cors_len + (len > 0 ? (size_t)len : 0) + 1);
+  if (!out) return;
+  size_t o = 0;
+  const char *p = r->cors_hdrs, *end = r->cors_hdrs + r->cors_len;
+  while (p && p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    size_t ll = eol ? (size_t)(eol - p + 1) : (size_t)(end - p);
+    if (!(ll >= sizeof key - 1 && strncasecmp(p, key, sizeof key - 1) == 0)) {
+      memcpy(out + o, p, ll);
+      o += ll;
+    }
+    p += ll;
+  }
+  if (len > 0) {
+    memcpy(out + o, line, (size_t)len);
+    o += (size_t)len;
+  }
+  free(r->cors_hdrs);
+  r->cors_hdrs = out;
+  r->cors_len = o;
+}

@@ -1,0 +1,206 @@
+-- The per-origin decision cache, driven with a fake clock: single flight,
+-- TTLs, stale-while-revalidate, failing refreshes, LRU bound, purges, and
+-- what a cached origin costs.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local cors = require("cors_ffi")
+local ffi = require("ffi")
+local C = cors.C
+
+if not pcall(ffi.typeof, "cg_dcache_stats_t") then
+  local f = assert(io.open(cors.root .. "/core/cache/cache.h", "rb"))
+  local header = f:read("*a"):gsub("\n#[^\n]*", "\n"):gsub("^#[^\n]*", "")
+  f:close()
+  ffi.cdef("typedef struct cg_list { struct cg_list *prev, *next; } cg_list_t;\n" .. header)
+end
+
+local FRESH, STALE, STALE_REFRESH, MISS_RUN, PENDING = 0, 1, 2, 3, 4
+local NAMES = { [0] = "FRESH", "STALE", "STALE_REFRESH", "MISS_RUN", "PENDING" }
+
+local function new(max, stale_limit)
+  return ffi.gc(C.cg_dcache_new(max or 1000, stale_limit or 10000), C.cg_dcache_free)
+end
+
+local entry_out = ffi.new("cg_dcache_entry_t *[1]")
+local function get(c, origin, now, route)
+  local rc = C.cg_dcache_get(c, route or 1, origin, #origin, now, entry_out)
+  return NAMES[rc], entry_out[0]
+end
+
+local function allow_of(e) return C.cg_dcache_entry_allow(e) == 1 end
+local function tenant_of(e)
+  local t = C.cg_dcache_entry_tenant(e)
+  return t ~= nil and ffi.string(t) or nil
+end
+
+local function stats(c)
+  local s = ffi.new("cg_dcache_stats_t")
+  C.cg_dcache_stats(c, s)
+  return s
+end
+
+describe("decision cache", function()
+  it("runs the hook once for many requests, and wakes every waiter with the decision", function()
+    local c = new()
+    local st, e = get(c, "https://a.example", 0)
+    assert.are.equal("MISS_RUN", st)
+    local woken = {}
+    local cb = ffi.cast("void (*)(cg_dcache_waiter_t *, const cg_dcache_entry_t *)", function(_, en)
+      woken[#woken + 1] = { allow_of(en), tenant_of(en) }
+    end)
+    local waiters = {}
+    for i = 1, 100 do
+      local st2, e2 = get(c, "https://a.example", 0)
+      if i > 1 then assert.are.equal("PENDING", st2) end
+      assert.are.equal(e, e2)
+      local w = ffi.new("cg_dcache_waiter_t")
+      w.cb = cb
+      waiters[i] = w
+      C.cg_dcache_wait(e2, w)
+    end
+    C.cg_dcache_cancel(waiters[7]) -- that request went away
+    C.cg_dcache_set(c, e, 1, nil, "acme", 1000, 0)
+    cb:free()
+    assert.are.equal(99, #woken)
+    assert.are.same({ true, "acme" }, woken[1])
+    assert.are.equal(1, tonumber(stats(c).misses))
+  end)
+
+  it("serves a fresh decision until its TTL, keyed by route and origin", function()
+    local c = new()
+    local _, e = get(c, "https://a.example", 0)
+    C.cg_dcache_set(c, e, 1, nil, nil, 1000, 0)
+    local st, e2 = get(c, "https://a.example", 999)
+    assert.are.same({ "FRESH", true }, { st, allow_of(e2) })
+    assert.is_nil(tenant_of(e2))
+    assert.are.equal("MISS_RUN", (get(c, "https://a.example", 10, 2)))
+    assert.are.equal("MISS_RUN", (get(c, "https://b.example", 10)))
+  end)
+
+  it("keeps serving an expired decision while exactly one refresh runs", function()
+    local c = new(100, 5000)
+    local _, e = get(c, "https://a.example", 0)
+    C.cg_dcache_set(c, e, 1, nil, nil, 1000, 0)
+    local st, e2 = get(c, "https://a.example", 1000)
+    assert.are.same({ "STALE_REFRESH", true }, { st, allow_of(e2) })
+    for _ = 1, 10 do assert.are.equal("STALE", (get(c, "https://a.example", 1200))) end
+    C.cg_dcache_set(c, e, 0, nil, nil, 1000, 1300)
+    st, e2 = get(c, "https://a.example", 1400)
+    assert.are.same({ "FRESH", false }, { st, allow_of(e2) })
+  end)
+
+  it("keeps the old decision when a refresh fails, retrying once a second, then denies past the stale limit", function()
+    local c = new(100, 5000)
+    local _, e = get(c, "https://a.example", 0)
+    C.cg_dcache_set(c, e, 1, nil, "acme", 1000, 0)
+    assert.are.equal("STALE_REFRESH", (get(c, "https://a.example", 2000)))
+    C.cg_dcache_fail(c, e, 10000, 2100)
+    local st, e2 = get(c, "https://a.example", 2500)
+    assert.are.same({ "STALE", true }, { st, allow_of(e2) }) -- backing off
+    assert.are.equal("STALE_REFRESH", (get(c, "https://a.example", 3100)))
+    C.cg_dcache_fail(c, e, 10000, 6100) -- 5.1 s past expiry: beyond the limit
+    st, e2 = get(c, "https://a.example", 6200)
+    assert.are.same({ "FRESH", false }, { st, allow_of(e2) })
+    assert.are.equal(2, tonumber(stats(c).failures))
+  end)
+
+  it("denies at once when the first decision fails, for the deny TTL", function()
+    local c = new()
+    local _, e = get(c, "https://a.example", 0)
+    C.cg_dcache_fail(c, e, 500, 0)
+    local st, e2 = get(c, "https://a.example", 499)
+    assert.are.same({ "FRESH", false }, { st, allow_of(e2) })
+    assert.are.equal("STALE_REFRESH", (get(c, "https://a.example", 500)))
+  end)
+
+  it("makes requests wait for a decision expired longer than the stale limit", function()
+    local c = new(100, 5000)
+    local _, e = get(c, "https://a.example", 0)
+    C.cg_dcache_set(c, e, 1, nil, nil, 1000, 0)
+    assert.are.equal("MISS_RUN", (get(c, "https://a.example", 6001)))
+    assert.are.equal("PENDING", (get(c, "https://a.example", 6002)))
+  end)
+
+  it("holds at most max_entries, evicting the least recently used", function()
+    local c = new(100)
+    for i = 1, 150 do
+      local _, e = get(c, "https://t" .. i .. ".example", i)
+      C.cg_dcache_set(c, e, 1, nil, nil, 60000, i)
+      if i > 50 then assert.are.equal("FRESH", (get(c, "https://t1.example", i))) end -- kept warm
+    end
+    local s = stats(c)
+    assert.are.equal(100, tonumber(s.entries))
+    assert.are.equal(50, tonumber(s.evictions))
+    assert.are.equal("FRESH", (get(c, "https://t1.example", 200)))
+    assert.are.equal("MISS_RUN", (get(c, "https://t2.example", 200)))
+    assert.are.equal("FRESH", (get(c, "https://t150.example", 200)))
+  end)
+
+  it("never frees an entry whose hook is running; a purge detaches it until the hook reports", function()
+    local c = new(2)
+    local pending = {}
+    for i = 1, 3 do pending[i] = select(2, get(c, "https://p" .. i .. ".example", 0)) end
+    assert.are.equal(3, tonumber(stats(c).entries)) -- over the bound, none evictable
+    assert.are.equal(3, tonumber(C.cg_dcache_purge_all(c)))
+    assert.are.equal(0, tonumber(stats(c).entries))
+    local woken = 0
+    local cb = ffi.cast("void (*)(cg_dcache_waiter_t *, const cg_dcache_entry_t *)", function() woken = woken + 1 end)
+    local w = ffi.new("cg_dcache_waiter_t")
+    w.cb = cb
+    C.cg_dcache_wait(pending[2], w)
+    for i = 1, 3 do C.cg_dcache_set(c, pending[i], 1, nil, nil, 1000, 1) end -- freed here (ASan checks)
+    cb:free()
+    assert.are.equal(1, woken)
+    assert.are.equal("MISS_RUN", (get(c, "https://p2.example", 2)))
+  end)
+
+  it("purges by origin across routes, by tenant, and all", function()
+    local c = new()
+    local function put(origin, route, tenant)
+      local _, e = get(c, origin, 0, route)
+      C.cg_dcache_set(c, e, 1, nil, tenant, 60000, 0)
+    end
+    put("https://a.example", 1, "acme")
+    put("https://a.example", 2, "acme")
+    put("https://b.example", 1, "acme")
+    put("https://c.example", 1, "globex")
+    put("https://d.example", 1, nil)
+    assert.are.equal(2, tonumber(C.cg_dcache_purge_origin(c, "https://a.example", 17)))
+    assert.are.equal("MISS_RUN", (get(c, "https://a.example", 1, 2)))
+    assert.are.equal(1, tonumber(C.cg_dcache_purge_tenant(c, "acme")))
+    assert.are.equal("MISS_RUN", (get(c, "https://b.example", 1)))
+    assert.are.equal("FRESH", (get(c, "https://c.example", 1)))
+    assert.are.equal(0, tonumber(C.cg_dcache_purge_tenant(c, "nobody")))
+    assert.is_true(tonumber(C.cg_dcache_purge_all(c)) >= 3)
+    assert.are.equal(0, tonumber(stats(c).entries))
+  end)
+
+  it("owns the overrides it holds (freed on replace, purge and free)", function()
+    local policy = cors.must_compile({ origins_by_plugin = true })
+    local c = new()
+    local _, e = get(c, "https://a.example", 0)
+    local ov = cors.decision(policy, { allow = true, expose_headers = { "X-A" } })
+    C.cg_dcache_set(c, e, 1, ffi.gc(ov, nil), nil, 1, 0) -- the cache takes it
+    assert.are.equal(ov, C.cg_dcache_entry_override(e))
+    assert.are.equal("STALE_REFRESH", (get(c, "https://a.example", 5)))
+    local ov2 = cors.decision(policy, { allow = true, max_age = 5 })
+    C.cg_dcache_set(c, e, 1, ffi.gc(ov2, nil), nil, 1000, 5)
+    assert.is_true(tonumber(stats(c).bytes) > 0)
+  end)
+
+  it("costs at most 300 bytes per cached origin (1,000,000 origins)", function()
+    local n = 1000000
+    local c = new(n)
+    for i = 1, n do
+      local origin = "https://tenant" .. i .. ".example.com"
+      local _, e = get(c, origin, 0)
+      C.cg_dcache_set(c, e, i % 7 ~= 0 and 1 or 0, nil, nil, 60000, 0)
+    end
+    local s = stats(c)
+    assert.are.equal(n, tonumber(s.entries))
+    local per = tonumber(s.bytes) / n
+    -- malloc's own overhead (16 bytes per block on glibc) counts too
+    local with_malloc = per + 16
+    print(("\n[cache] %d origins: %.0f bytes each (%.0f with malloc overhead)"):format(n, per, with_malloc))
+    assert.is_true(with_malloc <= 300, ("%.0f bytes per origin"):format(with_malloc))
+  end)
+end)
