@@ -118,6 +118,16 @@ static void mark_down(cg_upconn_t *u, const char *why) {
  * nothing of the request body is gone yet and nothing of a response came. */
 static void up_fail(cg_upconn_t *u, int status, const char *why, int retryable) {
   cg_conn_t *c = u->conn;
+  /* A pooled connection the upstream closed says nothing about the target:
+   * retry anywhere. A failed connect is retried only on another target that
+   * is up, so a dead single target costs one attempt, not two. */
+  if (retryable && !u->reused) {
+    int other = 0;
+    uint64_t now = uv_now(&u->w->loop);
+    for (int i = 0; i < u->us->conf->n_targets && !other; i++)
+      other = i != u->ti && u->us->targets[i].down_until <= now;
+    retryable = other;
+  }
   detach(u);
   up_close(u);
   if (!c || c->state == CG_CONN_CLOSING) return;

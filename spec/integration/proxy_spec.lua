@@ -308,6 +308,33 @@ describe("proxy targets", function()
     gw:stop_clean()
   end)
 
+  it("tries a dead single target once per request, not again", function()
+    local gw = gateway.start({
+      upstreams = { one = { targets = { dead } } },
+      routes = { { name = "one", prefix = "/", upstream = "one" } },
+    })
+    for _ = 1, 3 do
+      local res, err = http.request(gw:port(), "GET", "/echo", {})
+      assert.res_status(502, res, err or gw)
+    end
+    local log = gw:log()
+    gw:stop_clean()
+    local _, attempts = log:gsub("target [^ ]+ failed", "")
+    assert.equal(3, attempts, "connect attempts in the log:\n" .. log)
+  end)
+
+  it("retries a refused connect on another target that is up", function()
+    local gw = gateway.start({
+      upstreams = { half = { targets = { dead, ups[2]:target() }, fail_timeout = 30 } },
+      routes = { { name = "half", prefix = "/", upstream = "half" } },
+    })
+    for _ = 1, 4 do
+      local res, err = http.request(gw:port(), "GET", "/echo/retry", {})
+      assert.res_status(200, res, err or gw)
+    end
+    gw:stop_clean()
+  end)
+
   it("keeps at most `keepalive` idle connections per target", function()
     local gw = gateway.start({
       upstreams = { pool = { targets = { ups[3]:target() }, keepalive = 2 } },
