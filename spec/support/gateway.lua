@@ -18,6 +18,10 @@ local _M = {}
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/support"
 _M.root = os.getenv("CORSGATE_ROOT") or (here .. "/../..")
 
+_M.valgrind = os.getenv("CORSGATE_VALGRIND") == "1"
+-- how much slower the gateway runs here (valgrind: about 10x): start and stop bounds scale
+_M.slowdown = _M.valgrind and 10 or 1
+
 function _M.bin()
   return os.getenv("CORSGATE_BIN") or (_M.root .. "/build/corsgate")
 end
@@ -116,6 +120,13 @@ function _M.start(config, opts)
   local log = dir .. "/corsgate.log"
   local args = { _M.bin(), "run", "-c", cfg }
   if opts.args then args = { _M.bin(), unpack(opts.args) } end
+  if _M.valgrind then
+    -- CORSGATE_VALGRIND=1: every gateway runs under memcheck; what it finds
+    -- (errors, definite or indirect leaks at exit) fails stop_clean.
+    local vg = { "valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+      "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", "--fair-sched=yes" }
+    for i = #vg, 1, -1 do table.insert(args, 1, vg[i]) end
+  end
   local env = { LD_PRELOAD = false }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local h = proc.spawn(args, log, { dir = dir, env = env })
@@ -125,7 +136,7 @@ function _M.start(config, opts)
   local up = proc.wait_for(function()
     if proc.exit_code(h) then return "exited" end
     return proc.port_open(port) and "up"
-  end, opts.bound or 5, 0.02)
+  end, (opts.bound or 5) * _M.slowdown, 0.02)
   if up ~= "up" then
     local code = gw:stop()
     error(format("corsgate did not start (%s, exit %s) with config %s:\n%s\n--- config ---\n%s",
@@ -174,7 +185,7 @@ end
 -- code, and true when it had to be killed. The temp dir is kept until cleanup().
 function mt:stop(bound)
   if self.stopped then return self.stopped_code, self.killed end
-  local code, killed = proc.stop(self.h, { bound = bound or 10 })
+  local code, killed = proc.stop(self.h, { bound = (bound or 10) * _M.slowdown })
   self.stopped, self.stopped_code, self.killed = true, code, killed
   running[self] = nil
   return code, killed
@@ -184,7 +195,7 @@ end
 function mt:sanitizer_report()
   local log = self:log()
   local i = log:find("ERROR: AddressSanitizer", 1, true) or log:find("ERROR: LeakSanitizer", 1, true)
-    or log:find("runtime error:", 1, true)
+    or log:find("runtime error:", 1, true) or log:find("\n==%d+== ") or log:find("^==%d+== ")
   if i then return log:sub(math.max(1, i - 200)) end
   return nil
 end
