@@ -1,4 +1,4 @@
-/* corsgate's command line: run, check, version. */
+/* corsgate's command line: run, check, explain, version. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,9 @@ static void usage(FILE *out) {
         "commands:\n"
         "  run [-c FILE]     serve FILE (without -c: a built-in demo on 127.0.0.1:8080)\n"
         "  check -c FILE     validate FILE, print its problems; exit 0 (ok) or 2\n"
+        "  explain -c FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]\n"
+        "                    why a page on O can (exit 0) or cannot (exit 1) read the answer:\n"
+        "                    route, origin, rule or plugin, preflight and headers, step by step\n"
         "  version           print the version\n"
         "\n"
         "options:\n"
@@ -47,14 +50,32 @@ int main(int argc, char **argv) {
     printf("corsgate %s\n", CORSGATE_VERSION);
     return 0;
   }
-  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0) {
+  int explain = strcmp(cmd, "explain") == 0;
+  cg_explain_req_t q = {0};
+  const char *headers[64];
+  q.headers = headers;
+  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0 && !explain) {
     fprintf(stderr, "corsgate: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
   }
   for (int i = 2; i < argc; i++) {
-    if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+    const char *a = argv[i];
+    int has_value = i + 1 < argc;
+    if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && has_value) {
       file = argv[++i];
+    } else if (explain && strcmp(a, "--origin") == 0 && has_value) {
+      q.origin = argv[++i];
+    } else if (explain && strcmp(a, "--method") == 0 && has_value) {
+      q.method = argv[++i];
+    } else if (explain && strcmp(a, "--path") == 0 && has_value) {
+      q.path = argv[++i];
+    } else if (explain && strcmp(a, "--host") == 0 && has_value) {
+      q.host = argv[++i];
+    } else if (explain && strcmp(a, "--header") == 0 && has_value && q.n_headers < 64) {
+      headers[q.n_headers++] = argv[++i];
+    } else if (explain && strcmp(a, "--json") == 0) {
+      q.json = 1;
     } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       usage(stdout);
       return 0;
@@ -65,8 +86,12 @@ int main(int argc, char **argv) {
     }
   }
   int check = strcmp(cmd, "check") == 0;
-  if (check && !file) {
-    fprintf(stderr, "corsgate check: -c FILE is required\n");
+  if ((check || explain) && !file) {
+    fprintf(stderr, "corsgate %s: -c FILE is required\n", cmd);
+    return 2;
+  }
+  if (explain && !q.origin) {
+    fprintf(stderr, "corsgate explain: --origin ORIGIN is required\n");
     return 2;
   }
   cg_diag_t d;
@@ -78,6 +103,11 @@ int main(int argc, char **argv) {
   if (!cfg || errors) {
     cg_config_free(cfg);
     return 2;
+  }
+  if (explain) {
+    int rc = cg_explain(cfg, &q, stdout);
+    cg_config_free(cfg);
+    return rc;
   }
   if (check) {
     printf("%s: ok\n", name);

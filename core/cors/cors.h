@@ -229,6 +229,13 @@ int cg_cors_expose_line(const char **names, const size_t *lens, int n, char *buf
 int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov,
                      const cg_cors_request_t *req, cg_cors_result_t *out, char *buf, size_t buflen);
 
+/* For explain: which rule of p allows the origin (already parsed), written into
+ * buf as text: `origins entry "https://a.com"`, `origin_patterns entry
+ * "https://STAR.a.com"` (with the pattern's own star), `origins = "*"`, `allow_null_origin`. Returns 1 when a
+ * rule allows it (buf says which), 0 when none does (buf says so), or a
+ * cg_cors_status_t. */
+int cg_cors_origin_rule(const cg_cors_policy_t *p, const char *origin, size_t len, char *buf, size_t buflen);
+
 /* ---- response headers --------------------------------------------------------- */
 
 /* 1 for Access-Control-* names (any case): the proxy drops the upstream's so the

@@ -4,6 +4,7 @@
  * the caller's buffer. */
 #include "cors/cors_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* The answer to a preflight depends on these request headers besides Origin. */
@@ -245,4 +246,40 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
   put_str(&w, a.line_max_age);
   if (pna) put_line(&w, "Access-Control-Allow-Private-Network", "true", 4);
   return finish(&w, out, &o);
+}
+
+int cg_cors_origin_rule(const cg_cors_policy_t *p, const char *origin, size_t len, char *buf, size_t buflen) {
+  if (!p || !origin || !buf || !buflen) return CG_CORS_E_INVALID;
+  char norm[CG_CORS_ORIGIN_MAX + 8];
+  cg_origin_t o;
+  if (cg_cors_origin_parse(origin, len, &o, norm, sizeof norm) != 0) {
+    snprintf(buf, buflen, "no rule: the origin is malformed");
+    return 0;
+  }
+  int n = -1;
+  if (o.is_null) {
+    if (p->allow_null) n = snprintf(buf, buflen, "allow_null_origin");
+    else if (p->origins_any) n = snprintf(buf, buflen, "origins = \"*\"");
+  } else if (p->origins_any) {
+    n = snprintf(buf, buflen, "origins = \"*\"");
+  } else if (cg_strset_get(&p->origins, o.norm, o.norm_len, NULL)) {
+    n = snprintf(buf, buflen, "origins entry \"%.*s\"", (int)o.norm_len, o.norm);
+  } else {
+    for (int i = 0; i < p->npatterns && n < 0; i++) {
+      const cg_cors_pattern_t *pat = &p->patterns[i];
+      if (!cg_pattern_match(pat, &o)) continue;
+      char port[16] = "";
+      if (pat->port == CG_PATTERN_ANY_PORT) snprintf(port, sizeof port, ":*");
+      else if (pat->port >= 0) snprintf(port, sizeof port, ":%d", pat->port);
+      char stars[16] = "";
+      for (int k = 0; k < pat->min_labels && k < 7; k++) memcpy(stars + 2 * k, "*.", 3);
+      n = snprintf(buf, buflen, "origin_patterns entry \"%.*s://%s%.*s%s\"", (int)pat->scheme_len, pat->scheme, stars,
+                   (int)pat->base_len, pat->base, port);
+    }
+  }
+  if (n >= 0) return (size_t)n < buflen ? 1 : CG_CORS_E_BUFFER;
+  snprintf(buf, buflen, "%s", p->origins_by_plugin ? "no static rule: the route's plugin decides"
+                                                    : o.is_null ? "no rule: null needs allow_null_origin"
+                                                                : "no rule: not in origins or origin_patterns");
+  return 0;
 }
