@@ -5,6 +5,10 @@
  * Access-Control-Request-Private-Network, then one Access-Control-Request-Headers
  * line per remaining piece.
  *
+ * Each input is also evaluated with a plugin decision compiled from it (the
+ * fifth line, split on ',', gives its expose headers, headers and methods) on
+ * a route whose plugin decides origins.
+ *
  * Invariants: never crashes; the lines written are well-formed; an
  * Access-Control-Allow-Origin value is "*" or the request's own origin in
  * normalized form (never anything else the request carried); refusals write
@@ -26,6 +30,8 @@
 
 enum { NPOLICIES = 4, MAX_LINES = 80 };
 static cg_cors_policy_t *policies[NPOLICIES];
+static cg_cors_policy_t *plugin_base;
+static void check_lines(const char *buf, size_t len, const cg_cors_request_t *req, const cg_cors_result_t *r);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -60,9 +66,58 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
       abort();
     }
   }
+  static const char *mp[] = {"GET", "PUT"};
+  cg_cors_spec_t ps = {.origins_by_plugin = 1, .methods = mp, .methods_count = 2, .credentials = 1,
+                       .has_max_age = 1, .max_age = 60};
+  plugin_base = cg_cors_compile(&ps, psl, "fuzz", &d);
+  if (!plugin_base) abort();
   cg_psl_free(psl);
   cg_diag_free(&d);
   return 0;
+}
+
+/* Compiles a decision from the input and evaluates the request with it. */
+static void with_decision(uint8_t flags, const char *list, size_t list_len, const cg_cors_request_t *req) {
+  char *names = malloc(list_len + 1);
+  const char *items[32];
+  int n = 0;
+  if (!names) return;
+  memcpy(names, list, list_len);
+  names[list_len] = 0;
+  for (char *p = names; n < 32;) {
+    items[n++] = p;
+    char *comma = strchr(p, ',');
+    if (!comma) break;
+    *comma = 0;
+    p = comma + 1;
+  }
+  cg_cors_decision_spec_t ds = {.allow = flags & 1, .origin = req->origin_count ? req->origin : NULL,
+                                .origin_len = req->origin_count ? req->origin_len : 0,
+                                .has_credentials = (flags >> 1) & 1, .credentials = (flags >> 5) & 1};
+  switch ((flags >> 2) & 3) {
+  case 0: ds.has_expose = 1, ds.expose_headers = items, ds.expose_headers_count = n; break;
+  case 1: ds.has_headers = 1, ds.headers = items, ds.headers_count = n; break;
+  case 2: ds.has_methods = 1, ds.methods = items, ds.methods_count = n; break;
+  default: ds.has_expose = ds.expose_any = 1, ds.has_headers = ds.headers_any = 1; break;
+  }
+  cg_diag_t d;
+  cg_diag_init(&d);
+  cg_cors_override_t *ov = cg_cors_override_compile(plugin_base, &ds, &d);
+  if (ov) {
+    static char buf[1 << 16];
+    cg_cors_result_t r;
+    int rc = cg_cors_evaluate(plugin_base, ov, req, &r, buf, sizeof buf);
+    CHECK(rc >= 0 && (size_t)rc == r.headers_len);
+    check_lines(buf, (size_t)rc, req, &r);
+    /* a decision never makes "*", and a denial sends nothing */
+    CHECK(!memmem(buf, (size_t)rc, "Allow-Origin: *", 15));
+    if (!ds.allow) CHECK(rc == 0);
+    cg_cors_override_free(ov);
+  } else {
+    CHECK(d.errors > 0);
+  }
+  cg_diag_free(&d);
+  free(names);
 }
 
 static void check_lines(const char *buf, size_t len, const cg_cors_request_t *req, const cg_cors_result_t *r) {
@@ -174,6 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       free(tight);
     }
   }
+  with_decision(flags, nf > 4 ? field[4] : "", nf > 4 ? flen[4] : 0, &req);
   free(in);
   return 0;
 }
