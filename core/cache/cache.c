@@ -3,6 +3,7 @@
  * end) so a cached origin costs about 100 bytes plus its name. */
 #include "cache/cache.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,6 +141,18 @@ static void evict(cg_dcache_t *c) {
   }
 }
 
+/* Frees the least recently used entries that are too old to serve even
+ * stale, a couple per insertion: origins seen once do not stay until the
+ * size bound pushes them out. */
+static void sweep(cg_dcache_t *c, uint64_t now) {
+  for (int i = 0; i < 2 && !cg_list_empty(&c->lru); i++) {
+    cg_dcache_entry_t *e = container_of(c->lru.next, cg_dcache_entry_t, lru);
+    if (busy(e) || !(e->flags & F_VALUE) || now < e->expires || now - e->expires <= c->stale_limit) return;
+    purge_entry(c, e);
+    c->st.expired++;
+  }
+}
+
 int cg_dcache_get(cg_dcache_t *c, uint32_t route, const char *origin, size_t len, uint64_t now,
                   cg_dcache_entry_t **out) {
   *out = NULL;
@@ -150,6 +163,7 @@ int cg_dcache_get(cg_dcache_t *c, uint32_t route, const char *origin, size_t len
     e = e->hnext;
   if (!e) {
     c->st.misses++;
+    sweep(c, now);
     e = malloc(sizeof *e + len + 1);
     if (!e) return CG_DC_MISS_RUN;
     memset(e, 0, sizeof *e);
@@ -288,6 +302,22 @@ size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len) {
 size_t cg_dcache_purge_tenant(cg_dcache_t *c, const char *tenant) {
   if (!tenant) return 0;
   return purge_if(c, tenant_is, tenant);
+}
+
+void cg_dcache_peek(const cg_dcache_t *c, uint32_t route, const char *origin, size_t len, uint64_t now,
+                    cg_dcache_info_t *out) {
+  memset(out, 0, sizeof *out);
+  if (len > UINT16_MAX) return;
+  uint32_t h = hash_key(route, origin, len);
+  const cg_dcache_entry_t *e = c->slots[h & (c->nslots - 1)];
+  while (e && !(e->hash == h && e->route == route && e->key_len == len && memcmp(e->key, origin, len) == 0))
+    e = e->hnext;
+  if (!e) return;
+  out->present = 1;
+  out->pending = !(e->flags & F_VALUE);
+  out->allow = (e->flags & F_ALLOW) != 0;
+  out->expires_in_ms = (int64_t)e->expires - (int64_t)now;
+  if (e->tenant) snprintf(out->tenant, sizeof out->tenant, "%s", e->tenant);
 }
 
 void cg_dcache_stats(const cg_dcache_t *c, cg_dcache_stats_t *out) {

@@ -75,8 +75,18 @@ size_t cg_dcache_purge_all(cg_dcache_t *c);
 size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len);
 size_t cg_dcache_purge_tenant(cg_dcache_t *c, const char *tenant);
 
+/* What the cache holds for (route, origin), without touching it (explain). */
+typedef struct cg_dcache_info {
+  int present, pending, allow;
+  int64_t expires_in_ms; /* negative: expired (served stale while refreshing) */
+  char tenant[64];
+} cg_dcache_info_t;
+void cg_dcache_peek(const cg_dcache_t *c, uint32_t route, const char *origin, size_t len, uint64_t now,
+                    cg_dcache_info_t *out);
+
 typedef struct cg_dcache_stats {
   uint64_t hits, misses, stale, refreshes, failures, evictions;
+  uint64_t expired; /* dropped for being too old to serve, even stale */
   uint64_t entries;
   uint64_t bytes; /* entries, keys, tenants, overrides and the table */
 } cg_dcache_stats_t;

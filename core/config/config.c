@@ -314,7 +314,8 @@ static int valid_host_name(const char *h) {
 /* --- sections ------------------------------------------------------------ */
 
 static const char *const top_keys[] = {"listen",    "workers", "log_level",    "access_log", "limits", "timeouts",
-                                       "upstreams", "routes",  "plugin_paths", "plugins",    "cache",  NULL};
+                                       "upstreams", "routes",  "plugin_paths", "plugins",    "cache",  "admin", NULL};
+static const char *const admin_keys[] = {"listen", "token", NULL};
 static const char *const plugins_keys[] = {"timeout", "max_instructions", "memory_mb", NULL};
 static const char *const cache_keys[] = {"max_entries", "stale_limit", NULL};
 /* Keys of a route's cors table that belong to the plugin host, not the engine. */
@@ -465,6 +466,40 @@ static void load_plugin_settings(loader_t *ld, int tidx, cg_config_t *c) {
     if (get_number(ld, t, "cache", "stale_limit", 0, 86400 * 30, &v) == 1) c->cache.stale_limit_ms = (uint64_t)(v * 1000);
     lua_pop(L, 1);
   }
+}
+
+/* The admin API: loopback by default; anywhere else only with a token. */
+static void load_admin(loader_t *ld, int tidx, cg_config_t *c) {
+  lua_State *L = ld->L;
+  const char *s;
+  const char *env = getenv("CORSGATE_ADMIN_TOKEN");
+  if (get_table(ld, tidx, "", "admin") != 1) return;
+  int t = lua_gettop(L);
+  check_keys(ld, t, "admin", admin_keys);
+  if (get_string(ld, t, "admin", "listen", 1, &s) == 1) {
+    c->admin_listen = xstrdup(s);
+    if (cg_config_parse_hostport(s, &c->admin_addr, &c->admin_addrlen) != 0)
+      cg_diag_error(ld->d, "admin.listen", "expected \"host:port\", got \"%s\"", s);
+  }
+  if (get_string(ld, t, "admin", "token", 0, &s) == 1) {
+    if (strlen(s) < 16) cg_diag_error(ld->d, "admin.token", "too short to guess-proof: use 16 characters or more");
+    c->admin_token = xstrdup(s);
+  }
+  if (env && *env) {
+    free(c->admin_token);
+    c->admin_token = xstrdup(env);
+  }
+  if (c->admin_listen && !c->admin_token) {
+    int loopback = 0;
+    if (c->admin_addr.ss_family == AF_INET)
+      loopback = (ntohl(((struct sockaddr_in *)&c->admin_addr)->sin_addr.s_addr) >> 24) == 127;
+    else if (c->admin_addr.ss_family == AF_INET6)
+      loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&c->admin_addr)->sin6_addr);
+    if (!loopback)
+      cg_diag_error(ld->d, "admin.token",
+                    "required when admin.listen is not a loopback address (or set CORSGATE_ADMIN_TOKEN)");
+  }
+  lua_pop(L, 1);
 }
 
 static cg_upstream_conf_t *find_upstream(cg_config_t *c, const char *name) {
@@ -846,6 +881,8 @@ cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
     c->listen = xstrdup("127.0.0.1:8080");
     if (get_string(&ld, t, "", "listen", 0, &s) == 1) {
       free(c->listen);
+  free(c->admin_listen);
+  free(c->admin_token);
       c->listen = xstrdup(s);
     }
     if (cg_config_parse_hostport(c->listen, &c->listen_addr, &c->listen_addrlen) != 0)
@@ -864,6 +901,7 @@ cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
     load_timeouts(&ld, t, &c->timeouts);
     load_upstreams(&ld, t, c);
     load_plugin_settings(&ld, t, c);
+    load_admin(&ld, t, c);
     load_routes(&ld, t, c);
   }
   if (ld.psl) cg_psl_free(ld.psl);

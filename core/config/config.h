@@ -99,6 +99,10 @@ typedef struct cg_config {
   int n_plugin_paths;
   cg_plugin_limits_t plugins;
   cg_cache_conf_t cache;
+  char *admin_listen; /* NULL: no admin API */
+  struct sockaddr_storage admin_addr;
+  socklen_t admin_addrlen;
+  char *admin_token; /* NULL: none required (loopback only) */
 } cg_config_t;
 
 /* Loads and validates FILE (or the built-in demo when file is NULL). Every

@@ -128,6 +128,7 @@ static void up_fail(cg_upconn_t *u, int status, const char *why, int retryable) 
       other = i != u->ti && u->us->targets[i].down_until <= now;
     retryable = other;
   }
+  cg_metrics_upstream_error(&u->w->metrics, status, why);
   detach(u);
   up_close(u);
   if (!c || c->state == CG_CONN_CLOSING) return;

@@ -185,11 +185,13 @@ static int dispatch(cg_conn_t *c) {
     /* answered here and never forwarded: the upstream must not see it */
     r->kind = CG_REQ_LOCAL;
     r->local_status = 403;
+    cg_metrics_preflight(&c->w->metrics, r->route->index, 403);
     return 0;
   }
   if (r->cors.kind == CG_CORS_PREFLIGHT_ALLOWED && !r->cors.preflight_continue) {
     r->kind = CG_REQ_LOCAL;
     r->local_status = 204;
+    cg_metrics_preflight(&c->w->metrics, r->route->index, 204);
     return 0;
   }
   if (r->route && r->route->kind == CG_ROUTE_PROXY) {
@@ -579,6 +581,7 @@ void cg_conn_response_done(cg_conn_t *c) {
   r->resp_done = 1;
   flush_obuf(c); /* before deciding to close: nothing may stay behind */
   access_log(c);
+  cg_metrics_request(&c->w->metrics, r->route ? r->route->index : 0, r->status);
   if (!r->keep_alive || !cg_conn_msg_end_known(c) || c->w->draining || c->state == CG_CONN_CLOSING) {
     c->close_when_flushed = 1;
     if (c->pending_writes == 0) cg_conn_close(c);
@@ -648,6 +651,8 @@ void cg_conn_accept(cg_worker_t *w) {
   cg_list_init(&c->link);
   cg_list_push(&w->conns, &c->link);
   w->n_conns++;
+  w->metrics.connections_open++;
+  w->metrics.connections_total++;
   if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
     cg_conn_close(c);
     return;

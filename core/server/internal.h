@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "cache/cache.h"
+#include "server/metrics.h"
 #include "cors/cors.h"
 
 
@@ -84,6 +85,16 @@ typedef struct cg_upstream_state {
   unsigned rr;
 } cg_upstream_state_t;
 
+struct cg_worker;
+
+/* A call the admin API makes on a worker's own loop (cg_worker_rpc). */
+typedef struct cg_rpc {
+  void (*fn)(struct cg_worker *w, void *arg);
+  void *arg;
+  int done;
+  struct cg_rpc *next;
+} cg_rpc_t;
+
 typedef struct cg_worker {
   int id;
   const cg_config_t *cfg;
@@ -107,9 +118,19 @@ typedef struct cg_worker {
   char rbuf[65536]; /* one read buffer for every socket of the worker: data is consumed in the read callback */
   int rbuf_busy;
   char cors_scratch[CG_CORS_BUF_SIZE];
+  cg_metrics_t metrics; /* written by this worker only; the admin API reads snapshots */
+  uv_async_t rpc_async;
+  uv_mutex_t rpc_mu;
+  uv_cond_t rpc_cv;
+  cg_rpc_t *rpc_head;
+  int rpc_closed; /* the loop is ending: calls fail at once */
   char date[40]; /* "Date: ...\r\n" for gateway-made responses, refreshed once a second */
   uint64_t date_sec;
 } cg_worker_t;
+
+/* Runs fn(w, arg) on w's loop and waits for it (from the main thread).
+ * Returns 0, or -1 when the worker has stopped. */
+int cg_worker_rpc(cg_worker_t *w, void (*fn)(cg_worker_t *w, void *arg), void *arg);
 
 /* --- client connection --------------------------------------------------- */
 

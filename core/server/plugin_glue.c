@@ -13,6 +13,7 @@
 
 typedef struct refresh {
   cg_worker_t *w;
+  uint64_t t0; /* uv_hrtime() at the start, for the hook duration histogram */
   cg_dcache_entry_t *entry;
   const cg_route_t *route;
 } refresh_t;
@@ -27,6 +28,7 @@ static void on_decided(void *arg, cg_lua_result_t *res) {
     free(rf);
     return;
   }
+  cg_metrics_hook(&w->metrics, (uv_hrtime() - rf->t0) / 1000, res->failed, strcmp(res->error, "timed out") == 0);
   if (res->failed) {
     cg_dcache_fail(w->dcache, rf->entry, rf->route->plugin_deny_ttl_ms, uv_now(&w->loop));
   } else {
@@ -48,6 +50,7 @@ static void start_hook(cg_conn_t *c, cg_dcache_entry_t *e, const char *origin, s
     return;
   }
   rf->w = w;
+  rf->t0 = uv_hrtime();
   rf->entry = e;
   rf->route = c->req.route;
   const char *names[128], *values[128];

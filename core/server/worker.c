@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lua/host.h"
+#include "server/admin.h"
 #include "server/internal.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -42,8 +43,61 @@ static void plugins_free(cg_worker_t *w) {
   w->dcache = NULL;
 }
 
+static void rpc_run(uv_async_t *a) {
+  cg_worker_t *w = container_of(a, cg_worker_t, rpc_async);
+  uv_mutex_lock(&w->rpc_mu);
+  cg_rpc_t *list = w->rpc_head;
+  w->rpc_head = NULL;
+  uv_mutex_unlock(&w->rpc_mu);
+  for (cg_rpc_t *c = list; c;) {
+    cg_rpc_t *next = c->next; /* c lives on the caller's stack until done */
+    c->fn(w, c->arg);
+    uv_mutex_lock(&w->rpc_mu);
+    c->done = 1;
+    uv_cond_broadcast(&w->rpc_cv);
+    uv_mutex_unlock(&w->rpc_mu);
+    c = next;
+  }
+}
+
+/* No more calls: the ones queued run now, later ones fail. */
+static void rpc_close(cg_worker_t *w) {
+  if (uv_is_closing((uv_handle_t *)&w->rpc_async)) return;
+  rpc_run(&w->rpc_async);
+  uv_mutex_lock(&w->rpc_mu);
+  w->rpc_closed = 1;
+  uv_cond_broadcast(&w->rpc_cv);
+  uv_mutex_unlock(&w->rpc_mu);
+  uv_close((uv_handle_t *)&w->rpc_async, on_handle_closed);
+}
+
+int cg_worker_rpc(cg_worker_t *w, void (*fn)(cg_worker_t *w, void *arg), void *arg) {
+  cg_rpc_t call = {.fn = fn, .arg = arg};
+  uv_mutex_lock(&w->rpc_mu);
+  if (w->rpc_closed) {
+    uv_mutex_unlock(&w->rpc_mu);
+    return -1;
+  }
+  call.next = w->rpc_head;
+  w->rpc_head = &call;
+  uv_async_send(&w->rpc_async);
+  while (!call.done && !w->rpc_closed) uv_cond_wait(&w->rpc_cv, &w->rpc_mu);
+  int rc = call.done ? 0 : -1;
+  if (!call.done) {
+    /* closed before it ran: take it back out of the queue */
+    for (cg_rpc_t **p = &w->rpc_head; *p; p = &(*p)->next)
+      if (*p == &call) {
+        *p = call.next;
+        break;
+      }
+  }
+  uv_mutex_unlock(&w->rpc_mu);
+  return rc;
+}
+
 static void finish_if_drained(cg_worker_t *w) {
   if (!w->draining || w->n_conns > 0) return;
+  rpc_close(w);
   cg_proxy_worker_close_idle(w);
   plugins_free(w);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer)) uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
@@ -52,6 +106,7 @@ static void finish_if_drained(cg_worker_t *w) {
 
 void cg_worker_conn_closed(cg_worker_t *w) {
   w->n_conns--;
+  w->metrics.connections_open--;
   if (w->accept_waiting && !w->draining) {
     w->accept_waiting = 0;
     cg_conn_accept(w);
@@ -153,6 +208,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   for (int i = 0; i < n_workers; i++) uv_async_send(&all_workers[i].wake);
   uv_close((uv_handle_t *)&sig_term, NULL);
   uv_close((uv_handle_t *)&sig_int, NULL);
+  cg_admin_stop();
   (void)s;
 }
 
@@ -181,7 +237,11 @@ int cg_server_run(const cg_config_t *cfg) {
       cg_log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
       return 1;
     }
+    if (cg_metrics_init(&w->metrics, cfg->n_routes) != 0) return 1;
     uv_async_init(&w->loop, &w->wake, on_wake);
+    uv_async_init(&w->loop, &w->rpc_async, rpc_run);
+    uv_mutex_init(&w->rpc_mu);
+    uv_cond_init(&w->rpc_cv);
     uv_timer_init(&w->loop, &w->drain_timer);
     cg_proxy_worker_init(w);
     if (plugins_init(w) != 0) return 1;
@@ -192,10 +252,17 @@ int cg_server_run(const cg_config_t *cfg) {
   uv_signal_init(&main_loop, &sig_int);
   uv_signal_start(&sig_term, on_signal, SIGTERM);
   uv_signal_start(&sig_int, on_signal, SIGINT);
+  if (cg_admin_start(&main_loop, cfg, all_workers, n_workers) != 0) return 1;
   for (int i = 0; i < n_workers; i++) uv_thread_create(&all_workers[i].thread, worker_main, &all_workers[i]);
   cg_log_info("corsgate listening on %s with %d worker(s), %d route(s)", cfg->listen, n_workers, cfg->n_routes);
   uv_run(&main_loop, UV_RUN_DEFAULT);
-  for (int i = 0; i < n_workers; i++) uv_thread_join(&all_workers[i].thread);
+  for (int i = 0; i < n_workers; i++) {
+    cg_worker_t *w = &all_workers[i];
+    uv_thread_join(&w->thread);
+    uv_mutex_destroy(&w->rpc_mu);
+    uv_cond_destroy(&w->rpc_cv);
+    cg_metrics_free(&w->metrics);
+  }
   uv_loop_close(&main_loop);
   free(all_workers);
   cg_log_info("stopped");

@@ -75,19 +75,22 @@ end
 function _M.spawn(argv, log, opts)
   opts = opts or {}
   local dir = opts.dir or _M.tmpdir("proc")
+  -- env takes its options (-u NAME) before any NAME=VALUE
+  local unset, set = {}, {}
+  for k, v in pairs(opts.env or {}) do
+    if v == false then
+      unset[#unset + 1] = "-u " .. quote(k)
+    else
+      set[#set + 1] = quote(k .. "=" .. v)
+    end
+  end
+  local env = unset
+  for _, a in ipairs(set) do env[#env + 1] = a end
+  local cmd = {}
+  for i, a in ipairs(argv) do cmd[i] = quote(a) end
   local id = tostring(math.random(1, 1e9))
   local pidfile = dir .. "/pid." .. id
   local rcfile = dir .. "/rc." .. id
-  local env = {}
-  for k, v in pairs(opts.env or {}) do
-    if v == false then
-      env[#env + 1] = "-u " .. quote(k)
-    else
-      env[#env + 1] = quote(k .. "=" .. v)
-    end
-  end
-  local cmd = {}
-  for i, a in ipairs(argv) do cmd[i] = quote(a) end
   local script = format('exec </dev/null >>%s 2>&1; env %s %s & echo $! >%s.tmp; mv %s.tmp %s; wait $!; echo $? >%s.tmp; mv %s.tmp %s',
     quote(log), concat(env, " "), concat(cmd, " "), quote(pidfile), quote(pidfile), quote(pidfile),
     quote(rcfile), quote(rcfile), quote(rcfile))

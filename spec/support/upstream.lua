@@ -4,6 +4,8 @@
 --   local up = upstream.start()
 --   up:target()        -- "127.0.0.1:PORT", for a gateway config
 --   up:count()         -- { requests, connections, open, requests_by_path }
+--   up:tenants({ origins = {...}, mode = "ok", delay_ms = 0 })  -- as a tenant service
+--   up:calls(origin)   -- GET /origins/ORIGIN calls it answered (or began) so far
 --   up:stop()
 local proc = require("spec.support.proc")
 local http = require("spec.support.http")
@@ -43,6 +45,21 @@ function mt:count()
   local res, err = http.request(self._port, "GET", "/count", { { "Host", "upstream" } })
   assert(res, "upstream /count: " .. tostring(err))
   return cjson.decode(res.body)
+end
+
+function mt:tenants(doc)
+  local body = cjson.encode(doc)
+  local res, err = http.request(self._port, "PUT", "/_tenants", { { "Host", "upstream" } }, body)
+  assert(res and res.status == 200, "upstream /_tenants: " .. tostring(err or (res and res.status)))
+end
+
+local function encode(s)
+  return (s:gsub("[^%w%-%._~]", function(ch) return string.format("%%%02X", ch:byte()) end))
+end
+
+function mt:calls(origin)
+  local by = self:count().requests_by_path or {}
+  return by["/origins/" .. encode(origin)] or 0
 end
 
 function mt:stop()

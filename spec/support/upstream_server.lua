@@ -27,6 +27,14 @@
 --   /idle-close/MS        answers like /echo, then closes the idle connection after MS
 --   /count                JSON { requests, connections, open, requests_by_path }:
 --                         requests and connections that carried one, not /count
+--
+-- It is also the tenant service of the plugin specs (plugins/tenant_registry.lua):
+--   PUT /_tenants         body {"origins": {ORIGIN: {"allowed": true, "tenant": ...}},
+--                         "mode": "ok" | "down" | "slow" | "hang" | "garbage", "delay_ms": N}
+--   GET /origins/ORIGIN   (percent-encoded) 200 with the origin's document, 404 when
+--                         unknown; mode down: 500, slow: after delay_ms, hang: never,
+--                         garbage: 200 with a body that is not JSON. Calls are
+--                         counted in /count's requests_by_path.
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../../?.lua;" .. package.path
 
@@ -139,7 +147,11 @@ local function read_request(c)
   if slowread then co_yield("sleep", tonumber(slowread) / 1000) end
 
   local st = blob.new()
-  local function eat(s) blob.update(st, s) end
+  local keep = req.path == "/_tenants" and {} or nil
+  local function eat(s)
+    blob.update(st, s)
+    if keep then keep[#keep + 1] = s end
+  end
   local te, cl = header(req, "transfer-encoding"), header(req, "content-length")
   if te and lower(te):find("chunked", 1, true) then
     req.chunked = true
@@ -158,6 +170,7 @@ local function read_request(c)
     if not read_n(c, tonumber(cl) or 0, eat) then return nil end
   end
   req.body_bytes, req.body_checksum = st.n, blob.digest(st)
+  if keep then req.body = concat(keep) end
   return req
 end
 
@@ -191,6 +204,12 @@ end
 
 local function sleep(sec) co_yield("sleep", sec) end
 
+local registry = { origins = {}, mode = "ok", delay_ms = 0 }
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
 -- Returns true to keep the connection open.
 local function serve(c, req)
   local path = req.path
@@ -206,7 +225,23 @@ local function serve(c, req)
     return send_all(c, bytes) and not close
   end
 
-  if path == "/count" then
+  if path == "/_tenants" then
+    local doc = cjson.decode(req.body or "{}")
+    registry = { origins = doc.origins or {}, mode = doc.mode or "ok", delay_ms = doc.delay_ms or 0 }
+    return send_all(c, response(200, {}, "ok\n"))
+  elseif path:match("^/origins/") then
+    local mode = registry.mode
+    if mode == "hang" then
+      while fill(c) do c.buf = "" end
+      return false
+    end
+    if mode == "slow" then sleep(registry.delay_ms / 1000) end
+    if mode == "down" then return send_all(c, response(500, {}, "tenant store unavailable\n")) end
+    if mode == "garbage" then return send_all(c, response(200, {}, "<html>not json</html>")) end
+    local doc = registry.origins[unescape(path:sub(10))]
+    if not doc then return send_all(c, response(404, {}, "unknown origin\n")) end
+    return send_all(c, response(200, { { "Content-Type", "application/json" } }, cjson.encode(doc)))
+  elseif path == "/count" then
     return send_all(c, response(200, { { "Content-Type", "application/json" } }, cjson.encode(stats)))
   elseif path == "/headers" then
     return echo({

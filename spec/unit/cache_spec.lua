@@ -153,6 +153,21 @@ describe("decision cache", function()
     assert.are.equal("MISS_RUN", (get(c, "https://p2.example", 2)))
   end)
 
+  it("drops entries too old to serve even stale as new origins arrive", function()
+    local c = new(1000, 100)
+    for i = 1, 10 do
+      local _, e = get(c, "https://old" .. i .. ".example", 0)
+      C.cg_dcache_set(c, e, 1, nil, nil, 50, 0)
+    end
+    for i = 1, 5 do
+      local _, e = get(c, "https://new" .. i .. ".example", 1000)
+      C.cg_dcache_set(c, e, 1, nil, nil, 50, 1000)
+    end
+    local s = stats(c)
+    assert.are.equal(10, tonumber(s.expired))
+    assert.are.equal(5, tonumber(s.entries))
+  end)
+
   it("purges by origin across routes, by tenant, and all", function()
     local c = new()
     local function put(origin, route, tenant)

@@ -1,0 +1,486 @@
+/* The admin API, on its own address and on the main thread's loop (the
+ * workers' loops never see it): health, metrics, the decision caches,
+ * explain. Workers are asked through cg_worker_rpc, so their state is only
+ * ever touched by their own thread. One request per connection: it is an
+ * operator's tool, not a hot path. */
+#include <llhttp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/admin.h"
+#include "server/internal.h"
+#include "server/server.h"
+#include "util/log.h"
+
+enum { MAX_URL = 4096, MAX_AUTH = 512, MAX_BODY = 0 };
+
+typedef struct admin_conn {
+  uv_tcp_t tcp;
+  llhttp_t parser;
+  char url[MAX_URL];
+  size_t url_len;
+  char auth[MAX_AUTH];
+  size_t auth_len;
+  char hname[32];
+  size_t hname_len;
+  int in_auth, too_long, done;
+  struct admin *a;
+} admin_conn_t;
+
+typedef struct admin {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  const cg_config_t *cfg;
+  cg_worker_t *workers;
+  int n_workers;
+  int open;
+  uint64_t started;
+} admin_t;
+
+static admin_t admin;
+static llhttp_settings_t settings;
+
+/* --- responses ------------------------------------------------------------- */
+
+static void on_closed(uv_handle_t *h) { free(h->data); }
+
+typedef struct {
+  uv_write_t req;
+  admin_conn_t *c;
+  char *data;
+} out_t;
+
+static void on_written(uv_write_t *wr, int status) {
+  out_t *o = container_of(wr, out_t, req);
+  (void)status;
+  uv_close((uv_handle_t *)&o->c->tcp, on_closed);
+  free(o->data);
+  free(o);
+}
+
+static void reply(admin_conn_t *c, int status, const char *type, const char *body, size_t len) {
+  c->done = 1;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  out_t *o = malloc(sizeof *o);
+  char head[256];
+  int hl = snprintf(head, sizeof head,
+                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+                    "Connection: close\r\n\r\n",
+                    status, cg_status_reason(status), type, len);
+  char *data = o ? malloc((size_t)hl + len) : NULL;
+  if (!o || !data) {
+    free(o);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    return;
+  }
+  memcpy(data, head, (size_t)hl);
+  if (len) memcpy(data + hl, body, len);
+  o->c = c;
+  o->data = data;
+  uv_buf_t buf = uv_buf_init(data, (unsigned)((size_t)hl + len));
+  if (uv_write(&o->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
+    free(data);
+    free(o);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+  }
+}
+
+static void reply_json(admin_conn_t *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_json(admin_conn_t *c, int status, const char *fmt, ...) {
+  char body[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(body, sizeof body, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof body) n = (int)sizeof body - 1;
+  reply(c, status, "application/json", body, (size_t)n);
+}
+
+/* --- query strings ----------------------------------------------------------- */
+
+static void url_decode(char *s) {
+  char *o = s;
+  for (char *p = s; *p; p++) {
+    if (*p == '+') {
+      *o++ = ' ';
+    } else if (*p == '%' && p[1] && p[2]) {
+      char hex[3] = {p[1], p[2], 0};
+      char *end;
+      long v = strtol(hex, &end, 16);
+      if (*end == 0 && v > 0) {
+        *o++ = (char)v;
+        p += 2;
+      } else {
+        *o++ = *p;
+      }
+    } else {
+      *o++ = *p;
+    }
+  }
+  *o = 0;
+}
+
+typedef struct {
+  char *keys[32], *vals[32];
+  int n;
+} query_t;
+
+/* Splits q (modified in place) into decoded key/value pairs. */
+static void parse_query(char *q, query_t *out) {
+  out->n = 0;
+  while (q && *q && out->n < 32) {
+    char *amp = strchr(q, '&');
+    if (amp) *amp = 0;
+    char *eq = strchr(q, '=');
+    if (eq) *eq = 0;
+    url_decode(q);
+    if (eq) url_decode(eq + 1);
+    out->keys[out->n] = q;
+    out->vals[out->n++] = eq ? eq + 1 : "";
+    q = amp ? amp + 1 : NULL;
+  }
+}
+
+static const char *qget(const query_t *q, const char *key) {
+  for (int i = 0; i < q->n; i++)
+    if (strcmp(q->keys[i], key) == 0) return q->vals[i];
+  return NULL;
+}
+
+/* --- worker calls -------------------------------------------------------------- */
+
+typedef struct {
+  cg_metrics_t m;
+  cg_dcache_stats_t cache;
+  int ok;
+} snapshot_t;
+
+static void rpc_snapshot(cg_worker_t *w, void *arg) {
+  snapshot_t *s = arg;
+  s->ok = cg_metrics_copy(&s->m, &w->metrics) == 0;
+  if (w->dcache) cg_dcache_stats(w->dcache, &s->cache);
+}
+
+typedef struct {
+  const char *origin, *tenant;
+  size_t purged;
+} purge_t;
+
+static void rpc_purge(cg_worker_t *w, void *arg) {
+  purge_t *p = arg;
+  if (!w->dcache) return;
+  if (p->origin) p->purged += cg_dcache_purge_origin(w->dcache, p->origin, strlen(p->origin));
+  else if (p->tenant) p->purged += cg_dcache_purge_tenant(w->dcache, p->tenant);
+  else p->purged += cg_dcache_purge_all(w->dcache);
+}
+
+typedef struct {
+  uint32_t route;
+  const char *origin;
+  cg_dcache_info_t info;
+} peek_t;
+
+static void rpc_peek(cg_worker_t *w, void *arg) {
+  peek_t *p = arg;
+  if (w->dcache) cg_dcache_peek(w->dcache, p->route, p->origin, strlen(p->origin), uv_now(&w->loop), &p->info);
+}
+
+/* --- endpoints ------------------------------------------------------------------- */
+
+static void get_metrics(admin_conn_t *c) {
+  admin_t *a = c->a;
+  cg_metrics_t sum;
+  cg_metrics_extra_t x = {.workers = (uint64_t)a->n_workers};
+  if (cg_metrics_init(&sum, a->cfg->n_routes) != 0) {
+    reply_json(c, 500, "{\"error\":\"out of memory\"}");
+    return;
+  }
+  for (int i = 0; i < a->n_workers; i++) {
+    snapshot_t s;
+    memset(&s, 0, sizeof s);
+    if (cg_worker_rpc(&a->workers[i], rpc_snapshot, &s) != 0 || !s.ok) continue;
+    cg_metrics_add(&sum, &s.m);
+    cg_metrics_free(&s.m);
+    x.cache_entries += s.cache.entries;
+    x.cache_hits += s.cache.hits;
+    x.cache_misses += s.cache.misses;
+    x.cache_stale += s.cache.stale;
+    x.cache_evictions += s.cache.evictions;
+    x.cache_bytes += s.cache.bytes;
+  }
+  size_t len = 0;
+  char *text = cg_metrics_render(&sum, a->cfg, &x, &len);
+  cg_metrics_free(&sum);
+  if (!text) {
+    reply_json(c, 500, "{\"error\":\"out of memory\"}");
+    return;
+  }
+  reply(c, 200, "text/plain; version=0.0.4", text, len);
+  free(text);
+}
+
+static void get_cache(admin_conn_t *c) {
+  admin_t *a = c->a;
+  cg_dcache_stats_t t = {0};
+  for (int i = 0; i < a->n_workers; i++) {
+    snapshot_t s;
+    memset(&s, 0, sizeof s);
+    if (cg_worker_rpc(&a->workers[i], rpc_snapshot, &s) != 0) continue;
+    if (s.ok) cg_metrics_free(&s.m);
+    t.entries += s.cache.entries;
+    t.hits += s.cache.hits;
+    t.misses += s.cache.misses;
+    t.stale += s.cache.stale;
+    t.refreshes += s.cache.refreshes;
+    t.failures += s.cache.failures;
+    t.evictions += s.cache.evictions;
+    t.expired += s.cache.expired;
+    t.bytes += s.cache.bytes;
+  }
+  reply_json(c, 200,
+             "{\"entries\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,\"refreshes\":%llu,\"failures\":%llu,"
+             "\"evictions\":%llu,\"expired\":%llu,\"bytes\":%llu,\"max_entries_per_worker\":%zu,\"workers\":%d}",
+             (unsigned long long)t.entries, (unsigned long long)t.hits, (unsigned long long)t.misses,
+             (unsigned long long)t.stale, (unsigned long long)t.refreshes, (unsigned long long)t.failures,
+             (unsigned long long)t.evictions, (unsigned long long)t.expired, (unsigned long long)t.bytes,
+             a->cfg->cache.max_entries, a->n_workers);
+}
+
+static void delete_cache(admin_conn_t *c, const query_t *q) {
+  admin_t *a = c->a;
+  purge_t p = {.origin = qget(q, "origin"), .tenant = qget(q, "tenant")};
+  if (p.origin) {
+    /* the cache is keyed by the normalized origin, as browsers send it */
+    char norm[CG_CORS_ORIGIN_MAX + 8];
+    cg_origin_t o;
+    if (cg_cors_origin_parse(p.origin, strlen(p.origin), &o, norm, sizeof norm) != 0) {
+      reply_json(c, 400, "{\"error\":\"origin: not a valid origin\"}");
+      return;
+    }
+    norm[o.norm_len] = 0;
+    p.origin = norm;
+    for (int i = 0; i < a->n_workers; i++) cg_worker_rpc(&a->workers[i], rpc_purge, &p);
+  } else {
+    for (int i = 0; i < a->n_workers; i++) cg_worker_rpc(&a->workers[i], rpc_purge, &p);
+  }
+  cg_log_info("admin: cache purged (%s%s): %zu entries", p.origin ? "origin " : p.tenant ? "tenant " : "all",
+              p.origin ? p.origin : p.tenant ? p.tenant : "", p.purged);
+  reply_json(c, 200, "{\"purged\":%zu}", p.purged);
+}
+
+static void get_explain(admin_conn_t *c, const query_t *q) {
+  admin_t *a = c->a;
+  cg_explain_req_t er = {.origin = qget(q, "origin"), .method = qget(q, "method"), .path = qget(q, "path"),
+                         .host = qget(q, "host"), .json = 1};
+  const char *headers[32];
+  er.headers = headers;
+  for (int i = 0; i < q->n && er.n_headers < 32; i++)
+    if (strcmp(q->keys[i], "header") == 0) headers[er.n_headers++] = q->vals[i];
+  if (!er.origin) {
+    reply_json(c, 400, "{\"error\":\"origin= is required\"}");
+    return;
+  }
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  if (!f) {
+    reply_json(c, 500, "{\"error\":\"out of memory\"}");
+    return;
+  }
+  cg_explain(a->cfg, &er, f);
+  /* the live decision caches: what each worker holds for this origin now */
+  const char *host = er.host ? er.host : "", *path = er.path ? er.path : "/";
+  const cg_route_t *r = cg_route_match(a->cfg, host, strlen(host), path, strlen(path));
+  char norm[CG_CORS_ORIGIN_MAX + 8];
+  cg_origin_t o;
+  fflush(f);
+  if (len >= 2 && out[len - 2] == '}') {
+    fseeko(f, (off_t)len - 2, SEEK_SET);
+    fputs(",\"cache\":[", f);
+    if (r && r->plugin && cg_cors_origin_parse(er.origin, strlen(er.origin), &o, norm, sizeof norm) == 0) {
+      norm[o.norm_len] = 0;
+      for (int i = 0; i < a->n_workers; i++) {
+        peek_t p = {.route = (uint32_t)r->index, .origin = norm};
+        cg_worker_rpc(&a->workers[i], rpc_peek, &p);
+        fprintf(f, "%s{\"worker\":%d,\"state\":\"%s\"", i ? "," : "", i,
+                !p.info.present ? "absent" : p.info.pending ? "pending" : p.info.expires_in_ms > 0 ? "fresh" : "stale");
+        if (p.info.present && !p.info.pending)
+          fprintf(f, ",\"allow\":%s,\"expires_in_ms\":%lld,\"tenant\":\"%s\"", p.info.allow ? "true" : "false",
+                  (long long)p.info.expires_in_ms, p.info.tenant);
+        fputc('}', f);
+      }
+    }
+    fputs("]}\n", f);
+  }
+  fclose(f);
+  reply(c, 200, "application/json", out, len);
+  free(out);
+}
+
+/* Constant time in the token's length, whatever the guess. */
+static int token_ok(const admin_conn_t *c) {
+  const char *want = c->a->cfg->admin_token;
+  if (!want) return 1;
+  static const char prefix[] = "Bearer ";
+  if (c->auth_len < sizeof prefix - 1 || strncmp(c->auth, prefix, sizeof prefix - 1) != 0) return 0;
+  const char *got = c->auth + sizeof prefix - 1;
+  size_t glen = c->auth_len - (sizeof prefix - 1), wlen = strlen(want);
+  unsigned diff = (unsigned)(glen ^ wlen);
+  for (size_t i = 0; i < wlen; i++) diff |= (unsigned char)want[i] ^ (unsigned char)(i < glen ? got[i] : 0);
+  return diff == 0;
+}
+
+static void handle(admin_conn_t *c) {
+  if (c->too_long) {
+    reply_json(c, 414, "{\"error\":\"request target too long\"}");
+    return;
+  }
+  if (!token_ok(c)) {
+    reply_json(c, 401, "{\"error\":\"a valid Authorization: Bearer token is required\"}");
+    return;
+  }
+  c->url[c->url_len] = 0;
+  char *qs = strchr(c->url, '?');
+  if (qs) *qs++ = 0;
+  query_t q;
+  parse_query(qs, &q);
+  const char *path = c->url;
+  int m = c->parser.method;
+  admin_t *a = c->a;
+  if (strcmp(path, "/healthz") == 0 && (m == HTTP_GET || m == HTTP_HEAD)) {
+    int up = 0;
+    for (int i = 0; i < a->n_workers; i++) {
+      snapshot_t s;
+      memset(&s, 0, sizeof s);
+      if (cg_worker_rpc(&a->workers[i], rpc_snapshot, &s) == 0) up++;
+      if (s.ok) cg_metrics_free(&s.m);
+    }
+    reply_json(c, up == a->n_workers ? 200 : 503, "{\"status\":\"%s\",\"workers\":%d,\"workers_up\":%d,\"uptime_s\":%llu}",
+               up == a->n_workers ? "ok" : "degraded", a->n_workers, up,
+               (unsigned long long)((uv_now(a->loop) - a->started) / 1000));
+  } else if (strcmp(path, "/metrics") == 0 && m == HTTP_GET) {
+    get_metrics(c);
+  } else if (strcmp(path, "/cache") == 0 && m == HTTP_GET) {
+    get_cache(c);
+  } else if (strcmp(path, "/cache") == 0 && m == HTTP_DELETE) {
+    delete_cache(c, &q);
+  } else if (strcmp(path, "/explain") == 0 && m == HTTP_GET) {
+    get_explain(c, &q);
+  } else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0 || strcmp(path, "/cache") == 0 ||
+             strcmp(path, "/explain") == 0) {
+    reply_json(c, 405, "{\"error\":\"method not allowed\"}");
+  } else {
+    reply_json(c, 404, "{\"error\":\"no such endpoint: /healthz, /metrics, /cache, /explain\"}");
+  }
+}
+
+/* --- parsing ------------------------------------------------------------------- */
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  admin_conn_t *c = p->data;
+  if (c->url_len + len >= MAX_URL) {
+    c->too_long = 1;
+    return 0;
+  }
+  memcpy(c->url + c->url_len, at, len);
+  c->url_len += len;
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  admin_conn_t *c = p->data;
+  if (c->hname_len + len < sizeof c->hname) {
+    memcpy(c->hname + c->hname_len, at, len);
+    c->hname_len += len;
+  } else {
+    c->hname_len = sizeof c->hname; /* too long to be Authorization */
+  }
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  admin_conn_t *c = p->data;
+  if (c->hname_len == 13 && strncasecmp(c->hname, "authorization", 13) == 0) {
+    if (c->auth_len + len < MAX_AUTH) {
+      memcpy(c->auth + c->auth_len, at, len);
+      c->auth_len += len;
+    }
+  }
+  return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  ((admin_conn_t *)p->data)->hname_len = 0;
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  handle(p->data);
+  return HPE_PAUSED;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  static char rbuf[8192]; /* the main loop is single-threaded; data is parsed in the callback */
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(rbuf, sizeof rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  admin_conn_t *c = s->data;
+  if (n == 0 || c->done) return;
+  if (n < 0) {
+    uv_close((uv_handle_t *)s, on_closed);
+    return;
+  }
+  llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, (size_t)n);
+  if (err != HPE_OK && err != HPE_PAUSED && !c->done) reply_json(c, 400, "{\"error\":\"malformed request\"}");
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  if (status < 0) return;
+  admin_conn_t *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->a = &admin;
+  uv_tcp_init(admin.loop, &c->tcp);
+  c->tcp.data = c;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    return;
+  }
+  llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+  c->parser.data = c;
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, cg_worker_t *workers, int n_workers) {
+  if (!cfg->admin_listen) return 0;
+  llhttp_settings_init(&settings);
+  settings.on_url = on_url;
+  settings.on_header_field = on_header_field;
+  settings.on_header_value = on_header_value;
+  settings.on_header_value_complete = on_header_value_complete;
+  settings.on_message_complete = on_message_complete;
+  admin = (admin_t){.loop = loop, .cfg = cfg, .workers = workers, .n_workers = n_workers, .started = uv_now(loop)};
+  uv_tcp_init(loop, &admin.listener);
+  int rc = uv_tcp_bind(&admin.listener, (const struct sockaddr *)&cfg->admin_addr, 0);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&admin.listener, 64, on_connection);
+  if (rc < 0) {
+    cg_log_error("admin: cannot listen on %s: %s", cfg->admin_listen, uv_strerror(rc));
+    uv_close((uv_handle_t *)&admin.listener, NULL);
+    return -1;
+  }
+  admin.open = 1;
+  cg_log_info("admin API on %s%s", cfg->admin_listen, cfg->admin_token ? " (token required)" : "");
+  return 0;
+}
+
+void cg_admin_stop(void) {
+  if (!admin.open) return;
+  admin.open = 0;
+  uv_close((uv_handle_t *)&admin.listener, NULL);
+}

@@ -1,0 +1,15 @@
+#ifndef CG_SERVER_ADMIN_H
+#define CG_SERVER_ADMIN_H
+/* The admin API (config `admin = { listen, token }`) on the main thread's loop. */
+#include <uv.h>
+
+#include "config/config.h"
+
+struct cg_worker;
+
+/* Listens when cfg has an admin address; 0, or -1 when it cannot (logged). */
+int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, struct cg_worker *workers, int n_workers);
+/* Stops listening (at shutdown), so the main loop can end. */
+void cg_admin_stop(void);
+
+#endif

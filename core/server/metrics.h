@@ -1,0 +1,89 @@
+#ifndef CG_SERVER_METRICS_H
+#define CG_SERVER_METRICS_H
+/* Counters of one worker. Only its own thread writes them (plain integers,
+ * no atomics on the request path); the admin API reads them through a
+ * snapshot the worker copies on its own loop, then sums the workers'.
+ *
+ * Label sets are bounded: routes come from the config, results and kinds
+ * are fixed lists, and tenants (only from plugin decisions, never raw
+ * origins) are capped per worker, the rest counted as tenant="other". */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+/* Status codes with their own label; the rest count as "1xx".."5xx". */
+enum { CG_M_NCODES = 24, CG_M_NSTATUS = CG_M_NCODES + 5 };
+
+typedef enum {
+  CG_M_ALLOWED,
+  CG_M_REFUSED_ORIGIN,
+  CG_M_REFUSED_METHOD,
+  CG_M_REFUSED_HEADER,
+  CG_M_REFUSED_PRIVATE_NETWORK,
+  CG_M_MALFORMED_ORIGIN,
+  CG_M_TOO_MANY_HEADERS,
+  CG_M_NRESULTS
+} cg_m_result_t;
+
+typedef enum {
+  CG_M_UP_CONNECT,
+  CG_M_UP_CONNECT_TIMEOUT,
+  CG_M_UP_TIMEOUT,
+  CG_M_UP_CLOSED,
+  CG_M_UP_RESET,
+  CG_M_UP_BAD_RESPONSE,
+  CG_M_UP_WRITE,
+  CG_M_UP_NKINDS
+} cg_m_upstream_error_t;
+
+enum { CG_M_HOOK_BUCKETS = 9, CG_M_MAX_TENANTS = 1000 };
+
+typedef struct cg_route_metrics {
+  uint64_t status[CG_M_NSTATUS];
+  uint64_t cors[CG_M_NRESULTS]; /* decisions that named no tenant */
+  uint64_t preflights[2];      /* answered by the gateway: [0] 204, [1] 403 */
+} cg_route_metrics_t;
+
+typedef struct cg_tenant_metrics {
+  int route; /* index into routes */
+  char name[64];
+  uint64_t cors[CG_M_NRESULTS];
+} cg_tenant_metrics_t;
+
+typedef struct cg_metrics {
+  int n_routes;
+  cg_route_metrics_t *routes; /* [0]: requests no route matched; [i]: routes[i-1] */
+  cg_tenant_metrics_t *tenants;
+  int n_tenants;
+  uint64_t tenant_overflow[CG_M_NRESULTS];
+  uint64_t hook_buckets[CG_M_HOOK_BUCKETS]; /* cumulative at render time only */
+  uint64_t hook_count, hook_sum_us, hook_errors, hook_timeouts;
+  uint64_t upstream_errors[CG_M_UP_NKINDS];
+  uint64_t connections_open, connections_total;
+} cg_metrics_t;
+
+int cg_metrics_init(cg_metrics_t *m, int n_routes);
+void cg_metrics_free(cg_metrics_t *m);
+
+/* route_index 0 for no route. */
+void cg_metrics_request(cg_metrics_t *m, int route_index, int status);
+/* One CORS decision (reason: a cg_cors_reason_t, not NO_ORIGIN); tenant NULL or "". */
+void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *tenant);
+void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status);
+void cg_metrics_hook(cg_metrics_t *m, uint64_t us, int failed, int timed_out);
+void cg_metrics_upstream_error(cg_metrics_t *m, int status, const char *why);
+
+/* A deep copy (the snapshot the admin thread reads) and the sum of several. */
+int cg_metrics_copy(cg_metrics_t *dst, const cg_metrics_t *src);
+void cg_metrics_add(cg_metrics_t *sum, const cg_metrics_t *m);
+
+typedef struct cg_metrics_extra {
+  uint64_t cache_entries, cache_hits, cache_misses, cache_stale, cache_evictions, cache_bytes;
+  uint64_t workers;
+} cg_metrics_extra_t;
+
+/* Prometheus text exposition of m (summed) into a malloc'd string. */
+char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_metrics_extra_t *x, size_t *len);
+
+#endif

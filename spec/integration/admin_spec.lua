@@ -1,0 +1,202 @@
+-- The admin API: health, Prometheus metrics, the decision caches (stats and
+-- purges), explain against the live state, and its token.
+local gateway = require("spec.support.gateway")
+local http = require("spec.support.http")
+local proc = require("spec.support.proc")
+require("spec.support.assert")
+local cjson = require("cjson")
+
+local PLUGIN = [[
+local _M = {}
+function _M.origin(ctx)
+  local tenant = ctx.host:match("^(%w+)%.tenants%.test$")
+  if not tenant then return false end
+  return { allow = true, tenant = tenant, ttl = 600 }
+end
+return _M
+]]
+
+local function metric(text, name, labels)
+  for line in text:gmatch("[^\n]+") do
+    if line:sub(1, #name) == name then
+      local l, v = line:match("^[%w_]+(%b{}) (%S+)$")
+      if not l then l, v = "", line:match("^[%w_]+ (%S+)$") end
+      if l == (labels or "") then return tonumber(v) end
+    end
+  end
+  return 0
+end
+
+describe("admin API", function()
+  local gw, dir, admin_port
+
+  local function admin(method, path, headers)
+    local res, err = http.request(admin_port, method, path, headers or {})
+    assert.truthy(res, err)
+    return res
+  end
+
+  lazy_setup(function()
+    dir = proc.tmpdir("admin")
+    proc.write_file(dir .. "/tenants.lua", PLUGIN)
+    admin_port = proc.free_port()
+    gw = gateway.start({
+      workers = 2,
+      admin = { listen = "127.0.0.1:" .. admin_port },
+      plugin_paths = { dir },
+      upstreams = { dead = { targets = { "127.0.0.1:" .. proc.free_port() } } },
+      routes = {
+        { name = "api", prefix = "/api", upstream = "echo",
+          cors = { origins = { "https://app.example.com" }, methods = { "GET", "PUT" } } },
+        { name = "tenants", prefix = "/t", upstream = "echo", cors = { plugin = "tenants" } },
+        { name = "dead", prefix = "/dead", upstream = "dead" },
+      },
+    })
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop_clean() end
+    proc.rmdir_all(dir)
+  end)
+
+  it("answers /healthz with every worker up", function()
+    local res = admin("GET", "/healthz")
+    assert.res_status(200, res)
+    local j = cjson.decode(res.body)
+    assert.same({ "ok", 2, 2 }, { j.status, j.workers, j.workers_up })
+    assert.header(res, "content-type", "application/json")
+  end)
+
+  it("counts requests, CORS decisions by result and tenant, preflights and upstream errors", function()
+    local before = admin("GET", "/metrics").body
+    local function req(method, path, h) return http.request(gw:port(), method, path, h) end
+    for _ = 1, 3 do
+      assert.res_status(204, req("OPTIONS", "/api/x", { { "Origin", "https://app.example.com" },
+        { "Access-Control-Request-Method", "PUT" } }))
+    end
+    assert.res_status(403, req("OPTIONS", "/api/x", { { "Origin", "https://app.example.com" },
+      { "Access-Control-Request-Method", "DELETE" } }))
+    assert.res_status(200, req("GET", "/api/x", { { "Origin", "https://evil.example" } }))
+    assert.res_status(200, req("GET", "/api/x", { { "Origin", "https://app.example.com/x" } }))
+    assert.res_status(200, req("GET", "/t/x", { { "Origin", "https://acme.tenants.test" } }))
+    assert.res_status(200, req("GET", "/t/x", { { "Origin", "https://acme.tenants.test" } }))
+    assert.res_status(200, req("GET", "/t/x", { { "Origin", "https://nobody.example" } }))
+    assert.res_status(404, req("GET", "/nowhere", {}))
+    assert.res_status(502, req("GET", "/dead", {}))
+    local after = admin("GET", "/metrics")
+    assert.res_status(200, after)
+    assert.header(after, "content-type", "text/plain; version=0.0.4")
+    local function delta(name, labels) return metric(after.body, name, labels) - metric(before, name, labels) end
+    assert.equal(3, delta("corsgate_requests_total", '{route="api",status="204"}'))
+    assert.equal(1, delta("corsgate_requests_total", '{route="api",status="403"}'))
+    assert.equal(1, delta("corsgate_requests_total", '{route="",status="404"}'))
+    assert.equal(1, delta("corsgate_requests_total", '{route="dead",status="502"}'))
+    assert.equal(3, delta("corsgate_preflights_total", '{route="api",status="204"}'))
+    assert.equal(1, delta("corsgate_preflights_total", '{route="api",status="403"}'))
+    assert.equal(3, delta("corsgate_cors_decisions_total", '{route="api",result="allowed",tenant=""}'))
+    assert.equal(1, delta("corsgate_cors_decisions_total", '{route="api",result="refused-method",tenant=""}'))
+    assert.equal(1, delta("corsgate_cors_decisions_total", '{route="api",result="refused-origin",tenant=""}'))
+    assert.equal(1, delta("corsgate_cors_decisions_total", '{route="api",result="malformed-origin",tenant=""}'))
+    assert.equal(2, delta("corsgate_cors_decisions_total", '{route="tenants",result="allowed",tenant="acme"}'))
+    assert.equal(1, delta("corsgate_cors_decisions_total", '{route="tenants",result="refused-origin",tenant=""}'))
+    assert.equal(1, delta("corsgate_upstream_errors_total", '{kind="connect"}'))
+    assert.is_true(delta("corsgate_hook_duration_seconds_count") >= 2)
+    assert.is_true(delta("corsgate_connections_total") >= 10)
+    -- never a raw origin in a label
+    assert.falsy(after.body:find("evil.example", 1, true), after.body)
+    assert.falsy(after.body:find("nobody.example", 1, true), after.body)
+  end)
+
+  it("shows cache stats and purges by origin, by tenant and all", function()
+    local function get(origin)
+      assert.res_status(200, http.request(gw:port(), "GET", "/t/x", { { "Origin", origin } }))
+    end
+    -- a few rounds so both workers (SO_REUSEPORT spreads connections) cache them
+    for _ = 1, 6 do
+      get("https://globex.tenants.test")
+      get("https://initech.tenants.test")
+    end
+    local stats = cjson.decode(admin("GET", "/cache").body)
+    assert.is_true(stats.entries >= 2, cjson.encode(stats))
+    assert.is_true(stats.bytes > 0)
+    local res = admin("DELETE", "/cache?origin=" .. "https%3A%2F%2FGLOBEX.tenants.test%3A443")
+    assert.res_status(200, res)
+    assert.is_true(cjson.decode(res.body).purged >= 1, res.body)
+    local explain = cjson.decode(admin("GET", "/explain?origin=https://globex.tenants.test&path=/t/x").body)
+    for _, w in ipairs(explain.cache) do assert.equal("absent", w.state) end
+    res = admin("DELETE", "/cache?tenant=initech")
+    assert.is_true(cjson.decode(res.body).purged >= 1, res.body)
+    assert.equal(0, cjson.decode(admin("DELETE", "/cache?tenant=initech").body).purged)
+    get("https://acme.tenants.test")
+    res = admin("DELETE", "/cache")
+    assert.is_true(cjson.decode(res.body).purged >= 1, res.body)
+    assert.equal(0, cjson.decode(admin("GET", "/cache").body).entries)
+    assert.res_status(400, admin("DELETE", "/cache?origin=not-an-origin"))
+  end)
+
+  it("explains against the live state, cache included", function()
+    assert.res_status(200, http.request(gw:port(), "GET", "/t/x", { { "Origin", "https://umbrella.tenants.test" } }))
+    local res = admin("GET", "/explain?origin=" .. "https%3A%2F%2Fumbrella.tenants.test" .. "&method=PUT&path=/t/x")
+    assert.res_status(200, res)
+    local j = cjson.decode(res.body)
+    assert.equal("tenants", j.route.name)
+    assert.equal("umbrella", j.decided_by.tenant)
+    assert.equal("refused-method", j.preflight.result)
+    local fresh = 0
+    for _, w in ipairs(j.cache) do
+      if w.state == "fresh" then
+        fresh = fresh + 1
+        assert.is_true(w.allow)
+        assert.equal("umbrella", w.tenant)
+        assert.is_true(w.expires_in_ms > 0 and w.expires_in_ms <= 600000)
+      end
+    end
+    assert.equal(1, fresh, res.body)
+    assert.res_status(400, admin("GET", "/explain"))
+  end)
+
+  it("answers 404 for unknown endpoints and 405 for wrong methods", function()
+    assert.res_status(404, admin("GET", "/nope"))
+    assert.res_status(405, admin("POST", "/metrics"))
+  end)
+end)
+
+describe("admin API token", function()
+  it("is required when configured, compared exactly", function()
+    local port = proc.free_port()
+    local token = "s3cret-token-0123456789"
+    local gw = gateway.start({ admin = { listen = "127.0.0.1:" .. port, token = token },
+      routes = { { name = "e", prefix = "/", upstream = "echo" } } })
+    local function status(h)
+      local res, err = http.request(port, "GET", "/healthz", h)
+      assert.truthy(res, err)
+      return res.status
+    end
+    assert.equal(401, status({}))
+    assert.equal(401, status({ { "Authorization", "Bearer " .. token:sub(1, -2) } }))
+    assert.equal(401, status({ { "Authorization", "Bearer " .. token .. "x" } }))
+    assert.equal(401, status({ { "Authorization", token } }))
+    assert.equal(200, status({ { "Authorization", "Bearer " .. token } }))
+    gw:stop_clean()
+  end)
+
+  it("is taken from CORSGATE_ADMIN_TOKEN", function()
+    local port = proc.free_port()
+    local gw = gateway.start({ admin = { listen = "127.0.0.1:" .. port },
+      routes = { { name = "e", prefix = "/", upstream = "echo" } } }, { env = { CORSGATE_ADMIN_TOKEN = "from-the-env-0123456" } })
+    assert.equal(401, http.request(port, "GET", "/healthz", {}).status)
+    assert.equal(200, http.request(port, "GET", "/healthz", { { "Authorization", "Bearer from-the-env-0123456" } }).status)
+    gw:stop_clean()
+  end)
+
+  it("must be set for a non-loopback admin address", function()
+    local code, out = gateway.check({ admin = { listen = "0.0.0.0:9901" },
+      routes = { { name = "e", prefix = "/", upstream = "echo" } } })
+    assert.equal(2, code)
+    assert.matches("admin%.token: required when admin%.listen is not a loopback address", out)
+    code, out = gateway.check({ admin = { listen = "127.0.0.1:9901", token = "short" },
+      routes = { { name = "e", prefix = "/", upstream = "echo" } } })
+    assert.equal(2, code)
+    assert.matches("admin%.token: too short", out)
+  end)
+end)
