@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,8 +108,11 @@ static int l_check_alloc(lua_State *L) {
   return 0;
 }
 
+/* Wall-clock seconds (like ngx.now()), so plugins can compare with dates in tenant data. */
 static int l_now(lua_State *L) {
-  lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
   return 1;
 }
 

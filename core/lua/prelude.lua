@@ -29,6 +29,7 @@ local function rethrow_if_killed(r)
 end
 
 local safe_string = copy(string)
+safe_string.dump = nil -- bytecode is for loaders, and plugins have none
 -- One instruction can ask for gigabytes: checked before, not after.
 safe_string.rep = function(s, n, sep)
   local size = #s * (n or 0) + (sep and #sep * (n or 0) or 0)
