@@ -219,8 +219,11 @@ static int on_up_headers_complete(llhttp_t *p) {
   if (!c) return -1;
   cg_req_t *r = &c->req;
   const cg_head_t *h = &u->head;
-  cg_buf_t b = {0};
-  cg_buf_addf(&b, "HTTP/1.1 %d ", status);
+  char storage[4096];
+  cg_buf_t b = CG_BUF_ON(storage);
+  cg_buf_adds(&b, "HTTP/1.1 ");
+  cg_buf_addu(&b, (uint64_t)status);
+  cg_buf_add(&b, " ", 1);
   if (h->url_len)
     cg_buf_add(&b, h->buf + h->url_off, h->url_len);
   else
@@ -242,7 +245,9 @@ static int on_up_headers_complete(llhttp_t *p) {
   cg_respond_cors_headers(c, &b, h);
   if (!no_body) {
     if (p->flags & F_CONTENT_LENGTH) {
-      cg_buf_addf(&b, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+      cg_buf_adds(&b, "Content-Length: ");
+      cg_buf_addu(&b, p->content_length);
+      cg_buf_add(&b, "\r\n", 2);
     } else if (r->http_minor >= 1) {
       r->resp_chunked = 1;
       cg_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
@@ -377,7 +382,8 @@ static void send_head(cg_upconn_t *u) {
   cg_conn_t *c = u->conn;
   cg_req_t *r = &c->req;
   const cg_head_t *h = &c->head;
-  cg_buf_t b = {0};
+  char storage[4096];
+  cg_buf_t b = CG_BUF_ON(storage);
   cg_buf_add(&b, h->buf + h->method_off, h->method_len);
   cg_buf_add(&b, " ", 1);
   cg_buf_add(&b, h->buf + h->url_off, h->url_len);
@@ -414,7 +420,11 @@ static void send_head(cg_upconn_t *u) {
   if (r->chunked)
     cg_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
   else if (r->content_length > 0 || r->method == HTTP_POST || r->method == HTTP_PUT || r->method == HTTP_PATCH)
-    cg_buf_addf(&b, "Content-Length: %llu\r\n", (unsigned long long)r->content_length);
+  {
+    cg_buf_adds(&b, "Content-Length: ");
+    cg_buf_addu(&b, r->content_length);
+    cg_buf_add(&b, "\r\n", 2);
+  }
   cg_buf_add(&b, "\r\n", 2);
   int rc = up_write3(u, b.data, b.len, NULL, 0, NULL, 0);
   cg_buf_free(&b);

@@ -189,10 +189,20 @@ static void reserve(cg_buf_t *b, size_t n) {
   if (b->len + n <= b->cap) return;
   size_t cap = b->cap ? b->cap : 512;
   while (cap < b->len + n) cap *= 2;
-  char *p = realloc(b->data, cap);
+  char *p = b->borrowed ? malloc(cap) : realloc(b->data, cap);
   if (!p) abort(); /* a head is a few KB: failing here means the process is already lost */
+  if (b->borrowed && b->len) memcpy(p, b->data, b->len);
+  b->borrowed = 0;
   b->data = p;
   b->cap = cap;
+}
+
+void cg_buf_addu(cg_buf_t *b, uint64_t v) {
+  char tmp[24];
+  int n = 0;
+  do tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+  while ((v /= 10) && n < (int)sizeof tmp);
+  cg_buf_add(b, tmp + sizeof tmp - n, (size_t)n);
 }
 
 void cg_buf_add(cg_buf_t *b, const void *p, size_t n) {
@@ -205,10 +215,16 @@ void cg_buf_adds(cg_buf_t *b, const char *s) { cg_buf_add(b, s, strlen(s)); }
 
 void cg_buf_addf(cg_buf_t *b, const char *fmt, ...) {
   va_list ap;
+  size_t room = b->cap - b->len;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  /* one pass when it fits, which is nearly always */
+  int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? room : 0, fmt, ap);
   va_end(ap);
   if (n < 0) return;
+  if (b->data && (size_t)n < room) {
+    b->len += (size_t)n;
+    return;
+  }
   reserve(b, (size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -217,7 +233,8 @@ void cg_buf_addf(cg_buf_t *b, const char *fmt, ...) {
 }
 
 void cg_buf_free(cg_buf_t *b) {
-  free(b->data);
+  if (!b->borrowed) free(b->data);
+  b->borrowed = 0;
   b->data = NULL;
   b->len = b->cap = 0;
 }

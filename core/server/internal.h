@@ -64,12 +64,17 @@ int cg_head_is_hop_by_hop(const cg_head_t *h, int i);
 typedef struct cg_buf {
   char *data;
   size_t len, cap;
+  int borrowed; /* data is the caller's (stack) storage until the buffer grows */
 } cg_buf_t;
+
+/* A buffer starting in caller storage: no malloc for the common small case. */
+#define CG_BUF_ON(storage) ((cg_buf_t){(storage), 0, sizeof(storage), 1})
 
 void cg_buf_add(cg_buf_t *b, const void *p, size_t n);
 void cg_buf_adds(cg_buf_t *b, const char *s);
 void cg_buf_addf(cg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cg_buf_free(cg_buf_t *b);
+void cg_buf_addu(cg_buf_t *b, uint64_t v);
 
 /* --- worker -------------------------------------------------------------- */
 
@@ -228,6 +233,8 @@ size_t cg_conn_write_queue(const cg_conn_t *c);
 
 /* respond.c: gateway-made responses. */
 void cg_respond_error(cg_conn_t *c, int status, const char *message);
+/* The same, the message after a literal prefix of ours (not escaped). */
+void cg_respond_error2(cg_conn_t *c, int status, const char *prefix, const char *message);
 void cg_respond_local(cg_conn_t *c); /* echo, static, 404 at message end */
 const char *cg_status_reason(int status);
 void cg_respond_common_headers(cg_conn_t *c, cg_buf_t *b);

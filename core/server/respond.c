@@ -133,12 +133,21 @@ static void respond(cg_conn_t *c, int status, const char *headers, size_t header
   if (r->resp_started) return;
   r->resp_started = 1;
   r->status = status;
-  cg_buf_t b = {0};
-  cg_buf_addf(&b, "HTTP/1.1 %d %s\r\n", status, cg_status_reason(status));
+  char storage[2048];
+  cg_buf_t b = CG_BUF_ON(storage);
+  cg_buf_adds(&b, "HTTP/1.1 ");
+  cg_buf_addu(&b, (uint64_t)status);
+  cg_buf_add(&b, " ", 1);
+  cg_buf_adds(&b, cg_status_reason(status));
+  cg_buf_add(&b, "\r\n", 2);
   cg_respond_common_headers(c, &b);
   if (headers_len) cg_buf_add(&b, headers, headers_len);
   cg_respond_cors_headers(c, &b, NULL);
-  if (status >= 200 && status != 204 && status != 304) cg_buf_addf(&b, "Content-Length: %zu\r\n", body_len);
+  if (status >= 200 && status != 204 && status != 304) {
+    cg_buf_adds(&b, "Content-Length: ");
+    cg_buf_addu(&b, body_len);
+    cg_buf_add(&b, "\r\n", 2);
+  }
   cg_respond_connection_header(c, &b);
   cg_buf_add(&b, "\r\n", 2);
   int send_body = r->method != HTTP_HEAD && status != 204 && status != 304;
@@ -147,34 +156,50 @@ static void respond(cg_conn_t *c, int status, const char *headers, size_t header
   cg_conn_response_done(c);
 }
 
-static void json_string(cg_buf_t *b, const char *s, size_t n) {
+/* Appends s escaped, and the closing quote (the opening one is the caller's). */
+static void json_string_rest(cg_buf_t *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  cg_buf_add(b, "\"", 1);
+  size_t run = 0; /* bytes copied as they are, in one go */
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
+    if (ch != '"' && ch != '\\' && ch >= 0x20 && ch < 0x7f) continue;
+    cg_buf_add(b, s + run, i - run);
+    run = i + 1;
     if (ch == '"' || ch == '\\') {
       char e[2] = {'\\', (char)ch};
       cg_buf_add(b, e, 2);
-    } else if (ch < 0x20 || ch >= 0x7f) {
+    } else {
       /* bytes, not text: escaped so the document stays valid JSON */
       char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
       cg_buf_add(b, e, 6);
-    } else {
-      cg_buf_add(b, &s[i], 1);
     }
   }
+  cg_buf_add(b, s + run, n - run);
   cg_buf_add(b, "\"", 1);
 }
 
+static void json_string(cg_buf_t *b, const char *s, size_t n) {
+  cg_buf_add(b, "\"", 1);
+  json_string_rest(b, s, n);
+}
+
 void cg_respond_error(cg_conn_t *c, int status, const char *message) {
+  cg_respond_error2(c, status, "", message);
+}
+
+void cg_respond_error2(cg_conn_t *c, int status, const char *prefix, const char *message) {
   if (c->req.resp_started) {
     cg_conn_close(c);
     return;
   }
-  cg_buf_t body = {0};
-  cg_buf_adds(&body, "{\"error\":");
-  json_string(&body, message, strlen(message));
-  cg_buf_addf(&body, ",\"status\":%d}\n", status);
+  char storage[512];
+  cg_buf_t body = CG_BUF_ON(storage);
+  cg_buf_adds(&body, "{\"error\":\"");
+  cg_buf_adds(&body, prefix); /* a literal of ours: nothing to escape */
+  json_string_rest(&body, message, strlen(message));
+  cg_buf_adds(&body, ",\"status\":");
+  cg_buf_addu(&body, (uint64_t)status);
+  cg_buf_adds(&body, "}\n");
   static const char ct[] = "Content-Type: application/json\r\n";
   respond(c, status, ct, sizeof ct - 1, body.data, body.len);
   cg_buf_free(&body);
@@ -231,9 +256,7 @@ void cg_respond_local(cg_conn_t *c) {
     return;
   }
   if (c->req.local_status == 403) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "CORS preflight refused: %s", c->req.cors.detail ? c->req.cors.detail : "not allowed");
-    cg_respond_error(c, 403, msg);
+    cg_respond_error2(c, 403, "CORS preflight refused: ", c->req.cors.detail ? c->req.cors.detail : "not allowed");
     return;
   }
   if (!r) {

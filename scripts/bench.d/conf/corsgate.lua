@@ -4,6 +4,7 @@ return {
   workers = @WORKERS@,
   access_log = false,
   log_level = "warn",
+  plugin_paths = { "@PLUGINS@" },
   upstreams = { up = { targets = { "127.0.0.1:@UPPORT@" }, keepalive = @KEEPALIVE@ } },
   routes = {
     { name = "api", prefix = "/", upstream = "up", @ROUTE_EXTRA@ },

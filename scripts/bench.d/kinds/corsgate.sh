@@ -24,6 +24,6 @@ kind_corsgate_start() {
   local id=$1 workers=$2 port=$3 dir=$4
   local bin=${CORSGATE_BIN:-$ROOT/build/corsgate}
   render "$BENCHD/conf/corsgate.lua" "$dir/corsgate.lua" PORT "$port" WORKERS "$workers" \
-    UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" ROUTE_EXTRA "${SC_CORSGATE_ROUTE:-}"
+    UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" ROUTE_EXTRA "${SC_CORSGATE_ROUTE:-}" PLUGINS "$BENCHD/plugins"
   start_server "$SERVER_CPUS" "$dir" "$bin" run -c "$dir/corsgate.lua"
 }

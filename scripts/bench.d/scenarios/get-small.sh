@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Scenario: proxied GET with a small body over keep-alive.
 # Sourced by scripts/bench; only sets SC_* variables.
 # shellcheck disable=SC2034  # read by scripts/bench
