@@ -214,6 +214,10 @@ size_t cg_cors_override_size(const cg_cors_override_t *ov);
 /* 1 when a decision with only allow set needs no override of its own (a
  * shared one per route and answer does). */
 int cg_cors_decision_is_plain(const cg_cors_decision_spec_t *spec);
+/* Checks a plain decision against base without allocating (the only thing to
+ * check: credentials on the route for a plain-http origin). 0 or
+ * CG_CORS_E_INVALID with the error in d (which may be NULL). */
+int cg_cors_decision_check_plain(const cg_cors_policy_t *base, const cg_cors_decision_spec_t *spec, cg_diag_t *d);
 
 /* Renders "Access-Control-Expose-Headers: a, b\r\n" from n header names
  * (tokens, lower-cased, duplicates dropped). Returns its length, or

@@ -30,6 +30,25 @@ int cg_cors_decision_is_plain(const cg_cors_decision_spec_t *s) {
   return s && !s->has_credentials && !s->has_expose && !s->has_methods && !s->has_headers && !s->has_max_age;
 }
 
+static int insecure_origin(const cg_cors_decision_spec_t *spec, char *norm, size_t n, cg_origin_t *o) {
+  return spec->origin && spec->origin_len >= 7 && cg_cors_origin_parse(spec->origin, spec->origin_len, o, norm, n) == 0 &&
+         !o->is_null && cg_cors_insecure_scheme(o->scheme, o->scheme_len) && !o->loopback;
+}
+
+int cg_cors_decision_check_plain(const cg_cors_policy_t *base, const cg_cors_decision_spec_t *spec, cg_diag_t *d) {
+  char norm[CG_CORS_ORIGIN_MAX + 8];
+  cg_origin_t o;
+  if (!base || !spec) return CG_CORS_E_INVALID;
+  if (!spec->allow || !base->credentials || base->allow_insecure || !insecure_origin(spec, norm, sizeof norm, &o))
+    return 0;
+  if (d)
+    cg_diag_error(d, "decision.credentials",
+                  "\"%.*s\" is plain http, and credentials = true would trust it with cookies; allow it without "
+                  "credentials, or set allow_insecure_origins = true on the route",
+                  (int)o.norm_len, o.norm);
+  return CG_CORS_E_INVALID;
+}
+
 static const cg_str_t CREDENTIALS_LINE = {(char *)"Access-Control-Allow-Credentials: true\r\n", 40};
 static const cg_str_t NO_LINE = {NULL, 0};
 
@@ -54,11 +73,10 @@ cg_cors_override_t *cg_cors_override_compile(const cg_cors_policy_t *base, const
     a->credentials = spec->credentials != 0;
     a->line_credentials = a->credentials ? &CREDENTIALS_LINE : &NO_LINE;
   }
-  if (a->credentials && spec->origin && spec->origin_len >= 7 && !base->allow_insecure) {
+  if (a->credentials && !base->allow_insecure) {
     char norm[CG_CORS_ORIGIN_MAX + 8];
     cg_origin_t o;
-    if (cg_cors_origin_parse(spec->origin, spec->origin_len, &o, norm, sizeof norm) == 0 && !o.is_null &&
-        cg_cors_insecure_scheme(o.scheme, o.scheme_len) && !o.loopback)
+    if (insecure_origin(spec, norm, sizeof norm, &o))
       cg_diag_error(d, cg_cors_at(&c, "credentials", 0),
                     "\"%.*s\" is plain http, and credentials = true would trust it with cookies; allow it without "
                     "credentials, or set allow_insecure_origins = true on the route",

@@ -237,7 +237,10 @@ static void call_free(cg_hook_call_t *call) {
   if (call->co_ref != LUA_NOREF) luaL_unref(h->L, LUA_REGISTRYINDEX, call->co_ref);
   call->co_ref = LUA_NOREF;
   cg_list_remove(&call->link);
-  uv_close((uv_handle_t *)&call->timer, on_call_timer_closed);
+  if (call->timer_armed)
+    uv_close((uv_handle_t *)&call->timer, on_call_timer_closed);
+  else
+    free(call);
 }
 
 static void read_list(lua_State *L, int idx, const char *field, const char ***out, int *count, int *has, int *any,
@@ -349,10 +352,14 @@ check:
      * origin), then served by the route's shared override. */
     cg_diag_t d;
     cg_diag_init(&d);
-    res->ov = cg_cors_override_compile(call->route->cors, &spec, &d);
-    if (!res->ov) snprintf(err, sizeof err, "%s", d.count ? d.items[0].text : "invalid decision");
+    if (cg_cors_decision_is_plain(&spec)) {
+      if (cg_cors_decision_check_plain(call->route->cors, &spec, &d) != 0)
+        snprintf(err, sizeof err, "%s", d.count ? d.items[0].text : "invalid decision");
+    } else {
+      res->ov = cg_cors_override_compile(call->route->cors, &spec, &d);
+      if (!res->ov) snprintf(err, sizeof err, "%s", d.count ? d.items[0].text : "invalid decision");
+    }
     cg_diag_free(&d);
-    if (res->ov && cg_cors_decision_is_plain(&spec)) cg_cors_override_free(res->ov), res->ov = NULL;
   }
   free(expose);
   free(methods);
@@ -392,6 +399,8 @@ static void finish(cg_hook_call_t *call, int rc) {
   else if (res.ov) cg_cors_override_free(res.ov);
 }
 
+static void on_deadline(uv_timer_t *t);
+
 void cg_lua_resume(cg_hook_call_t *call, int nargs) {
   cg_lua_host_t *h = call->host;
   cg_lua_host_t *prev = tls_host;
@@ -405,6 +414,16 @@ void cg_lua_resume(cg_hook_call_t *call, int nargs) {
       /* a bare coroutine.yield: nothing would ever resume it */
       cg_lua_kill(call, "yielded outside a gw.* call");
       finish(call, LUA_ERRRUN);
+      return;
+    }
+    if (!call->timer_armed) {
+      /* The wall clock of a waiting hook. One that never waits is bounded by
+       * the count hook's clock check, and costs no timer. */
+      uint64_t now = now_ns(), left = call->deadline_ns > now ? (call->deadline_ns - now) / 1000000 : 0;
+      uv_timer_init(h->loop, &call->timer);
+      call->timer.data = call;
+      call->timer_armed = 1;
+      uv_timer_start(&call->timer, on_deadline, left, 0);
     }
     return;
   }
@@ -440,11 +459,8 @@ void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t
   memcpy(call->origin, req->origin, ol);
   cg_list_init(&call->link);
   cg_list_push(&h->calls, &call->link);
-  uv_timer_init(h->loop, &call->timer);
-  call->timer.data = call;
   h->stats.runs++;
   call->deadline_ns = now_ns() + h->timeout_ms * 1000000ull;
-  uv_timer_start(&call->timer, on_deadline, h->timeout_ms, 0);
 
   call->co = lua_newthread(L);
   call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the registry keeps the coroutine alive while it waits */

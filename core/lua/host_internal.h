@@ -21,7 +21,8 @@ typedef struct cg_hook_call {
   lua_State *co;
   int co_ref;
   cg_list_t link;
-  uv_timer_t timer; /* the wall-clock limit while the hook waits */
+  uv_timer_t timer; /* the wall-clock limit while the hook waits (armed at its first wait) */
+  int timer_armed;
   uint64_t deadline_ns;
   uint64_t instructions;
   int killed;

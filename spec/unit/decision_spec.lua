@@ -3,6 +3,7 @@
 -- never "*".
 package.path = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local cors = require("cors_ffi")
+local ffi = require("ffi")
 
 local VPO = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network"
 
@@ -158,6 +159,22 @@ describe("cg_cors_override_compile refuses", function()
 
   it("but accepts anything on a denial (nothing is sent)", function()
     assert.truthy(cors.decision(cred, { allow = false, expose_headers = "*" }))
+  end)
+end)
+
+describe("cg_cors_decision_check_plain", function()
+  local function check(policy, allow, origin)
+    local s = ffi.new("cg_cors_decision_spec_t")
+    s.allow = allow and 1 or 0
+    s.origin, s.origin_len = origin, #origin
+    return cors.C.cg_cors_decision_check_plain(policy, s, nil)
+  end
+  it("refuses a plain allow of a plain-http origin on a credentialed route, without allocating", function()
+    assert.are.equal(cors.C.CG_CORS_E_INVALID, check(cred, true, "http://t.example.net"))
+    assert.are.equal(0, check(cred, true, "https://t.example.net"))
+    assert.are.equal(0, check(cred, true, "http://localhost:8080"))
+    assert.are.equal(0, check(cred, false, "http://t.example.net"))
+    assert.are.equal(0, check(base, true, "http://t.example.net"))
   end)
 end)
 
