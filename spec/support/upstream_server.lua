@@ -5,6 +5,7 @@
 -- luasocket sockets, scheduled with socket.select; a coroutine yields ("read",
 -- sock), ("write", sock) or ("sleep", seconds).
 --
+-- Paths may be mounted under /mnt/NAME/ (for routes with a prefix).
 -- Every request body is read first (Content-Length or chunked), counted and
 -- checksummed, then the path picks the answer:
 --   /echo, anything else  200 JSON describing the request (see describe())
@@ -25,6 +26,8 @@
 --   /huge-head            a 100 KB response header
 --   /304-with-length      a 304 carrying the Content-Length of the representation
 --   /idle-close/MS        answers like /echo, then closes the idle connection after MS
+--   /cors-headers         /echo plus the upstream's own CORS headers and Vary (which
+--                         a route with a policy must replace, and one without pass on)
 --   /count                JSON { requests, connections, open, requests_by_path }:
 --                         requests and connections that carried one, not /count
 --
@@ -212,7 +215,8 @@ end
 
 -- Returns true to keep the connection open.
 local function serve(c, req)
-  local path = req.path
+  -- specs may mount it under a route prefix: /mnt/NAME/hang is /hang
+  local path = req.path:match("^/mnt/[^/]+(/.*)$") or req.path
   local head_only = req.method == "HEAD"
   local common = { { "X-Upstream-Port", tostring(port) }, { "X-Conn-Id", tostring(c.id) } }
   local function echo(extra, close)
@@ -253,6 +257,16 @@ local function serve(c, req)
       { "Trailer", "X-Trailing" },
       { "Upgrade", "h2c" },
       { "X-End-To-End", "kept" },
+    })
+  elseif path == "/cors-headers" then
+    return echo({
+      { "Access-Control-Allow-Origin", "*" },
+      { "Access-Control-Allow-Credentials", "true" },
+      { "Access-Control-Expose-Headers", "X-Secret" },
+      { "Access-Control-Max-Age", "86400" },
+      { "Timing-Allow-Origin", "*" },
+      { "Vary", "Accept-Encoding" },
+      { "Vary", "Accept-Language" },
     })
   elseif path == "/close" then
     return echo({ { "Connection", "close" } }, true)
