@@ -881,8 +881,6 @@ cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
     c->listen = xstrdup("127.0.0.1:8080");
     if (get_string(&ld, t, "", "listen", 0, &s) == 1) {
       free(c->listen);
-  free(c->admin_listen);
-  free(c->admin_token);
       c->listen = xstrdup(s);
     }
     if (cg_config_parse_hostport(c->listen, &c->listen_addr, &c->listen_addrlen) != 0)
@@ -937,6 +935,8 @@ void cg_config_free(cg_config_t *c) {
   free(c->plugin_paths);
   free(c->routes);
   free(c->listen);
+  free(c->admin_listen);
+  free(c->admin_token);
   free(c->source);
   free(c);
 }

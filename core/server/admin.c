@@ -253,9 +253,10 @@ static void get_cache(admin_conn_t *c) {
 static void delete_cache(admin_conn_t *c, const query_t *q) {
   admin_t *a = c->a;
   purge_t p = {.origin = qget(q, "origin"), .tenant = qget(q, "tenant")};
+  /* outlives the branch: p.origin points here until the log line below */
+  char norm[CG_CORS_ORIGIN_MAX + 8];
   if (p.origin) {
     /* the cache is keyed by the normalized origin, as browsers send it */
-    char norm[CG_CORS_ORIGIN_MAX + 8];
     cg_origin_t o;
     if (cg_cors_origin_parse(p.origin, strlen(p.origin), &o, norm, sizeof norm) != 0) {
       reply_json(c, 400, "{\"error\":\"origin: not a valid origin\"}");
