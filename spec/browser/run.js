@@ -7,6 +7,7 @@
 //
 //   node spec/browser/run.js RESULTS.json
 //
+// CORSGATE_BROWSER_VERBOSE=1 prints each scenario and the cookies of each request.
 // Writes [{ name, ok, detail }] to RESULTS.json; spec/browser/browser_spec.lua
 // turns each into a busted test. Environment: CORSGATE_BIN (default
 // build/corsgate), CHROMIUM (default /usr/bin/chromium).
@@ -171,9 +172,8 @@ async function main() {
   const page0 = await startPage();
   const pageOrigin = `http://127.0.0.1:${page0.port}`;
   const gwPort = await freePort();
-  // same site as the page (cookies ignore ports), another origin (CORS applies):
-  // cookies reach the API on credentialed requests without third-party cookie rules
-  const api = `http://127.0.0.1:${gwPort}`;
+  // another site than the page's: credentialed requests carry a third-party cookie
+  const api = `http://localhost:${gwPort}`;
   try {
     fs.writeFileSync(path.join(dir, 'page_tenant.lua'), PLUGIN);
     fs.writeFileSync(path.join(dir, 'broken_tenant.lua'), PLUGIN_BROKEN);
@@ -181,17 +181,30 @@ async function main() {
     fs.writeFileSync(cfg, gatewayConfig(gwPort, up.port, pageOrigin, dir));
     gw = await startGateway(cfg, path.join(dir, 'corsgate.log'), gwPort);
 
-    browser = await chromium.launch({
+    // Chromium blocks third-party cookies by default (always in an incognito
+    // context, which is what newContext() makes): a persistent profile whose
+    // preferences allow them (cookie_controls_mode 0) is the test profile.
+    const profile = path.join(dir, 'profile');
+    fs.mkdirSync(path.join(profile, 'Default'), { recursive: true });
+    fs.writeFileSync(path.join(profile, 'Default', 'Preferences'),
+      JSON.stringify({ profile: { cookie_controls_mode: 0, block_third_party_cookies: false } }));
+    const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
       args: ['--no-sandbox'],
     });
-    const context = await browser.newContext();
-    // a cookie of the API's host, sent on credentialed cross-origin requests only
-    await context.addCookies([{ name: 'sid', value: 'c00kie', domain: '127.0.0.1', path: '/', sameSite: 'Lax' }]);
-    const page = await context.newPage();
+    browser = context;
+    // a cookie of the API's site, sent on credentialed cross-site requests only
+    // (SameSite=None needs Secure, which Chromium grants http://localhost)
+    await context.addCookies([{ name: 'sid', value: 'c00kie', domain: 'localhost', path: '/',
+      sameSite: 'None', secure: true }]);
+    const page = context.pages()[0] || await context.newPage();
     const cdp = await context.newCDPSession(page);
     await cdp.send('Network.enable');
+    if (process.env.CORSGATE_BROWSER_VERBOSE) cdp.on('Network.requestWillBeSentExtraInfo', (e) => {
+      // why a cookie was or was not sent (blockedReasons)
+      process.stderr.write('cookies: ' + JSON.stringify(e.associatedCookies) + '\n');
+    });
     const seen = []; // every request the browser sent, preflights included
     cdp.on('Network.requestWillBeSent', (e) => {
       seen.push({ url: e.request.url, method: e.request.method, type: e.type });
