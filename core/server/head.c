@@ -206,6 +206,7 @@ void cg_buf_addu(cg_buf_t *b, uint64_t v) {
 }
 
 void cg_buf_add(cg_buf_t *b, const void *p, size_t n) {
+  if (n == 0) return; /* an empty header value on a buffer not yet allocated: nothing to copy */
   reserve(b, n);
   memcpy(b->data + b->len, p, n);
   b->len += n;

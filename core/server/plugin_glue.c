@@ -120,8 +120,12 @@ int cg_plugin_decide(cg_conn_t *c) {
     take_decision(c, e);
     return 0;
   case CG_DC_STALE_REFRESH:
+    /* The refresh runs on and this request does not wait. A hook that never
+     * waits has already replaced (and freed) the stale value when start_hook
+     * returns, so the decision is taken after it: the new one, or the stale
+     * one while the refresh is still running. */
+    start_hook(c, e, o.norm, o.norm_len, &o);
     take_decision(c, e);
-    start_hook(c, e, o.norm, o.norm_len, &o); /* the refresh runs on; this request does not wait */
     return 0;
   case CG_DC_MISS_RUN:
   case CG_DC_PENDING:
