@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <luajit.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -845,9 +846,58 @@ static long default_workers(void) {
   return n < 1 ? 1 : (n > 256 ? 256 : n);
 }
 
+/* A config is a program: a loop that never ends or a string doubled forty
+ * times must end in an error at load, not hang `corsgate check` or take the
+ * machine's memory. */
+#define CONFIG_MEMORY_LIMIT (256u << 20)
+#define CONFIG_INSTRUCTION_LIMIT 100000000L
+#define CONFIG_HOOK_EVERY 10000
+
+typedef struct {
+  size_t used;
+  long instructions;
+} config_budget_t;
+
+static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  config_budget_t *b = ud;
+  if (nsize == 0) {
+    b->used -= osize;
+    free(ptr);
+    return NULL;
+  }
+  /* osize is the old block's size only when ptr is set (else it is a type tag) */
+  size_t old = ptr ? osize : 0;
+  if (nsize > old && b->used - old + nsize > CONFIG_MEMORY_LIMIT) return NULL;
+  void *q = realloc(ptr, nsize);
+  if (q) b->used = b->used - old + nsize;
+  return q;
+}
+
+static void config_count_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  config_budget_t *b;
+  lua_getallocf(L, (void **)&b);
+  b->instructions += CONFIG_HOOK_EVERY;
+  if (b->instructions > CONFIG_INSTRUCTION_LIMIT)
+    luaL_error(L, "the config did not finish within %d million Lua instructions (a loop that never ends?)",
+               (int)(CONFIG_INSTRUCTION_LIMIT / 1000000));
+}
+
+static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_t *d);
+
 cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
+  if (!file) return load("(demo)", cg_config_demo, strlen(cg_config_demo), d);
+  return load(file, NULL, 0, d);
+}
+
+cg_config_t *cg_config_load_buffer(const char *name, const char *src, size_t len, cg_diag_t *d) {
+  return load(name, src, len, d);
+}
+
+/* src NULL: read the file called name. */
+static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_t *d) {
   cg_config_t *c = xcalloc(1, sizeof *c);
-  c->source = xstrdup(file ? file : "(demo)");
+  c->source = xstrdup(name);
   c->workers = (int)default_workers();
   c->log_level = CG_LOG_INFO;
   c->access_log = 1;
@@ -858,19 +908,33 @@ cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
   c->timeouts = (cg_timeouts_t){.head = 10000, .idle = 60000, .body = 30000, .send = 60000,
                                 .upstream_connect = 5000, .upstream_read = 30000, .drain = 10000};
 
-  lua_State *L = luaL_newstate();
+  config_budget_t budget = {0};
+  lua_State *L = lua_newstate(config_alloc, &budget);
   if (!L) {
     cg_diag_error(d, NULL, "cannot create a Lua state");
-    return c;
+    cg_config_free(c);
+    return NULL;
   }
   luaL_openlibs(L);
+  /* the count hook does not run inside compiled traces */
+  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+  lua_sethook(L, config_count_hook, LUA_MASKCOUNT, CONFIG_HOOK_EVERY);
   loader_t ld = {.L = L, .d = d, .psl = NULL};
-  int rc = file ? luaL_loadfile(L, file) : luaL_loadbuffer(L, cg_config_demo, strlen(cg_config_demo), "demo");
+  int rc;
+  if (src) {
+    char chunk[128];
+    snprintf(chunk, sizeof chunk, "=%s", name);
+    rc = luaL_loadbuffer(L, src, len, chunk);
+  } else {
+    rc = luaL_loadfile(L, name);
+  }
   if (rc == 0) {
     sandbox(L);
     rc = lua_pcall(L, 0, 1, 0);
   }
-  if (rc != 0) {
+  if (rc == LUA_ERRMEM) {
+    cg_diag_error(d, NULL, "evaluating the config took more than %u MiB of memory", CONFIG_MEMORY_LIMIT >> 20);
+  } else if (rc != 0) {
     cg_diag_error(d, NULL, "%s", lua_tostring(L, -1));
   } else if (!lua_istable(L, -1)) {
     cg_diag_error(d, NULL, "the file must return a table, like return { listen = \"127.0.0.1:8080\", ... }");

@@ -109,6 +109,8 @@ typedef struct cg_config {
  * problem goes to d with the path of its field; returns NULL when d has
  * errors. */
 cg_config_t *cg_config_load(const char *file, cg_diag_t *d);
+/* The same from memory; name is what messages call the source. */
+cg_config_t *cg_config_load_buffer(const char *name, const char *src, size_t len, cg_diag_t *d);
 void cg_config_free(cg_config_t *c);
 
 /* The built-in demo config, served by `corsgate run` without -c. */

@@ -133,6 +133,11 @@ typedef struct cg_worker {
   uint64_t date_sec;
 } cg_worker_t;
 
+/* Sets up w for cfg: its listener (bound, listening), loop, pools and plugin
+ * host. Returns 0, or -1 (logged). Exposed for the request-path fuzzer,
+ * which drives one worker's loop itself. */
+int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg);
+
 /* Runs fn(w, arg) on w's loop and waits for it (from the main thread).
  * Returns 0, or -1 when the worker has stopped. */
 int cg_worker_rpc(cg_worker_t *w, void (*fn)(cg_worker_t *w, void *arg), void *arg);

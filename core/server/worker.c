@@ -197,6 +197,33 @@ static int plugins_init(cg_worker_t *w) {
   return 0;
 }
 
+int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg) {
+  w->id = id;
+  w->cfg = cfg;
+  w->listen_fd = open_listener(cfg);
+  if (w->listen_fd < 0) {
+    cg_log_error("cannot listen on %s: %s", cfg->listen, strerror(-w->listen_fd));
+    return -1;
+  }
+  uv_loop_init(&w->loop);
+  cg_list_init(&w->conns);
+  uv_tcp_init(&w->loop, &w->listener);
+  int rc = uv_tcp_open(&w->listener, w->listen_fd);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+  if (rc < 0) {
+    cg_log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+    return -1;
+  }
+  if (cg_metrics_init(&w->metrics, cfg->n_routes) != 0) return -1;
+  uv_async_init(&w->loop, &w->wake, on_wake);
+  uv_async_init(&w->loop, &w->rpc_async, rpc_run);
+  uv_mutex_init(&w->rpc_mu);
+  uv_cond_init(&w->rpc_cv);
+  uv_timer_init(&w->loop, &w->drain_timer);
+  cg_proxy_worker_init(w);
+  return plugins_init(w);
+}
+
 static uv_signal_t sig_term, sig_int;
 static cg_worker_t *all_workers;
 static int n_workers;
@@ -219,33 +246,8 @@ int cg_server_run(const cg_config_t *cfg) {
   all_workers = calloc((size_t)n_workers, sizeof *all_workers);
   if (!all_workers) return 1;
   /* Everything that can fail is set up before any thread starts. */
-  for (int i = 0; i < n_workers; i++) {
-    cg_worker_t *w = &all_workers[i];
-    w->id = i;
-    w->cfg = cfg;
-    w->listen_fd = open_listener(cfg);
-    if (w->listen_fd < 0) {
-      cg_log_error("cannot listen on %s: %s", cfg->listen, strerror(-w->listen_fd));
-      return 1;
-    }
-    uv_loop_init(&w->loop);
-    cg_list_init(&w->conns);
-    uv_tcp_init(&w->loop, &w->listener);
-    int rc = uv_tcp_open(&w->listener, w->listen_fd);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
-    if (rc < 0) {
-      cg_log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
-      return 1;
-    }
-    if (cg_metrics_init(&w->metrics, cfg->n_routes) != 0) return 1;
-    uv_async_init(&w->loop, &w->wake, on_wake);
-    uv_async_init(&w->loop, &w->rpc_async, rpc_run);
-    uv_mutex_init(&w->rpc_mu);
-    uv_cond_init(&w->rpc_cv);
-    uv_timer_init(&w->loop, &w->drain_timer);
-    cg_proxy_worker_init(w);
-    if (plugins_init(w) != 0) return 1;
-  }
+  for (int i = 0; i < n_workers; i++)
+    if (cg_worker_init(&all_workers[i], i, cfg) != 0) return 1;
   uv_loop_t main_loop;
   uv_loop_init(&main_loop);
   uv_signal_init(&main_loop, &sig_term);

@@ -63,6 +63,18 @@ describe("corsgate CLI", function()
     assert.equal(2, code, out)
   end)
 
+  it("check stops a config that loops forever, with a clear error and exit 2", function()
+    local code, out = gateway.check("local n = 0\nwhile true do n = n + 1 end\n")
+    assert.equal(2, code, out)
+    assert.truthy(find(out, "did not finish within 100 million Lua instructions", 1, true), out)
+  end)
+
+  it("check stops a config that takes all memory, with a clear error and exit 2", function()
+    local code, out = gateway.check("local s = 'x'\nfor i = 1, 40 do s = s .. s end\nreturn {}\n")
+    assert.equal(2, code, out)
+    assert.truthy(find(out, "evaluating the config took more than 256 MiB of memory", 1, true), out)
+  end)
+
   -- Each case: a change to a good config, and the exact `PATH: message` expected.
   local cases = {
     { "an unknown upstream", function(c) c.routes[1].upstream = "nowhere" end,

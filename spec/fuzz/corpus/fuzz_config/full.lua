@@ -1,0 +1,25 @@
+return {
+  listen = "127.0.0.1:8080", workers = 2, log_level = "warn", access_log = true,
+  limits = { max_head_bytes = 8192, max_headers = 50, max_body_bytes = 1048576, max_connections = 100 },
+  timeouts = { head = 5, idle = 30, body = 10, send = 20, upstream_connect = 2, upstream_read = 15, drain = 5 },
+  plugin_paths = { "/nonexistent" },
+  plugins = { timeout = 0.5, max_instructions = 100000, memory_mb = 16 },
+  cache = { max_entries = 1000, stale_limit = 60 },
+  admin = { listen = "127.0.0.1:9901", token = "0123456789abcdef0123" },
+  upstreams = {
+    api = { targets = { "127.0.0.1:9000", "127.0.0.1:9001" } },
+    users = { targets = { "localhost:9100" } },
+  },
+  routes = {
+    { name = "a", host = "api.example.com", prefix = "/v1", upstream = "api",
+      cors = { origins = { "https://app.example.com", "null" }, allow_null_origin = true, methods = { "GET", "PUT", "DELETE" }, headers = "*",
+               expose_headers = { "X-Total", "ETag" }, max_age = 7200, private_network = true,
+               preflight_continue = false } },
+    { name = "b", host = "*.example.com", prefix = "/users", upstream = "users",
+      cors = { origin_patterns = { "https://*.tenant.example.com" },
+               credentials = true, methods = { "GET", "PATCH" } } },
+    { name = "c", prefix = "/star", upstream = "echo", cors = { origins = "*", expose_headers = "*" } },
+    { name = "d", prefix = "/s", static = { status = 204 }, cors = { origins = { "https://x.example" } } },
+    { name = "e", prefix = "/", upstream = "api" },
+  },
+}

@@ -1,0 +1,233 @@
+/* libFuzzer target: the whole request path. The input is what a client sends
+ * on one connection: bytes -> llhttp -> limits -> route -> CORS (static
+ * policies and a Lua plugin) -> response head (and the built-in echo, static
+ * and dead-upstream responses). One worker runs in this process on a loopback
+ * listener; each input is written on a fresh connection, the write side shut,
+ * and the loop run until the gateway closes the connection.
+ *
+ * Invariants, over everything the gateway wrote back:
+ * - it never crashes (ASan, UBSan) and always closes the connection;
+ * - the output is empty or starts with a status line;
+ * - every Access-Control-Allow-Origin is "*" or an origin the config allows
+ *   (listed, matching the pattern, or allowed by the plugin): an origin that
+ *   was not validated is never reflected;
+ * - an echoed origin goes with "Vary: Origin" in the same head, and
+ *   credentials never go with "*".
+ * (The echo upstream's JSON escapes control characters, so a CRLF in the
+ * output always belongs to a head.) */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "server/internal.h"
+#include "util/diag.h"
+#include "util/log.h"
+
+#define CHECK(cond, ...)                                                        \
+  do {                                                                          \
+    if (!(cond)) {                                                              \
+      fprintf(stderr, "invariant failed: %s (line %d): ", #cond, __LINE__);    \
+      fprintf(stderr, __VA_ARGS__);                                             \
+      fputc('\n', stderr);                                                      \
+      abort();                                                                  \
+    }                                                                           \
+  } while (0)
+
+static const char plugin_src[] =
+    "local _M = {}\n"
+    "function _M.origin(ctx)\n"
+    "  if ctx.scheme == 'https' and ctx.host:sub(-15) == '.plugin.example' then\n"
+    "    return { allow = true, tenant = ctx.host, expose_headers = { 'X-Total' }, credentials = true }\n"
+    "  end\n"
+    "  if ctx.host == 'boom.example' then error('tenant store down') end\n"
+    "  return false\n"
+    "end\n"
+    "return _M\n";
+
+static const char config_fmt[] =
+    "return {\n"
+    "  listen = '127.0.0.1:1', workers = 1, log_level = 'error', access_log = false,\n"
+    "  plugin_paths = { '%s' },\n"
+    "  limits = { max_head_bytes = 2048, max_headers = 20, max_body_bytes = 512, max_connections = 64 },\n"
+    "  upstreams = { dead = { targets = { '127.0.0.1:1' } } },\n"
+    "  routes = {\n"
+    "    { name = 'list', prefix = '/list', upstream = 'echo', cors = {\n"
+    "      origins = { 'https://app.example', 'http://localhost:3000' }, origin_patterns = { 'https://*.tenant.example' },\n"
+    "      methods = { 'GET', 'PUT', 'DELETE' }, headers = { 'X-Req', 'Content-Type' },\n"
+    "      expose_headers = { 'X-Total' }, credentials = true, max_age = 60, private_network = true } },\n"
+    "    { name = 'star', prefix = '/star', upstream = 'echo', cors = { origins = '*', headers = '*' } },\n"
+    "    { name = 'plugin', prefix = '/plugin', upstream = 'echo', cors = { plugin = 'fz', methods = { 'GET', 'PUT' } } },\n"
+    "    { name = 'static', prefix = '/static', static = { status = 404, body = 'nope' },\n"
+    "      cors = { origins = { 'https://app.example' } } },\n"
+    "    { name = 'dead', prefix = '/dead', upstream = 'dead', cors = { origins = { 'https://app.example' } } },\n"
+    "    { name = 'host', host = '*.api.example', prefix = '/', upstream = 'echo' },\n"
+    "    { name = 'plain', prefix = '/', upstream = 'echo' },\n"
+    "  },\n"
+    "}\n";
+
+static cg_worker_t worker;
+static struct sockaddr_in gw_addr;
+static char *out;
+static size_t out_cap;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  signal(SIGPIPE, SIG_IGN);
+  char dir[] = "/tmp/corsgate-fuzz-request.XXXXXX";
+  if (!mkdtemp(dir)) abort();
+  char path[256];
+  snprintf(path, sizeof path, "%s/fz.lua", dir);
+  FILE *f = fopen(path, "w");
+  if (!f) abort();
+  fputs(plugin_src, f);
+  fclose(f);
+  char src[4096];
+  int n = snprintf(src, sizeof src, config_fmt, dir);
+  cg_diag_t d;
+  cg_diag_init(&d);
+  cg_config_t *cfg = cg_config_load_buffer("fuzz_request", src, (size_t)n, &d);
+  for (int i = 0; i < d.count; i++) fprintf(stderr, "config: %s\n", d.items[i].text);
+  if (!cfg) abort();
+  cg_diag_free(&d);
+  cg_log_set_level(CG_LOG_ERROR);
+  /* any free port: the kernel picks it at bind */
+  ((struct sockaddr_in *)&cfg->listen_addr)->sin_port = 0;
+  if (cg_worker_init(&worker, 0, cfg) != 0) abort();
+  socklen_t len = sizeof gw_addr;
+  if (getsockname(worker.listen_fd, (struct sockaddr *)&gw_addr, &len) != 0) abort();
+  out_cap = 1 << 20;
+  out = malloc(out_cap);
+  return 0;
+}
+
+static int line_has_token(const char *v, size_t n, const char *tok) {
+  size_t tl = strlen(tok);
+  for (size_t i = 0; i + tl <= n; i++)
+    if (strncasecmp(v + i, tok, tl) == 0) return 1;
+  return 0;
+}
+
+static int allowed_origin(const char *v, size_t n) {
+  static const char *const listed[] = {"https://app.example", "http://localhost:3000"};
+  for (size_t i = 0; i < sizeof listed / sizeof *listed; i++)
+    if (n == strlen(listed[i]) && memcmp(v, listed[i], n) == 0) return 1;
+  /* https://LABEL.tenant.example and https://LABELS.plugin.example, lower case */
+  static const char *const suffixes[] = {".tenant.example", ".plugin.example"};
+  if (n < 9 || memcmp(v, "https://", 8) != 0) return 0;
+  for (size_t s = 0; s < 2; s++) {
+    size_t sl = strlen(suffixes[s]);
+    if (n <= 8 + sl || memcmp(v + n - sl, suffixes[s], sl) != 0) continue;
+    int ok = 1;
+    for (size_t i = 8; i < n - sl; i++) {
+      char c = v[i];
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (s == 1 && c == '.'))) ok = 0;
+    }
+    if (ok) return 1;
+  }
+  return 0;
+}
+
+/* The head around position at: from the status line before it to the blank line after. */
+static void head_around(const char *buf, size_t len, size_t at, size_t *start, size_t *end) {
+  size_t s = at;
+  while (s > 0 && !(memcmp(buf + s, "HTTP/1.", 7) == 0 && (s == 0 || buf[s - 1] == '\n'))) s--;
+  size_t e = at;
+  while (e + 4 <= len && memcmp(buf + e, "\r\n\r\n", 4) != 0) e++;
+  *start = s;
+  *end = e;
+}
+
+static void check_output(const char *buf, size_t len) {
+  if (len == 0) return;
+  CHECK(len >= 9 && memcmp(buf, "HTTP/1.1 ", 9) == 0, "output starts with %.20s", buf);
+  static const char acao[] = "\r\naccess-control-allow-origin: ";
+  size_t al = sizeof acao - 1;
+  for (size_t i = 0; i + al <= len; i++) {
+    if (strncasecmp(buf + i, acao, al) != 0) continue;
+    size_t v = i + al, e = v;
+    while (e < len && buf[e] != '\r') e++;
+    size_t vn = e - v;
+    int star = vn == 1 && buf[v] == '*';
+    CHECK(star || allowed_origin(buf + v, vn), "Access-Control-Allow-Origin: %.*s", (int)vn, buf + v);
+    size_t hs, he;
+    head_around(buf, len, i, &hs, &he);
+    int vary = 0, creds = 0;
+    for (size_t j = hs; j + 2 < he; j++) {
+      if (buf[j] != '\n') continue;
+      const char *l = buf + j + 1;
+      size_t ln = 0;
+      while (j + 1 + ln < he && l[ln] != '\r') ln++;
+      if (ln >= 5 && strncasecmp(l, "vary:", 5) == 0 && line_has_token(l + 5, ln - 5, "origin")) vary = 1;
+      if (ln >= 33 && strncasecmp(l, "access-control-allow-credentials:", 33) == 0) creds = 1;
+    }
+    CHECK(star || vary, "an echoed origin without Vary: Origin:\n%.*s", (int)(he - hs), buf + hs);
+    CHECK(!(star && creds), "credentials with *:\n%.*s", (int)(he - hs), buf + hs);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) abort();
+  /* loopback: the handshake completes in the kernel, before the loop accepts */
+  if (connect(fd, (struct sockaddr *)&gw_addr, sizeof gw_addr) != 0) abort();
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  size_t sent = 0, got = 0;
+  int shut = 0, eof = 0;
+  /* bounded: the gateway has no reason to keep a closed-for-writing client
+   * past its responses; an input that keeps it open fails below */
+  for (int idle = 0; idle < 2000 && !eof;) {
+    uv_run(&worker.loop, UV_RUN_NOWAIT);
+    int progress = 0;
+    if (sent < size) {
+      ssize_t n = write(fd, data + sent, size - sent);
+      if (n > 0) sent += (size_t)n, progress = 1;
+      else if (n < 0 && errno != EAGAIN) sent = size; /* reset by the gateway: it has answered */
+    } else if (!shut) {
+      shutdown(fd, SHUT_WR);
+      shut = 1;
+    }
+    for (;;) {
+      if (got == out_cap) got = 0; /* keep reading; checks see the tail only */
+      ssize_t n = read(fd, out + got, out_cap - got);
+      if (n > 0) {
+        got += (size_t)n;
+        progress = 1;
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) eof = 1;
+      break;
+    }
+    if (progress) {
+      idle = 0;
+    } else {
+      idle++;
+      struct pollfd p = {.fd = uv_backend_fd(&worker.loop), .events = POLLIN};
+      poll(&p, 1, 1);
+    }
+  }
+  CHECK(eof, "the gateway kept the connection open after %zu bytes in, %zu out", size, got);
+  close(fd);
+  check_output(out, got);
+  /* let the gateway finish with the connection before the next input */
+  for (int i = 0; i < 1000 && worker.n_conns > 0; i++) {
+    uv_run(&worker.loop, UV_RUN_NOWAIT);
+    if (worker.n_conns > 0) {
+      struct pollfd p = {.fd = uv_backend_fd(&worker.loop), .events = POLLIN};
+      poll(&p, 1, 1);
+    }
+  }
+  return 0;
+}
