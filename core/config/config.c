@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/cors_config.h"
@@ -851,11 +852,15 @@ static long default_workers(void) {
  * machine's memory. */
 #define CONFIG_MEMORY_LIMIT (256u << 20)
 #define CONFIG_INSTRUCTION_LIMIT 100000000L
-#define CONFIG_HOOK_EVERY 10000
+#define CONFIG_HOOK_EVERY 1000
+/* instructions are not all equal (LuaJIT's string interning degrades with
+ * colliding strings), so wall-clock time is bounded too */
+#define CONFIG_TIME_LIMIT_S 5
 
 typedef struct {
   size_t used;
   long instructions;
+  struct timespec start;
 } config_budget_t;
 
 static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -881,6 +886,10 @@ static void config_count_hook(lua_State *L, lua_Debug *ar) {
   if (b->instructions > CONFIG_INSTRUCTION_LIMIT)
     luaL_error(L, "the config did not finish within %d million Lua instructions (a loop that never ends?)",
                (int)(CONFIG_INSTRUCTION_LIMIT / 1000000));
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (now.tv_sec - b->start.tv_sec > CONFIG_TIME_LIMIT_S)
+    luaL_error(L, "the config did not finish within %d seconds", CONFIG_TIME_LIMIT_S);
 }
 
 static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_t *d);
@@ -909,6 +918,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
                                 .upstream_connect = 5000, .upstream_read = 30000, .drain = 10000};
 
   config_budget_t budget = {0};
+  clock_gettime(CLOCK_MONOTONIC, &budget.start);
   lua_State *L = lua_newstate(config_alloc, &budget);
   if (!L) {
     cg_diag_error(d, NULL, "cannot create a Lua state");

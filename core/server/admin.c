@@ -273,6 +273,35 @@ static void delete_cache(admin_conn_t *c, const query_t *q) {
   reply_json(c, 200, "{\"purged\":%zu}", p.purged);
 }
 
+/* Reloads the config file; the problems of a refused one, as a JSON list. */
+static void post_reload(admin_conn_t *c) {
+  char *errors = NULL;
+  if (cg_server_reload(&errors) == 0) {
+    reply_json(c, 200, "{\"status\":\"reloaded\",\"routes\":%d,\"workers\":%d}", admin.cfg->n_routes,
+               admin.n_workers);
+    return;
+  }
+  size_t n = errors ? strlen(errors) : 0;
+  char *body = malloc(n * 6 + 128), *o = body;
+  if (!body) {
+    free(errors);
+    reply_json(c, 500, "{\"error\":\"out of memory\"}");
+    return;
+  }
+  o += sprintf(o, "{\"error\":\"the new config was refused; the old one keeps serving\",\"problems\":[\"");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)errors[i];
+    if (ch == '\n') o += sprintf(o, i + 1 < n ? "\",\"" : "");
+    else if (ch == '"' || ch == '\\') o += sprintf(o, "\\%c", ch);
+    else if (ch < 0x20) o += sprintf(o, "\\u%04x", ch);
+    else *o++ = (char)ch;
+  }
+  o += sprintf(o, "\"]}");
+  free(errors);
+  reply(c, 400, "application/json", body, (size_t)(o - body));
+  free(body);
+}
+
 static void get_explain(admin_conn_t *c, const query_t *q) {
   admin_t *a = c->a;
   cg_explain_req_t er = {.origin = qget(q, "origin"), .method = qget(q, "method"), .path = qget(q, "path"),
@@ -371,11 +400,13 @@ static void handle(admin_conn_t *c) {
     delete_cache(c, &q);
   } else if (strcmp(path, "/explain") == 0 && m == HTTP_GET) {
     get_explain(c, &q);
+  } else if (strcmp(path, "/reload") == 0 && m == HTTP_POST) {
+    post_reload(c);
   } else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0 || strcmp(path, "/cache") == 0 ||
-             strcmp(path, "/explain") == 0) {
+             strcmp(path, "/explain") == 0 || strcmp(path, "/reload") == 0) {
     reply_json(c, 405, "{\"error\":\"method not allowed\"}");
   } else {
-    reply_json(c, 404, "{\"error\":\"no such endpoint: /healthz, /metrics, /cache, /explain\"}");
+    reply_json(c, 404, "{\"error\":\"no such endpoint: /healthz, /metrics, /cache, /explain, /reload\"}");
   }
 }
 
@@ -478,6 +509,12 @@ int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, cg_worker_t *workers
   admin.open = 1;
   cg_log_info("admin API on %s%s", cfg->admin_listen, cfg->admin_token ? " (token required)" : "");
   return 0;
+}
+
+void cg_admin_update(const cg_config_t *cfg, cg_worker_t *workers, int n_workers) {
+  admin.cfg = cfg;
+  admin.workers = workers;
+  admin.n_workers = n_workers;
 }
 
 void cg_admin_stop(void) {

@@ -9,6 +9,8 @@ struct cg_worker;
 
 /* Listens when cfg has an admin address; 0, or -1 when it cannot (logged). */
 int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, struct cg_worker *workers, int n_workers);
+/* After a reload: the config and workers to ask from now on. */
+void cg_admin_update(const cg_config_t *cfg, struct cg_worker *workers, int n_workers);
 /* Stops listening (at shutdown), so the main loop can end. */
 void cg_admin_stop(void);
 

@@ -8,9 +8,11 @@
  * nginx does it. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "server/internal.h"
@@ -478,6 +480,8 @@ static void on_write(uv_write_t *wr, int status) {
     cg_conn_close(c);
     return;
   }
+  if (c->pending_writes == 0) cg_conn_migrate_if_idle(c);
+  if (c->state == CG_CONN_CLOSING) return;
   if (c->send_blocked && cg_conn_write_queue(c) < SEND_LOW_WATER) {
     c->send_blocked = 0;
     conn_arm_timer(c);
@@ -582,7 +586,10 @@ void cg_conn_response_done(cg_conn_t *c) {
   flush_obuf(c); /* before deciding to close: nothing may stay behind */
   access_log(c);
   cg_metrics_request(&c->w->metrics, r->route ? r->route->index : 0, r->status);
-  if (!r->keep_alive || !cg_conn_msg_end_known(c) || c->w->draining || c->state == CG_CONN_CLOSING) {
+  /* A worker retiring at a reload hands its kept-alive connections over
+   * instead of closing them (cg_conn_migrate_if_idle below). */
+  int closing_worker = c->w->draining && !c->w->successor;
+  if (!r->keep_alive || !cg_conn_msg_end_known(c) || closing_worker || c->state == CG_CONN_CLOSING) {
     c->close_when_flushed = 1;
     if (c->pending_writes == 0) cg_conn_close(c);
     else cg_conn_update_reading(c);
@@ -602,6 +609,24 @@ void cg_conn_response_done(cg_conn_t *c) {
     if (end_owed) c->skip_msg_end = c->kick = 1;
   }
   conn_parse(c, NULL, 0);
+  cg_conn_migrate_if_idle(c);
+}
+
+/* Reload: a connection of a retiring worker moves to its successor once it
+ * is between requests with nothing buffered or being written. The socket
+ * itself moves (a duplicate of its descriptor), so what the client sends
+ * meanwhile waits in the kernel and nothing is lost or closed. */
+void cg_conn_migrate_if_idle(cg_conn_t *c) {
+  cg_worker_t *w = c->w;
+  if (!w->successor || c->state != CG_CONN_IDLE || c->pending_len || c->paused || c->pending_writes ||
+      cg_conn_write_queue(c) || c->close_when_flushed)
+    return;
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+    int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (nfd >= 0 && cg_worker_adopt(w->successor, nfd) != 0) close(nfd);
+  }
+  cg_conn_close(c);
 }
 
 int cg_conn_msg_end_known(const cg_conn_t *c) {
@@ -635,14 +660,29 @@ void cg_conn_close(cg_conn_t *c) {
 }
 
 void cg_conn_drain(cg_conn_t *c) {
+  if (c->w->successor) {
+    cg_conn_migrate_if_idle(c); /* a busy one moves after its current response */
+    return;
+  }
   if (c->state == CG_CONN_IDLE && c->pending_len == 0 && !c->paused) cg_conn_close(c);
   else c->req.keep_alive = 0;
 }
 
-void cg_conn_accept(cg_worker_t *w) {
+static void conn_start(cg_worker_t *w, int fd);
+
+void cg_conn_accept(cg_worker_t *w) { conn_start(w, -1); }
+
+void cg_conn_adopt(cg_worker_t *w, int fd) { conn_start(w, fd); }
+
+/* fd < 0: accept from the worker's listener; else take over fd, a
+ * connection handed over by the worker this one replaced. */
+static void conn_start(cg_worker_t *w, int fd) {
   uv_once(&settings_once, init_settings);
   cg_conn_t *c = calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) {
+    if (fd >= 0) close(fd);
+    return;
+  }
   c->w = w;
   uv_tcp_init(&w->loop, &c->tcp);
   uv_timer_init(&w->loop, &c->timer);
@@ -653,7 +693,9 @@ void cg_conn_accept(cg_worker_t *w) {
   w->n_conns++;
   w->metrics.connections_open++;
   w->metrics.connections_total++;
-  if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+  int rc = fd < 0 ? uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+  if (rc != 0) {
+    if (fd >= 0) close(fd);
     cg_conn_close(c);
     return;
   }

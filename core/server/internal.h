@@ -131,12 +131,29 @@ typedef struct cg_worker {
   int rpc_closed; /* the loop is ending: calls fail at once */
   char date[40]; /* "Date: ...\r\n" for gateway-made responses, refreshed once a second */
   uint64_t date_sec;
+  /* reload: a retiring worker hands its connections to its successor, which
+   * takes them in on its own loop (adopt_async) */
+  struct cg_worker *successor;
+  int retire;            /* set by the main thread before waking the worker */
+  uv_async_t adopt_async;
+  int *adopt_fds;        /* under rpc_mu */
+  int n_adopt, cap_adopt;
+  int adopt_closed;      /* under rpc_mu: the loop is ending, hand-overs are refused */
+  uv_async_t *on_exit;   /* on the main loop: sent when the thread's loop has ended */
+  int exited;            /* under rpc_mu */
 } cg_worker_t;
 
 /* Sets up w for cfg: its listener (bound, listening), loop, pools and plugin
  * host. Returns 0, or -1 (logged). Exposed for the request-path fuzzer,
  * which drives one worker's loop itself. */
 int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg);
+/* The same on an inherited listening socket (a reload keeps the kernel's
+ * socket, and with it the connections waiting in its backlog). */
+int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, int listen_fd);
+/* (both return -2 when only the plugin host failed: the loop is whole) */
+/* Hands connection fd over to w (from another thread). Returns 0, or -1 when
+ * w no longer takes connections (the caller closes fd). */
+int cg_worker_adopt(cg_worker_t *w, int fd);
 
 /* Runs fn(w, arg) on w's loop and waits for it (from the main thread).
  * Returns 0, or -1 when the worker has stopped. */
@@ -221,6 +238,8 @@ typedef struct cg_conn {
 
 /* conn.c */
 void cg_conn_accept(cg_worker_t *w);
+void cg_conn_adopt(cg_worker_t *w, int fd); /* a connection handed over at a reload */
+void cg_conn_migrate_if_idle(cg_conn_t *c);
 void cg_conn_close(cg_conn_t *c);
 int cg_conn_write(cg_conn_t *c, const void *data, size_t len);
 void cg_conn_cork(cg_conn_t *c);

@@ -8,6 +8,13 @@
  * code: 0 after a graceful shutdown, 1 when the listener cannot be set up. */
 int cg_server_run(const cg_config_t *cfg);
 
+/* Loads the running config's file (and its plugins) anew and, when valid,
+ * swaps it in: new workers take over the listening sockets and the old ones
+ * hand their connections over between requests. Returns 0, or -1 with
+ * *errors (malloc'd, one "path: message" per line) and the old config still
+ * serving. On the main thread (SIGHUP, POST /reload). */
+int cg_server_reload(char **errors);
+
 /* What `corsgate explain` is asked about. */
 typedef struct cg_explain_req {
   const char *origin;

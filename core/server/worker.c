@@ -2,6 +2,7 @@
  * its own upstream pools, so no lock is taken on the request path. The main
  * thread only waits for signals and tells the workers to drain. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -95,8 +96,58 @@ int cg_worker_rpc(cg_worker_t *w, void (*fn)(cg_worker_t *w, void *arg), void *a
   return rc;
 }
 
+static void adopt_close(cg_worker_t *w) {
+  if (uv_is_closing((uv_handle_t *)&w->adopt_async)) return;
+  uv_mutex_lock(&w->rpc_mu);
+  w->adopt_closed = 1;
+  for (int i = 0; i < w->n_adopt; i++) close(w->adopt_fds[i]);
+  w->n_adopt = 0;
+  uv_mutex_unlock(&w->rpc_mu);
+  uv_close((uv_handle_t *)&w->adopt_async, on_handle_closed);
+}
+
+static void adopt_run(uv_async_t *a) {
+  cg_worker_t *w = container_of(a, cg_worker_t, adopt_async);
+  int fds[64];
+  for (;;) {
+    uv_mutex_lock(&w->rpc_mu);
+    int n = w->n_adopt < 64 ? w->n_adopt : 64;
+    memcpy(fds, w->adopt_fds + w->n_adopt - n, (size_t)n * sizeof *fds);
+    w->n_adopt -= n;
+    uv_mutex_unlock(&w->rpc_mu);
+    if (n == 0) break;
+    for (int i = 0; i < n; i++) {
+      if (w->draining) close(fds[i]); /* stopping too: the client reconnects */
+      else cg_conn_adopt(w, fds[i]);
+    }
+  }
+}
+
+int cg_worker_adopt(cg_worker_t *w, int fd) {
+  uv_mutex_lock(&w->rpc_mu);
+  if (w->adopt_closed) {
+    uv_mutex_unlock(&w->rpc_mu);
+    return -1;
+  }
+  if (w->n_adopt == w->cap_adopt) {
+    int cap = w->cap_adopt ? w->cap_adopt * 2 : 64;
+    int *p = realloc(w->adopt_fds, (size_t)cap * sizeof *p);
+    if (!p) {
+      uv_mutex_unlock(&w->rpc_mu);
+      return -1;
+    }
+    w->adopt_fds = p;
+    w->cap_adopt = cap;
+  }
+  w->adopt_fds[w->n_adopt++] = fd;
+  uv_async_send(&w->adopt_async);
+  uv_mutex_unlock(&w->rpc_mu);
+  return 0;
+}
+
 static void finish_if_drained(cg_worker_t *w) {
   if (!w->draining || w->n_conns > 0) return;
+  adopt_close(w);
   rpc_close(w);
   cg_proxy_worker_close_idle(w);
   plugins_free(w);
@@ -122,14 +173,19 @@ static void on_drain_timeout(uv_timer_t *t) {
 
 static void on_wake(uv_async_t *a) {
   cg_worker_t *w = container_of(a, cg_worker_t, wake);
-  if (!atomic_load(&stop_requested) || w->draining) return;
+  uv_mutex_lock(&w->rpc_mu);
+  int retire = w->retire;
+  uv_mutex_unlock(&w->rpc_mu);
+  if ((!atomic_load(&stop_requested) && !retire) || w->draining) return;
+  /* Stopping: idle connections close now, busy ones after their current
+   * response. Retiring at a reload (w->successor set): the same, except that
+   * connections move to the successor instead of closing. */
   w->draining = 1;
   if (!w->listener_closed) {
     w->listener_closed = 1;
     uv_close((uv_handle_t *)&w->listener, on_handle_closed);
   }
   cg_proxy_worker_close_idle(w);
-  /* Idle connections close now; busy ones after their current response. */
   cg_list_t *it = w->conns.next;
   while (it != &w->conns) {
     cg_list_t *next = it->next;
@@ -154,6 +210,10 @@ static void worker_main(void *arg) {
   free(w->allow_ov);
   free(w->has_expose);
   if (uv_loop_close(&w->loop) != 0) cg_log_debug("worker %d: loop closed with handles open", w->id);
+  uv_mutex_lock(&w->rpc_mu);
+  w->exited = 1;
+  uv_mutex_unlock(&w->rpc_mu);
+  if (w->on_exit) uv_async_send(w->on_exit);
 }
 
 static int open_listener(const cg_config_t *cfg) {
@@ -197,10 +257,12 @@ static int plugins_init(cg_worker_t *w) {
   return 0;
 }
 
-int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg) {
+int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg) { return cg_worker_init_fd(w, id, cfg, -1); }
+
+int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, int listen_fd) {
   w->id = id;
   w->cfg = cfg;
-  w->listen_fd = open_listener(cfg);
+  w->listen_fd = listen_fd >= 0 ? listen_fd : open_listener(cfg);
   if (w->listen_fd < 0) {
     cg_log_error("cannot listen on %s: %s", cfg->listen, strerror(-w->listen_fd));
     return -1;
@@ -217,24 +279,211 @@ int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg) {
   if (cg_metrics_init(&w->metrics, cfg->n_routes) != 0) return -1;
   uv_async_init(&w->loop, &w->wake, on_wake);
   uv_async_init(&w->loop, &w->rpc_async, rpc_run);
+  uv_async_init(&w->loop, &w->adopt_async, adopt_run);
   uv_mutex_init(&w->rpc_mu);
   uv_cond_init(&w->rpc_cv);
   uv_timer_init(&w->loop, &w->drain_timer);
   cg_proxy_worker_init(w);
-  return plugins_init(w);
+  return plugins_init(w) == 0 ? 0 : -2;
 }
 
-static uv_signal_t sig_term, sig_int;
-static cg_worker_t *all_workers;
-static int n_workers;
+/* The workers serving one config. A reload starts a new generation on the
+ * same listening sockets and retires the current one: its workers stop
+ * accepting, finish what they are doing and hand their connections over.
+ * The config and workers of a generation are freed once its threads end. */
+typedef struct gen {
+  cg_worker_t *workers;
+  int n, started;
+  cg_config_t *cfg; /* freed with the generation; NULL: the caller's */
+  const cg_config_t *conf;
+  uv_async_t exited; /* a worker's loop ended */
+  struct gen *next;  /* retiring generations */
+} gen_t;
+
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_loop_t main_loop;
+static gen_t *current;
+static gen_t *retiring;
+static unsigned generation_no;
+
+static void gen_free(gen_t *g) {
+  for (int i = 0; i < g->n; i++) {
+    cg_worker_t *w = &g->workers[i];
+    uv_mutex_destroy(&w->rpc_mu);
+    uv_cond_destroy(&w->rpc_cv);
+    cg_metrics_free(&w->metrics);
+    free(w->adopt_fds);
+  }
+  free(g->workers);
+  cg_config_free(g->cfg);
+  free(g);
+}
+
+static void on_gen_closed(uv_handle_t *h) { gen_free(h->data); }
+
+/* Joins the threads whose loops ended; a generation whose threads all ended
+ * is unlinked and freed. */
+static void on_gen_exited(uv_async_t *a) {
+  gen_t *g = a->data;
+  int live = 0;
+  for (int i = 0; i < g->started; i++) {
+    cg_worker_t *w = &g->workers[i];
+    uv_mutex_lock(&w->rpc_mu);
+    int done = w->exited;
+    uv_mutex_unlock(&w->rpc_mu);
+    if (!done) live++;
+  }
+  if (live) return;
+  for (int i = 0; i < g->started; i++) uv_thread_join(&g->workers[i].thread);
+  for (gen_t **p = &retiring; *p; p = &(*p)->next)
+    if (*p == g) {
+      *p = g->next;
+      cg_log_info("reload: the previous config's workers are done");
+      break;
+    }
+  if (g == current) current = NULL;
+  uv_close((uv_handle_t *)&g->exited, on_gen_closed);
+}
+
+/* Sets up a generation for cfg; listen_fds (or NULL: new sockets) are the
+ * listeners to inherit. Returns NULL (logged) when a worker cannot start;
+ * inherited sockets are then left to their owner. */
+static gen_t *gen_new(const cg_config_t *cfg, cg_config_t *owned, const int *listen_fds) {
+  gen_t *g = calloc(1, sizeof *g);
+  if (!g) return NULL;
+  g->n = cfg->workers;
+  g->conf = cfg;
+  g->workers = calloc((size_t)g->n, sizeof *g->workers);
+  if (!g->workers) {
+    free(g);
+    return NULL;
+  }
+  uv_async_init(&main_loop, &g->exited, on_gen_exited);
+  g->exited.data = g;
+  for (int i = 0; i < g->n; i++) {
+    int fd = -1;
+    if (listen_fds && (fd = fcntl(listen_fds[i], F_DUPFD_CLOEXEC, 0)) < 0) {
+      cg_log_error("reload: cannot share the listener: %s", strerror(errno));
+      break;
+    }
+    cg_worker_t *w = &g->workers[i];
+    w->on_exit = &g->exited;
+    int rc = cg_worker_init_fd(w, i, cfg, fd);
+    if (rc == -1) break; /* before its loop was whole: nothing to run (a rare leak on a failing reload) */
+    if (rc != 0) {
+      /* its plugins failed: the loop is whole, so it runs only to stop */
+      uv_thread_create(&w->thread, worker_main, w);
+      g->started++;
+      break;
+    }
+    /* a started thread cleans up after itself; so does a failed generation */
+    uv_thread_create(&w->thread, worker_main, w);
+    g->started++;
+  }
+  g->cfg = owned;
+  if (g->started < g->n) {
+    /* stop what started; the generation frees itself (with its config) */
+    for (int i = 0; i < g->started; i++) {
+      cg_worker_t *w = &g->workers[i];
+      uv_mutex_lock(&w->rpc_mu);
+      w->retire = 1;
+      uv_mutex_unlock(&w->rpc_mu);
+      uv_async_send(&w->wake);
+    }
+    g->next = retiring;
+    retiring = g;
+    if (g->started == 0) uv_async_send(&g->exited);
+    return NULL;
+  }
+  return g;
+}
+
+static void stop_generation(gen_t *g, gen_t *successor) {
+  for (int i = 0; i < g->started; i++) {
+    cg_worker_t *w = &g->workers[i];
+    uv_mutex_lock(&w->rpc_mu);
+    w->retire = 1;
+    w->successor = successor && i < successor->n ? &successor->workers[i] : NULL;
+    uv_mutex_unlock(&w->rpc_mu);
+    uv_async_send(&w->wake);
+  }
+}
+
+static int same_addr(const cg_config_t *a, const cg_config_t *b) {
+  return a->listen_addrlen == b->listen_addrlen && memcmp(&a->listen_addr, &b->listen_addr, a->listen_addrlen) == 0;
+}
+
+int cg_server_reload(char **errors) {
+  *errors = NULL;
+  if (atomic_load(&stop_requested) || !current) {
+    *errors = strdup("the server is stopping");
+    return -1;
+  }
+  const cg_config_t *old = current->conf;
+  cg_diag_t d;
+  cg_diag_init(&d);
+  const char *file = strcmp(old->source, "(demo)") == 0 ? NULL : old->source;
+  cg_config_t *cfg = cg_config_load(file, &d);
+  if (cfg && d.errors == 0) {
+    if (!same_addr(cfg, old)) cg_diag_error(&d, "listen", "changing it needs a restart (serving %s)", old->listen);
+    if (cfg->workers != old->workers)
+      cg_diag_error(&d, "workers", "changing it needs a restart (serving with %d)", old->workers);
+    if ((cfg->admin_listen == NULL) != (old->admin_listen == NULL) ||
+        (cfg->admin_listen && strcmp(cfg->admin_listen, old->admin_listen) != 0))
+      cg_diag_error(&d, "admin.listen", "changing it needs a restart");
+  }
+  if (!cfg || d.errors) {
+    size_t len = 0;
+    for (int i = 0; i < d.count; i++) len += strlen(d.items[i].text) + 1;
+    char *text = malloc(len + 1), *p = text;
+    for (int i = 0; text && i < d.count; i++) {
+      if (d.items[i].level != CG_DIAG_ERROR) continue;
+      cg_log_error("reload refused: %s: %s", old->source, d.items[i].text);
+      p += sprintf(p, "%s\n", d.items[i].text);
+    }
+    if (text) *p = 0;
+    *errors = text;
+    cg_diag_free(&d);
+    cg_config_free(cfg);
+    return -1;
+  }
+  for (int i = 0; i < d.count; i++) cg_log_warn("reload: %s: %s", old->source, d.items[i].text);
+  cg_diag_free(&d);
+  int fds[256];
+  for (int i = 0; i < current->n; i++) fds[i] = current->workers[i].listen_fd;
+  cg_log_set_level(cfg->log_level);
+  gen_t *g = gen_new(cfg, cfg, fds);
+  if (!g) {
+    *errors = strdup("a worker could not start with the new config (see the log)");
+    return -1;
+  }
+  gen_t *prev = current;
+  current = g;
+  stop_generation(prev, g);
+  prev->next = retiring;
+  retiring = prev;
+  cg_admin_update(cfg, g->workers, g->n);
+  generation_no++;
+  cg_log_info("reload: %s loaded (%d route(s)), config #%u serving; the previous one drains", cfg->source,
+              cfg->n_routes, generation_no + 1);
+  return 0;
+}
 
 static void on_signal(uv_signal_t *s, int signum) {
+  if (signum == SIGHUP) {
+    cg_log_info("received SIGHUP: reloading");
+    char *errors = NULL;
+    cg_server_reload(&errors);
+    free(errors);
+    return;
+  }
   if (atomic_exchange(&stop_requested, 1)) return;
   cg_log_info("received %s: draining (up to %llu ms)", signum == SIGINT ? "SIGINT" : "SIGTERM",
-              (unsigned long long)all_workers[0].cfg->timeouts.drain);
-  for (int i = 0; i < n_workers; i++) uv_async_send(&all_workers[i].wake);
+              (unsigned long long)current->conf->timeouts.drain);
+  stop_generation(current, NULL);
   uv_close((uv_handle_t *)&sig_term, NULL);
   uv_close((uv_handle_t *)&sig_int, NULL);
+  uv_close((uv_handle_t *)&sig_hup, NULL);
   cg_admin_stop();
   (void)s;
 }
@@ -242,31 +491,35 @@ static void on_signal(uv_signal_t *s, int signum) {
 int cg_server_run(const cg_config_t *cfg) {
   signal(SIGPIPE, SIG_IGN);
   cg_log_set_level(cfg->log_level);
-  n_workers = cfg->workers;
-  all_workers = calloc((size_t)n_workers, sizeof *all_workers);
-  if (!all_workers) return 1;
-  /* Everything that can fail is set up before any thread starts. */
-  for (int i = 0; i < n_workers; i++)
-    if (cg_worker_init(&all_workers[i], i, cfg) != 0) return 1;
-  uv_loop_t main_loop;
   uv_loop_init(&main_loop);
+  /* Everything that can fail is set up before any thread starts. */
+  gen_t *g = calloc(1, sizeof *g);
+  if (!g) return 1;
+  g->n = cfg->workers;
+  g->conf = cfg;
+  g->workers = calloc((size_t)g->n, sizeof *g->workers);
+  if (!g->workers) return 1;
+  for (int i = 0; i < g->n; i++)
+    if (cg_worker_init(&g->workers[i], i, cfg) != 0) return 1;
+  uv_async_init(&main_loop, &g->exited, on_gen_exited);
+  g->exited.data = g;
+  current = g;
   uv_signal_init(&main_loop, &sig_term);
   uv_signal_init(&main_loop, &sig_int);
+  uv_signal_init(&main_loop, &sig_hup);
   uv_signal_start(&sig_term, on_signal, SIGTERM);
   uv_signal_start(&sig_int, on_signal, SIGINT);
-  if (cg_admin_start(&main_loop, cfg, all_workers, n_workers) != 0) return 1;
-  for (int i = 0; i < n_workers; i++) uv_thread_create(&all_workers[i].thread, worker_main, &all_workers[i]);
-  cg_log_info("corsgate listening on %s with %d worker(s), %d route(s)", cfg->listen, n_workers, cfg->n_routes);
-  uv_run(&main_loop, UV_RUN_DEFAULT);
-  for (int i = 0; i < n_workers; i++) {
-    cg_worker_t *w = &all_workers[i];
-    uv_thread_join(&w->thread);
-    uv_mutex_destroy(&w->rpc_mu);
-    uv_cond_destroy(&w->rpc_cv);
-    cg_metrics_free(&w->metrics);
+  uv_signal_start(&sig_hup, on_signal, SIGHUP);
+  if (cg_admin_start(&main_loop, cfg, g->workers, g->n) != 0) return 1;
+  for (int i = 0; i < g->n; i++) {
+    g->workers[i].on_exit = &g->exited;
+    uv_thread_create(&g->workers[i].thread, worker_main, &g->workers[i]);
+    g->started++;
   }
+  cg_log_info("corsgate listening on %s with %d worker(s), %d route(s)", cfg->listen, g->n, cfg->n_routes);
+  /* runs until the signals are closed and every generation has ended */
+  uv_run(&main_loop, UV_RUN_DEFAULT);
   uv_loop_close(&main_loop);
-  free(all_workers);
   cg_log_info("stopped");
   return 0;
 }

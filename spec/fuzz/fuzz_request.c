@@ -133,7 +133,8 @@ static int allowed_origin(const char *v, size_t n) {
     int ok = 1;
     for (size_t i = 8; i < n - sl; i++) {
       char c = v[i];
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (s == 1 && c == '.'))) ok = 0;
+      /* '_' is a host code point the URL standard allows */
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || (s == 1 && c == '.'))) ok = 0;
     }
     if (ok) return 1;
   }
