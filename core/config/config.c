@@ -327,7 +327,7 @@ static const char *const limit_keys[] = {"max_head_bytes", "max_headers", "max_b
 static const char *const timeout_keys[] = {"head", "idle", "body", "send", "upstream_connect",
                                            "upstream_read", "drain", NULL};
 static const char *const upstream_keys[] = {"targets", "keepalive", "fail_timeout", NULL};
-static const char *const route_keys[] = {"name", "host", "prefix", "upstream", "static", "cors", NULL};
+static const char *const route_keys[] = {"name", "host", "prefix", "upstream", "static", "cors", "shadow_cors", NULL};
 static const char *const static_keys[] = {"status", "body", "headers", NULL};
 
 static void load_limits(loader_t *ld, int tidx, cg_limits_t *lim) {
@@ -672,6 +672,27 @@ static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t
     }
   }
   lua_pop(L, 1);
+
+  int st = field(L, rt, "shadow_cors");
+  if (st != LUA_TNIL) {
+    char sp[96];
+    snprintf(sp, sizeof sp, "%s.shadow_cors", p);
+    if (st != LUA_TTABLE) {
+      cg_diag_error(ld->d, sp, "expected a table, got %s", luaL_typename(L, -1));
+    } else {
+      int t = lua_gettop(L);
+      for (const char *const *k = cors_plugin_keys; *k; k++) {
+        lua_getfield(L, t, *k);
+        if (!lua_isnil(L, -1))
+          cg_diag_error(ld->d, sp, "%s: a shadow policy is static (origins, patterns, methods...); shadow a plugin "
+                        "by running it on a second route", *k);
+        lua_pop(L, 1);
+      }
+      if (!ld->psl) ld->psl = cg_psl_load(NULL, ld->d);
+      cg_cors_config_load(L, t, sp, ld->psl, ld->d, &r->shadow_cors);
+    }
+  }
+  lua_pop(L, 1);
 }
 
 /* Lua source for the value at idx (tables of strings, numbers, booleans), so
@@ -1001,6 +1022,7 @@ void cg_config_free(cg_config_t *c) {
     free(r->static_resp.body);
     free(r->static_resp.headers);
     if (r->cors) cg_cors_policy_free(r->cors);
+    if (r->shadow_cors) cg_cors_policy_free(r->shadow_cors);
     free(r->plugin);
     free(r->plugin_file);
     free(r->plugin_conf);

@@ -51,6 +51,9 @@ typedef struct cg_route {
   cg_upstream_conf_t *upstream; /* CG_ROUTE_PROXY */
   cg_static_conf_t static_resp; /* CG_ROUTE_STATIC */
   struct cg_cors_policy *cors;  /* NULL: the route does no CORS */
+  /* shadow_cors: evaluated on every request with an Origin and compared with
+   * what was enforced; never enforced (NULL: none) */
+  struct cg_cors_policy *shadow_cors;
   /* A Lua policy plugin refining cors per origin (NULL: static policy only). */
   char *plugin;
   char *plugin_file;

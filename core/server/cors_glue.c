@@ -23,13 +23,49 @@ static void find_first(const cg_head_t *h, const char *name, size_t nl, int *cou
   }
 }
 
+static int outcome(int kind) {
+  if (kind == CG_CORS_PREFLIGHT_ALLOWED || kind == CG_CORS_ACTUAL_ALLOWED) return 1;
+  if (kind == CG_CORS_PREFLIGHT_REFUSED || kind == CG_CORS_ACTUAL_REFUSED) return -1;
+  return 0;
+}
+
+static const char *outcome_name(int o) { return o > 0 ? "allowed" : o < 0 ? "refused" : "no CORS"; }
+
+/* The route's shadow policy on the same request: counted, and logged when its
+ * answer (allowed or not, and the exact header lines) differs from what was
+ * enforced. Logging is bounded (20 lines a second per worker): a policy that
+ * differs on every request must not drown the log. */
+static void shadow(cg_conn_t *c, const cg_cors_request_t *q, const char *enforced, size_t enforced_len) {
+  cg_req_t *r = &c->req;
+  cg_worker_t *w = c->w;
+  if (q->origin_count == 0) return;
+  cg_cors_result_t sr;
+  int n = cg_cors_evaluate(r->route->shadow_cors, NULL, q, &sr, w->cors_scratch, sizeof w->cors_scratch);
+  int so = n < 0 ? -1 : outcome(sr.kind), eo = outcome(r->cors.kind);
+  int differs = so != eo || (so > 0 && ((size_t)n != enforced_len || memcmp(w->cors_scratch, enforced, enforced_len) != 0));
+  cg_metrics_shadow(&w->metrics, r->route->index, differs);
+  if (!differs) return;
+  uint64_t sec = uv_now(&w->loop) / 1000;
+  if (sec != w->shadow_log_sec) {
+    w->shadow_log_sec = sec;
+    w->shadow_log_n = 0;
+  }
+  if (w->shadow_log_n++ >= 20) return;
+  int ol = q->origin_len > 200 ? 200 : (int)q->origin_len;
+  if (so == eo)
+    cg_log_info("shadow_cors: route \"%s\", origin %.*s: both allow, with other headers", r->route->name, ol, q->origin);
+  else
+    cg_log_info("shadow_cors: route \"%s\", origin %.*s: enforced %s, shadow %s%s%s", r->route->name, ol, q->origin,
+                outcome_name(eo), outcome_name(so), so < 0 && n >= 0 ? ": " : "", so < 0 && n >= 0 ? sr.detail : "");
+}
+
 void cg_cors_decide(cg_conn_t *c, int as_actual) {
   cg_req_t *r = &c->req;
   if (r->cors_evaluated) return;
   r->cors_evaluated = 1;
   memset(&r->cors, 0, sizeof r->cors);
   r->cors.vary = "";
-  if (!r->route || !r->route->cors || !c->head.buf) return;
+  if (!r->route || (!r->route->cors && !r->route->shadow_cors) || !c->head.buf) return;
   /* After an error that cut the head short, its last header may be a
    * fragment ("https://a.exam"): only whole headers count. */
   cg_head_t whole = c->head;
@@ -61,6 +97,11 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     find_first(h, "access-control-request-private-network", 38, &pn, &q.acrpn, &q.acrpn_len);
   }
   cg_worker_t *w = c->w;
+  if (!r->route->cors) { /* only a shadow policy: the route does no CORS */
+    r->cors.kind = CG_CORS_NO_CORS;
+    shadow(c, &q, NULL, 0);
+    return;
+  }
   int n = cg_cors_evaluate(r->route->cors, r->decision_ov, &q, &r->cors, w->cors_scratch, sizeof w->cors_scratch);
   r->decision_ov = NULL; /* the cache may drop it from here on */
   if (n >= 0 && r->cors.reason != CG_CORS_NO_ORIGIN && r->cors.kind != CG_CORS_NO_CORS)
@@ -93,4 +134,5 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     memcpy(r->cors_hdrs, w->cors_scratch, (size_t)n);
     r->cors_len = (size_t)n;
   }
+  if (r->route->shadow_cors) shadow(c, &q, r->cors_hdrs, r->cors_len);
 }

@@ -133,6 +133,8 @@ typedef struct cg_worker {
   uint64_t date_sec;
   /* reload: a retiring worker hands its connections to its successor, which
    * takes them in on its own loop (adopt_async) */
+  uint64_t shadow_log_sec; /* shadow_cors log lines: this second's count */
+  int shadow_log_n;
   struct cg_worker *successor;
   int retire;            /* set by the main thread before waking the worker */
   uv_async_t adopt_async;

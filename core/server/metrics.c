@@ -97,6 +97,11 @@ void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status) {
   if (r) r->preflights[status == 204 ? 0 : 1]++;
 }
 
+void cg_metrics_shadow(cg_metrics_t *m, int route_index, int differs) {
+  cg_route_metrics_t *r = route(m, route_index);
+  if (r) r->shadow[differs ? 1 : 0]++;
+}
+
 void cg_metrics_hook(cg_metrics_t *m, uint64_t us, int failed, int timed_out) {
   int b = 0;
   while (b < CG_M_HOOK_BUCKETS - 1 && (double)us / 1e6 > hook_bounds[b]) b++;
@@ -138,6 +143,7 @@ void cg_metrics_add(cg_metrics_t *sum, const cg_metrics_t *m) {
     for (int k = 0; k < CG_M_NSTATUS; k++) sum->routes[i].status[k] += m->routes[i].status[k];
     for (int k = 0; k < CG_M_NRESULTS; k++) sum->routes[i].cors[k] += m->routes[i].cors[k];
     for (int k = 0; k < 2; k++) sum->routes[i].preflights[k] += m->routes[i].preflights[k];
+    for (int k = 0; k < 2; k++) sum->routes[i].shadow[k] += m->routes[i].shadow[k];
   }
   for (int i = 0; i < m->n_tenants; i++) {
     cg_tenant_metrics_t *t = tenant_slot(sum, m->tenants[i].route, m->tenants[i].name);
@@ -242,6 +248,19 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
       if (m->routes[i].preflights[k])
         add(&b, "corsgate_preflights_total{route=\"%s\",status=\"%d\"} %llu\n", label(route_name(cfg, i), l1, sizeof l1),
             k ? 403 : 204, (unsigned long long)m->routes[i].preflights[k]);
+  int any_shadow = 0;
+  for (int i = 1; i <= m->n_routes; i++) any_shadow |= cfg->routes[i - 1].shadow_cors != NULL;
+  if (any_shadow) {
+    add(&b, "# HELP corsgate_shadow_decisions_total Requests with an Origin on routes with shadow_cors, by whether the "
+            "shadow policy would have answered the same as the enforced one.\n"
+            "# TYPE corsgate_shadow_decisions_total counter\n");
+    for (int i = 1; i <= m->n_routes; i++)
+      if (cfg->routes[i - 1].shadow_cors)
+        for (int k = 0; k < 2; k++)
+          add(&b, "corsgate_shadow_decisions_total{route=\"%s\",outcome=\"%s\"} %llu\n",
+              label(route_name(cfg, i), l1, sizeof l1), k ? "different" : "same",
+              (unsigned long long)m->routes[i].shadow[k]);
+  }
   add(&b,
       "# HELP corsgate_cache_hits_total Plugin decisions served fresh from the cache.\n"
       "# TYPE corsgate_cache_hits_total counter\ncorsgate_cache_hits_total %llu\n"

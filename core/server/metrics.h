@@ -43,6 +43,7 @@ typedef struct cg_route_metrics {
   uint64_t status[CG_M_NSTATUS];
   uint64_t cors[CG_M_NRESULTS]; /* decisions that named no tenant */
   uint64_t preflights[2];      /* answered by the gateway: [0] 204, [1] 403 */
+  uint64_t shadow[2];          /* shadow_cors: [0] same answer, [1] a different one */
 } cg_route_metrics_t;
 
 typedef struct cg_tenant_metrics {
@@ -71,6 +72,7 @@ void cg_metrics_request(cg_metrics_t *m, int route_index, int status);
 /* One CORS decision (reason: a cg_cors_reason_t, not NO_ORIGIN); tenant NULL or "". */
 void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *tenant);
 void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status);
+void cg_metrics_shadow(cg_metrics_t *m, int route_index, int differs);
 void cg_metrics_hook(cg_metrics_t *m, uint64_t us, int failed, int timed_out);
 void cg_metrics_upstream_error(cg_metrics_t *m, int status, const char *why);
 
