@@ -327,7 +327,7 @@ static const char *const limit_keys[] = {"max_head_bytes", "max_headers", "max_b
 static const char *const timeout_keys[] = {"head", "idle", "body", "send", "upstream_connect",
                                            "upstream_read", "drain", NULL};
 static const char *const upstream_keys[] = {"targets", "keepalive", "fail_timeout", NULL};
-static const char *const route_keys[] = {"name", "host", "prefix", "upstream", "static", "cors", "shadow_cors", NULL};
+static const char *const route_keys[] = {"name", "host", "prefix", "upstream", "static", "cors", "shadow_cors", "debug", NULL};
 static const char *const static_keys[] = {"status", "body", "headers", NULL};
 
 static void load_limits(loader_t *ld, int tidx, cg_limits_t *lim) {
@@ -673,6 +673,8 @@ static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t
   }
   lua_pop(L, 1);
 
+  get_bool(ld, rt, p, "debug", &r->debug);
+
   int st = field(L, rt, "shadow_cors");
   if (st != LUA_TNIL) {
     char sp[96];
@@ -989,7 +991,18 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
       else
         c->log_level = lv;
     }
-    get_bool(&ld, t, "", "access_log", &c->access_log);
+    /* access_log = true | false | "text" | "json" */
+    lua_getfield(L, t, "access_log");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *f = lua_tostring(L, -1);
+      if (strcmp(f, "json") == 0) c->access_log = CG_ACCESS_LOG_JSON;
+      else if (strcmp(f, "text") == 0) c->access_log = CG_ACCESS_LOG_TEXT;
+      else cg_diag_error(d, "access_log", "expected true, false, \"text\" or \"json\", got \"%s\"", f);
+      lua_pop(L, 1);
+    } else {
+      lua_pop(L, 1);
+      get_bool(&ld, t, "", "access_log", &c->access_log);
+    }
     load_limits(&ld, t, &c->limits);
     load_timeouts(&ld, t, &c->timeouts);
     load_upstreams(&ld, t, c);

@@ -37,6 +37,8 @@ typedef struct cg_static_conf {
 
 typedef enum { CG_HOST_ANY = 0, CG_HOST_WILDCARD = 1, CG_HOST_EXACT = 2 } cg_host_kind_t;
 
+enum { CG_ACCESS_LOG_TEXT = 1, CG_ACCESS_LOG_JSON = 2 };
+
 typedef enum { CG_ROUTE_PROXY, CG_ROUTE_ECHO, CG_ROUTE_STATIC } cg_route_kind_t;
 
 typedef struct cg_route {
@@ -54,6 +56,7 @@ typedef struct cg_route {
   /* shadow_cors: evaluated on every request with an Origin and compared with
    * what was enforced; never enforced (NULL: none) */
   struct cg_cors_policy *shadow_cors;
+  int debug; /* refused preflights say why in X-Corsgate-Reason (development) */
   /* A Lua policy plugin refining cors per origin (NULL: static policy only). */
   char *plugin;
   char *plugin_file;
@@ -91,7 +94,7 @@ typedef struct cg_config {
   socklen_t listen_addrlen;
   int workers;
   int log_level;
-  int access_log;
+  int access_log; /* 0: off, CG_ACCESS_LOG_TEXT, CG_ACCESS_LOG_JSON */
   cg_limits_t limits;
   cg_timeouts_t timeouts;
   cg_upstream_conf_t *upstreams;

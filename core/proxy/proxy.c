@@ -260,6 +260,7 @@ static int on_up_headers_complete(llhttp_t *p) {
   cg_buf_add(&b, "\r\n", 2);
   r->resp_started = 1;
   r->status = status;
+  r->up_us = (uv_hrtime() - r->up_t0) / 1000;
   cg_conn_write(c, b.data, b.len);
   cg_buf_free(&b);
   return no_body ? 1 : 0; /* 1: llhttp reads no body, whatever Content-Length says */
@@ -543,6 +544,7 @@ static void proxy_connect(cg_conn_t *c) {
 
 void cg_proxy_start(cg_conn_t *c) {
   c->req.up_attempts = 0;
+  c->req.up_t0 = uv_hrtime();
   proxy_connect(c);
 }
 

@@ -202,6 +202,9 @@ typedef struct cg_req {
   const cg_cors_override_t *decision_ov; /* valid while deciding: the cache may drop it later */
   cg_dcache_waiter_t waiter;
   char tenant[64];
+  const char *cache_result; /* the decision cache's answer (access log), NULL: not asked */
+  uint64_t hook_t0, hook_us; /* time waited for a plugin decision */
+  uint64_t up_t0, up_us;     /* from the first upstream attempt to its response head */
   char cors_origin[CG_CORS_ORIGIN_MAX + 1]; /* the normalized origin, for per-response hooks */
   int local_status; /* a gateway answer decided at the head (preflights), sent at the request's end */
   /* Proxy state. */
@@ -267,6 +270,8 @@ void cg_respond_common_headers(cg_conn_t *c, cg_buf_t *b);
 void cg_worker_date(cg_worker_t *w);
 /* Adds the route's CORS header lines and the merged Vary for this request to b;
  * vary_in are the upstream's Vary values (may be NULL). */
+/* Appends s as a JSON string (quoted, escaped). */
+void cg_buf_json(cg_buf_t *b, const char *s, size_t n);
 void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstream_head);
 /* Upstream response headers the gateway replaces (the route's CORS ones). */
 int cg_respond_skip_upstream_header(const cg_conn_t *c, const char *name, size_t len);

@@ -97,6 +97,8 @@ void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status) {
   if (r) r->preflights[status == 204 ? 0 : 1]++;
 }
 
+const char *cg_metrics_result_name(int reason) { return result_names[result_of(reason)]; }
+
 void cg_metrics_shadow(cg_metrics_t *m, int route_index, int differs) {
   cg_route_metrics_t *r = route(m, route_index);
   if (r) r->shadow[differs ? 1 : 0]++;

@@ -73,6 +73,8 @@ void cg_metrics_request(cg_metrics_t *m, int route_index, int status);
 void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *tenant);
 void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status);
 void cg_metrics_shadow(cg_metrics_t *m, int route_index, int differs);
+/* "allowed", "refused-origin", ... for a decision's reason (as in the metric) */
+const char *cg_metrics_result_name(int reason);
 void cg_metrics_hook(cg_metrics_t *m, uint64_t us, int failed, int timed_out);
 void cg_metrics_upstream_error(cg_metrics_t *m, int status, const char *why);
 

@@ -95,6 +95,7 @@ static void on_waiter(cg_dcache_waiter_t *wt, const cg_dcache_entry_t *e) {
   cg_req_t *r = container_of(wt, cg_req_t, waiter);
   cg_conn_t *c = container_of(r, cg_conn_t, req);
   r->waiting = 0;
+  r->hook_us = (uv_hrtime() - r->hook_t0) / 1000;
   take_decision(c, e);
   if (r->in_dispatch) return; /* decided while starting: dispatch goes on there */
   cg_conn_dispatch(c);
@@ -117,6 +118,7 @@ int cg_plugin_decide(cg_conn_t *c) {
   switch (rc) {
   case CG_DC_FRESH:
   case CG_DC_STALE:
+    r->cache_result = rc == CG_DC_FRESH ? "hit" : "stale";
     take_decision(c, e);
     return 0;
   case CG_DC_STALE_REFRESH:
@@ -124,12 +126,15 @@ int cg_plugin_decide(cg_conn_t *c) {
      * waits has already replaced (and freed) the stale value when start_hook
      * returns, so the decision is taken after it: the new one, or the stale
      * one while the refresh is still running. */
+    r->cache_result = "stale-refresh";
     start_hook(c, e, o.norm, o.norm_len, &o);
     take_decision(c, e);
     return 0;
   case CG_DC_MISS_RUN:
   case CG_DC_PENDING:
   default:
+    r->cache_result = rc == CG_DC_MISS_RUN ? "miss" : "wait";
+    r->hook_t0 = uv_hrtime();
     r->waiter.cb = on_waiter;
     r->waiting = 1;
     r->in_dispatch = 1;

@@ -183,11 +183,22 @@ static void json_string(cg_buf_t *b, const char *s, size_t n) {
   json_string_rest(b, s, n);
 }
 
+void cg_buf_json(cg_buf_t *b, const char *s, size_t n) { json_string(b, s, n); }
+
 void cg_respond_error(cg_conn_t *c, int status, const char *message) {
   cg_respond_error2(c, status, "", message);
 }
 
+static void error_response(cg_conn_t *c, int status, const char *extra, size_t extra_len, const char *prefix,
+                           const char *message);
+
 void cg_respond_error2(cg_conn_t *c, int status, const char *prefix, const char *message) {
+  error_response(c, status, NULL, 0, prefix, message);
+}
+
+/* extra: header lines (each with its CRLF) after Content-Type. */
+static void error_response(cg_conn_t *c, int status, const char *extra, size_t extra_len, const char *prefix,
+                           const char *message) {
   if (c->req.resp_started) {
     cg_conn_close(c);
     return;
@@ -200,9 +211,36 @@ void cg_respond_error2(cg_conn_t *c, int status, const char *prefix, const char 
   cg_buf_adds(&body, ",\"status\":");
   cg_buf_addu(&body, (uint64_t)status);
   cg_buf_adds(&body, "}\n");
-  static const char ct[] = "Content-Type: application/json\r\n";
-  respond(c, status, ct, sizeof ct - 1, body.data, body.len);
+  char hs[512];
+  cg_buf_t heads = CG_BUF_ON(hs);
+  cg_buf_adds(&heads, "Content-Type: application/json\r\n");
+  if (extra) cg_buf_add(&heads, extra, extra_len);
+  respond(c, status, heads.data, heads.len, body.data, body.len);
+  cg_buf_free(&heads);
   cg_buf_free(&body);
+}
+
+/* `debug = true` on a route: a refused preflight says why in a header, which
+ * the browser's network panel shows (it never shows a preflight's body). The
+ * offending bytes come from the request: only printable ASCII is kept. */
+static void refused_preflight_debug(cg_conn_t *c) {
+  const cg_cors_result_t *r = &c->req.cors;
+  char line[400];
+  size_t n = 0;
+  const char *d = r->detail ? r->detail : "not allowed";
+  n += (size_t)snprintf(line, sizeof line, "X-Corsgate-Reason: %s", d);
+  if (r->detail_arg && r->detail_arg_len && n + 4 < sizeof line) {
+    line[n++] = ' ';
+    line[n++] = '"';
+    for (size_t i = 0; i < r->detail_arg_len && i < 128 && n + 4 < sizeof line; i++) {
+      unsigned char ch = (unsigned char)r->detail_arg[i];
+      line[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    line[n++] = '"';
+  }
+  line[n++] = '\r';
+  line[n++] = '\n';
+  error_response(c, 403, line, n, "CORS preflight refused: ", d);
 }
 
 static void respond_echo(cg_conn_t *c) {
@@ -256,6 +294,10 @@ void cg_respond_local(cg_conn_t *c) {
     return;
   }
   if (c->req.local_status == 403) {
+    if (r && r->debug) {
+      refused_preflight_debug(c);
+      return;
+    }
     cg_respond_error2(c, 403, "CORS preflight refused: ", c->req.cors.detail ? c->req.cors.detail : "not allowed");
     return;
   }

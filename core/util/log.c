@@ -51,6 +51,13 @@ void cg_log_write(int level, const char *fmt, ...) {
   va_end(ap);
 }
 
+size_t cg_log_stamp(char *buf, size_t cap) { return stamp(buf, cap); }
+
+void cg_log_line(const char *line, size_t n) {
+  ssize_t r = write(STDERR_FILENO, line, n);
+  (void)r;
+}
+
 void cg_log_access(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

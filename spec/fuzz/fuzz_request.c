@@ -124,7 +124,8 @@ static int allowed_origin(const char *v, size_t n) {
   static const char *const listed[] = {"https://app.example", "http://localhost:3000"};
   for (size_t i = 0; i < sizeof listed / sizeof *listed; i++)
     if (n == strlen(listed[i]) && memcmp(v, listed[i], n) == 0) return 1;
-  /* https://LABEL.tenant.example and https://LABELS.plugin.example, lower case */
+  /* https://LABELS.tenant.example (a pattern's "*" is one or more whole labels)
+   * and https://LABELS.plugin.example, lower case */
   static const char *const suffixes[] = {".tenant.example", ".plugin.example"};
   if (n < 9 || memcmp(v, "https://", 8) != 0) return 0;
   for (size_t s = 0; s < 2; s++) {
@@ -134,7 +135,7 @@ static int allowed_origin(const char *v, size_t n) {
     for (size_t i = 8; i < n - sl; i++) {
       char c = v[i];
       /* '_' is a host code point the URL standard allows */
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || (s == 1 && c == '.'))) ok = 0;
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) ok = 0;
     }
     if (ok) return 1;
   }
