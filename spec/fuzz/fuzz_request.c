@@ -181,11 +181,27 @@ static void check_output(const char *buf, size_t len) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) abort();
-  /* loopback: the handshake completes in the kernel, before the loop accepts */
-  if (connect(fd, (struct sockaddr *)&gw_addr, sizeof gw_addr) != 0) abort();
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  /* the gateway's loop runs while the handshake completes */
+  if (connect(fd, (struct sockaddr *)&gw_addr, sizeof gw_addr) != 0) {
+    CHECK(errno == EINPROGRESS, "connect: %s", strerror(errno));
+    int done = 0;
+    for (int i = 0; i < 5000 && !done; i++) {
+      uv_run(&worker.loop, UV_RUN_NOWAIT);
+      struct pollfd p = {.fd = fd, .events = POLLOUT};
+      done = poll(&p, 1, 1) == 1;
+    }
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    CHECK(done && err == 0, "connect: %s (gateway: %d connection(s), accept waiting %d)", done ? strerror(err) : "timed out",
+          worker.n_conns, worker.accept_waiting);
+  }
+  /* closed with a reset: millions of inputs must not pile up in TIME_WAIT
+   * until connect runs out of local ports */
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   size_t sent = 0, got = 0;
   int shut = 0, eof = 0;
   /* bounded: the gateway has no reason to keep a closed-for-writing client
@@ -224,12 +240,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   close(fd);
   check_output(out, got);
   /* let the gateway finish with the connection before the next input */
-  for (int i = 0; i < 1000 && worker.n_conns > 0; i++) {
+  for (int i = 0; i < 3000 && worker.n_conns > 0; i++) {
     uv_run(&worker.loop, UV_RUN_NOWAIT);
     if (worker.n_conns > 0) {
       struct pollfd p = {.fd = uv_backend_fd(&worker.loop), .events = POLLIN};
       poll(&p, 1, 1);
     }
   }
+  CHECK(worker.n_conns == 0, "the gateway still holds %d connection(s) 3 s after the client reset it", worker.n_conns);
   return 0;
 }
