@@ -82,7 +82,7 @@ static void fail(http_conn_t *hc, const char *err) {
   cg_hook_call_t *call = hc->call;
   if (call && call->host->current == call) {
     /* failed while starting, before the hook yielded: resume it from the loop */
-    snprintf(hc->deferred, sizeof hc->deferred, "%s", err);
+    if (err != hc->deferred) snprintf(hc->deferred, sizeof hc->deferred, "%s", err); /* never onto itself */
     uv_timer_start(&hc->timer, on_deferred_fail, 0, 0);
     return;
   }
