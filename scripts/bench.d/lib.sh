@@ -104,6 +104,23 @@ cpu_jiffies() {
                  print t - idle, t, $9; exit }' /proc/stat
 }
 
+# wait_quiet: before a measured run (nothing of the bench is loaded then), waits
+# up to 10 s for the machine to be idle, under 0.2 cores busy over half a second.
+# Sets QUIET_WAITED (seconds) and QUIET_BUSY (cores busy in the last sample).
+wait_quiet() {
+  local b0 t0 b1 t1 i
+  QUIET_WAITED=0 QUIET_BUSY=0
+  for ((i = 0; i < 20; i++)); do
+    read -r b0 t0 _ <<<"$(cpu_jiffies)"
+    sleep 0.5
+    read -r b1 t1 _ <<<"$(cpu_jiffies)"
+    QUIET_BUSY=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$NPROC" 'BEGIN { printf "%.2f", (t > 0 ? b / t * n : 0) }')
+    awk -v x="$QUIET_BUSY" 'BEGIN { exit !(x < 0.2) }' && return 0
+    QUIET_WAITED=$(awk -v i="$i" 'BEGIN { print (i + 1) / 2 }')
+  done
+  return 1
+}
+
 # stop_tree ROOT: SIGTERM the server, wait up to 5 s, then SIGKILL what is left
 # of the tree it had (its own processes only, by pid).
 stop_tree() {
