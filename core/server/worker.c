@@ -499,6 +499,9 @@ int cg_server_run(const cg_config_t *cfg) {
   g->conf = cfg;
   g->workers = calloc((size_t)g->n, sizeof *g->workers);
   if (!g->workers) return 1;
+  /* The admin listener first: once the main port answers, /healthz does too
+   * (its requests are served once the main loop runs, below). */
+  if (cg_admin_start(&main_loop, cfg, g->workers, g->n) != 0) return 1;
   for (int i = 0; i < g->n; i++)
     if (cg_worker_init(&g->workers[i], i, cfg) != 0) return 1;
   uv_async_init(&main_loop, &g->exited, on_gen_exited);
@@ -510,7 +513,6 @@ int cg_server_run(const cg_config_t *cfg) {
   uv_signal_start(&sig_term, on_signal, SIGTERM);
   uv_signal_start(&sig_int, on_signal, SIGINT);
   uv_signal_start(&sig_hup, on_signal, SIGHUP);
-  if (cg_admin_start(&main_loop, cfg, g->workers, g->n) != 0) return 1;
   for (int i = 0; i < g->n; i++) {
     g->workers[i].on_exit = &g->exited;
     uv_thread_create(&g->workers[i].thread, worker_main, &g->workers[i]);
