@@ -307,7 +307,8 @@ static gen_t *retiring;
 static unsigned generation_no;
 
 static void gen_free(gen_t *g) {
-  for (int i = 0; i < g->n; i++) {
+  /* only started workers are whole (a failed start is left as it is) */
+  for (int i = 0; i < g->started; i++) {
     cg_worker_t *w = &g->workers[i];
     uv_mutex_destroy(&w->rpc_mu);
     uv_cond_destroy(&w->rpc_cv);
