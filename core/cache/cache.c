@@ -304,6 +304,18 @@ size_t cg_dcache_purge_tenant(cg_dcache_t *c, const char *tenant) {
   return purge_if(c, tenant_is, tenant);
 }
 
+size_t cg_dcache_expire_all(cg_dcache_t *c, uint64_t now) {
+  size_t n = 0;
+  for (cg_list_t *l = c->lru.next; l != &c->lru; l = l->next) {
+    cg_dcache_entry_t *e = container_of(l, cg_dcache_entry_t, lru);
+    if (!(e->flags & F_VALUE) || e->expires <= now) continue;
+    e->expires = now;
+    e->retry_at = 0;
+    n++;
+  }
+  return n;
+}
+
 void cg_dcache_peek(const cg_dcache_t *c, uint32_t route, const char *origin, size_t len, uint64_t now,
                     cg_dcache_info_t *out) {
   memset(out, 0, sizeof *out);

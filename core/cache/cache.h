@@ -74,6 +74,10 @@ const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e); /* NULL when non
 size_t cg_dcache_purge_all(cg_dcache_t *c);
 size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len);
 size_t cg_dcache_purge_tenant(cg_dcache_t *c, const char *tenant);
+/* Every decision expires now but keeps serving stale while its refresh runs
+ * (after invalidations may have been missed: nothing goes cold at once).
+ * Returns how many were fresh. */
+size_t cg_dcache_expire_all(cg_dcache_t *c, uint64_t now);
 
 /* What the cache holds for (route, origin), without touching it (explain). */
 typedef struct cg_dcache_info {

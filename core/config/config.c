@@ -316,8 +316,11 @@ static int valid_host_name(const char *h) {
 /* --- sections ------------------------------------------------------------ */
 
 static const char *const top_keys[] = {"listen",    "workers", "log_level",    "access_log", "limits", "timeouts",
-                                       "upstreams", "routes",  "plugin_paths", "plugins",    "cache",  "admin", NULL};
+                                       "upstreams", "routes",  "plugin_paths", "plugins",    "cache",  "admin",
+                                       "redis",     NULL};
 static const char *const admin_keys[] = {"listen", "token", NULL};
+static const char *const redis_keys[] = {"address", "db", "password", "timeout_ms", "connect_timeout_ms",
+                                         "pool_size", "channel", NULL};
 static const char *const plugins_keys[] = {"timeout", "max_instructions", "memory_mb", NULL};
 static const char *const cache_keys[] = {"max_entries", "stale_limit", NULL};
 /* Keys of a route's cors table that belong to the plugin host, not the engine. */
@@ -500,6 +503,60 @@ static void load_admin(loader_t *ld, int tidx, cg_config_t *c) {
     if (!loopback)
       cg_diag_error(ld->d, "admin.token",
                     "required when admin.listen is not a loopback address (or set CORSGATE_ADMIN_TOKEN)");
+  }
+  lua_pop(L, 1);
+}
+
+/* Redis: the address must be an IP literal or localhost, as everywhere else
+ * in the config (no resolver runs on a worker's loop). */
+static void load_redis(loader_t *ld, int tidx, cg_config_t *c) {
+  lua_State *L = ld->L;
+  const char *s;
+  double v;
+  cg_redis_conf_t *r = &c->redis;
+  if (get_table(ld, tidx, "", "redis") != 1) return;
+  int t = lua_gettop(L);
+  check_keys(ld, t, "redis", redis_keys);
+  if (get_string(ld, t, "redis", "address", 1, &s) == 1) {
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    r->address = xstrdup(s);
+    if (cg_config_parse_hostport(s, &sa, &sl) != 0) {
+      cg_diag_error(ld->d, "redis.address", "expected \"IP:port\" or \"localhost:port\", got \"%s\"", s);
+    } else if (sa.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, r->host, sizeof r->host);
+      r->port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    } else {
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, r->host, sizeof r->host);
+      r->port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    }
+  }
+  if (get_int(ld, t, "redis", "db", 0, 65535, &v) == 1) r->db = (int)v;
+  if (get_string(ld, t, "redis", "password", 0, &s) == 1) r->password = xstrdup(s);
+  const char *env = getenv("CORSGATE_REDIS_PASSWORD");
+  if (env && *env) {
+    free(r->password);
+    r->password = xstrdup(env);
+  }
+  if (get_int(ld, t, "redis", "timeout_ms", 1, 600000, &v) == 1) r->timeout_ms = (uint64_t)v;
+  if (get_int(ld, t, "redis", "connect_timeout_ms", 1, 600000, &v) == 1) r->connect_timeout_ms = (uint64_t)v;
+  if (get_int(ld, t, "redis", "pool_size", 1, 64, &v) == 1) r->pool_size = (int)v;
+  int ct = field(L, t, "channel");
+  lua_pop(L, 1);
+  if (ct == LUA_TBOOLEAN) {
+    /* channel = false: this instance does not listen for invalidations */
+    int on = 1;
+    get_bool(ld, t, "redis", "channel", &on);
+    if (on) cg_diag_error(ld->d, "redis.channel", "expected a channel name, or false for none");
+    free(r->channel);
+    r->channel = NULL;
+  } else if (get_string(ld, t, "redis", "channel", 0, &s) == 1) {
+    if (!*s || strpbrk(s, " \r\n")) {
+      cg_diag_error(ld->d, "redis.channel", "expected a channel name without spaces, got \"%s\"", s);
+    } else {
+      free(r->channel);
+      r->channel = xstrdup(s);
+    }
   }
   lua_pop(L, 1);
 }
@@ -806,7 +863,7 @@ static void load_plugin(loader_t *ld, int cors_t, const char *cp, cg_config_t *c
   lua_pop(L, 1);
   buf_add(&b, "", 1);
   r->plugin_conf = b.data;
-  if (t == LUA_TNIL || t == LUA_TTABLE) cg_lua_plugin_check(r, cp, ld->d);
+  if (t == LUA_TNIL || t == LUA_TTABLE) cg_lua_plugin_check(r, cp, c->redis.address != NULL, ld->d);
 }
 
 static void load_routes(loader_t *ld, int tidx, cg_config_t *c) {
@@ -937,6 +994,8 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
                             .max_body_bytes = 10 * 1024 * 1024, .max_connections = 10000};
   c->plugins = (cg_plugin_limits_t){.timeout_ms = 1000, .max_instructions = 10000000, .memory_kb = 64 * 1024};
   c->cache = (cg_cache_conf_t){.max_entries = 100000, .stale_limit_ms = 300000};
+  c->redis = (cg_redis_conf_t){.timeout_ms = 1000, .connect_timeout_ms = 1000, .pool_size = 2,
+                               .channel = xstrdup("corsgate:invalidate")};
   c->timeouts = (cg_timeouts_t){.head = 10000, .idle = 60000, .body = 30000, .send = 60000,
                                 .upstream_connect = 5000, .upstream_read = 30000, .drain = 10000};
 
@@ -1008,6 +1067,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
     load_upstreams(&ld, t, c);
     load_plugin_settings(&ld, t, c);
     load_admin(&ld, t, c);
+    load_redis(&ld, t, c);
     load_routes(&ld, t, c);
   }
   if (ld.psl) cg_psl_free(ld.psl);
@@ -1046,6 +1106,9 @@ void cg_config_free(cg_config_t *c) {
   free(c->listen);
   free(c->admin_listen);
   free(c->admin_token);
+  free(c->redis.address);
+  free(c->redis.password);
+  free(c->redis.channel);
   free(c->source);
   free(c);
 }

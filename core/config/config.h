@@ -87,6 +87,20 @@ typedef struct cg_cache_conf {
   uint64_t stale_limit_ms; /* how long past expiry a decision serves while refreshes fail */
 } cg_cache_conf_t;
 
+/* The shared store of a fleet (top-level `redis = { ... }`): gw.redis in
+ * plugins, and the channel every instance listens on for cache
+ * invalidations. */
+typedef struct cg_redis_conf {
+  char *address; /* "host:port" as written; NULL: no Redis */
+  char host[64]; /* the IP literal hiredis connects to */
+  int port;
+  int db;
+  char *password; /* NULL: none (CORSGATE_REDIS_PASSWORD wins over the file) */
+  uint64_t timeout_ms, connect_timeout_ms;
+  int pool_size; /* command connections per worker */
+  char *channel; /* invalidation messages; NULL: none listened to */
+} cg_redis_conf_t;
+
 typedef struct cg_config {
   char *source; /* file name, or "(demo)" */
   char *listen;
@@ -109,6 +123,7 @@ typedef struct cg_config {
   struct sockaddr_storage admin_addr;
   socklen_t admin_addrlen;
   char *admin_token; /* NULL: none required (loopback only) */
+  cg_redis_conf_t redis;
 } cg_config_t;
 
 /* Loads and validates FILE (or the built-in demo when file is NULL). Every

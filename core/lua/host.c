@@ -598,6 +598,7 @@ static int push_prelude(lua_State *L) {
       {"killed", l_killed},       {"kill_reason", l_kill_reason}, {"check_alloc", l_check_alloc},
       {"now", l_now},             {"log", l_log},                 {"sleep", l_sleep},
       {"http_request", cg_lua_http_request}, {"read_file", l_read_file}, {"file_mtime", l_file_mtime},
+      {"redis_call", cg_lua_redis_call},
       {NULL, NULL}};
   for (const luaL_Reg *n = natives; n->name; n++) {
     lua_pushcfunction(L, n->func);
@@ -692,7 +693,7 @@ static int load_route_plugin(lua_State *L, int prelude, const cg_route_t *r, int
   return 0;
 }
 
-void cg_lua_plugin_check(const cg_route_t *r, const char *path, cg_diag_t *d) {
+void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, cg_diag_t *d) {
   lua_State *L = new_state();
   if (!L) {
     cg_diag_error(d, path, "cannot create a Lua state");
@@ -712,6 +713,12 @@ void cg_lua_plugin_check(const cg_route_t *r, const char *path, cg_diag_t *d) {
     lua_close(L);
     return;
   }
+  lua_getfield(L, prelude, "requires");
+  lua_pushstring(L, r->plugin);
+  lua_pushstring(L, "redis");
+  if (lua_pcall(L, 2, 1, 0) == 0 && lua_toboolean(L, -1) && !has_redis)
+    cg_diag_error(d, p, "%s reads from Redis: add a top-level redis = { address = \"127.0.0.1:6379\" }", r->plugin);
+  lua_pop(L, 1);
   /* every schema problem, each with its own path */
   lua_pushfstring(L, "return %s", r->plugin_conf ? r->plugin_conf : "{}");
   if (luaL_loadstring(L, lua_tostring(L, -1)) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
@@ -782,6 +789,7 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   h->run_expose_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pop(L, 1);
   lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+  cg_lua_redis_start(h);
   return h;
 }
 
@@ -793,6 +801,7 @@ void cg_lua_host_free(cg_lua_host_t *h) {
     finish(call, LUA_ERRRUN);
   }
   cg_lua_http_free(h);
+  cg_lua_redis_free(h);
   lua_close(h->L);
   free(h);
 }

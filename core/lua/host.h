@@ -66,9 +66,10 @@ int cg_lua_expose_run(cg_lua_host_t *h, const cg_route_t *r, const char *origin,
                       const char *const *values, const size_t *value_lens, int n, char *buf, size_t buflen);
 
 /* Validates a route's plugin at config load, in a throwaway state: the module
- * loads, has an origin hook, and plugin_config (Lua source of a table) fits
- * its schema. Problems go to d under path ("routes[1].cors"). */
-void cg_lua_plugin_check(const cg_route_t *r, const char *path, cg_diag_t *d);
+ * loads, has an origin hook, plugin_config (Lua source of a table) fits its
+ * schema, and what it requires (Redis) is configured. Problems go to d under
+ * path ("routes[1].cors"). */
+void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, cg_diag_t *d);
 
 /* Finds NAME.lua (or NAME/init.lua) in the config's plugin_paths, then in the
  * shipped plugins directory. Returns a malloc'd path or NULL. */

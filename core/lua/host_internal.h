@@ -49,6 +49,9 @@ struct cg_lua_host {
   uint64_t log_slots[CG_LUA_LOG_SLOTS];
   cg_list_t http_idle; /* idle keep-alive connections of gw.http */
   int http_idle_count;
+  struct cg_redis *redis[64]; /* gw.redis's pool (config redis.pool_size) */
+  int n_redis;
+  unsigned redis_rr;
 };
 
 cg_hook_call_t *cg_lua_current(lua_State *L);
@@ -60,5 +63,9 @@ const char *cg_lua_shipped_plugins_dir(void);
 
 int cg_lua_http_request(lua_State *L);
 void cg_lua_http_free(struct cg_lua_host *h);
+
+int cg_lua_redis_call(lua_State *L);
+void cg_lua_redis_start(struct cg_lua_host *h); /* connects the pool when the config has redis */
+void cg_lua_redis_free(struct cg_lua_host *h);
 
 #endif

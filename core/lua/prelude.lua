@@ -42,6 +42,7 @@ local gw = {
   now = native.now,
   sleep = native.sleep,
   http = { request = native.http_request },
+  redis = { call = native.redis_call },
   shared = {},
   json = { encode = native.json_encode, decode = native.json_decode },
   read_file = native.read_file,
@@ -136,6 +137,13 @@ function _M.configure(route, name, conf_source)
   configs[route] = out
   local mod = plugins[name]
   if mod.init then mod.init(out) end
+end
+
+-- What a plugin needs from the config (`requires = { redis = true }`),
+-- checked at load so a missing piece is a config error, not a denied origin.
+function _M.requires(name, what)
+  local req = plugins[name] and plugins[name].requires
+  return type(req) == "table" and req[what] == true
 end
 
 function _M.has_expose(name)

@@ -11,6 +11,8 @@
 #include <strings.h>
 
 #include "server/admin.h"
+#include "redis/redis.h"
+#include "server/fleet.h"
 #include "server/internal.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -250,27 +252,46 @@ static void get_cache(admin_conn_t *c) {
              a->cfg->cache.max_entries, a->n_workers);
 }
 
-static void delete_cache(admin_conn_t *c, const query_t *q) {
-  admin_t *a = c->a;
-  purge_t p = {.origin = qget(q, "origin"), .tenant = qget(q, "tenant")};
-  /* outlives the branch: p.origin points here until the log line below */
+/* Normalizes origin into norm (the cache is keyed by the origin as browsers
+ * send it). 0, or -1 when it is not an origin. */
+static int normalize_origin(const char *origin, char *norm, size_t cap) {
+  cg_origin_t o;
+  if (cg_cors_origin_parse(origin, strlen(origin), &o, norm, cap) != 0) return -1;
+  norm[o.norm_len] = 0;
+  return 0;
+}
+
+long cg_admin_purge(const char *origin, const char *tenant) {
   char norm[CG_CORS_ORIGIN_MAX + 8];
-  if (p.origin) {
-    /* the cache is keyed by the normalized origin, as browsers send it */
-    cg_origin_t o;
-    if (cg_cors_origin_parse(p.origin, strlen(p.origin), &o, norm, sizeof norm) != 0) {
-      reply_json(c, 400, "{\"error\":\"origin: not a valid origin\"}");
-      return;
-    }
-    norm[o.norm_len] = 0;
+  purge_t p = {.origin = origin, .tenant = tenant};
+  if (origin) {
+    if (normalize_origin(origin, norm, sizeof norm) != 0) return -1;
     p.origin = norm;
-    for (int i = 0; i < a->n_workers; i++) cg_worker_rpc(&a->workers[i], rpc_purge, &p);
-  } else {
-    for (int i = 0; i < a->n_workers; i++) cg_worker_rpc(&a->workers[i], rpc_purge, &p);
   }
-  cg_log_info("admin: cache purged (%s%s): %zu entries", p.origin ? "origin " : p.tenant ? "tenant " : "all",
-              p.origin ? p.origin : p.tenant ? p.tenant : "", p.purged);
-  reply_json(c, 200, "{\"purged\":%zu}", p.purged);
+  for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_purge, &p);
+  return (long)p.purged;
+}
+
+static void rpc_expire(cg_worker_t *w, void *arg) {
+  if (w->dcache) *(size_t *)arg += cg_dcache_expire_all(w->dcache, uv_now(&w->loop));
+}
+
+size_t cg_admin_expire_all(void) {
+  size_t n = 0;
+  for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_expire, &n);
+  return n;
+}
+
+static void delete_cache(admin_conn_t *c, const query_t *q) {
+  const char *origin = qget(q, "origin"), *tenant = qget(q, "tenant");
+  long purged = cg_admin_purge(origin, origin ? NULL : tenant);
+  if (purged < 0) {
+    reply_json(c, 400, "{\"error\":\"origin: not a valid origin\"}");
+    return;
+  }
+  cg_log_info("admin: cache purged (%s%s): %ld entries", origin ? "origin " : tenant ? "tenant " : "all",
+              origin ? origin : tenant ? tenant : "", purged);
+  reply_json(c, 200, "{\"purged\":%ld}", purged);
 }
 
 /* Reloads the config file; the problems of a refused one, as a JSON list. */
@@ -389,9 +410,25 @@ static void handle(admin_conn_t *c) {
       if (cg_worker_rpc(&a->workers[i], rpc_snapshot, &s) == 0) up++;
       if (s.ok) cg_metrics_free(&s.m);
     }
-    reply_json(c, up == a->n_workers ? 200 : 503, "{\"status\":\"%s\",\"workers\":%d,\"workers_up\":%d,\"uptime_s\":%llu}",
-               up == a->n_workers ? "ok" : "degraded", a->n_workers, up,
-               (unsigned long long)((uv_now(a->loop) - a->started) / 1000));
+    /* Redis down is "degraded" but still 200: the instance serves (cached
+     * decisions, static routes), and a load balancer that pulled every
+     * replica at once over a shared store would turn a Redis outage into a
+     * full one. */
+    char redis[160] = "";
+    int redis_ok = 1;
+    if (a->cfg->redis.address) {
+      cg_redis_stats_t rs;
+      cg_redis_stats(&rs);
+      int fleet = cg_fleet_state();
+      redis_ok = fleet != 0 && !(rs.connections > 0 && rs.connections_up == 0);
+      snprintf(redis, sizeof redis, ",\"redis\":{\"state\":\"%s\",\"subscriber\":\"%s\",\"connections\":%llu,\"connections_up\":%llu}",
+               redis_ok ? "up" : "down", fleet < 0 ? "off" : fleet ? "up" : "down",
+               (unsigned long long)rs.connections, (unsigned long long)rs.connections_up);
+    }
+    reply_json(c, up == a->n_workers ? 200 : 503,
+               "{\"status\":\"%s\",\"workers\":%d,\"workers_up\":%d,\"uptime_s\":%llu%s}",
+               up == a->n_workers && redis_ok ? "ok" : "degraded", a->n_workers, up,
+               (unsigned long long)((uv_now(a->loop) - a->started) / 1000), redis);
   } else if (strcmp(path, "/metrics") == 0 && m == HTTP_GET) {
     get_metrics(c);
   } else if (strcmp(path, "/cache") == 0 && m == HTTP_GET) {
@@ -490,6 +527,7 @@ static void on_connection(uv_stream_t *server, int status) {
 }
 
 int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, cg_worker_t *workers, int n_workers) {
+  admin = (admin_t){.loop = loop, .cfg = cfg, .workers = workers, .n_workers = n_workers, .started = uv_now(loop)};
   if (!cfg->admin_listen) return 0;
   llhttp_settings_init(&settings);
   settings.on_url = on_url;
@@ -497,7 +535,6 @@ int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, cg_worker_t *workers
   settings.on_header_value = on_header_value;
   settings.on_header_value_complete = on_header_value_complete;
   settings.on_message_complete = on_message_complete;
-  admin = (admin_t){.loop = loop, .cfg = cfg, .workers = workers, .n_workers = n_workers, .started = uv_now(loop)};
   uv_tcp_init(loop, &admin.listener);
   int rc = uv_tcp_bind(&admin.listener, (const struct sockaddr *)&cfg->admin_addr, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)&admin.listener, 64, on_connection);

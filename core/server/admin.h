@@ -11,6 +11,12 @@ struct cg_worker;
 int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, struct cg_worker *workers, int n_workers);
 /* After a reload: the config and workers to ask from now on. */
 void cg_admin_update(const cg_config_t *cfg, struct cg_worker *workers, int n_workers);
+/* Drops decisions in every worker of the serving config: by origin (any form
+ * of it; -1 when it is not an origin), by tenant label, or all (both NULL).
+ * Returns how many. Main thread only; also used by the fleet's channel. */
+long cg_admin_purge(const char *origin, const char *tenant);
+/* Every worker's decisions expire now and serve stale while they refresh. */
+size_t cg_admin_expire_all(void);
 /* Stops listening (at shutdown), so the main loop can end. */
 void cg_admin_stop(void);
 

@@ -1,6 +1,9 @@
 /* Worker counters and their Prometheus text rendering. */
 #include "server/metrics.h"
 
+#include "redis/redis.h"
+#include "server/fleet.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +282,36 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
       (unsigned long long)x->cache_hits, (unsigned long long)x->cache_misses, (unsigned long long)x->cache_stale,
       (unsigned long long)x->cache_evictions, (unsigned long long)x->cache_entries,
       (unsigned long long)x->cache_bytes);
+  if (cfg->redis.address) {
+    cg_redis_stats_t rs;
+    cg_redis_stats(&rs);
+    int fleet = cg_fleet_state();
+    add(&b,
+        "# HELP corsgate_redis_up 1 when Redis answers: a gw.redis connection is up (when there are any) and the "
+        "invalidation channel, if any, is subscribed.\n"
+        "# TYPE corsgate_redis_up gauge\ncorsgate_redis_up %d\n"
+        "# HELP corsgate_redis_connections gw.redis connections, all workers, by state.\n"
+        "# TYPE corsgate_redis_connections gauge\n"
+        "corsgate_redis_connections{state=\"up\"} %llu\ncorsgate_redis_connections{state=\"down\"} %llu\n"
+        "# HELP corsgate_redis_subscriber_up 1 while the invalidation channel is subscribed.\n"
+        "# TYPE corsgate_redis_subscriber_up gauge\ncorsgate_redis_subscriber_up %d\n"
+        "# HELP corsgate_redis_commands_total Commands sent by gw.redis.\n"
+        "# TYPE corsgate_redis_commands_total counter\ncorsgate_redis_commands_total %llu\n"
+        "# HELP corsgate_redis_errors_total Error replies from Redis.\n"
+        "# TYPE corsgate_redis_errors_total counter\ncorsgate_redis_errors_total %llu\n"
+        "# HELP corsgate_redis_timeouts_total Commands that got no answer within redis.timeout_ms.\n"
+        "# TYPE corsgate_redis_timeouts_total counter\ncorsgate_redis_timeouts_total %llu\n"
+        "# HELP corsgate_redis_reconnects_total Connection attempts after a lost or failed connection.\n"
+        "# TYPE corsgate_redis_reconnects_total counter\ncorsgate_redis_reconnects_total %llu\n"
+        "# HELP corsgate_redis_invalidations_total Invalidation lines received on the channel.\n"
+        "# TYPE corsgate_redis_invalidations_total counter\ncorsgate_redis_invalidations_total %llu\n"
+        "# HELP corsgate_redis_invalidated_total Decisions those invalidations dropped.\n"
+        "# TYPE corsgate_redis_invalidated_total counter\ncorsgate_redis_invalidated_total %llu\n",
+        fleet != 0 && !(rs.connections > 0 && rs.connections_up == 0),
+        (unsigned long long)rs.connections_up, (unsigned long long)(rs.connections - rs.connections_up), fleet == 1,
+        (unsigned long long)rs.commands, (unsigned long long)rs.errors, (unsigned long long)rs.timeouts,
+        (unsigned long long)rs.reconnects, (unsigned long long)rs.invalidations, (unsigned long long)rs.invalidated);
+  }
   add(&b, "# HELP corsgate_hook_duration_seconds Plugin origin() runs, I/O included.\n"
           "# TYPE corsgate_hook_duration_seconds histogram\n");
   uint64_t cum = 0;

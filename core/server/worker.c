@@ -13,6 +13,7 @@
 
 #include "lua/host.h"
 #include "server/admin.h"
+#include "server/fleet.h"
 #include "server/internal.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -464,6 +465,7 @@ int cg_server_reload(char **errors) {
   prev->next = retiring;
   retiring = prev;
   cg_admin_update(cfg, g->workers, g->n);
+  cg_fleet_update(cfg);
   generation_no++;
   cg_log_info("reload: %s loaded (%d route(s)), config #%u serving; the previous one drains", cfg->source,
               cfg->n_routes, generation_no + 1);
@@ -486,6 +488,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_close((uv_handle_t *)&sig_int, NULL);
   uv_close((uv_handle_t *)&sig_hup, NULL);
   cg_admin_stop();
+  cg_fleet_stop();
   (void)s;
 }
 
@@ -503,6 +506,7 @@ int cg_server_run(const cg_config_t *cfg) {
   /* The admin listener first: once the main port answers, /healthz does too
    * (its requests are served once the main loop runs, below). */
   if (cg_admin_start(&main_loop, cfg, g->workers, g->n) != 0) return 1;
+  cg_fleet_start(&main_loop, cfg);
   for (int i = 0; i < g->n; i++)
     if (cg_worker_init(&g->workers[i], i, cfg) != 0) return 1;
   uv_async_init(&main_loop, &g->exited, on_gen_exited);

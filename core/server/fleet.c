@@ -1,0 +1,122 @@
+/* The fleet's invalidation channel: every corsgate instance subscribes to
+ * config redis.channel on its main loop, and a message there purges the
+ * matching decisions in every worker (through the admin API's purge, so the
+ * workers' caches are only touched by their own threads).
+ *
+ * A message is one or more lines:
+ *   origin https://app.acme.com     every route's decision for that origin
+ *   tenant acme                     every decision labelled with that tenant
+ *   all                             everything
+ *
+ * Messages published while this instance was not listening are lost (Redis
+ * pub/sub keeps nothing), so each time the subscription is (re)made every
+ * decision expires: it keeps serving stale while one refresh per origin asks
+ * Redis again. */
+#include "server/fleet.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis/redis.h"
+#include "server/admin.h"
+#include "util/log.h"
+
+static cg_redis_t *sub;
+static uv_loop_t *sub_loop;
+static cg_redis_conf_t sub_conf; /* what sub was made from: a reload restarts it only when this changes */
+static char *sub_password, *sub_channel;
+
+static long apply_line(const char *line, size_t n) {
+  char buf[512];
+  if (n == 0) return 0;
+  if (n >= sizeof buf) {
+    cg_log_warn("fleet: invalidation line too long (%zu bytes), ignored", n);
+    return 0;
+  }
+  memcpy(buf, line, n);
+  buf[n] = 0;
+  long purged;
+  if (strcmp(buf, "all") == 0) {
+    purged = cg_admin_purge(NULL, NULL);
+  } else if (strncmp(buf, "origin ", 7) == 0) {
+    purged = cg_admin_purge(buf + 7, NULL);
+  } else if (strncmp(buf, "tenant ", 7) == 0 && buf[7]) {
+    purged = cg_admin_purge(NULL, buf + 7);
+  } else {
+    cg_log_warn("fleet: unknown invalidation \"%.80s\" (expected \"origin O\", \"tenant T\" or \"all\")", buf);
+    return 0;
+  }
+  if (purged < 0) {
+    cg_log_warn("fleet: invalidation for \"%.200s\": not an origin", buf + 7);
+    return 0;
+  }
+  cg_redis_count_invalidation((uint64_t)purged);
+  cg_log_debug("fleet: invalidated %s: %ld decision(s)", buf, purged);
+  return purged;
+}
+
+static void on_message(void *arg, const char *payload, size_t len) {
+  (void)arg;
+  const char *p = payload, *end = payload + len;
+  long lines = 0, purged = 0;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl : end;
+    size_t n = (size_t)(stop - p);
+    if (n && p[n - 1] == '\r') n--;
+    purged += apply_line(p, n);
+    lines++;
+    p = stop + 1;
+  }
+  cg_log_info("fleet: invalidation (%ld line(s)%s%.*s): %ld decision(s) dropped", lines, lines == 1 ? ": " : "",
+              lines == 1 ? (int)(len < 200 ? len : 200) : 0, payload, purged);
+}
+
+static void on_state(void *arg, int up) {
+  (void)arg;
+  if (!up) return;
+  size_t n = cg_admin_expire_all();
+  if (n) cg_log_info("fleet: subscribed again; %zu decision(s) expire and refresh (invalidations may have been missed)", n);
+}
+
+static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+static void start(const cg_config_t *cfg) {
+  sub_conf = cfg->redis;
+  sub_password = cfg->redis.password ? strdup(cfg->redis.password) : NULL;
+  sub_channel = strdup(cfg->redis.channel);
+  sub_conf.address = NULL;
+  sub_conf.password = sub_password;
+  sub_conf.channel = sub_channel;
+  sub = cg_redis_new(sub_loop, &sub_conf, sub_channel, on_message, on_state, NULL);
+}
+
+static void stop(void) {
+  cg_redis_free(sub);
+  sub = NULL;
+  free(sub_password);
+  free(sub_channel);
+  sub_password = sub_channel = NULL;
+}
+
+void cg_fleet_start(uv_loop_t *loop, const cg_config_t *cfg) {
+  sub_loop = loop;
+  if (cfg->redis.address && cfg->redis.channel) start(cfg);
+}
+
+void cg_fleet_update(const cg_config_t *cfg) {
+  const cg_redis_conf_t *c = &cfg->redis;
+  int want = c->address && c->channel;
+  if (sub && want && strcmp(sub_conf.host, c->host) == 0 && sub_conf.port == c->port &&
+      same_str(sub_password, c->password) && same_str(sub_channel, c->channel) &&
+      sub_conf.connect_timeout_ms == c->connect_timeout_ms)
+    return;
+  if (sub) stop();
+  if (want) start(cfg);
+}
+
+void cg_fleet_stop(void) {
+  if (sub) stop();
+}
+
+int cg_fleet_state(void) { return sub ? cg_redis_up(sub) : -1; }

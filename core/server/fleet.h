@@ -1,0 +1,18 @@
+#ifndef CG_SERVER_FLEET_H
+#define CG_SERVER_FLEET_H
+/* The fleet's cache invalidation channel (config redis.channel), listened to
+ * on the main thread's loop; see fleet.c for the message format. */
+#include <uv.h>
+
+#include "config/config.h"
+
+/* Subscribes when cfg has redis and a channel (after cg_admin_start). */
+void cg_fleet_start(uv_loop_t *loop, const cg_config_t *cfg);
+/* After a reload: subscribes anew only when the Redis settings changed. */
+void cg_fleet_update(const cg_config_t *cfg);
+/* At shutdown, so the main loop can end. */
+void cg_fleet_stop(void);
+/* -1: not listening (no redis or channel); 0: down; 1: subscribed. */
+int cg_fleet_state(void);
+
+#endif
