@@ -539,6 +539,10 @@ static void load_redis(loader_t *ld, int tidx, cg_config_t *c) {
     r->password = xstrdup(env);
   }
   if (get_int(ld, t, "redis", "timeout_ms", 1, 600000, &v) == 1) r->timeout_ms = (uint64_t)v;
+  if (r->timeout_ms >= c->plugins.timeout_ms)
+    cg_diag_warn(ld->d, "redis.timeout_ms",
+                 "%llu ms is not below plugins.timeout (%llu ms): a hook is cut off before gw.redis can report a "
+                 "timeout", (unsigned long long)r->timeout_ms, (unsigned long long)c->plugins.timeout_ms);
   if (get_int(ld, t, "redis", "connect_timeout_ms", 1, 600000, &v) == 1) r->connect_timeout_ms = (uint64_t)v;
   if (get_int(ld, t, "redis", "pool_size", 1, 64, &v) == 1) r->pool_size = (int)v;
   int ct = field(L, t, "channel");
@@ -994,7 +998,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
                             .max_body_bytes = 10 * 1024 * 1024, .max_connections = 10000};
   c->plugins = (cg_plugin_limits_t){.timeout_ms = 1000, .max_instructions = 10000000, .memory_kb = 64 * 1024};
   c->cache = (cg_cache_conf_t){.max_entries = 100000, .stale_limit_ms = 300000};
-  c->redis = (cg_redis_conf_t){.timeout_ms = 1000, .connect_timeout_ms = 1000, .pool_size = 2,
+  c->redis = (cg_redis_conf_t){.timeout_ms = 500, .connect_timeout_ms = 1000, .pool_size = 2,
                                .channel = xstrdup("corsgate:invalidate")};
   c->timeouts = (cg_timeouts_t){.head = 10000, .idle = 60000, .body = 30000, .send = 60000,
                                 .upstream_connect = 5000, .upstream_read = 30000, .drain = 10000};
