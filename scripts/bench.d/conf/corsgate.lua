@@ -5,6 +5,7 @@ return {
   access_log = false,
   log_level = "warn",
   plugin_paths = { "@PLUGINS@" },
+  @TOP_EXTRA@
   upstreams = { up = { targets = { "127.0.0.1:@UPPORT@" }, keepalive = @KEEPALIVE@ } },
   routes = {
     { name = "api", prefix = "/", upstream = "up", @ROUTE_EXTRA@ },

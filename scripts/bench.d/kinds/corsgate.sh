@@ -23,7 +23,10 @@ cmake_build_type() {
 kind_corsgate_start() {
   local id=$1 workers=$2 port=$3 dir=$4
   local bin=${CORSGATE_BIN:-$ROOT/build/corsgate}
+  local top=${SC_CORSGATE_TOP:-}
+  top=${top//@REDIS@/127.0.0.1:${REDIS_PORT:-0}}
   render "$BENCHD/conf/corsgate.lua" "$dir/corsgate.lua" PORT "$port" WORKERS "$workers" \
-    UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" ROUTE_EXTRA "${SC_CORSGATE_ROUTE:-}" PLUGINS "$BENCHD/plugins"
+    UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" ROUTE_EXTRA "${SC_CORSGATE_ROUTE:-}" PLUGINS "$BENCHD/plugins" \
+    TOP_EXTRA "$top"
   start_server "$SERVER_CPUS" "$dir" "$bin" run -c "$dir/corsgate.lua"
 }
