@@ -29,6 +29,11 @@ static int is_refused(lua_State *L, int argc) {
   const char *cmd = lua_tostring(L, 1);
   for (const char *const *r = refused; *r; r++)
     if (strcasecmp(cmd, *r) == 0) return 1;
+  /* hiredis reads any name with a leading "p" stripped (PSUBSCRIBE as
+   * SUBSCRIBE), and would switch the shared connection's mode on PMONITOR */
+  const char *base = cmd + (cmd[0] == 'p' || cmd[0] == 'P');
+  if (strcasecmp(base, "subscribe") == 0 || strcasecmp(base, "unsubscribe") == 0 || strcasecmp(base, "monitor") == 0)
+    return 1;
   if (strcasecmp(cmd, "XREAD") == 0 || strcasecmp(cmd, "XREADGROUP") == 0)
     for (int i = 2; i <= argc; i++)
       if (strcasecmp(lua_tostring(L, i), "BLOCK") == 0) return 1;

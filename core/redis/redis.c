@@ -95,13 +95,16 @@ static void lost(cg_redis_t *r, const char *why) {
 /* Gives the context back to hiredis. Waiting commands fail ("connection
  * lost") from inside redisAsyncFree; a call from inside a hiredis callback is
  * deferred by hiredis until that callback returns. */
-static void drop(cg_redis_t *r, const char *why) {
+static redisAsyncContext *detach(cg_redis_t *r) {
   redisAsyncContext *ac = r->ac;
   r->ac = NULL;
-  if (ac) {
-    ac->data = NULL;
-    redisAsyncFree(ac);
-  }
+  if (ac) ac->data = NULL;
+  return ac;
+}
+
+static void drop(cg_redis_t *r, const char *why) {
+  redisAsyncContext *ac = detach(r);
+  if (ac) redisAsyncFree(ac);
   lost(r, why);
 }
 
@@ -202,6 +205,8 @@ static void start_connect(cg_redis_t *r) {
     return;
   }
   if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+    /* the adapter set its hooks before failing, with no data for them */
+    memset(&ac->ev, 0, sizeof ac->ev);
     redisAsyncFree(ac);
     lost(r, "cannot watch the socket");
     return;
@@ -253,8 +258,12 @@ static void on_timer(uv_timer_t *t) {
     cg_redis_cb cb = head->cb;
     void *arg = head->arg;
     head->cb = NULL;
-    drop(r, "a command timed out"); /* first: what cb runs next must not queue on this connection */
+    /* down before anyone hears of it, so what cb runs next picks another
+     * connection; the context (and head) are freed last */
+    redisAsyncContext *ac = detach(r);
+    lost(r, "a command timed out");
     if (cb) cb(arg, NULL, "timeout");
+    if (ac) redisAsyncFree(ac);
     break;
   }
   default:
@@ -313,7 +322,7 @@ void cg_redis_free(cg_redis_t *r) {
   uv_close((uv_handle_t *)&r->timer, on_closed);
 }
 
-int cg_redis_up(const cg_redis_t *r) { return r && r->state == R_UP && (!r->channel || r->subscribed); }
+int cg_redis_up(const cg_redis_t *r) { return r && r->state == R_UP && r->ac && (!r->channel || r->subscribed); }
 
 int cg_redis_connecting(const cg_redis_t *r) { return r && r->state == R_CONNECTING && r->ac; }
 

@@ -166,6 +166,24 @@ describe("fleet (Redis)", function()
     assert.truthy(a:alive() and b:alive())
   end)
 
+  it("loads a tenant with 10,000 origins, and a new load removes the ones it no longer lists", function()
+    local origins = {}
+    for i = 1, 10000 do origins[i] = "https://o" .. i .. ".big.test" end
+    local rc, out = load_tenants(r, { tenants = { big = { origins = origins } } })
+    assert.equal(0, rc, out)
+    assert.equal("10000", r:cli("SCARD", "corsgate:tenant:big:origins"))
+    assert.truthy(all_say(a:port(), "https://o9999.big.test", "https://o9999.big.test", 4))
+    rc, out = load_tenants(r, { tenants = { big = { origins = { "https://o1.big.test" } } } })
+    assert.equal(0, rc, out)
+    assert.matches("1 origin%(s%) written, 9999 removed", out)
+    assert.equal("0", r:cli("EXISTS", "corsgate:origin:https://o9999.big.test"))
+    assert.truthy(proc.wait_for(function() return all_say(a:port(), "https://o9999.big.test", nil, 4) end, 1))
+    rc, out = load_tenants(r, '{"tenants": {"big": null}}')
+    assert.equal(0, rc, out)
+    assert.equal("0", r:cli("EXISTS", "corsgate:origin:https://o1.big.test"))
+    assert.equal("0", r:cli("EXISTS", "corsgate:tenant:big:origins"))
+  end)
+
   it("refuses an invalid tenants file and writes nothing", function()
     local before = r:cli("HGETALL", "corsgate:origin:https://one.initech.test")
     local rc, out = load_tenants(r, { tenants = { initech = { origins = { "https://one.initech.test/path" },

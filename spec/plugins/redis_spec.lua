@@ -30,6 +30,9 @@ function _M.origin(ctx)
   elseif host == "subscribe.test" then
     gw.redis.call("SUBSCRIBE", "x")
     return true
+  elseif host == "pmonitor.test" then
+    gw.redis.call("pmonitor") -- hiredis would read it as MONITOR
+    return true
   elseif host == "badarg.test" then
     gw.redis.call("GET", {})
     return true
@@ -94,6 +97,8 @@ describe("gw.redis", function()
     assert.res_status(403, res, gw)
     assert.no_header(res, "access-control-allow-origin")
     assert.log_has(gw, "SUBSCRIBE is not allowed in a hook")
+    assert.res_status(403, preflight(gw, "https://pmonitor.test"), gw)
+    assert.log_has(gw, "pmonitor is not allowed in a hook")
     res = preflight(gw, "https://badarg.test")
     assert.res_status(403, res, gw)
     assert.log_has(gw, "argument 2 must be a string or a number, got table")
