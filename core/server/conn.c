@@ -31,6 +31,7 @@ static uv_once_t settings_once = UV_ONCE_INIT;
 
 static void conn_parse(cg_conn_t *c, const char *data, size_t len);
 static void conn_arm_timer(cg_conn_t *c);
+static void conn_set_timeout(cg_conn_t *c, uint64_t ms);
 static void on_timer(uv_timer_t *t);
 static int dispatch(cg_conn_t *c);
 static int append_pending(cg_conn_t *c, const char *at, size_t len);
@@ -43,7 +44,7 @@ static int on_message_begin(llhttp_t *p) {
     c->state = CG_CONN_HEAD;
     c->req.t_start = uv_now(&c->w->loop);
     /* counts from the first byte of the request, not from each read */
-    uv_timer_start(&c->timer, on_timer, c->w->cfg->timeouts.head, 0);
+    conn_set_timeout(c, c->w->cfg->timeouts.head);
   }
   return 0;
 }
@@ -250,9 +251,36 @@ static void init_settings(void) {
 
 /* --- timers -------------------------------------------------------------- */
 
+/* A connection's timeout changes on every request (the head's, none while
+ * answering, then idle), and moving its libuv timer each time (a heap update
+ * per change) showed in the tail latency of small requests. So the timer is
+ * lazy, as nginx's are: c->deadline is the timeout in force (0: none), and
+ * the libuv timer may be due before it, never after; when it fires early it
+ * re-arms itself for the rest. In steady keep-alive traffic a connection's
+ * timer then moves about once per head timeout, not three times a request. */
+static void conn_set_timeout(cg_conn_t *c, uint64_t ms) {
+  if (!ms) {
+    c->deadline = 0;
+    return;
+  }
+  uint64_t d = uv_now(&c->w->loop) + ms;
+  c->deadline = d;
+  if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= d) return;
+  c->timer_due = d;
+  uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
 static void on_timer(uv_timer_t *t) {
   cg_conn_t *c = container_of(t, cg_conn_t, timer);
   cg_req_t *r = &c->req;
+  if (!c->deadline) return;
+  uint64_t now = uv_now(&c->w->loop);
+  if (now < c->deadline) {
+    c->timer_due = c->deadline;
+    uv_timer_start(t, on_timer, c->deadline - now, 0);
+    return;
+  }
+  c->deadline = 0;
   switch (c->state) {
   case CG_CONN_IDLE:
     cg_conn_close(c);
@@ -281,7 +309,7 @@ static void conn_arm_timer(cg_conn_t *c) {
     ms = to->idle;
     break;
   case CG_CONN_HEAD:
-    if (uv_is_active((uv_handle_t *)&c->timer)) return; /* armed at the first byte */
+    if (c->deadline) return; /* armed at the first byte */
     ms = to->head;
     break;
   case CG_CONN_ACTIVE:
@@ -293,10 +321,7 @@ static void conn_arm_timer(cg_conn_t *c) {
   case CG_CONN_CLOSING:
     break;
   }
-  if (ms)
-    uv_timer_start(&c->timer, on_timer, ms, 0);
-  else
-    uv_timer_stop(&c->timer);
+  conn_set_timeout(c, ms);
 }
 
 /* --- reading ------------------------------------------------------------- */

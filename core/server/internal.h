@@ -218,6 +218,8 @@ typedef struct cg_req {
 typedef struct cg_conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
+  uint64_t deadline;  /* loop time (ms) of the timeout in force; 0: none (see conn_set_timeout) */
+  uint64_t timer_due; /* when timer fires: never after deadline */
   cg_worker_t *w;
   cg_list_t link;
   cg_conn_state_t state;
