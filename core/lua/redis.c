@@ -18,9 +18,9 @@
 
 enum { MAX_ARGS = 1024, MAX_DEPTH = 8 };
 
-/* They change the connection's state for every hook sharing it, or hold it. */
-static const char *const refused[] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
-                                      "SUNSUBSCRIBE", "MONITOR", "SELECT", "AUTH", "HELLO", "QUIT", "RESET",
+/* They change the connection's state for every hook sharing it, or hold it
+ * (and, below, [P](UN)SUBSCRIBE and [P]MONITOR). */
+static const char *const refused[] = {"SSUBSCRIBE", "SUNSUBSCRIBE", "SELECT", "AUTH", "HELLO", "QUIT", "RESET",
                                       "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "BLPOP", "BRPOP",
                                       "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
                                       "WAIT", "WAITAOF", "CLIENT", "SHUTDOWN", "SYNC", "PSYNC", NULL};

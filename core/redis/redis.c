@@ -68,18 +68,23 @@ static void arm(cg_redis_t *r) {
   }
 }
 
+/* Leaves the up gauges (an up connection, or a subscribed subscriber). */
+static void count_down(cg_redis_t *r) {
+  if (r->channel) {
+    if (r->subscribed) atomic_fetch_sub(&st_subs_up, 1);
+    r->subscribed = 0;
+  } else {
+    atomic_fetch_sub(&st_up, 1);
+  }
+}
+
 /* The connection is gone (whoever noticed): tell, and try again later. */
 static void lost(cg_redis_t *r, const char *why) {
   if (r->state == R_CLOSED) return;
   int was_up = r->state == R_UP;
+  if (was_up) count_down(r);
   r->state = R_DOWN;
   if (was_up) {
-    if (r->channel) {
-      if (r->subscribed) atomic_fetch_sub(&st_subs_up, 1);
-    } else {
-      atomic_fetch_sub(&st_up, 1);
-    }
-    r->subscribed = 0;
     cg_log_warn("redis %s:%d: connection lost (%s); reconnecting", r->host, r->port, why);
     if (r->on_state) r->on_state(r->arg, 0);
   } else if (r->failures == 0) {
@@ -304,13 +309,7 @@ static void on_closed(uv_handle_t *h) {
 
 void cg_redis_free(cg_redis_t *r) {
   if (!r) return;
-  if (r->state == R_UP) {
-    if (r->channel) {
-      if (r->subscribed) atomic_fetch_sub(&st_subs_up, 1);
-    } else {
-      atomic_fetch_sub(&st_up, 1);
-    }
-  }
+  if (r->state == R_UP) count_down(r);
   atomic_fetch_sub(r->channel ? &st_subs : &st_conns, 1);
   r->state = R_CLOSED;
   redisAsyncContext *ac = r->ac;
@@ -323,6 +322,13 @@ void cg_redis_free(cg_redis_t *r) {
 }
 
 int cg_redis_up(const cg_redis_t *r) { return r && r->state == R_UP && r->ac && (!r->channel || r->subscribed); }
+
+int cg_redis_matches(const cg_redis_t *r, const cg_redis_conf_t *c, const char *channel) {
+  int same_pw = (!r->password && !c->password) || (r->password && c->password && strcmp(r->password, c->password) == 0);
+  int same_ch = (!r->channel && !channel) || (r->channel && channel && strcmp(r->channel, channel) == 0);
+  return strcmp(r->host, c->host) == 0 && r->port == c->port && r->db == c->db && same_pw && same_ch &&
+         r->timeout_ms == c->timeout_ms && r->connect_timeout_ms == c->connect_timeout_ms;
+}
 
 int cg_redis_connecting(const cg_redis_t *r) { return r && r->state == R_CONNECTING && r->ac; }
 

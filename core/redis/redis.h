@@ -36,6 +36,8 @@ cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const cha
  * (run it once more). */
 void cg_redis_free(cg_redis_t *r);
 int cg_redis_up(const cg_redis_t *r);
+/* 1 when r was made from these settings (a reload keeps it then). */
+int cg_redis_matches(const cg_redis_t *r, const cg_redis_conf_t *conf, const char *channel);
 /* Connecting (its first commands may already queue). */
 int cg_redis_connecting(const cg_redis_t *r);
 

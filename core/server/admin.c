@@ -420,7 +420,7 @@ static void handle(admin_conn_t *c) {
       cg_redis_stats_t rs;
       cg_redis_stats(&rs);
       int fleet = cg_fleet_state();
-      redis_ok = fleet != 0 && !(rs.connections > 0 && rs.connections_up == 0);
+      redis_ok = cg_fleet_redis_ok();
       snprintf(redis, sizeof redis, ",\"redis\":{\"state\":\"%s\",\"subscriber\":\"%s\",\"connections\":%llu,\"connections_up\":%llu}",
                redis_ok ? "up" : "down", fleet < 0 ? "off" : fleet ? "up" : "down",
                (unsigned long long)rs.connections, (unsigned long long)rs.connections_up);

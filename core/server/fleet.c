@@ -23,8 +23,6 @@
 
 static cg_redis_t *sub;
 static uv_loop_t *sub_loop;
-static cg_redis_conf_t sub_conf; /* what sub was made from: a reload restarts it only when this changes */
-static char *sub_password, *sub_channel;
 
 static long apply_line(const char *line, size_t n) {
   char buf[512];
@@ -79,44 +77,28 @@ static void on_state(void *arg, int up) {
   if (n) cg_log_info("fleet: subscribed again; %zu decision(s) expire and refresh (invalidations may have been missed)", n);
 }
 
-static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
-
-static void start(const cg_config_t *cfg) {
-  sub_conf = cfg->redis;
-  sub_password = cfg->redis.password ? strdup(cfg->redis.password) : NULL;
-  sub_channel = strdup(cfg->redis.channel);
-  sub_conf.address = NULL;
-  sub_conf.password = sub_password;
-  sub_conf.channel = sub_channel;
-  sub = cg_redis_new(sub_loop, &sub_conf, sub_channel, on_message, on_state, NULL);
-}
-
-static void stop(void) {
-  cg_redis_free(sub);
-  sub = NULL;
-  free(sub_password);
-  free(sub_channel);
-  sub_password = sub_channel = NULL;
-}
-
 void cg_fleet_start(uv_loop_t *loop, const cg_config_t *cfg) {
   sub_loop = loop;
-  if (cfg->redis.address && cfg->redis.channel) start(cfg);
+  cg_fleet_update(cfg);
 }
 
 void cg_fleet_update(const cg_config_t *cfg) {
   const cg_redis_conf_t *c = &cfg->redis;
   int want = c->address && c->channel;
-  if (sub && want && strcmp(sub_conf.host, c->host) == 0 && sub_conf.port == c->port &&
-      same_str(sub_password, c->password) && same_str(sub_channel, c->channel) &&
-      sub_conf.connect_timeout_ms == c->connect_timeout_ms)
-    return;
-  if (sub) stop();
-  if (want) start(cfg);
+  if (sub && want && cg_redis_matches(sub, c, c->channel)) return;
+  cg_fleet_stop();
+  if (want) sub = cg_redis_new(sub_loop, c, c->channel, on_message, on_state, NULL);
 }
 
 void cg_fleet_stop(void) {
-  if (sub) stop();
+  cg_redis_free(sub);
+  sub = NULL;
 }
 
 int cg_fleet_state(void) { return sub ? cg_redis_up(sub) : -1; }
+
+int cg_fleet_redis_ok(void) {
+  cg_redis_stats_t rs;
+  cg_redis_stats(&rs);
+  return cg_fleet_state() != 0 && !(rs.connections > 0 && rs.connections_up == 0);
+}

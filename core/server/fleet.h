@@ -14,5 +14,8 @@ void cg_fleet_update(const cg_config_t *cfg);
 void cg_fleet_stop(void);
 /* -1: not listening (no redis or channel); 0: down; 1: subscribed. */
 int cg_fleet_state(void);
+/* Redis answers: the channel (if any) is subscribed and, when gw.redis
+ * connections exist, one of them is up. What /healthz and corsgate_redis_up say. */
+int cg_fleet_redis_ok(void);
 
 #endif

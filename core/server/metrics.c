@@ -307,7 +307,7 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
         "# TYPE corsgate_redis_invalidations_total counter\ncorsgate_redis_invalidations_total %llu\n"
         "# HELP corsgate_redis_invalidated_total Decisions those invalidations dropped.\n"
         "# TYPE corsgate_redis_invalidated_total counter\ncorsgate_redis_invalidated_total %llu\n",
-        fleet != 0 && !(rs.connections > 0 && rs.connections_up == 0),
+        cg_fleet_redis_ok(),
         (unsigned long long)rs.connections_up, (unsigned long long)(rs.connections - rs.connections_up), fleet == 1,
         (unsigned long long)rs.commands, (unsigned long long)rs.errors, (unsigned long long)rs.timeouts,
         (unsigned long long)rs.reconnects, (unsigned long long)rs.invalidations, (unsigned long long)rs.invalidated);
