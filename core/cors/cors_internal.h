@@ -5,14 +5,17 @@
 #include <stdint.h>
 
 #include "cors/cors.h"
+#include "util/ascii.h"
 
 /* ---- tokens (token.c) ---- */
 
 /* RFC 9110 tchar; methods and header names are tokens. */
-int cg_tok_is_tchar(unsigned char c);
+static inline int cg_tok_is_tchar(unsigned char c) { return cg_ascii_tchar(c); }
 int cg_tok_valid(const char *s, size_t len);
-int cg_tok_ieq(const char *a, size_t alen, const char *b, size_t blen);
-static inline unsigned char cg_tok_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static inline int cg_tok_ieq(const char *a, size_t alen, const char *b, size_t blen) {
+  return cg_ascii_ieq(a, alen, b, blen);
+}
+static inline unsigned char cg_tok_lower(unsigned char c) { return cg_ascii_lower(c); }
 static inline int cg_tok_is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
 
 /* Walks a comma-separated header list; yields trimmed elements, empty ones included

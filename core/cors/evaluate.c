@@ -40,9 +40,28 @@ static void put_str(writer_t *w, const cg_str_t *line) { put(w, line->s, line->l
 
 void cg_cors_policy_answer(const cg_cors_policy_t *p, cg_cors_answer_t *a);
 
-static int origin_allowed(const cg_cors_policy_t *p, const cg_origin_t *o) {
+/* An Origin byte for byte equal to an origins entry is that entry: entries are
+ * stored normalized, and the normalized form parses to itself (fuzz_origin
+ * checks that fixed point). So the usual allowed request skips the parser,
+ * which was the largest part of a preflight's user-space work. On a hit, fills
+ * only what evaluation reads of an origin found in the set. Returns 1 (hit), 0
+ * (looked, missed) or -1 (the set cannot hold it). */
+static int listed_verbatim(const cg_cors_policy_t *p, const char *s, size_t len, cg_origin_t *o, char *norm) {
+  if (p->origins.count == 0 || len == 0 || len > CG_CORS_ORIGIN_MAX) return -1;
+  if (!cg_strset_get(&p->origins, s, len, NULL)) return 0;
+  memset(o, 0, sizeof *o);
+  memcpy(norm, s, len);
+  o->norm = norm;
+  o->norm_len = len;
+  o->port = -1;
+  return 1;
+}
+
+static int origin_allowed(const cg_cors_policy_t *p, const cg_origin_t *o, int verbatim) {
   if (o->is_null) return p->allow_null || p->origins_any;
-  if (p->origins_any || cg_strset_get(&p->origins, o->norm, o->norm_len, NULL)) return 1;
+  if (verbatim == 1 || p->origins_any) return 1;
+  /* A miss on the raw bytes is a miss on norm when the two are equal. */
+  if (!(verbatim == 0 && !o->noncanonical) && cg_strset_get(&p->origins, o->norm, o->norm_len, NULL)) return 1;
   /* Linear: routes list a handful of patterns, and each test is one memcmp. */
   for (int i = 0; i < p->npatterns; i++)
     if (cg_pattern_match(&p->patterns[i], o)) return 1;
@@ -136,12 +155,13 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
   }
   char norm[CG_CORS_ORIGIN_MAX + 8];
   cg_origin_t o;
-  int rc = cg_cors_origin_parse(req->origin, req->origin_len, &o, norm, sizeof norm);
+  int verbatim = listed_verbatim(p, req->origin, req->origin_len, &o, norm);
+  int rc = verbatim == 1 ? CG_ORIGIN_OK : cg_cors_origin_parse(req->origin, req->origin_len, &o, norm, sizeof norm);
   if (rc < 0) {
     out->vary = vary_origin;
     return refuse(out, refused_kind, CG_CORS_MALFORMED_ORIGIN, cg_cors_origin_strerror(rc), NULL, 0);
   }
-  if (ov && !o.is_null ? !ov->allow : !origin_allowed(p, &o)) {
+  if (ov && !o.is_null ? !ov->allow : !origin_allowed(p, &o, verbatim)) {
     refuse(out, refused_kind, CG_CORS_REFUSED_ORIGIN,
            o.is_null ? "the null origin needs allow_null_origin"
            : ov ? "the route's plugin refused the origin"

@@ -53,6 +53,19 @@ static int check_hostname(const char *h, size_t n, int *is_ip, int *first_octet)
   return 1;
 }
 
+/* The first "://" (memmem's general search cost more than the whole rest of
+ * the parse for a short origin). */
+static const char *find_scheme_end(const char *s, size_t len) {
+  const char *end = s + len;
+  for (const char *c = memchr(s, ':', len); c; c = memchr(c + 1, ':', (size_t)(end - c - 1)))
+    if (end - c >= 3 && c[1] == '/' && c[2] == '/') return c;
+  return NULL;
+}
+
+static int ends_authority_or_host(char c) {
+  return c == '/' || c == '?' || c == '#' || c == '@' || c == '[' || c == ']';
+}
+
 int cg_cors_origin_parse(const char *s, size_t len, cg_origin_t *out, char *norm_buf, size_t norm_len) {
   memset(out, 0, sizeof *out);
   out->port = -1;
@@ -71,11 +84,11 @@ int cg_cors_origin_parse(const char *s, size_t len, cg_origin_t *out, char *norm
     return CG_ORIGIN_OK;
   }
 
-  const char *sep = memmem(s, len, "://", 3);
+  const char *sep = find_scheme_end(s, len);
   if (!sep) return CG_ORIGIN_E_NO_SCHEME;
   size_t slen = (size_t)(sep - s);
   for (size_t i = 0; i < slen; i++)
-    if (strchr("/?#@[]", s[i])) return CG_ORIGIN_E_NO_SCHEME; /* "a.com/x://" */
+    if (ends_authority_or_host(s[i])) return CG_ORIGIN_E_NO_SCHEME; /* "a.com/x://" */
   if (slen == 0 || !is_alpha((unsigned char)s[0])) return CG_ORIGIN_E_BAD_SCHEME;
   for (size_t i = 1; i < slen; i++) {
     unsigned char c = (unsigned char)s[i];

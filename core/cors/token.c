@@ -4,22 +4,10 @@
 
 #include <string.h>
 
-int cg_tok_is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
-  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 int cg_tok_valid(const char *s, size_t len) {
   if (len == 0) return 0;
   for (size_t i = 0; i < len; i++)
     if (!cg_tok_is_tchar((unsigned char)s[i])) return 0;
-  return 1;
-}
-
-int cg_tok_ieq(const char *a, size_t alen, const char *b, size_t blen) {
-  if (alen != blen) return 0;
-  for (size_t i = 0; i < alen; i++)
-    if (cg_tok_lower((unsigned char)a[i]) != cg_tok_lower((unsigned char)b[i])) return 0;
   return 1;
 }
 

@@ -234,7 +234,7 @@ static int on_up_headers_complete(llhttp_t *p) {
     if (cg_head_is_hop_by_hop(h, i)) continue;
     const char *name = cg_head_name(h, i);
     size_t nl = h->hdrs[i].name_len;
-    if (!no_body && cg_name_eq(name, nl, "content-length", 14)) continue; /* re-framed below */
+    if (!no_body && h->hdrs[i].id == CG_H_CONTENT_LENGTH) continue; /* re-framed below */
     if (cg_respond_skip_upstream_header(c, name, nl)) continue;
     cg_buf_add(&b, name, nl);
     cg_buf_add(&b, ": ", 2);
@@ -394,11 +394,11 @@ static void send_head(cg_upconn_t *u) {
   for (int i = 0; i < h->n; i++) {
     const char *name = cg_head_name(h, i);
     size_t nl = h->hdrs[i].name_len;
-    if (cg_head_is_hop_by_hop(h, i) || cg_name_eq(name, nl, "content-length", 14) ||
-        cg_name_eq(name, nl, "expect", 6) || cg_name_eq(name, nl, "x-forwarded-proto", 17) ||
-        cg_name_eq(name, nl, "x-forwarded-for", 15) || cg_name_eq(name, nl, "x-forwarded-host", 16))
+    int id = h->hdrs[i].id;
+    if (cg_head_is_hop_by_hop(h, i) || id == CG_H_CONTENT_LENGTH || id == CG_H_EXPECT ||
+        id == CG_H_X_FORWARDED_PROTO || id == CG_H_X_FORWARDED_FOR || id == CG_H_X_FORWARDED_HOST)
       continue;
-    if (cg_name_eq(name, nl, "host", 4)) host_i = i;
+    if (id == CG_H_HOST) host_i = i;
     cg_buf_add(&b, name, nl);
     cg_buf_add(&b, ": ", 2);
     cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
@@ -409,7 +409,7 @@ static void send_head(cg_upconn_t *u) {
    * arrival order, with the client's address last. */
   cg_buf_adds(&b, "X-Forwarded-For: ");
   for (int i = 0; i < h->n; i++) {
-    if (!cg_name_eq(cg_head_name(h, i), h->hdrs[i].name_len, "x-forwarded-for", 15)) continue;
+    if (h->hdrs[i].id != CG_H_X_FORWARDED_FOR) continue;
     if (!h->hdrs[i].val_len) continue;
     if (xff_seen++) cg_buf_add(&b, ", ", 2);
     cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);

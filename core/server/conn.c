@@ -74,7 +74,7 @@ static int is_token(const char *s, size_t n) {
   if (n == 0) return 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
-    if (!(isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch))) return 0;
+    if (!cg_ascii_tchar(ch)) return 0;
   }
   return 1;
 }
@@ -90,7 +90,7 @@ static int refuse(cg_conn_t *c, int status, const char *why) {
 /* The Host header without its port, for route matching. */
 static void host_of(const cg_conn_t *c, const char **host, size_t *len) {
   const cg_head_t *h = &c->head;
-  int i = cg_head_find(h, "host", 4, 0);
+  int i = cg_head_find_id(h, CG_H_HOST, 0);
   *host = "";
   *len = 0;
   if (i < 0) return;
@@ -110,7 +110,7 @@ static void host_of(const cg_conn_t *c, const char **host, size_t *len) {
 static int valid_host_value(const char *v, size_t n) {
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)v[i];
-    if (!(isalnum(ch) || strchr("-._~!$&'()*+,;=:[]%", ch))) return 0;
+    if (!cg_ascii_host_char(ch)) return 0;
   }
   return 1;
 }
@@ -138,11 +138,11 @@ static int on_headers_complete(llhttp_t *p) {
   for (int i = 0; i < h->n; i++)
     if (!is_token(cg_head_name(h, i), h->hdrs[i].name_len))
       return refuse(c, 400, "invalid header name");
-  int hosts = cg_head_count(h, "host", 4);
+  int hosts = cg_head_count_id(h, CG_H_HOST);
   if (hosts > 1) return refuse(c, 400, "several Host headers");
   if (hosts == 0 && r->http_minor >= 1) return refuse(c, 400, "missing Host header");
   if (hosts == 1) {
-    int i = cg_head_find(h, "host", 4, 0);
+    int i = cg_head_find_id(h, CG_H_HOST, 0);
     if (!valid_host_value(cg_head_value(h, i), h->hdrs[i].val_len)) return refuse(c, 400, "invalid Host header");
   }
   /* llhttp reports a non-chunked request Transfer-Encoding only after this
@@ -156,7 +156,7 @@ static int on_headers_complete(llhttp_t *p) {
   if (!r->chunked && r->content_length > cfg->limits.max_body_bytes)
     return refuse(c, 413, "request body too large");
 
-  int e = cg_head_find(h, "expect", 6, 0);
+  int e = cg_head_find_id(h, CG_H_EXPECT, 0);
   if (e >= 0) {
     if (!cg_name_eq(cg_head_value(h, e), h->hdrs[e].val_len, "100-continue", 12))
       return refuse(c, 417, "unsupported Expect");
@@ -627,7 +627,7 @@ static void access_log_json(cg_conn_t *c, uint64_t ms) {
   else cg_buf_adds(&b, "null");
   cg_buf_adds(&b, ",\"status\":");
   cg_buf_addu(&b, (uint64_t)r->status);
-  int oi = h->buf ? cg_head_find(h, "origin", 6, 0) : -1;
+  int oi = h->buf ? cg_head_find_id(h, CG_H_ORIGIN, 0) : -1;
   cg_buf_adds(&b, ",\"origin\":");
   if (oi >= 0) cg_buf_json(&b, cg_head_value(h, oi), h->hdrs[oi].val_len > 256 ? 256 : h->hdrs[oi].val_len);
   else cg_buf_adds(&b, "null");

@@ -11,11 +11,11 @@
  * not kept. */
 #define MAX_ACRH_LINES 16
 
-static void find_first(const cg_head_t *h, const char *name, size_t nl, int *count, const char **v, size_t *vl) {
+static void find_first(const cg_head_t *h, int id, int *count, const char **v, size_t *vl) {
   *count = 0;
   *v = NULL;
   *vl = 0;
-  for (int i = cg_head_find(h, name, nl, 0); i >= 0; i = cg_head_find(h, name, nl, i + 1)) {
+  for (int i = cg_head_find_id(h, id, 0); i >= 0; i = cg_head_find_id(h, id, i + 1)) {
     if ((*count)++ == 0) {
       *v = cg_head_value(h, i);
       *vl = h->hdrs[i].val_len;
@@ -75,14 +75,13 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
   memset(&q, 0, sizeof q);
   q.method = h->buf + h->method_off;
   q.method_len = h->method_len;
-  find_first(h, "origin", 6, &q.origin_count, &q.origin, &q.origin_len);
+  find_first(h, CG_H_ORIGIN, &q.origin_count, &q.origin, &q.origin_len);
   const char *acrh[MAX_ACRH_LINES];
   size_t acrh_len[MAX_ACRH_LINES];
   int too_many = 0;
   if (!as_actual) {
-    find_first(h, "access-control-request-method", 29, &q.acrm_count, &q.acrm, &q.acrm_len);
-    for (int i = cg_head_find(h, "access-control-request-headers", 30, 0); i >= 0;
-         i = cg_head_find(h, "access-control-request-headers", 30, i + 1)) {
+    find_first(h, CG_H_ACRM, &q.acrm_count, &q.acrm, &q.acrm_len);
+    for (int i = cg_head_find_id(h, CG_H_ACRH, 0); i >= 0; i = cg_head_find_id(h, CG_H_ACRH, i + 1)) {
       if (q.acrh_count == MAX_ACRH_LINES) {
         too_many = 1;
         break;
@@ -94,7 +93,7 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     q.acrh = acrh;
     q.acrh_len = acrh_len;
     int pn;
-    find_first(h, "access-control-request-private-network", 38, &pn, &q.acrpn, &q.acrpn_len);
+    find_first(h, CG_H_ACRPN, &pn, &q.acrpn, &q.acrpn_len);
   }
   cg_worker_t *w = c->w;
   if (!r->route->cors) { /* only a shadow policy: the route does no CORS */

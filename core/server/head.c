@@ -35,40 +35,38 @@ void cg_head_free(cg_head_t *h) {
   cg_head_reset(h);
 }
 
-/* Appends bytes; each string is kept NUL-terminated for the few places that
- * want C strings, so every append reserves one extra byte. */
-static int append(cg_head_t *h, const char *at, size_t len) {
-  if (h->len + len + 1 > h->max_bytes) {
+/* Makes room for len more bytes and a terminator. */
+static int room(cg_head_t *h, size_t len) {
+  size_t need = h->len + len + 1;
+  if (need <= h->cap) return 0;
+  if (need > h->max_bytes) {
     h->overflow = 1;
     return -1;
   }
-  if (h->len + len + 1 > h->cap) {
-    size_t cap = h->cap ? h->cap : 1024;
-    while (cap < h->len + len + 1) cap *= 2;
-    if (cap > h->max_bytes) cap = h->max_bytes;
-    char *p = realloc(h->buf, cap);
-    if (!p) {
-      h->overflow = 1;
-      return -1;
-    }
-    h->buf = p;
-    h->cap = cap;
+  size_t cap = h->cap ? h->cap : 1024;
+  while (cap < need) cap *= 2;
+  if (cap > h->max_bytes) cap = h->max_bytes;
+  char *p = realloc(h->buf, cap);
+  if (!p) {
+    h->overflow = 1;
+    return -1;
   }
-  memcpy(h->buf + h->len, at, len);
-  h->len += len;
-  h->buf[h->len] = 0;
+  h->buf = p;
+  h->cap = cap;
   return 0;
 }
 
-/* Strings are built piece by piece: the current one always ends at h->len. */
+/* Strings are built piece by piece, the current one always ending at h->len,
+ * and each kept NUL-terminated for the few places that want C strings. A new
+ * string (off and length still 0) starts past the previous one's terminator. */
 static int extend(cg_head_t *h, uint32_t *off, uint32_t *slen, const char *at, size_t len) {
-  if (*slen == 0 && *off == 0 && h->len > 0) {
-    /* new string: skip past the previous one's terminator */
-    if (append(h, "", 0) < 0) return -1;
-    h->len++;
-  }
+  size_t gap = (*slen == 0 && *off == 0 && h->len > 0);
+  if (room(h, gap + len) < 0) return -1;
+  h->len += gap;
   if (*slen == 0) *off = (uint32_t)h->len;
-  if (append(h, at, len) < 0) return -1;
+  if (len) memcpy(h->buf + h->len, at, len);
+  h->len += len;
+  h->buf[h->len] = 0;
   *slen += (uint32_t)len;
   return 0;
 }
@@ -107,6 +105,68 @@ int cg_head_on_field(cg_head_t *h, const char *at, size_t len) {
   return extend(h, &x->name_off, &x->name_len, at, len);
 }
 
+static uint8_t classify(const char *n, size_t len) {
+  switch (len) {
+  case 2:
+    if (cg_ascii_token_is(n, len, "te", 2)) return CG_H_TE;
+    break;
+  case 7:
+    if (cg_ascii_token_is(n, len, "trailer", 7)) return CG_H_TRAILER;
+    if (cg_ascii_token_is(n, len, "upgrade", 7)) return CG_H_UPGRADE;
+    break;
+  case 10:
+    if (cg_ascii_token_is(n, len, "connection", 10)) return CG_H_CONNECTION;
+    if (cg_ascii_token_is(n, len, "keep-alive", 10)) return CG_H_KEEP_ALIVE;
+    break;
+  case 14:
+    if (cg_ascii_token_is(n, len, "content-length", 14)) return CG_H_CONTENT_LENGTH;
+    break;
+  case 15:
+    if (cg_ascii_token_is(n, len, "x-forwarded-for", 15)) return CG_H_X_FORWARDED_FOR;
+    break;
+  case 16:
+    if (cg_ascii_token_is(n, len, "x-forwarded-host", 16)) return CG_H_X_FORWARDED_HOST;
+    if (cg_ascii_token_is(n, len, "proxy-connection", 16)) return CG_H_PROXY_CONNECTION;
+    break;
+  case 17:
+    if (cg_ascii_token_is(n, len, "x-forwarded-proto", 17)) return CG_H_X_FORWARDED_PROTO;
+    if (cg_ascii_token_is(n, len, "transfer-encoding", 17)) return CG_H_TRANSFER_ENCODING;
+    break;
+  case 18:
+    if (cg_ascii_token_is(n, len, "proxy-authenticate", 18)) return CG_H_PROXY_AUTHENTICATE;
+    break;
+  case 19:
+    if (cg_ascii_token_is(n, len, "proxy-authorization", 19)) return CG_H_PROXY_AUTHORIZATION;
+    break;
+  case 4:
+    if (cg_ascii_token_is(n, len, "host", 4)) return CG_H_HOST;
+    if (cg_ascii_token_is(n, len, "vary", 4)) return CG_H_VARY;
+    break;
+  case 6:
+    if (cg_ascii_token_is(n, len, "origin", 6)) return CG_H_ORIGIN;
+    if (cg_ascii_token_is(n, len, "expect", 6)) return CG_H_EXPECT;
+    break;
+  case 29:
+    if (cg_ascii_token_is(n, len, "access-control-request-method", 29)) return CG_H_ACRM;
+    break;
+  case 30:
+    if (cg_ascii_token_is(n, len, "access-control-request-headers", 30)) return CG_H_ACRH;
+    break;
+  case 38:
+    if (cg_ascii_token_is(n, len, "access-control-request-private-network", 38)) return CG_H_ACRPN;
+    break;
+  }
+  return CG_H_OTHER;
+}
+
+/* The value begins (its bytes are extended next): the name is whole. */
+static void begin_value(cg_head_t *h, cg_hdr_t *x) {
+  h->in_value = 1;
+  x->id = x->name_len ? classify(h->buf + x->name_off, x->name_len) : CG_H_OTHER;
+  x->val_off = 0;
+  x->val_len = 0;
+}
+
 int cg_head_on_value(cg_head_t *h, const char *at, size_t len) {
   if (h->n == 0) return -1;
   cg_hdr_t *x = &h->hdrs[h->n - 1];
@@ -118,13 +178,7 @@ int cg_head_on_value(cg_head_t *h, const char *at, size_t len) {
     h->obs_fold = 1;
     return -1;
   }
-  if (!h->in_value) {
-    h->in_value = 1;
-    x->val_off = 0;
-    x->val_len = 0;
-    /* An empty value still needs its own terminated string. */
-    if (extend(h, &x->val_off, &x->val_len, "", 0) < 0) return -1;
-  }
+  if (!h->in_value) begin_value(h, x);
   return extend(h, &x->val_off, &x->val_len, at, len);
 }
 
@@ -132,14 +186,10 @@ void cg_head_on_value_complete(cg_head_t *h) {
   if (h->n > 0 && !h->in_value) {
     /* value callbacks never came: an empty value */
     cg_hdr_t *x = &h->hdrs[h->n - 1];
-    h->in_value = 1;
-    extend(h, &x->val_off, &x->val_len, "", 0);
+    begin_value(h, x);
+    extend(h, &x->val_off, &x->val_len, "", 0); /* an empty value is a string too */
   }
   h->value_complete = 1;
-}
-
-int cg_name_eq(const char *a, size_t alen, const char *b, size_t blen) {
-  return alen == blen && strncasecmp(a, b, alen) == 0;
 }
 
 int cg_head_find(const cg_head_t *h, const char *name, size_t name_len, int from) {
@@ -156,7 +206,7 @@ int cg_head_count(const cg_head_t *h, const char *name, size_t name_len) {
 }
 
 static int listed_in_connection(const cg_head_t *h, const char *name, size_t name_len) {
-  for (int i = cg_head_find(h, "connection", 10, 0); i >= 0; i = cg_head_find(h, "connection", 10, i + 1)) {
+  for (int i = cg_head_find_id(h, CG_H_CONNECTION, 0); i >= 0; i = cg_head_find_id(h, CG_H_CONNECTION, i + 1)) {
     const char *v = cg_head_value(h, i), *end = v + h->hdrs[i].val_len;
     while (v < end) {
       while (v < end && (*v == ' ' || *v == '\t' || *v == ',')) v++;
@@ -169,18 +219,8 @@ static int listed_in_connection(const cg_head_t *h, const char *name, size_t nam
 }
 
 int cg_head_is_hop_by_hop(const cg_head_t *h, int i) {
-  static const struct {
-    const char *name;
-    size_t len;
-  } hop[] = {{"connection", 10},          {"keep-alive", 10}, {"proxy-connection", 16},
-             {"te", 2},                   {"trailer", 7},     {"transfer-encoding", 17},
-             {"upgrade", 7},              {"proxy-authenticate", 18},
-             {"proxy-authorization", 19}};
-  const char *name = cg_head_name(h, i);
-  size_t len = h->hdrs[i].name_len;
-  for (size_t k = 0; k < sizeof hop / sizeof hop[0]; k++)
-    if (cg_name_eq(name, len, hop[k].name, hop[k].len)) return 1;
-  return listed_in_connection(h, name, len);
+  if (h->hdrs[i].id >= CG_H_CONNECTION) return 1;
+  return listed_in_connection(h, cg_head_name(h, i), h->hdrs[i].name_len);
 }
 
 /* --- cg_buf -------------------------------------------------------------- */
@@ -205,14 +245,11 @@ void cg_buf_addu(cg_buf_t *b, uint64_t v) {
   cg_buf_add(b, tmp + sizeof tmp - n, (size_t)n);
 }
 
-void cg_buf_add(cg_buf_t *b, const void *p, size_t n) {
-  if (n == 0) return; /* an empty header value on a buffer not yet allocated: nothing to copy */
+void cg_buf_add_grow(cg_buf_t *b, const void *p, size_t n) {
   reserve(b, n);
   memcpy(b->data + b->len, p, n);
   b->len += n;
 }
-
-void cg_buf_adds(cg_buf_t *b, const char *s) { cg_buf_add(b, s, strlen(s)); }
 
 void cg_buf_addf(cg_buf_t *b, const char *fmt, ...) {
   va_list ap;

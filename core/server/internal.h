@@ -6,6 +6,7 @@
 #include <llhttp.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -14,13 +15,42 @@
 #include "cors/cors.h"
 
 
+#include "util/ascii.h"
 #include "util/list.h"
 
 /* --- message heads ------------------------------------------------------- */
 
 /* One header: offsets into cg_head_t.buf, which may move when it grows. */
+/* The header names the gateway itself reads, recognized once when the name
+ * is complete so that lookups compare a byte instead of the name. */
+enum {
+  CG_H_OTHER = 0,
+  CG_H_HOST,
+  CG_H_ORIGIN,
+  CG_H_EXPECT,
+  CG_H_VARY,
+  CG_H_ACRM, /* Access-Control-Request-Method */
+  CG_H_ACRH, /* Access-Control-Request-Headers */
+  CG_H_ACRPN, /* Access-Control-Request-Private-Network */
+  CG_H_CONTENT_LENGTH,
+  CG_H_X_FORWARDED_FOR,
+  CG_H_X_FORWARDED_HOST,
+  CG_H_X_FORWARDED_PROTO,
+  /* hop-by-hop (RFC 9110 7.6.1), never forwarded: from here to the end */
+  CG_H_CONNECTION,
+  CG_H_KEEP_ALIVE,
+  CG_H_PROXY_CONNECTION,
+  CG_H_TE,
+  CG_H_TRAILER,
+  CG_H_TRANSFER_ENCODING,
+  CG_H_UPGRADE,
+  CG_H_PROXY_AUTHENTICATE,
+  CG_H_PROXY_AUTHORIZATION
+};
+
 typedef struct cg_hdr {
   uint32_t name_off, name_len, val_off, val_len;
+  uint8_t id; /* CG_H_*, set once the value begins */
 } cg_hdr_t;
 
 /* A parsed head (request or response). llhttp hands over fields in pieces
@@ -54,7 +84,20 @@ static inline const char *cg_head_value(const cg_head_t *h, int i) { return h->b
 /* Index of the first header named name (case-insensitive) at or after from, or -1. */
 int cg_head_find(const cg_head_t *h, const char *name, size_t name_len, int from);
 int cg_head_count(const cg_head_t *h, const char *name, size_t name_len);
-int cg_name_eq(const char *a, size_t alen, const char *b, size_t blen);
+/* The same for one of the CG_H_* names. */
+static inline int cg_head_find_id(const cg_head_t *h, int id, int from) {
+  for (int i = from; i < h->n; i++)
+    if (h->hdrs[i].id == id) return i;
+  return -1;
+}
+static inline int cg_head_count_id(const cg_head_t *h, int id) {
+  int n = 0;
+  for (int i = 0; i < h->n; i++) n += h->hdrs[i].id == id;
+  return n;
+}
+static inline int cg_name_eq(const char *a, size_t alen, const char *b, size_t blen) {
+  return cg_ascii_ieq(a, alen, b, blen);
+}
 /* Hop-by-hop per RFC 9110 7.6.1, plus any name the Connection header lists. */
 int cg_head_is_hop_by_hop(const cg_head_t *h, int i);
 
@@ -70,8 +113,17 @@ typedef struct cg_buf {
 /* A buffer starting in caller storage: no malloc for the common small case. */
 #define CG_BUF_ON(storage) ((cg_buf_t){(storage), 0, sizeof(storage), 1})
 
-void cg_buf_add(cg_buf_t *b, const void *p, size_t n);
-void cg_buf_adds(cg_buf_t *b, const char *s);
+void cg_buf_add_grow(cg_buf_t *b, const void *p, size_t n);
+/* Inline when it fits (nearly always): a response head is a dozen of these. */
+static inline void cg_buf_add(cg_buf_t *b, const void *p, size_t n) {
+  if (n > b->cap - b->len) {
+    cg_buf_add_grow(b, p, n);
+    return;
+  }
+  if (n) memcpy(b->data + b->len, p, n); /* an empty value on a buffer not yet allocated: nothing to copy */
+  b->len += n;
+}
+static inline void cg_buf_adds(cg_buf_t *b, const char *s) { cg_buf_add(b, s, strlen(s)); }
 void cg_buf_addf(cg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cg_buf_free(cg_buf_t *b);
 void cg_buf_addu(cg_buf_t *b, uint64_t v);
@@ -130,6 +182,7 @@ typedef struct cg_worker {
   cg_rpc_t *rpc_head;
   int rpc_closed; /* the loop is ending: calls fail at once */
   char date[40]; /* "Date: ...\r\n" for gateway-made responses, refreshed once a second */
+  size_t date_len;
   uint64_t date_sec;
   /* reload: a retiring worker hands its connections to its successor, which
    * takes them in on its own loop (adopt_async) */
@@ -268,6 +321,8 @@ void cg_respond_error(cg_conn_t *c, int status, const char *message);
 void cg_respond_error2(cg_conn_t *c, int status, const char *prefix, const char *message);
 void cg_respond_local(cg_conn_t *c); /* echo, static, 404 at message end */
 const char *cg_status_reason(int status);
+/* "HTTP/1.1 204 No Content\r\n" */
+void cg_buf_status_line(cg_buf_t *b, int status);
 void cg_respond_common_headers(cg_conn_t *c, cg_buf_t *b);
 void cg_worker_date(cg_worker_t *w);
 /* Adds the route's CORS header lines and the merged Vary for this request to b;

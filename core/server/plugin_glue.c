@@ -106,8 +106,8 @@ int cg_plugin_decide(cg_conn_t *c) {
   cg_worker_t *w = c->w;
   const cg_head_t *h = &c->head;
   if (!w->dcache || !w->lua) return 0;
-  int oi = cg_head_find(h, "origin", 6, 0);
-  if (oi < 0 || cg_head_count(h, "origin", 6) != 1) return 0; /* no origin, or a malformed one: the static answer */
+  int oi = cg_head_find_id(h, CG_H_ORIGIN, 0);
+  if (oi < 0 || cg_head_count_id(h, CG_H_ORIGIN) != 1) return 0; /* no origin, or a malformed one: the static answer */
   char norm[CG_CORS_ORIGIN_MAX + 1];
   cg_origin_t o;
   if (cg_cors_origin_parse(cg_head_value(h, oi), h->hdrs[oi].val_len, &o, norm, sizeof norm) != 0 || o.is_null)

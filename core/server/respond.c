@@ -8,32 +8,57 @@
 
 #include "server/internal.h"
 
+/* The statuses the gateway sends itself, with their reason phrases. */
+#define CG_STATUSES(X)                  \
+  X(100, "Continue")                    \
+  X(200, "OK")                          \
+  X(201, "Created")                     \
+  X(202, "Accepted")                    \
+  X(204, "No Content")                  \
+  X(301, "Moved Permanently")           \
+  X(302, "Found")                       \
+  X(304, "Not Modified")                \
+  X(400, "Bad Request")                 \
+  X(401, "Unauthorized")                \
+  X(403, "Forbidden")                   \
+  X(404, "Not Found")                   \
+  X(405, "Method Not Allowed")          \
+  X(408, "Request Timeout")             \
+  X(413, "Content Too Large")           \
+  X(417, "Expectation Failed")          \
+  X(431, "Request Header Fields Too Large") \
+  X(500, "Internal Server Error")       \
+  X(502, "Bad Gateway")                 \
+  X(503, "Service Unavailable")         \
+  X(504, "Gateway Timeout")             \
+  X(505, "HTTP Version Not Supported")
+
 const char *cg_status_reason(int status) {
+#define REASON(code, text) \
+  case code:               \
+    return text;
   switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 204: return "No Content";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 304: return "Not Modified";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 413: return "Content Too Large";
-  case 417: return "Expectation Failed";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  case 505: return "HTTP Version Not Supported";
+    CG_STATUSES(REASON)
   default: return "Unknown";
   }
+#undef REASON
+}
+
+void cg_buf_status_line(cg_buf_t *b, int status) {
+  /* Whole lines as literals: one copy instead of five appends per response. */
+#define LINE(code, text)                                  \
+  case code: {                                            \
+    static const char line[] = "HTTP/1.1 " #code " " text "\r\n"; \
+    cg_buf_add(b, line, sizeof line - 1);                 \
+    return;                                               \
+  }
+  switch (status) {
+    CG_STATUSES(LINE)
+  }
+#undef LINE
+  cg_buf_adds(b, "HTTP/1.1 ");
+  cg_buf_addu(b, (uint64_t)status);
+  cg_buf_adds(b, " Unknown\r\n");
 }
 
 void cg_worker_date(cg_worker_t *w) {
@@ -42,12 +67,12 @@ void cg_worker_date(cg_worker_t *w) {
   w->date_sec = (uint64_t)now;
   struct tm tm;
   gmtime_r(&now, &tm);
-  strftime(w->date, sizeof w->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+  w->date_len = strftime(w->date, sizeof w->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
 }
 
 void cg_respond_common_headers(cg_conn_t *c, cg_buf_t *b) {
   cg_worker_date(c->w);
-  cg_buf_adds(b, c->w->date);
+  cg_buf_add(b, c->w->date, c->w->date_len);
 }
 
 void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstream_head) {
@@ -59,7 +84,7 @@ void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstrea
     if (!r->route && c->head.url_len && c->head.buf && c->head.buf[c->head.url_off] == '/') {
       const char *host = "";
       size_t host_len = 0;
-      int i = cg_head_find(&c->head, "host", 4, 0);
+      int i = cg_head_find_id(&c->head, CG_H_HOST, 0);
       if (i >= 0) {
         host = cg_head_value(&c->head, i);
         const char *colon = memchr(host, ':', c->head.hdrs[i].val_len);
@@ -76,11 +101,19 @@ void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstrea
   size_t lens[16];
   int n = 0;
   if (upstream_head)
-    for (int i = cg_head_find(upstream_head, "vary", 4, 0); i >= 0 && n < 16; i = cg_head_find(upstream_head, "vary", 4, i + 1)) {
+    for (int i = cg_head_find_id(upstream_head, CG_H_VARY, 0); i >= 0 && n < 16; i = cg_head_find_id(upstream_head, CG_H_VARY, i + 1)) {
       vals[n] = cg_head_value(upstream_head, i);
       lens[n] = upstream_head->hdrs[i].val_len;
       n++;
     }
+  if (n == 0) {
+    /* Ours alone (every preflight and most responses): it is one of the
+     * engine's own lists, already free of repeats, so it goes out as is. */
+    cg_buf_adds(b, "Vary: ");
+    cg_buf_adds(b, ours);
+    cg_buf_add(b, "\r\n", 2);
+    return;
+  }
   char merged[1024];
   int m = cg_cors_vary_merge(vals, lens, n, ours, merged, sizeof merged);
   if (m > 0) {
@@ -135,11 +168,7 @@ static void respond(cg_conn_t *c, int status, const char *headers, size_t header
   r->status = status;
   char storage[2048];
   cg_buf_t b = CG_BUF_ON(storage);
-  cg_buf_adds(&b, "HTTP/1.1 ");
-  cg_buf_addu(&b, (uint64_t)status);
-  cg_buf_add(&b, " ", 1);
-  cg_buf_adds(&b, cg_status_reason(status));
-  cg_buf_add(&b, "\r\n", 2);
+  cg_buf_status_line(&b, status);
   cg_respond_common_headers(c, &b);
   if (headers_len) cg_buf_add(&b, headers, headers_len);
   cg_respond_cors_headers(c, &b, NULL);
