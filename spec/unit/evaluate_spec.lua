@@ -234,6 +234,32 @@ describe("cg_cors_evaluate", function()
     assert.are.equal(r.raw, table.concat(rebuilt))
     assert.are.equal(4, #r.order)
   end)
+
+  it("echoes a requested name exactly when every byte is an RFC 9110 tchar", function()
+    local tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    for b = 0, 255 do
+      local ch = string.char(b)
+      -- ',' and whitespace are the list's own syntax, not part of a name
+      if ch ~= "," and ch ~= " " and ch ~= "\t" then
+        local r = cors.evaluate(compiled.cred, pf("https://a.com", "GET", "x" .. ch .. "y"))
+        local want = tchar:find(ch, 1, true) and "PREFLIGHT_ALLOWED" or "PREFLIGHT_REFUSED"
+        assert.are.equal(want, r.kind, ("byte %d"):format(b))
+        if want == "PREFLIGHT_ALLOWED" then assert.are.equal(("x" .. ch .. "y"):lower(), r.headers[ACAH]) end
+      end
+    end
+  end)
+
+  it("allows an origin equal to an entry and nothing that merely starts or ends like one", function()
+    assert.are.equal("https://a.com", cors.evaluate(compiled.list, pf("https://a.com", "PUT")).headers[ACAO])
+    assert.are.equal("http://localhost:3000",
+      cors.evaluate(compiled.list, pf("http://localhost:3000", "PUT")).headers[ACAO])
+    for _, o in ipairs({ "https://a.co", "https://a.comm", "https://a.com.", "https://xa.com", "http://a.com",
+      "https://a.com:444", "http://localhost:300", "http://localhost:30000", "https://a.com/" }) do
+      local r = cors.evaluate(compiled.list, pf(o, "PUT"))
+      assert.are.equal("PREFLIGHT_REFUSED", r.kind, o)
+      assert.are.equal("", r.raw, o)
+    end
+  end)
 end)
 
 describe("response header ownership", function()
