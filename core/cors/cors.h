@@ -148,6 +148,10 @@ typedef struct cg_cors_request {
   const size_t *acrh_len;
   const char *acrpn; /* Access-Control-Request-Private-Network, NULL when absent */
   size_t acrpn_len;
+  /* The one Origin value, already parsed without error by the caller (a route
+   * with a plugin parses it to ask the decision cache), or NULL: evaluation
+   * then does not parse it again. */
+  const cg_origin_t *parsed_origin;
 } cg_cors_request_t;
 
 typedef enum cg_cors_kind {

@@ -18,6 +18,10 @@ static inline int cg_tok_ieq(const char *a, size_t alen, const char *b, size_t b
 static inline unsigned char cg_tok_lower(unsigned char c) { return cg_ascii_lower(c); }
 static inline int cg_tok_is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
 
+/* cg_cors_origin_parse without its fast path for the usual canonical shape:
+ * every input, the slow way (fuzz_origin checks the two agree). */
+int cg_cors_origin_parse_general(const char *s, size_t len, cg_origin_t *out, char *norm_buf, size_t norm_len);
+
 /* Walks a comma-separated header list; yields trimmed elements, empty ones included
  * (callers skip them: RFC 9110 tolerates "a,,b"). Returns 0 at the end. */
 typedef struct cg_list_iter {

@@ -155,8 +155,13 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
   }
   char norm[CG_CORS_ORIGIN_MAX + 8];
   cg_origin_t o;
-  int verbatim = listed_verbatim(p, req->origin, req->origin_len, &o, norm);
-  int rc = verbatim == 1 ? CG_ORIGIN_OK : cg_cors_origin_parse(req->origin, req->origin_len, &o, norm, sizeof norm);
+  int verbatim = -1, rc = CG_ORIGIN_OK;
+  if (req->parsed_origin) {
+    o = *req->parsed_origin;
+  } else {
+    verbatim = listed_verbatim(p, req->origin, req->origin_len, &o, norm);
+    if (verbatim != 1) rc = cg_cors_origin_parse(req->origin, req->origin_len, &o, norm, sizeof norm);
+  }
   if (rc < 0) {
     out->vary = vary_origin;
     return refuse(out, refused_kind, CG_CORS_MALFORMED_ORIGIN, cg_cors_origin_strerror(rc), NULL, 0);

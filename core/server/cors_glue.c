@@ -76,6 +76,7 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
   q.method = h->buf + h->method_off;
   q.method_len = h->method_len;
   find_first(h, CG_H_ORIGIN, &q.origin_count, &q.origin, &q.origin_len);
+  if (r->origin_parsed && q.origin_count == 1) q.parsed_origin = &r->origin;
   const char *acrh[MAX_ACRH_LINES];
   size_t acrh_len[MAX_ACRH_LINES];
   int too_many = 0;

@@ -259,6 +259,8 @@ typedef struct cg_req {
   uint64_t hook_t0, hook_us; /* time waited for a plugin decision */
   uint64_t up_t0, up_us;     /* from the first upstream attempt to its response head */
   char cors_origin[CG_CORS_ORIGIN_MAX + 1]; /* the normalized origin, for per-response hooks */
+  cg_origin_t origin; /* parsed once for the plugin's cache (its strings in cors_origin), if origin_parsed */
+  int origin_parsed;
   int local_status; /* a gateway answer decided at the head (preflights), sent at the request's end */
   /* Proxy state. */
   struct cg_upconn *up;

@@ -108,13 +108,17 @@ int cg_plugin_decide(cg_conn_t *c) {
   if (!w->dcache || !w->lua) return 0;
   int oi = cg_head_find_id(h, CG_H_ORIGIN, 0);
   if (oi < 0 || cg_head_count_id(h, CG_H_ORIGIN) != 1) return 0; /* no origin, or a malformed one: the static answer */
-  char norm[CG_CORS_ORIGIN_MAX + 1];
-  cg_origin_t o;
-  if (cg_cors_origin_parse(cg_head_value(h, oi), h->hdrs[oi].val_len, &o, norm, sizeof norm) != 0 || o.is_null)
+  /* Parsed into the request, where evaluation finds it instead of parsing
+   * the same bytes again. */
+  cg_origin_t *op = &r->origin;
+  if (cg_cors_origin_parse(cg_head_value(h, oi), h->hdrs[oi].val_len, op, r->cors_origin, sizeof r->cors_origin - 1) != 0)
     return 0;
+  r->cors_origin[op->norm_len] = 0;
+  r->origin_parsed = 1;
+  if (op->is_null) return 0;
   cg_dcache_entry_t *e = NULL;
   uint64_t now = uv_now(&w->loop);
-  int rc = cg_dcache_get(w->dcache, (uint32_t)r->route->index, o.norm, o.norm_len, now, &e);
+  int rc = cg_dcache_get(w->dcache, (uint32_t)r->route->index, op->norm, op->norm_len, now, &e);
   switch (rc) {
   case CG_DC_FRESH:
   case CG_DC_STALE:
@@ -127,7 +131,7 @@ int cg_plugin_decide(cg_conn_t *c) {
      * returns, so the decision is taken after it: the new one, or the stale
      * one while the refresh is still running. */
     r->cache_result = "stale-refresh";
-    start_hook(c, e, o.norm, o.norm_len, &o);
+    start_hook(c, e, op->norm, op->norm_len, op);
     take_decision(c, e);
     return 0;
   case CG_DC_MISS_RUN:
@@ -139,7 +143,7 @@ int cg_plugin_decide(cg_conn_t *c) {
     r->waiting = 1;
     r->in_dispatch = 1;
     cg_dcache_wait(e, &r->waiter);
-    if (rc == CG_DC_MISS_RUN) start_hook(c, e, o.norm, o.norm_len, &o);
+    if (rc == CG_DC_MISS_RUN) start_hook(c, e, op->norm, op->norm_len, op);
     r->in_dispatch = 0;
     return r->decided ? 0 : 1;
   }

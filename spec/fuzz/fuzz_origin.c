@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cors/cors.h"
+#include "cors/cors_internal.h"
 
 #define CHECK(cond)                                                   \
   do {                                                                \
@@ -25,6 +26,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char norm[CG_CORS_ORIGIN_MAX + 1];
   cg_origin_t o;
   int rc = cg_cors_origin_parse(in, size, &o, norm, sizeof norm);
+
+  /* The fast path for canonical origins answers exactly as the general parser. */
+  char gnorm[CG_CORS_ORIGIN_MAX + 1];
+  cg_origin_t g;
+  CHECK(cg_cors_origin_parse_general(in, size, &g, gnorm, sizeof gnorm) == rc);
+  if (rc == 0) {
+    CHECK(g.is_null == o.is_null && g.noncanonical == o.noncanonical && g.loopback == o.loopback);
+    CHECK(g.is_ip == o.is_ip && g.port == o.port && g.norm_len == o.norm_len);
+    CHECK(memcmp(g.norm, o.norm, o.norm_len) == 0);
+    if (!o.is_null) {
+      CHECK(g.scheme_len == o.scheme_len && g.host_len == o.host_len);
+      CHECK(g.scheme - g.norm == o.scheme - o.norm && g.host - g.norm == o.host - o.norm);
+    }
+  }
   if (rc != 0) {
     CHECK(rc < 0 && rc >= CG_ORIGIN_E_FRAGMENT);
     free(in);

@@ -63,10 +63,17 @@ function _M.psl()
   return psl
 end
 
-function _M.parse_origin(s, bufsize)
+if not pcall(function() return C.cg_cors_origin_parse_general end) then
+  -- internal (core/cors/cors_internal.h): the parser without its fast path
+  ffi.cdef("int cg_cors_origin_parse_general(const char *s, size_t len, cg_origin_t *out, char *norm_buf, size_t norm_len);")
+end
+
+-- general: use the parser without its fast path for canonical origins
+function _M.parse_origin(s, bufsize, general)
   local o = ffi.new("cg_origin_t")
   local buf = ffi.new("char[?]", bufsize or 300)
-  local rc = C.cg_cors_origin_parse(s, #s, o, buf, bufsize or 300)
+  local parse = general and C.cg_cors_origin_parse_general or C.cg_cors_origin_parse
+  local rc = parse(s, #s, o, buf, bufsize or 300)
   if rc ~= 0 then return nil, _M.ORIGIN_ERR[rc] or rc end
   return {
     norm = ffi.string(o.norm, o.norm_len),

@@ -118,6 +118,38 @@ describe("cg_cors_origin_parse", function()
     assert.are.equal("https://example.com", cors.parse_origin("https://example.com", 19).norm)
   end)
 
+  it("answers like the general parser on every shape near the usual one", function()
+    -- The fast path takes lower-case http(s) names with an optional port; each
+    -- one-byte change of these lands on either side of its edges.
+    local seeds = { "https://app.example.com", "http://localhost:3000", "https://a-b_c.example:8443",
+      "http://x1.y2:65535", "https://a.b.c.d.e", "http://1.example.com", "https://a:1" }
+    local bytes = { "", "A", "z", "0", "9", ".", "-", "_", ":", "/", "@", "[", "]", "%", " ", "\0", "\255" }
+    local inputs = {}
+    for _, c in ipairs(valid) do inputs[#inputs + 1] = c[1] end
+    for _, c in ipairs(malformed) do inputs[#inputs + 1] = c[1] end
+    for _, seed in ipairs(seeds) do
+      inputs[#inputs + 1] = seed
+      for i = 1, #seed + 1 do
+        for _, b in ipairs(bytes) do
+          inputs[#inputs + 1] = seed:sub(1, i - 1) .. b .. seed:sub(i + 1) -- replace (or delete) byte i
+          inputs[#inputs + 1] = seed:sub(1, i - 1) .. b .. seed:sub(i) -- insert before byte i
+        end
+      end
+      for _, port in ipairs({ ":0", ":00", ":01", ":80", ":443", ":65536", ":99999", ":123456", ":" }) do
+        inputs[#inputs + 1] = seed:gsub(":%d+$", "") .. port
+      end
+    end
+    local fast_hits = 0
+    for _, s in ipairs(inputs) do
+      local o, err = cors.parse_origin(s)
+      local g, gerr = cors.parse_origin(s, nil, true)
+      assert.are.same(g, o, s)
+      assert.are.equal(gerr, err, s)
+      if o and not o.noncanonical and not o.is_ip and o.scheme:match("^https?$") then fast_hits = fast_hits + 1 end
+    end
+    assert.is_true(#inputs > 1500 and fast_hits > 300, #inputs .. " inputs, " .. fast_hits .. " canonical")
+  end)
+
   it("names every error code in cg_cors_origin_strerror", function()
     local ffi = require("ffi")
     local seen = {}
