@@ -7,7 +7,6 @@
  * requests are therefore answered in order without a response queue, the way
  * nginx does it. */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,10 +71,8 @@ static int on_header_value_complete(llhttp_t *p) {
 
 static int is_token(const char *s, size_t n) {
   if (n == 0) return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (!cg_ascii_tchar(ch)) return 0;
-  }
+  for (size_t i = 0; i < n; i++)
+    if (!cg_ascii_tchar((unsigned char)s[i])) return 0;
   return 1;
 }
 
@@ -108,10 +105,8 @@ static void host_of(const cg_conn_t *c, const char **host, size_t *len) {
 }
 
 static int valid_host_value(const char *v, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)v[i];
-    if (!cg_ascii_host_char(ch)) return 0;
-  }
+  for (size_t i = 0; i < n; i++)
+    if (!cg_ascii_host_char((unsigned char)v[i])) return 0;
   return 1;
 }
 

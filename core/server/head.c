@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "server/internal.h"
 
@@ -196,13 +195,6 @@ int cg_head_find(const cg_head_t *h, const char *name, size_t name_len, int from
   for (int i = from; i < h->n; i++)
     if (cg_name_eq(cg_head_name(h, i), h->hdrs[i].name_len, name, name_len)) return i;
   return -1;
-}
-
-int cg_head_count(const cg_head_t *h, const char *name, size_t name_len) {
-  int n = 0;
-  for (int i = 0; i < h->n; i++)
-    if (cg_name_eq(cg_head_name(h, i), h->hdrs[i].name_len, name, name_len)) n++;
-  return n;
 }
 
 static int listed_in_connection(const cg_head_t *h, const char *name, size_t name_len) {

@@ -83,7 +83,6 @@ static inline const char *cg_head_name(const cg_head_t *h, int i) { return h->bu
 static inline const char *cg_head_value(const cg_head_t *h, int i) { return h->buf + h->hdrs[i].val_off; }
 /* Index of the first header named name (case-insensitive) at or after from, or -1. */
 int cg_head_find(const cg_head_t *h, const char *name, size_t name_len, int from);
-int cg_head_count(const cg_head_t *h, const char *name, size_t name_len);
 /* The same for one of the CG_H_* names. */
 static inline int cg_head_find_id(const cg_head_t *h, int id, int from) {
   for (int i = from; i < h->n; i++)

@@ -3,6 +3,7 @@
 local gateway = require("spec.support.gateway")
 local http = require("spec.support.http")
 local proc = require("spec.support.proc")
+local upstream = require("spec.support.upstream")
 require("spec.support.assert")
 local cjson = require("cjson")
 
@@ -44,7 +45,7 @@ describe("admin API", function()
       workers = 2,
       admin = { listen = "127.0.0.1:" .. admin_port },
       plugin_paths = { dir },
-      upstreams = { dead = { targets = { "127.0.0.1:" .. proc.free_port() } } },
+      upstreams = { dead = { targets = { upstream.dead_target() } } },
       routes = {
         { name = "api", prefix = "/api", upstream = "echo",
           cors = { origins = { "https://app.example.com" }, methods = { "GET", "PUT" } } },
