@@ -20,13 +20,7 @@
 
 #include "cors/cors.h"
 
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
-      abort();                                                        \
-    }                                                                 \
-  } while (0)
+#include "fuzz_check.h"
 
 enum { NPOLICIES = 4, MAX_LINES = 80 };
 static cg_cors_policy_t *policies[NPOLICIES];
