@@ -108,6 +108,74 @@ static int l_check_alloc(lua_State *L) {
   return 0;
 }
 
+/* Pushes a table of headers: lower-case names, repeated ones comma-joined as
+ * a field list reads. */
+static void push_headers(lua_State *L, int n, const char *const *names, const size_t *name_lens,
+                         const char *const *values, const size_t *value_lens) {
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    char name[128];
+    size_t nl = name_lens[i] < sizeof name ? name_lens[i] : sizeof name;
+    for (size_t k = 0; k < nl; k++) {
+      char ch = names[i][k];
+      name[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    lua_pushlstring(L, name, nl);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3); /* stack: headers name previous */
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, values[i], value_lens[i]);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, values[i], value_lens[i]);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+/* ctx.headers, built on the first read. A token other than the running
+ * hook's (a ctx kept from an earlier run) gets an empty table. */
+static int l_headers(lua_State *L) {
+  cg_hook_call_t *call = cg_lua_current(L);
+  if (!call || lua_type(L, 1) != LUA_TNUMBER || lua_tonumber(L, 1) != call->token) {
+    lua_newtable(L);
+  } else if (call->req) {
+    const cg_lua_req_t *q = call->req;
+    push_headers(L, q->n_headers, q->header_names, q->header_name_lens, q->header_values, q->header_value_lens);
+  } else if (call->hdr_copy) {
+    const cg_lua_headers_t *c = call->hdr_copy;
+    push_headers(L, c->n, c->names, c->name_lens, c->values, c->value_lens);
+  } else {
+    lua_newtable(L);
+  }
+  return 1;
+}
+
+/* The request's headers outlive it only in this copy, taken when its hook
+ * first waits; NULL when out of memory (the hook then sees none). */
+static cg_lua_headers_t *copy_headers(const cg_lua_req_t *q) {
+  size_t n = (size_t)q->n_headers, bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += q->header_name_lens[i] + q->header_value_lens[i];
+  size_t arrays = n * (2 * sizeof(char *) + 2 * sizeof(size_t));
+  cg_lua_headers_t *c = malloc(sizeof *c + arrays + bytes);
+  if (!c) return NULL;
+  c->n = (int)n;
+  c->names = (const char **)(c + 1);
+  c->values = c->names + n;
+  c->name_lens = (size_t *)(c->values + n);
+  c->value_lens = c->name_lens + n;
+  char *p = (char *)(c->value_lens + n);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(p, q->header_names[i], q->header_name_lens[i]);
+    c->names[i] = p, c->name_lens[i] = q->header_name_lens[i], p += q->header_name_lens[i];
+    memcpy(p, q->header_values[i], q->header_value_lens[i]);
+    c->values[i] = p, c->value_lens[i] = q->header_value_lens[i], p += q->header_value_lens[i];
+  }
+  return c;
+}
+
 /* Wall-clock seconds (like ngx.now()), so plugins can compare with dates in tenant data. */
 static int l_now(lua_State *L) {
   struct timespec ts;
@@ -234,8 +302,18 @@ static void call_free(cg_hook_call_t *call) {
     call->cancel = NULL;
     call->io = NULL;
   }
-  if (call->co_ref != LUA_NOREF) luaL_unref(h->L, LUA_REGISTRYINDEX, call->co_ref);
+  if (call->co_ref != LUA_NOREF) {
+    if (call->recycle && h->n_co_pool < CG_LUA_CO_POOL) {
+      lua_settop(call->co, 0);
+      h->co_pool[h->n_co_pool] = call->co;
+      h->co_pool_ref[h->n_co_pool++] = call->co_ref;
+    } else {
+      luaL_unref(h->L, LUA_REGISTRYINDEX, call->co_ref);
+    }
+  }
   call->co_ref = LUA_NOREF;
+  free(call->hdr_copy);
+  call->hdr_copy = NULL;
   cg_list_remove(&call->link);
   if (call->timer_armed)
     uv_close((uv_handle_t *)&call->timer, on_call_timer_closed);
@@ -384,6 +462,7 @@ static void finish(cg_hook_call_t *call, int rc) {
     snprintf(res.error, sizeof res.error, "%s", lua_isstring(call->co, -1) ? lua_tostring(call->co, -1) : "error");
   } else {
     decode_decision(call, call->co, &res);
+    call->recycle = 1;
   }
   if (res.failed) {
     h->stats.errors++;
@@ -415,6 +494,10 @@ void cg_lua_resume(cg_hook_call_t *call, int nargs) {
       cg_lua_kill(call, "yielded outside a gw.* call");
       finish(call, LUA_ERRRUN);
       return;
+    }
+    if (call->req) {
+      call->hdr_copy = copy_headers(call->req);
+      call->req = NULL;
     }
     if (!call->timer_armed) {
       /* The wall clock of a waiting hook. One that never waits is bounded by
@@ -462,13 +545,19 @@ void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t
   h->stats.runs++;
   call->deadline_ns = now_ns() + h->timeout_ms * 1000000ull;
 
-  call->co = lua_newthread(L);
-  call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the registry keeps the coroutine alive while it waits */
+  if (h->n_co_pool > 0) {
+    h->n_co_pool--;
+    call->co = h->co_pool[h->n_co_pool];
+    call->co_ref = h->co_pool_ref[h->n_co_pool];
+  } else {
+    call->co = lua_newthread(L);
+    call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the registry keeps the coroutine alive while it waits */
+  }
   lua_State *co = call->co;
-  lua_rawgeti(co, LUA_REGISTRYINDEX, h->run_origin_ref);
-  lua_pushstring(co, r->plugin);
-  lua_pushinteger(co, r->index);
-  lua_pushstring(co, r->name);
+  call->token = ++h->next_token;
+  call->req = req;
+  lua_rawgeti(co, LUA_REGISTRYINDEX, h->runner_ref[r->index]);
+  lua_pushnumber(co, call->token);
   lua_pushlstring(co, req->origin, req->origin_len);
   lua_pushlstring(co, req->scheme ? req->scheme : "", req->scheme_len);
   lua_pushlstring(co, req->host ? req->host : "", req->host_len);
@@ -478,29 +567,8 @@ void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t
     lua_pushnil(co);
   lua_pushlstring(co, req->method, req->method_len);
   lua_pushlstring(co, req->path, req->path_len);
-  lua_createtable(co, 0, req->n_headers);
-  for (int i = 0; i < req->n_headers; i++) {
-    char name[128];
-    size_t nl = req->header_name_lens[i] < sizeof name ? req->header_name_lens[i] : sizeof name;
-    for (size_t k = 0; k < nl; k++) {
-      char ch = req->header_names[i][k];
-      name[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-    }
-    lua_pushlstring(co, name, nl);
-    lua_pushvalue(co, -1);
-    lua_rawget(co, -3); /* stack: headers name previous */
-    if (lua_isnil(co, -1)) {
-      lua_pop(co, 1);
-      lua_pushlstring(co, req->header_values[i], req->header_value_lens[i]);
-    } else {
-      /* repeated headers: one comma-joined value, as a field list reads */
-      lua_pushliteral(co, ", ");
-      lua_pushlstring(co, req->header_values[i], req->header_value_lens[i]);
-      lua_concat(co, 3);
-    }
-    lua_rawset(co, -3);
-  }
-  cg_lua_resume(call, 10);
+  cg_lua_resume(call, 7);
+  /* call may be gone: it finished, or copied what it needs when it waited */
 }
 
 /* --- expose_headers ------------------------------------------------------- */
@@ -598,7 +666,7 @@ static int push_prelude(lua_State *L) {
       {"killed", l_killed},       {"kill_reason", l_kill_reason}, {"check_alloc", l_check_alloc},
       {"now", l_now},             {"log", l_log},                 {"sleep", l_sleep},
       {"http_request", cg_lua_http_request}, {"read_file", l_read_file}, {"file_mtime", l_file_mtime},
-      {"redis_call", cg_lua_redis_call},
+      {"redis_call", cg_lua_redis_call}, {"headers", l_headers},
       {NULL, NULL}};
   for (const luaL_Reg *n = natives; n->name; n++) {
     lua_pushcfunction(L, n->func);
@@ -781,10 +849,32 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
       return NULL;
     }
   }
+  h->n_runners = cfg->n_routes + 1;
+  h->runner_ref = malloc((size_t)h->n_runners * sizeof *h->runner_ref);
+  if (!h->runner_ref) {
+    lua_close(L);
+    free(h);
+    return NULL;
+  }
+  for (int i = 0; i < h->n_runners; i++) h->runner_ref[i] = LUA_NOREF;
+  for (int i = 0; i < cfg->n_routes; i++) {
+    const cg_route_t *r = &cfg->routes[i];
+    if (!r->plugin) continue;
+    lua_getfield(L, prelude, "origin_runner");
+    lua_pushstring(L, r->plugin);
+    lua_pushinteger(L, r->index);
+    lua_pushstring(L, r->name);
+    if (lua_pcall(L, 3, 1, 0) != 0) {
+      cg_log_error("routes[%d].cors.plugin: %s", r->index, lua_tostring(L, -1));
+      lua_close(L);
+      free(h->runner_ref);
+      free(h);
+      return NULL;
+    }
+    h->runner_ref[r->index] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   lua_pushvalue(L, prelude);
   h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, prelude, "run_origin");
-  h->run_origin_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, prelude, "run_expose");
   h->run_expose_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pop(L, 1);
@@ -803,6 +893,7 @@ void cg_lua_host_free(cg_lua_host_t *h) {
   cg_lua_http_free(h);
   cg_lua_redis_free(h);
   lua_close(h->L);
+  free(h->runner_ref);
   free(h);
 }
 

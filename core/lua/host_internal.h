@@ -12,6 +12,15 @@
 
 #define CG_LUA_LOG_SLOTS 1024
 
+/* A request's headers, copied into one block for a hook that waits. */
+typedef struct cg_lua_headers {
+  int n;
+  const char **names, **values;
+  size_t *name_lens, *value_lens;
+} cg_lua_headers_t;
+
+#define CG_LUA_CO_POOL 16
+
 typedef enum { CG_HOOK_ORIGIN, CG_HOOK_EXPOSE } cg_hook_kind_t;
 
 typedef struct cg_hook_call {
@@ -32,6 +41,12 @@ typedef struct cg_hook_call {
   cg_lua_origin_cb cb;
   void *arg;
   char origin[256];
+  /* ctx.headers' source, read when the hook first asks: the request's own
+   * (valid until the hook first waits), then a copy taken at that wait. */
+  double token;
+  const cg_lua_req_t *req;
+  cg_lua_headers_t *hdr_copy;
+  int recycle; /* the coroutine ended normally and can run the next hook */
 } cg_hook_call_t;
 
 struct cg_http_pool;
@@ -40,7 +55,15 @@ struct cg_lua_host {
   lua_State *L;
   uv_loop_t *loop;
   const cg_config_t *cfg;
-  int prelude_ref, run_origin_ref, run_expose_ref;
+  int prelude_ref, run_expose_ref;
+  int *runner_ref; /* by route index: the route's origin_runner */
+  int n_runners;
+  double next_token;
+  /* Finished hook coroutines, reused: a new thread and its registry slot per
+   * hook were a tenth of a cold decision. */
+  lua_State *co_pool[CG_LUA_CO_POOL];
+  int co_pool_ref[CG_LUA_CO_POOL];
+  int n_co_pool;
   cg_hook_call_t *current; /* the hook running right now */
   cg_list_t calls;         /* every hook started and not finished */
   uint64_t timeout_ms, max_instructions;

@@ -150,15 +150,32 @@ function _M.has_expose(name)
   return plugins[name] and type(plugins[name].expose_headers) == "function"
 end
 
--- The function a hook coroutine starts with: ctx built from plain values so
--- C hands over strings, not tables.
-function _M.run_origin(name, route, route_name, origin, scheme, host, port, method, path, headers)
-  local ctx = {
-    origin = origin, scheme = scheme, host = host, port = port,
-    method = method, path = path, headers = headers, route = route_name,
-    config = configs[route],
-  }
-  return plugins[name].origin(ctx)
+-- ctx.headers is built on its first read: most plugins decide on the origin
+-- alone, and interning every header of every request cost more than such a
+-- plugin's whole run. The token ties a ctx to its hook run, so a ctx kept from
+-- an earlier run reads no headers of the run going on now.
+local tokens = setmetatable({}, { __mode = "k" })
+local ctx_mt = {
+  __index = function(ctx, k)
+    if k ~= "headers" then return nil end
+    local h = native.headers(tokens[ctx])
+    rawset(ctx, "headers", h)
+    return h
+  end,
+}
+
+-- The function a route's hook coroutines start with: the route's module and
+-- config are found once, here, and C hands over strings, not tables.
+function _M.origin_runner(name, route, route_name)
+  local mod, config = plugins[name], configs[route]
+  return function(token, origin, scheme, host, port, method, path)
+    local ctx = setmetatable({
+      origin = origin, scheme = scheme, host = host, port = port,
+      method = method, path = path, route = route_name, config = config,
+    }, ctx_mt)
+    tokens[ctx] = token
+    return mod.origin(ctx)
+  end
 end
 
 function _M.run_expose(name, route, route_name, origin, tenant, status, headers, current)
