@@ -275,7 +275,11 @@ static int l_sleep(lua_State *L) {
   io->call = call;
   uv_timer_init(call->host->loop, &io->timer);
   io->timer.data = io;
-  uv_timer_start(&io->timer, on_sleep, (uint64_t)(s * 1000), 0);
+  /* The loop's clock stopped when this iteration began, and hooks may have
+   * run since: without the update the sleep could end that much early. */
+  uv_update_time(call->host->loop);
+  double ms = s * 1000;
+  uv_timer_start(&io->timer, on_sleep, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms + (ms > (uint64_t)ms), 0);
   call->io = io;
   call->cancel = sleep_cancel;
   return lua_yield(L, 0);
@@ -504,6 +508,7 @@ void cg_lua_resume(cg_hook_call_t *call, int nargs) {
        * the count hook's clock check, and costs no timer. */
       uint64_t now = now_ns(), left = call->deadline_ns > now ? (call->deadline_ns - now) / 1000000 : 0;
       uv_timer_init(h->loop, &call->timer);
+      uv_update_time(h->loop); /* the loop's clock is as old as this iteration */
       call->timer.data = call;
       call->timer_armed = 1;
       uv_timer_start(&call->timer, on_deadline, left, 0);

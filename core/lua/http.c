@@ -287,6 +287,7 @@ static http_conn_t *conn_new(cg_lua_host_t *host, const char *key, const struct 
 
 /* Sends hc->out on a pooled connection, or connects first. */
 static void conn_start(http_conn_t *hc) {
+  uv_update_time(hc->timer.loop); /* the hook may have run long since this iteration began */
   uv_timer_start(&hc->timer, on_timeout, hc->timeout_ms, 0);
   if (hc->reused) {
     send_request(hc);

@@ -41,16 +41,34 @@ end
 return _M
 ]]
 
+-- Busy for 30 ms, then sleeps 20 ms: the sleep is measured from when it was
+-- asked for, not from when the worker's loop last read its clock.
+local SLEEPER = [[
+local _M = {}
+function _M.origin(ctx)
+  local t0 = gw.now()
+  while gw.now() - t0 < 0.03 do end
+  local t1 = gw.now()
+  gw.sleep(0.02)
+  gw.log("info", string.format("slept %.4f", gw.now() - t1))
+  return true
+end
+return _M
+]]
+
 describe("plugin sandbox", function()
   local dir, gw
 
   lazy_setup(function()
     dir = proc.tmpdir("sandbox")
     proc.write_file(dir .. "/probe.lua", PROBE)
+    proc.write_file(dir .. "/sleeper.lua", SLEEPER)
     gw = gateway.start({
       plugin_paths = { dir },
       routes = { { name = "probe", prefix = "/p", upstream = "echo",
-        cors = { plugin = "probe", methods = { "PUT" } } } },
+        cors = { plugin = "probe", methods = { "PUT" } } },
+        { name = "sleeper", prefix = "/z", upstream = "echo",
+        cors = { plugin = "sleeper", methods = { "PUT" } } } },
     })
   end)
 
@@ -87,5 +105,14 @@ describe("plugin sandbox", function()
     assert.is_true(socket.gettime() - t0 < 0.05)
     assert.res_status(204, c:read_response(), gw)
     c:close()
+  end)
+
+  it("sleeps as long as asked after the hook kept the worker busy", function()
+    local res = http.request(gw:port(), "OPTIONS", "/z/x", { { "Origin", "https://sleeper.test" },
+      { "Access-Control-Request-Method", "PUT" } })
+    assert.res_status(204, res, gw)
+    local slept = tonumber(gw:log():match("slept ([%d.]+)"))
+    assert.truthy(slept, gw:log_tail(10))
+    assert.is_true(slept >= 0.019, "gw.sleep(0.02) returned after " .. slept .. " s")
   end)
 end)
