@@ -225,6 +225,18 @@ void cg_respond_error2(cg_conn_t *c, int status, const char *prefix, const char 
   error_response(c, status, NULL, 0, prefix, message);
 }
 
+#define JSON_TYPE "Content-Type: application/json\r\n"
+#define REFUSED_PREFIX "CORS preflight refused: "
+
+static void error_body(cg_buf_t *body, int status, const char *prefix, const char *message) {
+  cg_buf_adds(body, "{\"error\":\"");
+  cg_buf_adds(body, prefix); /* a literal of ours: nothing to escape */
+  json_string_rest(body, message, strlen(message));
+  cg_buf_adds(body, ",\"status\":");
+  cg_buf_addu(body, (uint64_t)status);
+  cg_buf_adds(body, "}\n");
+}
+
 /* extra: header lines (each with its CRLF) after Content-Type. */
 static void error_response(cg_conn_t *c, int status, const char *extra, size_t extra_len, const char *prefix,
                            const char *message) {
@@ -234,19 +246,48 @@ static void error_response(cg_conn_t *c, int status, const char *extra, size_t e
   }
   char storage[512];
   cg_buf_t body = CG_BUF_ON(storage);
-  cg_buf_adds(&body, "{\"error\":\"");
-  cg_buf_adds(&body, prefix); /* a literal of ours: nothing to escape */
-  json_string_rest(&body, message, strlen(message));
-  cg_buf_adds(&body, ",\"status\":");
-  cg_buf_addu(&body, (uint64_t)status);
-  cg_buf_adds(&body, "}\n");
+  error_body(&body, status, prefix, message);
   char hs[512];
   cg_buf_t heads = CG_BUF_ON(hs);
-  cg_buf_adds(&heads, "Content-Type: application/json\r\n");
+  cg_buf_adds(&heads, JSON_TYPE);
   if (extra) cg_buf_add(&heads, extra, extra_len);
   respond(c, status, heads.data, heads.len, body.data, body.len);
   cg_buf_free(&heads);
   cg_buf_free(&body);
+}
+
+/* A refused preflight's body depends only on its reason, a static phrase
+ * (cg_cors_result_t.detail), so each worker renders it once per phrase:
+ * building it was a tenth of a refusal's instructions. */
+static void refused_preflight(cg_conn_t *c, const char *detail) {
+  static __thread struct {
+    const char *detail;
+    size_t len;
+    char body[240];
+  } slots[16];
+  if (c->req.resp_started) {
+    cg_conn_close(c);
+    return;
+  }
+  unsigned i = (unsigned)(((uintptr_t)detail >> 3) % 16);
+  for (unsigned probe = 0; probe < 16; probe++, i = (i + 1) % 16) {
+    if (slots[i].detail == detail) break;
+    if (slots[i].detail) continue;
+    cg_buf_t b = CG_BUF_ON(slots[i].body);
+    error_body(&b, 403, REFUSED_PREFIX, detail);
+    if (b.data != slots[i].body) { /* too long to keep */
+      cg_buf_free(&b);
+      break;
+    }
+    slots[i].detail = detail;
+    slots[i].len = b.len;
+    break;
+  }
+  if (slots[i].detail == detail) {
+    respond(c, 403, JSON_TYPE, sizeof JSON_TYPE - 1, slots[i].body, slots[i].len);
+    return;
+  }
+  cg_respond_error2(c, 403, REFUSED_PREFIX, detail);
 }
 
 /* `debug = true` on a route: a refused preflight says why in a header, which
@@ -269,7 +310,7 @@ static void refused_preflight_debug(cg_conn_t *c) {
   }
   line[n++] = '\r';
   line[n++] = '\n';
-  error_response(c, 403, line, n, "CORS preflight refused: ", d);
+  error_response(c, 403, line, n, REFUSED_PREFIX, d);
 }
 
 static void respond_echo(cg_conn_t *c) {
@@ -327,7 +368,7 @@ void cg_respond_local(cg_conn_t *c) {
       refused_preflight_debug(c);
       return;
     }
-    cg_respond_error2(c, 403, "CORS preflight refused: ", c->req.cors.detail ? c->req.cors.detail : "not allowed");
+    refused_preflight(c, c->req.cors.detail ? c->req.cors.detail : "not allowed");
     return;
   }
   if (!r) {

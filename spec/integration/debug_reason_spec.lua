@@ -45,4 +45,24 @@ describe("debug reason header", function()
     assert.res_status(403, res)
     assert.no_header(res, "x-corsgate-reason")
   end)
+
+  it("sends every refused preflight a JSON body with its own reason, without the offending bytes", function()
+    local cjson = require("cjson")
+    local cases = {
+      { "https://evil.example", "GET", nil, "CORS preflight refused: the origin is not in origins or origin_patterns" },
+      { "https://app.example", "DELETE", nil, "CORS preflight refused: the method is not in methods" },
+      { "https://app.example", "PUT", "x-other", "CORS preflight refused: the header is not in headers" },
+    }
+    -- twice round, so a reason's second body comes from the one rendered first
+    for round = 1, 2 do
+      for _, case in ipairs(cases) do
+        local res = preflight("/prod/x", case[1], case[2], case[3])
+        assert.res_status(403, res)
+        assert.equal("application/json", res.headers:get("content-type"))
+        assert.equal(tostring(#res.body), res.headers:get("content-length"))
+        local doc = cjson.decode(res.body)
+        assert.same({ error = case[4], status = 403 }, doc, "round " .. round)
+      end
+    end
+  end)
 end)
