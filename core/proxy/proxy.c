@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "server/internal.h"
 #include "util/log.h"
@@ -41,6 +43,20 @@ typedef struct cg_upconn {
 
 static llhttp_settings_t up_settings;
 static uv_once_t up_settings_once = UV_ONCE_INIT;
+
+/* This process's name in Via (RFC 9110 7.6.3): a gateway sends Via on every
+ * request it forwards, and a request that already names this process has
+ * come round a loop (an upstream that is the gateway itself, or leads back
+ * to it). Random, so replicas never take each other's requests for a loop. */
+static char via_name[24];
+static size_t via_name_len;
+static uv_once_t via_once = UV_ONCE_INIT;
+
+static void init_via_name(void) {
+  uint32_t id = 0;
+  if (getrandom(&id, sizeof id, 0) != sizeof id) id = (uint32_t)getpid() ^ (uint32_t)uv_hrtime();
+  via_name_len = (size_t)snprintf(via_name, sizeof via_name, "corsgate-%08x", id);
+}
 
 static void proxy_connect(cg_conn_t *c);
 static void up_close(cg_upconn_t *u);
@@ -396,7 +412,7 @@ static void send_head(cg_upconn_t *u) {
     size_t nl = h->hdrs[i].name_len;
     int id = h->hdrs[i].id;
     if (cg_head_is_hop_by_hop(h, i) || id == CG_H_CONTENT_LENGTH || id == CG_H_EXPECT ||
-        id == CG_H_X_FORWARDED_PROTO || id == CG_H_X_FORWARDED_FOR || id == CG_H_X_FORWARDED_HOST)
+        id == CG_H_X_FORWARDED_PROTO || id == CG_H_X_FORWARDED_FOR || id == CG_H_X_FORWARDED_HOST || id == CG_H_VIA)
       continue;
     if (id == CG_H_HOST) host_i = i;
     cg_buf_add(&b, name, nl);
@@ -416,6 +432,17 @@ static void send_head(cg_upconn_t *u) {
   }
   cg_buf_addf(&b, "%s%s\r\n", xff_seen ? ", " : "", c->peer);
   cg_buf_adds(&b, "X-Forwarded-Proto: http\r\n");
+  /* Via is a list too: the hops before, then this one, named for the
+   * protocol the request came in on. */
+  cg_buf_adds(&b, "Via: ");
+  for (int i = 0; i < h->n; i++) {
+    if (h->hdrs[i].id != CG_H_VIA || !h->hdrs[i].val_len) continue;
+    cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
+    cg_buf_add(&b, ", ", 2);
+  }
+  cg_buf_adds(&b, r->http_minor == 0 ? "1.0 " : "1.1 ");
+  cg_buf_add(&b, via_name, via_name_len);
+  cg_buf_add(&b, "\r\n", 2);
   if (host_i >= 0)
     cg_buf_addf(&b, "X-Forwarded-Host: %.*s\r\n", (int)h->hdrs[host_i].val_len, cg_head_value(h, host_i));
   if (r->chunked)
@@ -542,7 +569,27 @@ static void proxy_connect(cg_conn_t *c) {
 
 /* --- entry points from the client side ---------------------------------- */
 
+/* 1 when a Via of the request names this process: it has been here before. */
+static int came_round(const cg_head_t *h) {
+  for (int i = cg_head_find_id(h, CG_H_VIA, 0); i >= 0; i = cg_head_find_id(h, CG_H_VIA, i + 1)) {
+    const char *v = cg_head_value(h, i);
+    size_t n = h->hdrs[i].val_len;
+    for (const char *p = v; (p = memmem(p, n - (size_t)(p - v), via_name, via_name_len)) != NULL; p++) {
+      /* the whole received-by, not the start of a longer name */
+      size_t end = (size_t)(p - v) + via_name_len;
+      if (end == n || !cg_ascii_tchar((unsigned char)v[end])) return 1;
+    }
+  }
+  return 0;
+}
+
 void cg_proxy_start(cg_conn_t *c) {
+  if (came_round(&c->head)) {
+    cg_log_warn("request loop: %.*s %.*s came back through Via %s; answered 508", (int)c->head.method_len,
+                c->head.buf + c->head.method_off, (int)c->head.url_len, c->head.buf + c->head.url_off, via_name);
+    cg_respond_error(c, 508, "request loop: this gateway forwarded the request already (Via)");
+    return;
+  }
   c->req.up_attempts = 0;
   c->req.up_t0 = uv_hrtime();
   proxy_connect(c);
@@ -596,6 +643,7 @@ void cg_proxy_client_drained(cg_conn_t *c) {
 
 void cg_proxy_worker_init(cg_worker_t *w) {
   const cg_config_t *cfg = w->cfg;
+  uv_once(&via_once, init_via_name);
   w->upstreams = calloc((size_t)cfg->n_upstreams + 1, sizeof *w->upstreams);
   for (int i = 0; i < cfg->n_upstreams; i++) {
     cg_upstream_state_t *us = &w->upstreams[i];

@@ -137,6 +137,9 @@ static uint8_t classify(const char *n, size_t len) {
   case 19:
     if (cg_ascii_token_is(n, len, "proxy-authorization", 19)) return CG_H_PROXY_AUTHORIZATION;
     break;
+  case 3:
+    if (cg_ascii_token_is(n, len, "via", 3)) return CG_H_VIA;
+    break;
   case 4:
     if (cg_ascii_token_is(n, len, "host", 4)) return CG_H_HOST;
     if (cg_ascii_token_is(n, len, "vary", 4)) return CG_H_VARY;

@@ -36,6 +36,7 @@ enum {
   CG_H_X_FORWARDED_FOR,
   CG_H_X_FORWARDED_HOST,
   CG_H_X_FORWARDED_PROTO,
+  CG_H_VIA,
   /* hop-by-hop (RFC 9110 7.6.1), never forwarded: from here to the end */
   CG_H_CONNECTION,
   CG_H_KEEP_ALIVE,

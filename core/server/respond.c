@@ -31,7 +31,8 @@
   X(502, "Bad Gateway")                 \
   X(503, "Service Unavailable")         \
   X(504, "Gateway Timeout")             \
-  X(505, "HTTP Version Not Supported")
+  X(505, "HTTP Version Not Supported")   \
+  X(508, "Loop Detected")
 
 const char *cg_status_reason(int status) {
 #define REASON(code, text) \

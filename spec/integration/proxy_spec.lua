@@ -4,6 +4,7 @@
 local gateway = require("spec.support.gateway")
 local upstream = require("spec.support.upstream")
 local http = require("spec.support.http")
+local proc = require("spec.support.proc")
 local blob = require("spec.support.blob")
 require("spec.support.assert")
 local cjson = require("cjson")
@@ -160,6 +161,35 @@ describe("proxy", function()
     -- lines of one field combine in order (RFC 9110 5.3): the chain as the upstream reads it
     assert.equal("198.51.100.1, 198.51.100.2, 127.0.0.1", h:joined("x-forwarded-for"),
       "upstream got X-Forwarded-For lines " .. cjson.encode(h:all("x-forwarded-for")))
+  end)
+
+  it("adds itself to Via after the hops the request came through, and answers 508 when it is already there", function()
+    local res, err = http.request(gw:port(), "GET", "/echo",
+      { { "Via", "1.0 fred, 1.1 p.example (Proxy)" }, { "Via", "2 edge" } })
+    assert.res_status(200, res, err or gw)
+    local via = seen(res).h:all("via")
+    assert.equal(1, #via, "upstream got Via lines " .. cjson.encode(via))
+    local name = via[1]:match("^1%.0 fred, 1%.1 p%.example %(Proxy%), 2 edge, 1%.1 (corsgate%-%x+)$")
+    assert.truthy(name, "Via: " .. via[1])
+    -- an HTTP/1.0 request is named as such
+    local c = assert(http.connect(gw:port()))
+    c:send("GET /echo HTTP/1.0\r\n\r\n")
+    local res10 = c:read_response()
+    c:close()
+    assert.res_status(200, res10, gw)
+    assert.same({ "1.0 " .. name }, seen(res10).h:all("via"))
+    -- a longer name that only starts like this gateway's is another hop
+    res, err = http.request(gw:port(), "GET", "/echo", { { "Via", "1.1 " .. name .. "0" } })
+    assert.res_status(200, res, err or gw)
+    local before = up:count().requests
+    for _, v in ipairs({ "1.1 " .. name, "1.0 a, 1.1 " .. name .. " (corsgate)", "1.1 " .. name .. ",2 b" }) do
+      res, err = http.request(gw:port(), "GET", "/echo", { { "Via", v } })
+      assert.res_status(508, res, err or gw)
+      json_error(res, 508)
+      assert.matches("request loop", cjson.decode(res.body).error)
+    end
+    assert.equal(before, up:count().requests, "a looped request reached the upstream")
+    assert.matches("request loop: GET /echo came back through Via", gw:log(), 1, true)
   end)
 
   it("sets X-Forwarded-Host from an HTTP/1.0 request without Host to nothing misleading", function()
@@ -353,7 +383,6 @@ describe("proxy targets", function()
     local opened = ups[3]:count().connections - before
     assert.truthy(opened > 2, "only " .. opened .. " upstream connections for 8 concurrent requests: nothing to trim")
     -- /count's own connection is one of the open ones
-    local proc = require("spec.support.proc")
     local open
     local ok = proc.wait_for(function()
       open = ups[3]:count().open - 1
@@ -434,5 +463,32 @@ describe("proxy targets", function()
       local res, err = http.request(gw:port(), "GET", "/echo/fine", {})
       assert.res_status(200, res, err or gw)
     end)
+  end)
+end)
+
+describe("proxy to itself", function()
+  local gw
+
+  lazy_teardown(function() if gw then gw:stop_clean() end end)
+
+  it("stops at the first hop with 508 instead of looping until the head is too large", function()
+    local port = proc.free_port()
+    local self = "127.0.0.1:" .. port
+    gw = gateway.start({
+      listen = self,
+      upstreams = { self = { targets = { self } } },
+      routes = { { name = "self", prefix = "/", upstream = "self" } },
+    })
+    local res, err = http.request(gw:port(), "GET", "/x", {})
+    assert.res_status(508, res, err or gw)
+    -- the client's request and its one looped copy, nothing more
+    local function lines()
+      local n = 0
+      for _ in gw:log():gmatch('"GET /x HTTP/1%.1" 508') do n = n + 1 end
+      return n
+    end
+    proc.wait_for(function() return lines() >= 2 end, 2)
+    proc.sleep(0.2)
+    assert.equal(2, lines(), gw:log_tail(10))
   end)
 end)
