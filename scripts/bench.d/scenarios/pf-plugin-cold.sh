@@ -9,7 +9,7 @@ SC_EXPECT_STATUS=204
 SC_EXPECT_BODY=none
 SC_EXPECT_HEADERS=("access-control-allow-origin: https://t1.bench.test")
 SC_CORSGATE_ROUTE='cors = { plugin = "bench_tenants", methods = { "GET", "PUT", "POST", "DELETE" }, headers = { "Content-Type" }, max_age = 600 },'
-SC_CONTENDERS="corsgate-1 nginxlua-1 corsgate-2 nginxlua-2"
+SC_CONTENDERS="corsgate-1 nginxlua-1 limit-1 corsgate-2 nginxlua-2"
 SC_BASELINE=nginxlua
 SC_TARGET=2.5
 SC_WRK_LUA=new-origin.lua

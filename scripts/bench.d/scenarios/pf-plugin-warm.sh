@@ -9,6 +9,6 @@ SC_EXPECT_STATUS=204
 SC_EXPECT_BODY=none
 SC_EXPECT_HEADERS=("access-control-allow-origin: https://t42.bench.test" "access-control-allow-methods: GET, PUT, POST, DELETE" "vary: Origin, Access-Control-Request-Method")
 SC_CORSGATE_ROUTE='cors = { plugin = "bench_tenants", methods = { "GET", "PUT", "POST", "DELETE" }, headers = { "Content-Type" }, max_age = 600 },'
-SC_CONTENDERS="corsgate-1 nginxlua-1 corsgate-2 nginxlua-2"
+SC_CONTENDERS="corsgate-1 nginxlua-1 limit-1 corsgate-2 nginxlua-2"
 SC_BASELINE=nginxlua
 SC_TARGET=1.3
