@@ -401,9 +401,29 @@ static int head_status(const cg_conn_t *c) {
 /* Parses one buffer; leaves the unparsed rest in c->pending when the parser
  * pauses. */
 static void parse_once(cg_conn_t *c, const char *data, size_t len) {
-  c->head.exec_start = data;
-  llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
-  if (c->state == CG_CONN_CLOSING) return;
+  llhttp_errno_t err;
+  for (;;) {
+    c->head.exec_start = data;
+    err = llhttp_execute(&c->parser, data, len);
+    if (c->state == CG_CONN_CLOSING) return;
+    if (err != HPE_PAUSED || !c->resume_pending) break;
+    /* Paused by a callback that was resumed before llhttp returned: a
+     * proxied request whose pooled upstream took the head at once. The rest
+     * of this buffer (a POST's body, often all of it) is still valid here:
+     * go on with it in place rather than copying it to c->pending first. */
+    c->resume_pending = 0;
+    llhttp_resume(&c->parser);
+    const char *pos = llhttp_get_error_pos(&c->parser);
+    size_t rest = pos ? (size_t)(data + len - pos) : 0;
+    if (!rest) {
+      c->pending_len = 0;
+      c->kick = 1; /* a bodiless request's end is still owed: conn_parse delivers it */
+      if (c->req.kind == CG_REQ_LOCAL && c->req.msg_complete && !c->req.resp_started) cg_respond_local(c);
+      return;
+    }
+    data = pos;
+    len = rest;
+  }
   if (err == HPE_OK) {
     if (c->state == CG_CONN_HEAD && c->head.len > c->w->cfg->limits.max_head_bytes) refuse(c, 431, "request head too large");
     return;
@@ -413,14 +433,7 @@ static void parse_once(cg_conn_t *c, const char *data, size_t len) {
     size_t rest = pos ? (size_t)(data + len - pos) : 0;
     if (rest) keep_pending(c, pos, rest);
     else c->pending_len = 0;
-    if (c->resume_pending) {
-      /* the upstream became ready inside the callback that paused us */
-      c->resume_pending = 0;
-      c->kick = 1;
-      llhttp_resume(&c->parser);
-    } else {
-      c->paused = 1;
-    }
+    c->paused = 1;
     if (c->req.kind == CG_REQ_LOCAL && c->req.msg_complete && !c->req.resp_started) cg_respond_local(c);
     return;
   }
