@@ -141,7 +141,10 @@ static int l_headers(lua_State *L) {
   cg_hook_call_t *call = cg_lua_current(L);
   if (!call || lua_type(L, 1) != LUA_TNUMBER || lua_tonumber(L, 1) != call->token) {
     lua_newtable(L);
-  } else if (call->req) {
+    lua_pushboolean(L, 0);
+    return 2;
+  }
+  if (call->req) {
     const cg_lua_req_t *q = call->req;
     push_headers(L, q->n_headers, q->header_names, q->header_name_lens, q->header_values, q->header_value_lens);
   } else if (call->hdr_copy) {
@@ -150,11 +153,12 @@ static int l_headers(lua_State *L) {
   } else {
     lua_newtable(L);
   }
-  return 1;
+  lua_pushboolean(L, 1);
+  return 2;
 }
 
 /* The request's headers outlive it only in this copy, taken when its hook
- * first waits; NULL when out of memory (the hook then sees none). */
+ * first waits; NULL when out of memory. */
 static cg_lua_headers_t *copy_headers(const cg_lua_req_t *q) {
   size_t n = (size_t)q->n_headers, bytes = 0;
   for (size_t i = 0; i < n; i++) bytes += q->header_name_lens[i] + q->header_value_lens[i];
@@ -269,7 +273,7 @@ static void on_sleep(uv_timer_t *t) {
 static int l_sleep(lua_State *L) {
   cg_hook_call_t *call = cg_lua_yieldable(L, "gw.sleep");
   double s = luaL_checknumber(L, 1);
-  if (s < 0) return luaL_argerror(L, 1, "negative duration");
+  if (!(s >= 0)) return luaL_argerror(L, 1, "negative duration"); /* NaN too */
   sleep_io_t *io = calloc(1, sizeof *io);
   if (!io) return luaL_error(L, "gw.sleep: out of memory");
   io->call = call;
@@ -279,7 +283,7 @@ static int l_sleep(lua_State *L) {
    * run since: without the update the sleep could end that much early. */
   uv_update_time(call->host->loop);
   double ms = s * 1000;
-  uv_timer_start(&io->timer, on_sleep, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms + (ms > (uint64_t)ms), 0);
+  uv_timer_start(&io->timer, on_sleep, !(ms < 1e15) ? (uint64_t)1e15 : (uint64_t)ms + (ms > (uint64_t)ms), 0);
   call->io = io;
   call->cancel = sleep_cancel;
   return lua_yield(L, 0);
@@ -501,7 +505,15 @@ void cg_lua_resume(cg_hook_call_t *call, int nargs) {
     }
     if (call->req) {
       call->hdr_copy = copy_headers(call->req);
+      int lost = !call->hdr_copy && call->req->n_headers > 0;
       call->req = NULL;
+      if (lost) {
+        /* a hook that later read no headers would decide on a request that
+         * is not the one it got, and the decision would be cached: deny */
+        cg_lua_kill(call, "out of memory");
+        finish(call, LUA_ERRRUN);
+        return;
+      }
     }
     if (!call->timer_armed) {
       /* The wall clock of a waiting hook. One that never waits is bounded by

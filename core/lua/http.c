@@ -340,6 +340,8 @@ int cg_lua_http_request(lua_State *L) {
   const char *body = luaL_optlstring(L, -1, NULL, &body_len);
   lua_getfield(L, 1, "timeout");
   double timeout = luaL_optnumber(L, -1, 5.0);
+  if (!(timeout >= 0)) return luaL_error(L, "gw.http.request: timeout must be a number of seconds, not negative");
+  if (!(timeout < 1e12)) timeout = 1e12; /* the hook's own deadline comes first anyway */
   struct sockaddr_storage addr;
   char hostport[100];
   const char *path;

@@ -154,14 +154,19 @@ end
 -- alone, and interning every header of every request cost more than such a
 -- plugin's whole run. The token ties a ctx to its hook run, so a ctx kept from
 -- an earlier run reads no headers of the run going on now.
+-- Only a read by the ctx's own run keeps the table: another hook reading a
+-- ctx it was handed (through gw.shared, say) gets an empty one, and must not
+-- leave that behind in place of the headers the owner has yet to read.
+-- getmetatable(ctx) gives nothing: ctx_mt is shared by every route's hooks.
 local tokens = setmetatable({}, { __mode = "k" })
 local ctx_mt = {
   __index = function(ctx, k)
     if k ~= "headers" then return nil end
-    local h = native.headers(tokens[ctx])
-    rawset(ctx, "headers", h)
+    local h, own = native.headers(tokens[ctx])
+    if own then rawset(ctx, "headers", h) end
     return h
   end,
+  __metatable = false,
 }
 
 -- The function a route's hook coroutines start with: the route's module and

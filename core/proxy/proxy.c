@@ -54,7 +54,7 @@ static uv_once_t via_once = UV_ONCE_INIT;
 
 static void init_via_name(void) {
   uint32_t id = 0;
-  if (getrandom(&id, sizeof id, 0) != sizeof id) id = (uint32_t)getpid() ^ (uint32_t)uv_hrtime();
+  if (getrandom(&id, sizeof id, GRND_NONBLOCK) != sizeof id) /* early in boot: do not wait for entropy */ id = (uint32_t)getpid() ^ (uint32_t)uv_hrtime();
   via_name_len = (size_t)snprintf(via_name, sizeof via_name, "corsgate-%08x", id);
 }
 
@@ -436,7 +436,7 @@ static void send_head(cg_upconn_t *u) {
    * protocol the request came in on. */
   cg_buf_adds(&b, "Via: ");
   for (int i = 0; i < h->n; i++) {
-    if (h->hdrs[i].id != CG_H_VIA || !h->hdrs[i].val_len) continue;
+    if (h->hdrs[i].id != CG_H_VIA || !h->hdrs[i].val_len || cg_head_is_hop_by_hop(h, i)) continue;
     cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
     cg_buf_add(&b, ", ", 2);
   }
@@ -575,9 +575,10 @@ static int came_round(const cg_head_t *h) {
     const char *v = cg_head_value(h, i);
     size_t n = h->hdrs[i].val_len;
     for (const char *p = v; (p = memmem(p, n - (size_t)(p - v), via_name, via_name_len)) != NULL; p++) {
-      /* the whole received-by, not the start of a longer name */
+      /* the whole received-by, not a part of a longer name */
       size_t end = (size_t)(p - v) + via_name_len;
-      if (end == n || !cg_ascii_tchar((unsigned char)v[end])) return 1;
+      int starts = p == v || !cg_ascii_tchar((unsigned char)p[-1]);
+      if (starts && (end == n || !cg_ascii_tchar((unsigned char)v[end]))) return 1;
     }
   }
   return 0;
@@ -585,8 +586,17 @@ static int came_round(const cg_head_t *h) {
 
 void cg_proxy_start(cg_conn_t *c) {
   if (came_round(&c->head)) {
-    cg_log_warn("request loop: %.*s %.*s came back through Via %s; answered 508", (int)c->head.method_len,
-                c->head.buf + c->head.method_off, (int)c->head.url_len, c->head.buf + c->head.url_off, via_name);
+    /* A loop of the config repeats until a hop gives up: one line a minute
+     * says so, not one per round (nor one per request of a client that has
+     * learnt the name from an upstream that echoes requests). */
+    static __thread uint64_t logged;
+    uint64_t now = uv_now(&c->w->loop);
+    if (!logged || now - logged >= 60000) {
+      logged = now ? now : 1;
+      cg_log_warn("request loop: %.*s %.*s came back through Via %s; answered 508 (logged once a minute)",
+                  (int)c->head.method_len, c->head.buf + c->head.method_off, (int)c->head.url_len,
+                  c->head.buf + c->head.url_off, via_name);
+    }
     cg_respond_error(c, 508, "request loop: this gateway forwarded the request already (Via)");
     return;
   }

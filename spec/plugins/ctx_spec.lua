@@ -8,10 +8,20 @@ local cjson = require("cjson")
 
 local SEER = [[
 local _M = {}
-local kept
+local kept, held
 function _M.origin(ctx)
   local host = ctx.host
   if host == "keep.test" then kept = ctx return true end
+  if host == "hold.test" then
+    held = ctx
+    gw.sleep(0.3)
+    gw.log("info", "held own " .. tostring(ctx.headers["x-probe"]))
+    return true
+  end
+  if host == "peek.test" then
+    gw.log("info", "peeked " .. gw.json.encode(held.headers) .. " meta " .. tostring(getmetatable(held)))
+    return true
+  end
   if host == "kept.test" then
     gw.log("info", "kept " .. gw.json.encode(kept.headers) .. " own " .. tostring(ctx.headers["x-probe"]))
     return true
@@ -73,6 +83,20 @@ describe("plugin ctx", function()
     assert.res_status(204, preflight("https://keep.test", { { "X-Probe", "1" } }), gw)
     assert.res_status(204, preflight("https://kept.test", { { "X-Probe", "2" } }), gw)
     assert.matches("kept {} own 2", gw:log(), 1, true)
+  end)
+
+  it("leaves a waiting hook its headers when another hook reads its ctx first", function()
+    local c = assert(http.connect(gw:port()))
+    c:send("OPTIONS /s/x HTTP/1.1\r\nHost: x\r\nOrigin: https://hold.test\r\n" ..
+      "Access-Control-Request-Method: PUT\r\nX-Probe: mine\r\n\r\n")
+    proc.sleep(0.1) -- the hold hook is asleep in gw.sleep by now
+    assert.res_status(204, preflight("https://peek.test", { { "X-Probe", "other" } }), gw)
+    local res = c:read_response()
+    c:close()
+    assert.res_status(204, res, gw)
+    -- the other hook reads nothing of it, nor the metatable every ctx shares
+    assert.matches("peeked {} meta false", gw:log(), 1, true)
+    assert.matches("held own mine", gw:log(), 1, true)
   end)
 
   it("runs each hook on a clean coroutine after failed, waiting and quick ones", function()
