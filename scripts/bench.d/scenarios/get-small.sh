@@ -11,4 +11,5 @@ SC_EXPECT_BODY=upstream    # "upstream": body must equal the upstream's body byt
 SC_NGINX=proxy             # nginx contender: conf/nginx-<this>.location.conf (+ .http.conf if any)
 SC_CORSGATE_ROUTE=''       # extra Lua fields for the corsgate route (e.g. 'cors = {...},')
 SC_CONTENDERS=''           # empty = every contender in scripts/bench.d/contenders
+SC_TARGET=1.0              # the bar for proxied requests: not below nginx
 SC_WRK_LUA=''              # optional wrk script in scripts/bench.d/wrk/ (request shape only)
