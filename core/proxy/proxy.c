@@ -54,7 +54,8 @@ static uv_once_t via_once = UV_ONCE_INIT;
 
 static void init_via_name(void) {
   uint32_t id = 0;
-  if (getrandom(&id, sizeof id, GRND_NONBLOCK) != sizeof id) /* early in boot: do not wait for entropy */ id = (uint32_t)getpid() ^ (uint32_t)uv_hrtime();
+  /* early in boot there may be no entropy yet: this name need not wait for it */
+  if (getrandom(&id, sizeof id, GRND_NONBLOCK) != sizeof id) id = (uint32_t)getpid() ^ (uint32_t)uv_hrtime();
   via_name_len = (size_t)snprintf(via_name, sizeof via_name, "corsgate-%08x", id);
 }
 

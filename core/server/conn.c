@@ -411,10 +411,10 @@ static void parse_once(cg_conn_t *c, const char *data, size_t len) {
      * proxied request whose pooled upstream took the head at once. The rest
      * of this buffer (a POST's body, often all of it) is still valid here:
      * go on with it in place rather than copying it to c->pending first. */
-    c->resume_pending = 0;
-    llhttp_resume(&c->parser);
     const char *pos = llhttp_get_error_pos(&c->parser);
     size_t rest = pos ? (size_t)(data + len - pos) : 0;
+    c->resume_pending = 0;
+    llhttp_resume(&c->parser);
     if (!rest) {
       c->pending_len = 0;
       c->kick = 1; /* a bodiless request's end is still owed: conn_parse delivers it */
