@@ -110,14 +110,13 @@ static int l_check_alloc(lua_State *L) {
 
 /* Pushes a table of headers: lower-case names, repeated ones comma-joined as
  * a field list reads. */
-static void push_headers(lua_State *L, int n, const char *const *names, const size_t *name_lens,
-                         const char *const *values, const size_t *value_lens) {
-  lua_createtable(L, 0, n);
-  for (int i = 0; i < n; i++) {
+static void push_headers(lua_State *L, const cg_lua_headers_t *hs) {
+  lua_createtable(L, 0, hs->n);
+  for (int i = 0; i < hs->n; i++) {
     char name[128];
-    size_t nl = name_lens[i] < sizeof name ? name_lens[i] : sizeof name;
+    size_t nl = hs->name_lens[i] < sizeof name ? hs->name_lens[i] : sizeof name;
     for (size_t k = 0; k < nl; k++) {
-      char ch = names[i][k];
+      char ch = hs->names[i][k];
       name[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
     }
     lua_pushlstring(L, name, nl);
@@ -125,10 +124,10 @@ static void push_headers(lua_State *L, int n, const char *const *names, const si
     lua_rawget(L, -3); /* stack: headers name previous */
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
-      lua_pushlstring(L, values[i], value_lens[i]);
+      lua_pushlstring(L, hs->values[i], hs->value_lens[i]);
     } else {
       lua_pushliteral(L, ", ");
-      lua_pushlstring(L, values[i], value_lens[i]);
+      lua_pushlstring(L, hs->values[i], hs->value_lens[i]);
       lua_concat(L, 3);
     }
     lua_rawset(L, -3);
@@ -144,40 +143,30 @@ static int l_headers(lua_State *L) {
     lua_pushboolean(L, 0);
     return 2;
   }
-  if (call->req) {
-    const cg_lua_req_t *q = call->req;
-    push_headers(L, q->n_headers, q->header_names, q->header_name_lens, q->header_values, q->header_value_lens);
-  } else if (call->hdr_copy) {
-    const cg_lua_headers_t *c = call->hdr_copy;
-    push_headers(L, c->n, c->names, c->name_lens, c->values, c->value_lens);
-  } else {
-    lua_newtable(L);
-  }
+  push_headers(L, &call->hdrs);
   lua_pushboolean(L, 1);
   return 2;
 }
 
 /* The request's headers outlive it only in this copy, taken when its hook
- * first waits; NULL when out of memory. */
-static cg_lua_headers_t *copy_headers(const cg_lua_req_t *q) {
-  size_t n = (size_t)q->n_headers, bytes = 0;
-  for (size_t i = 0; i < n; i++) bytes += q->header_name_lens[i] + q->header_value_lens[i];
-  size_t arrays = n * (2 * sizeof(char *) + 2 * sizeof(size_t));
-  cg_lua_headers_t *c = malloc(sizeof *c + arrays + bytes);
-  if (!c) return NULL;
-  c->n = (int)n;
-  c->names = (const char **)(c + 1);
-  c->values = c->names + n;
-  c->name_lens = (size_t *)(c->values + n);
-  c->value_lens = c->name_lens + n;
-  char *p = (char *)(c->value_lens + n);
+ * first waits: one block, which *hs is made to point into. NULL when out of
+ * memory (*hs is left as it was). */
+static void *copy_headers(cg_lua_headers_t *hs) {
+  size_t n = (size_t)hs->n, bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += hs->name_lens[i] + hs->value_lens[i];
+  void *block = malloc(n * (2 * sizeof(char *) + 2 * sizeof(size_t)) + bytes);
+  if (!block) return NULL;
+  const char **names = block, **values = names + n;
+  size_t *name_lens = (size_t *)(values + n), *value_lens = name_lens + n;
+  char *p = (char *)(value_lens + n);
   for (size_t i = 0; i < n; i++) {
-    memcpy(p, q->header_names[i], q->header_name_lens[i]);
-    c->names[i] = p, c->name_lens[i] = q->header_name_lens[i], p += q->header_name_lens[i];
-    memcpy(p, q->header_values[i], q->header_value_lens[i]);
-    c->values[i] = p, c->value_lens[i] = q->header_value_lens[i], p += q->header_value_lens[i];
+    memcpy(p, hs->names[i], hs->name_lens[i]);
+    names[i] = p, name_lens[i] = hs->name_lens[i], p += hs->name_lens[i];
+    memcpy(p, hs->values[i], hs->value_lens[i]);
+    values[i] = p, value_lens[i] = hs->value_lens[i], p += hs->value_lens[i];
   }
-  return c;
+  hs->names = names, hs->values = values, hs->name_lens = name_lens, hs->value_lens = value_lens;
+  return block;
 }
 
 /* Wall-clock seconds (like ngx.now()), so plugins can compare with dates in tenant data. */
@@ -503,13 +492,12 @@ void cg_lua_resume(cg_hook_call_t *call, int nargs) {
       finish(call, LUA_ERRRUN);
       return;
     }
-    if (call->req) {
-      call->hdr_copy = copy_headers(call->req);
-      int lost = !call->hdr_copy && call->req->n_headers > 0;
-      call->req = NULL;
-      if (lost) {
-        /* a hook that later read no headers would decide on a request that
-         * is not the one it got, and the decision would be cached: deny */
+    if (call->hdrs.n && !call->hdr_copy) {
+      call->hdr_copy = copy_headers(&call->hdrs);
+      if (!call->hdr_copy) {
+        /* hdrs still points into the request, which goes away now; a hook
+         * shown no headers instead would decide on a request that is not
+         * the one it got, and the decision would be cached: deny */
         cg_lua_kill(call, "out of memory");
         finish(call, LUA_ERRRUN);
         return;
@@ -572,7 +560,8 @@ void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t
   }
   lua_State *co = call->co;
   call->token = ++h->next_token;
-  call->req = req;
+  call->hdrs = (cg_lua_headers_t){req->n_headers, req->header_names, req->header_values, req->header_name_lens,
+                                  req->header_value_lens};
   lua_rawgeti(co, LUA_REGISTRYINDEX, h->runner_ref[r->index]);
   lua_pushnumber(co, call->token);
   lua_pushlstring(co, req->origin, req->origin_len);

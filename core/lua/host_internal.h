@@ -12,11 +12,11 @@
 
 #define CG_LUA_LOG_SLOTS 1024
 
-/* A request's headers, copied into one block for a hook that waits. */
+/* A view of a request's headers (the arrays of cg_lua_req_t, or a copy). */
 typedef struct cg_lua_headers {
   int n;
-  const char **names, **values;
-  size_t *name_lens, *value_lens;
+  const char *const *names, *const *values;
+  const size_t *name_lens, *value_lens;
 } cg_lua_headers_t;
 
 #define CG_LUA_CO_POOL 16
@@ -42,10 +42,11 @@ typedef struct cg_hook_call {
   void *arg;
   char origin[256];
   /* ctx.headers' source, read when the hook first asks: the request's own
-   * (valid until the hook first waits), then a copy taken at that wait. */
+   * arrays (valid until the hook first waits), then hdr_copy, taken at that
+   * wait, which hdrs then points into. */
   double token;
-  const cg_lua_req_t *req;
-  cg_lua_headers_t *hdr_copy;
+  cg_lua_headers_t hdrs;
+  void *hdr_copy;
   int recycle; /* the coroutine ended normally and can run the next hook */
 } cg_hook_call_t;
 
