@@ -13,3 +13,4 @@ SC_CONTENDERS="corsgate-1 nginxlua-1 limit-1 corsgate-2 nginxlua-2"
 SC_BASELINE=nginxlua
 SC_TARGET=2.5
 SC_WRK_LUA=new-origin.lua
+SC_OPEN_LOOP=0                # each request differs: the open-loop client sends one fixed request

@@ -17,3 +17,4 @@ SC_CONTENDERS="corsgate-1 corsgate-2"
 SC_COMPARE="pf-redis-warm pf-plugin-cold"
 SC_WRK_LUA=redis-origin.lua
 SC_TARGET=""
+SC_OPEN_LOOP=0                # each request differs: the open-loop client sends one fixed request
