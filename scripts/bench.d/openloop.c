@@ -15,9 +15,10 @@
  * A latency runs from when the request was due to when the kernel received the
  * last segment of its answer. Percentiles are over the requests due after the
  * warm-up. A request due while every connection is busy waits in a queue, and the
- * wait counts. A request this client sends late although a connection was free
- * (it woke late) counts from when it was sent; lag_max_us says how late that was
- * at worst. A request lost, or still unanswered at the end, counts with the time
+ * wait counts, up to the arrival of the answer that freed the connection. What
+ * this client adds on its own, sending late although a connection was free (it
+ * woke late) or taking a while to see that one was, does not count; lag_max_us
+ * says how late it was at worst. A request lost, or still unanswered at the end, counts with the time
  * it had waited by then (a lower bound). Exit status 1 when a request was lost. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -189,10 +190,14 @@ static void answered_one(conn_t *c) {
   c->busy = 0;
   c->done = 0;
   if (q_len) {
-    uint64_t due = queue[q_head];
+    uint64_t due = queue[q_head], t = now_ns();
     q_head = (q_head + 1) % q_cap;
     q_len--;
-    start(c, due);
+    /* It waited for the server from when it was due until this connection's
+     * answer arrived; the time after that is this client's own delay. */
+    uint64_t ready = c->done_at > due ? c->done_at : due;
+    if (t > ready && t - ready > lag_max) lag_max = t - ready;
+    start(c, t > ready ? due + (t - ready) : due);
   } else {
     c->next_free = free_list;
     free_list = c;
