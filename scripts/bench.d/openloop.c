@@ -43,6 +43,7 @@ typedef struct conn {
   llhttp_t parser;
   uint64_t due;     /* when the request in flight was due (ns) */
   uint64_t done_at; /* when its answer was complete */
+  uint64_t delay;   /* how much later than due this client itself sent it */
   size_t sent;      /* bytes of the request written so far */
   uint32_t watching;
   int busy, done, dead;
@@ -164,12 +165,14 @@ static void start(conn_t *c, uint64_t due) {
   push_out(c);
 }
 
-static void dispatch(uint64_t due, uint64_t t) {
+static void dispatch(uint64_t due) {
   conn_t *c = take_free();
   if (c) {
     /* Late with a free connection: this client woke late (on a VM by up to a
      * few ms), which is no fault of the server, so the clock starts at the send. */
-    if (t - due > lag_max) lag_max = t - due;
+    uint64_t t = now_ns();
+    c->delay = t - due;
+    if (c->delay > lag_max) lag_max = c->delay;
     start(c, t);
     return;
   }
@@ -193,11 +196,13 @@ static void answered_one(conn_t *c) {
     uint64_t due = queue[q_head], t = now_ns();
     q_head = (q_head + 1) % q_cap;
     q_len--;
-    /* It waited for the server from when it was due until this connection's
-     * answer arrived; the time after that is this client's own delay. */
-    uint64_t ready = c->done_at > due ? c->done_at : due;
-    if (t > ready && t - ready > lag_max) lag_max = t - ready;
-    start(c, t > ready ? due + (t - ready) : due);
+    /* It waited for the server from when it was due until this connection would
+     * have been free had this client sent its last request on time; the rest is
+     * this client's own delay. */
+    uint64_t free_at = c->done_at - c->delay, ready = free_at > due ? free_at : due;
+    c->delay = t > ready ? t - ready : 0;
+    if (c->delay > lag_max) lag_max = c->delay;
+    start(c, due + c->delay);
   } else {
     c->next_free = free_list;
     free_list = c;
@@ -345,7 +350,7 @@ int main(int argc, char **argv) {
   for (;;) {
     uint64_t t = now_ns();
     while (k < total && next <= t) {
-      dispatch(next, t);
+      dispatch(next);
       k++;
       next = t0 + (uint64_t)((double)k * 1e9 / rate);
     }
