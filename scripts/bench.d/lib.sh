@@ -143,3 +143,14 @@ median() {
     if (NR == 0) { print "nan"; exit }
     if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# build_llhttp_tool SRC BIN [LIBS...]: a bench helper program in C with Debian's llhttp
+# sources (as CMakeLists.txt compiles them), rebuilt when SRC is newer than BIN.
+build_llhttp_tool() {
+  local src=$1 bin=$2
+  shift 2
+  [[ -x $bin && ! $src -nt $bin ]] && return 0
+  mkdir -p "$(dirname "$bin")"
+  cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I/usr/share/include/llhttp \
+    "$src" /usr/share/llhttp/*.c "$@" -o "$bin" 2>&1 || { echo "cannot build $src"; return 1; }
+}

@@ -5,14 +5,7 @@
 
 LIMIT_BIN=$ROOT/build-bench/limit
 
-kind_limit_check() {
-  local src=$BENCHD/limit.c
-  if [[ ! -x $LIMIT_BIN || $src -nt $LIMIT_BIN ]]; then
-    mkdir -p "$ROOT/build-bench"
-    cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I/usr/share/include/llhttp \
-      "$src" /usr/share/llhttp/*.c -luv -o "$LIMIT_BIN" 2>&1 || { echo "cannot build $src"; return 1; }
-  fi
-}
+kind_limit_check() { build_llhttp_tool "$BENCHD/limit.c" "$LIMIT_BIN" -luv; }
 kind_limit_version() { echo "scripts/bench.d/limit.c (libuv $(pkg-config --modversion libuv 2>/dev/null), fixed 204)"; }
 
 kind_limit_start() {
