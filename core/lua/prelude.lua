@@ -36,6 +36,14 @@ safe_string.rep = function(s, n, sep)
   native.check_alloc(size)
   return string_rep(s, n, sep)
 end
+-- Method calls on strings (("x"):rep(n)) look up the strings' metatable, not
+-- the global a plugin sees: point it at the same checked table, and hide it
+-- (getmetatable("") gives false) so that the raw one stays out of reach.
+do
+  local string_mt = getmetatable("")
+  string_mt.__index = safe_string
+  string_mt.__metatable = false
+end
 
 local gw = {
   log = native.log,

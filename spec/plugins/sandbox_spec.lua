@@ -22,6 +22,9 @@ function _M.origin(ctx)
   check("ffi", not pcall(function() return require("ffi") end))
   check("setfenv", setfenv == nil and getfenv == nil)
   check("string.dump", string.dump == nil or not pcall(string.dump, _M.origin))
+  -- methods on strings go through the same checked table; the raw one is out of reach
+  check("string methods", getmetatable("") == false and ("x").dump == nil and ("ab"):upper() == "AB"
+    and ("ab"):rep(2, ",") == "ab,ab")
   local t0 = gw.now()
   gw.sleep(0.05)
   check("gw.sleep", gw.now() - t0 >= 0.04)
