@@ -83,6 +83,41 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
   if (call->killed) luaL_error(L, "%s", call->reason);
 }
 
+/* --- the state's allocator ------------------------------------------------ */
+
+/* The count hook sees memory only every HOOK_EVERY instructions, and one
+ * string operation (a rep, a gsub, a doubling `..`) can ask for gigabytes in
+ * between. So while a hook runs, one large growth that would take the state
+ * past memory_mb is refused where it is asked for: LuaJIT raises "not enough
+ * memory" in the hook, which fails closed. Small growths are left to the
+ * periodic check, and natives that hold something of their own while they
+ * build a value (read_file's file, cjson's buffers) are never refused: the
+ * error would unwind past it. */
+#define BIG_ALLOC ((size_t)64 * 1024)
+
+static void *state_alloc(void *ud, void *p, size_t osize, size_t nsize) {
+  cg_lua_host_t *h = ud;
+  if (nsize == 0) {
+    free(p);
+    if (h) h->mem_used -= osize;
+    return NULL;
+  }
+  if (h && h->current && !h->in_native && nsize > osize && nsize - osize >= BIG_ALLOC &&
+      h->mem_used + (nsize - osize) > h->memory_kb * 1024) {
+    cg_lua_kill(h->current, "memory limit exceeded");
+    return NULL;
+  }
+  void *q = p ? realloc(p, nsize) : malloc(nsize);
+  if (q && h) h->mem_used = h->mem_used - osize + nsize;
+  return q;
+}
+
+static int on_panic(lua_State *L) {
+  /* an error outside any pcall: LuaJIT aborts the process after this */
+  cg_log_error("plugin host: unprotected Lua error: %s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+  return 0;
+}
+
 /* --- natives the prelude exposes ----------------------------------------- */
 
 static int l_killed(lua_State *L) {
@@ -206,23 +241,44 @@ static int l_read_file(lua_State *L) {
   }
   /* a tenant list, not a data set: bounded so a plugin cannot stall a worker */
   enum { MAX_FILE = 8 << 20 };
+  cg_lua_host_t *h = tls_host;
+  if (h) h->in_native++; /* f stays open while the string grows */
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   size_t total = 0, n;
   char chunk[8192];
+  int too_large = 0;
   while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
     total += n;
     if (total > MAX_FILE) {
-      fclose(f);
-      lua_pushnil(L);
-      lua_pushfstring(L, "%s: larger than %d bytes", path, (int)MAX_FILE);
-      return 2;
+      too_large = 1;
+      break;
     }
     luaL_addlstring(&b, chunk, n);
   }
   fclose(f);
+  if (h) h->in_native--;
+  if (too_large) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: larger than %d bytes", path, (int)MAX_FILE);
+    return 2;
+  }
   luaL_pushresult(&b);
   return 1;
+}
+
+/* cjson.safe's encode or decode (the upvalue), with the allocator's refusals
+ * off: cjson keeps scratch buffers of its own that a refusal would unwind
+ * past. What it builds still counts at the next check. */
+static int l_json(lua_State *L) {
+  cg_lua_host_t *h = tls_host;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  if (h) h->in_native++;
+  int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  if (h) h->in_native--;
+  if (rc != 0) return lua_error(L);
+  return lua_gettop(L);
 }
 
 static int l_file_mtime(lua_State *L) {
@@ -482,6 +538,7 @@ void cg_lua_resume(cg_hook_call_t *call, int nargs) {
   cg_lua_host_t *prev = tls_host;
   tls_host = h;
   h->current = call;
+  h->in_native = 0;
   int rc = lua_resume(call->co, nargs);
   h->current = NULL;
   tls_host = prev;
@@ -615,6 +672,7 @@ int cg_lua_expose_run(cg_lua_host_t *h, const cg_route_t *r, const char *origin,
   cg_lua_host_t *prev = tls_host;
   tls_host = h;
   h->current = &call;
+  h->in_native = 0;
   h->stats.runs++;
   int rc = lua_pcall(L, 7, 1, 0);
   h->current = NULL;
@@ -683,17 +741,28 @@ static int push_prelude(lua_State *L) {
   lua_pushstring(L, "cjson.safe");
   if (lua_pcall(L, 1, 1, 0) == 0) {
     lua_getfield(L, -1, "encode");
+    lua_pushcclosure(L, l_json, 1);
     lua_setfield(L, -3, "json_encode");
     lua_getfield(L, -1, "decode");
+    lua_pushcclosure(L, l_json, 1);
     lua_setfield(L, -3, "json_decode");
   }
   lua_pop(L, 1);
   return lua_pcall(L, 1, 1, 0);
 }
 
-static lua_State *new_state(void) {
-  lua_State *L = luaL_newstate();
-  if (!L) return NULL;
+/* h: the host whose memory_mb the state's allocator enforces, or NULL (a
+ * state that runs no hooks). */
+static lua_State *new_state(cg_lua_host_t *h) {
+  lua_State *L = lua_newstate(state_alloc, h);
+  if (L) {
+    lua_atpanic(L, on_panic);
+  } else {
+    /* a LuaJIT built without GC64 takes no allocator on 64-bit: its own, and
+     * the periodic check alone */
+    L = luaL_newstate();
+    if (!L) return NULL;
+  }
   luaL_openlibs(L);
   luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
   return L;
@@ -768,7 +837,7 @@ static int load_route_plugin(lua_State *L, int prelude, const cg_route_t *r, int
 }
 
 void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, cg_diag_t *d) {
-  lua_State *L = new_state();
+  lua_State *L = new_state(NULL);
   if (!L) {
     cg_diag_error(d, path, "cannot create a Lua state");
     return;
@@ -831,7 +900,7 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   h->memory_kb = cfg->plugins.memory_kb;
   cg_list_init(&h->calls);
   cg_list_init(&h->http_idle);
-  h->L = new_state();
+  h->L = new_state(h);
   if (!h->L) {
     free(h);
     return NULL;

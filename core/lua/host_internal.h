@@ -69,6 +69,8 @@ struct cg_lua_host {
   cg_list_t calls;         /* every hook started and not finished */
   uint64_t timeout_ms, max_instructions;
   size_t memory_kb;
+  size_t mem_used; /* bytes the state holds, counted by its allocator */
+  int in_native;   /* inside a native that must not see an allocation refused */
   cg_lua_stats_t stats;
   uint64_t log_slots[CG_LUA_LOG_SLOTS];
   cg_list_t http_idle; /* idle keep-alive connections of gw.http */

@@ -15,6 +15,9 @@ local BAD = {
   alloc_table = "local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(64) .. i end return true",
   alloc_rep = "local s = string.rep('x', 2 ^ 31) return #s > 0",
   alloc_rep_method = "local s = ('x'):rep(2 ^ 30) return #s > 0", -- 1 GB in one instruction, memory_mb is 32
+  -- gigabytes within a few instructions, between two of the count hook's checks
+  alloc_concat = "local s = 'x' for i = 1, 30 do s = s .. s end return #s > 0",
+  alloc_gsub = "local s = ('x'):rep(40000) local t = s:gsub('.', s) return #t > 0",
   wrong_type = "return 'yes'",
   wrong_table = "return { allowed = true }",
   bad_decision = "return { allow = true, expose_headers = { 'X Bad' } }",
@@ -59,7 +62,8 @@ describe("plugin budgets and failures", function()
 
   local expected_log = {
     loop = { "timed out", "instruction budget exceeded" }, long_loop = { "timed out", "instruction budget exceeded" }, error = "tenant table is corrupt",
-    alloc_table = "memory limit exceeded", alloc_rep = "memory limit", alloc_rep_method = "memory limit", wrong_type = "must return true, false or a decision table",
+    alloc_table = "memory limit exceeded", alloc_rep = "memory limit", alloc_rep_method = "memory limit",
+    alloc_concat = "memory limit exceeded", alloc_gsub = "memory limit exceeded", wrong_type = "must return true, false or a decision table",
     wrong_table = "without allow = true|false", bad_decision = "is not a valid header name",
     star_with_credentials = "with credentials", never_resumes = "timed out", bare_yield = { "yielded outside a gw", "global .coroutine." },
     caught = { "timed out", "instruction budget exceeded" },
