@@ -30,7 +30,9 @@ end
 
 local safe_string = copy(string)
 safe_string.dump = nil -- bytecode is for loaders, and plugins have none
--- One instruction can ask for gigabytes: checked before, not after.
+-- One instruction can ask for gigabytes. The state's allocator (host.c) refuses
+-- such a growth anyway; checking the size here first also covers a size past
+-- what LuaJIT allocates at all, which it would refuse with its own message.
 safe_string.rep = function(s, n, sep)
   local size = #s * (n or 0) + (sep and #sep * (n or 0) or 0)
   native.check_alloc(size)
