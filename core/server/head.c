@@ -22,6 +22,8 @@ void cg_head_reset(cg_head_t *h) {
   h->value_complete = 0;
   h->overflow = 0;
   h->obs_fold = 0;
+  memset(h->first, 0, sizeof h->first);
+  h->multi = 0;
 }
 
 void cg_head_free(cg_head_t *h) {
@@ -165,6 +167,10 @@ static uint8_t classify(const char *n, size_t len) {
 static void begin_value(cg_head_t *h, cg_hdr_t *x) {
   h->in_value = 1;
   x->id = x->name_len ? classify(h->buf + x->name_off, x->name_len) : CG_H_OTHER;
+  if (x->id != CG_H_OTHER) {
+    if (!h->first[x->id]) h->first[x->id] = (uint16_t)h->n; /* x is hdrs[n - 1] */
+    else h->multi |= 1u << x->id;
+  }
   x->val_off = 0;
   x->val_len = 0;
 }

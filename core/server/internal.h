@@ -46,8 +46,10 @@ enum {
   CG_H_TRANSFER_ENCODING,
   CG_H_UPGRADE,
   CG_H_PROXY_AUTHENTICATE,
-  CG_H_PROXY_AUTHORIZATION
+  CG_H_PROXY_AUTHORIZATION,
+  CG_H_COUNT
 };
+_Static_assert(CG_H_COUNT <= 32, "cg_head_t.multi is a 32-bit mask of these");
 
 typedef struct cg_hdr {
   uint32_t name_off, name_len, val_off, val_len;
@@ -70,6 +72,12 @@ typedef struct cg_head {
   int overflow;       /* 1: too many bytes, 2: too many headers */
   int obs_fold;       /* a continuation line was seen (refused) */
   const char *exec_start; /* start of the buffer llhttp is parsing now */
+  /* Where the CG_H_* names are, noted as they are recognized: a preflight
+   * looks up eight of them, and scanning every header for each cost more
+   * than recognizing the names. first[id] is 1 + the index of the first
+   * header with that id (0: none); multi has bit id set when several do. */
+  uint16_t first[CG_H_COUNT];
+  uint32_t multi;
 } cg_head_t;
 
 void cg_head_init(cg_head_t *h, size_t max_bytes, int max_headers);
@@ -86,11 +94,17 @@ static inline const char *cg_head_value(const cg_head_t *h, int i) { return h->b
 int cg_head_find(const cg_head_t *h, const char *name, size_t name_len, int from);
 /* The same for one of the CG_H_* names. */
 static inline int cg_head_find_id(const cg_head_t *h, int id, int from) {
-  for (int i = from; i < h->n; i++)
+  int i = h->first[id] - 1;
+  if (i < 0 || i >= h->n) return -1; /* none, or only in a header cut off (n lowered in a copy) */
+  if (from <= i) return i;
+  if (!((h->multi >> id) & 1)) return -1;
+  for (i = from; i < h->n; i++)
     if (h->hdrs[i].id == id) return i;
   return -1;
 }
 static inline int cg_head_count_id(const cg_head_t *h, int id) {
+  if (cg_head_find_id(h, id, 0) < 0) return 0;
+  if (!((h->multi >> id) & 1)) return 1;
   int n = 0;
   for (int i = 0; i < h->n; i++) n += h->hdrs[i].id == id;
   return n;
