@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/hash.h"
+
 enum {
   F_VALUE = 1,      /* has a decision (possibly expired) */
   F_ALLOW = 2,      /* that decision allows */
@@ -41,11 +43,9 @@ struct cg_dcache {
   cg_dcache_stats_t st;
 };
 
-static uint32_t hash_key(uint32_t route, const char *s, size_t n) {
-  uint32_t h = 2166136261u ^ route;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-  return h ^ (h >> 15);
-}
+/* Keyed (util/hash.h): the origins are the client's choice, and with an
+ * unkeyed hash a client could put thousands of them in one chain. */
+static uint32_t hash_key(uint32_t route, const char *s, size_t n) { return (uint32_t)cg_hash(s, n, route); }
 
 cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
   cg_dcache_t *c = calloc(1, sizeof *c);
@@ -341,4 +341,10 @@ void cg_dcache_stats(const cg_dcache_t *c, cg_dcache_stats_t *out) {
     bytes += sizeof *e + e->key_len + 1 + cg_cors_override_size(e->ov) + (e->tenant ? strlen(e->tenant) + 1 : 0);
   }
   out->bytes = bytes;
+  out->longest_chain = 0;
+  for (size_t i = 0; i < c->nslots; i++) {
+    uint64_t n = 0;
+    for (const cg_dcache_entry_t *e = c->slots[i]; e; e = e->hnext) n++;
+    if (n > out->longest_chain) out->longest_chain = n;
+  }
 }

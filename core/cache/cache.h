@@ -93,6 +93,7 @@ typedef struct cg_dcache_stats {
   uint64_t expired; /* dropped for being too old to serve, even stale */
   uint64_t entries;
   uint64_t bytes; /* entries, keys, tenants, overrides and the table */
+  uint64_t longest_chain; /* entries in the fullest slot of the table: what one lookup may walk */
 } cg_dcache_stats_t;
 void cg_dcache_stats(const cg_dcache_t *c, cg_dcache_stats_t *out);
 

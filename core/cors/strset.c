@@ -2,18 +2,14 @@
  * rules of the public suffix list. Built once at load, read per request, so it
  * favours lookup: open addressing, load factor kept under one half. */
 #include "cors/cors_internal.h"
+#include "util/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t hash_bytes(const char *s, size_t len) {
-  uint32_t h = 2166136261u; /* FNV-1a: short keys, no adversary at build time */
-  for (size_t i = 0; i < len; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 16777619u;
-  }
-  return h;
-}
+/* The set is built from the config, but looked up with what clients send:
+ * keyed, so that no lookup's probe sequence can be aimed at a long cluster. */
+static uint32_t hash_bytes(const char *s, size_t len) { return (uint32_t)cg_hash(s, len, 0); }
 
 void cg_strset_init(cg_strset_t *s) { memset(s, 0, sizeof *s); }
 

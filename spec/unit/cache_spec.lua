@@ -202,6 +202,75 @@ describe("decision cache", function()
     assert.is_true(tonumber(stats(c).bytes) > 0)
   end)
 
+  -- The cache's hash was FNV-1a, which anyone can compute. FNV-1a's state after
+  -- a string depends only on the state before it and its bytes, so two blocks
+  -- that lead from one state to the same next state can be swapped freely:
+  -- 11 such pairs make 2^11 origins with one hash value, which all landed in
+  -- one chain that every lookup of any of them walked.
+  local function fnv_colliding_origins(route, pairs_wanted, prefix, suffix)
+    local bit = require("bit")
+    local M = 4294967296
+    local function step(h, byte) -- (h ^ byte) * 16777619 mod 2^32, exactly in doubles
+      h = bit.bxor(h, byte) % M
+      return (h * 403 + (h % 256) * 16777216) % M
+    end
+    local function run(h, s)
+      for i = 1, #s do h = step(h, s:byte(i)) end
+      return h
+    end
+    local alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    local init = bit.bxor(2166136261, route) % M
+    local state = run(init, prefix)
+    local blocks, n = {}, 0
+    while #blocks < pairs_wanted do
+      local seen = {}
+      while true do -- birthday search: ~2^16 blocks for a 32-bit collision
+        n = n + 1
+        local b, k = {}, n
+        for j = 1, 4 do
+          local d = k % 36
+          b[j] = alphabet:sub(d + 1, d + 1)
+          k = (k - d) / 36
+        end
+        local block = table.concat(b)
+        local h = run(state, block)
+        if seen[h] and seen[h] ~= block then
+          blocks[#blocks + 1] = { seen[h], block }
+          state = h
+          break
+        end
+        seen[h] = block
+      end
+    end
+    local out = { prefix }
+    for _, pair in ipairs(blocks) do
+      local nxt = {}
+      for _, prefix in ipairs(out) do
+        nxt[#nxt + 1] = prefix .. pair[1]
+        nxt[#nxt + 1] = prefix .. pair[2]
+      end
+      out = nxt
+    end
+    for i, o in ipairs(out) do out[i] = o .. suffix end
+    local want = run(init, out[1])
+    for _, o in ipairs(out) do assert(run(init, o) == want) end -- the flood is real
+    return out
+  end
+
+  it("keeps origins a client built to share a hash out of one chain", function()
+    local origins = fnv_colliding_origins(1, 11, "https://", ".example")
+    assert.are.equal(2048, #origins)
+    local c = new(10000)
+    for _, o in ipairs(origins) do
+      local _, e = get(c, o, 0, 1)
+      C.cg_dcache_set(c, e, 0, nil, nil, 60000, 0)
+    end
+    local s = stats(c)
+    assert.are.equal(2048, tonumber(s.entries))
+    -- keyed: as if at random, the fullest of about 2,048 slots holds a handful
+    assert.is_true(tonumber(s.longest_chain) <= 16, ("%d origins in one chain"):format(tonumber(s.longest_chain)))
+  end)
+
   it("costs at most 300 bytes per cached origin (1,000,000 origins)", function()
     local n = 1000000
     local c = new(n)
