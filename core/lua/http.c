@@ -152,6 +152,7 @@ static int on_value_complete(llhttp_t *p) {
 }
 static int on_headers_complete(llhttp_t *p) {
   http_conn_t *hc = p->data;
+  cg_head_sync(&hc->head);
   hc->status = p->status_code;
   return hc->is_head && hc->status >= 200 ? 1 : 0; /* 1: a HEAD answer has no body */
 }
@@ -231,6 +232,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   hc->got_bytes = 1;
   hc->head.exec_start = buf->base;
   llhttp_errno_t err = llhttp_execute(&hc->parser, buf->base, (size_t)nread);
+  cg_head_sync(&hc->head);
   if (err == HPE_PAUSED && hc->done) {
     succeed(hc);
     return;

@@ -227,6 +227,7 @@ static int on_up_headers_complete(llhttp_t *p) {
   cg_upconn_t *u = p->data;
   cg_conn_t *c = u->conn;
   int status = p->status_code;
+  cg_head_sync(&u->head);
   if (status >= 100 && status < 200) {
     /* Interim answers (103 Early Hints) are not relayed; the final one follows. */
     if (status == 101) return -1;
@@ -362,6 +363,7 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   /* a head and the body behind it in one read leave in one write */
   if (c) cg_conn_cork(c);
   llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)nread);
+  cg_head_sync(&u->head);
   if (c) cg_conn_uncork(c);
   if (u->closing) return;
   if (err == HPE_PAUSED) {

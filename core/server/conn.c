@@ -153,6 +153,7 @@ static int on_headers_complete(llhttp_t *p) {
   const cg_config_t *cfg = c->w->cfg;
 
   c->state = CG_CONN_ACTIVE;
+  cg_head_sync(h);
   /* llhttp accepts "HTTP/2.0" and friends on a request line; only 1.x is spoken here. */
   if (p->http_major != 1) {
     r->http_minor = 0;
@@ -442,6 +443,7 @@ static void parse_once(cg_conn_t *c, const char *data, size_t len) {
   for (;;) {
     c->head.exec_start = data;
     err = llhttp_execute(&c->parser, data, len);
+    cg_head_sync(&c->head); /* before data goes: it may be the worker's shared read buffer */
     if (c->state == CG_CONN_CLOSING) return;
     if (err != HPE_PAUSED || !c->resume_pending) break;
     /* Paused by a callback that was resumed before llhttp returned: a

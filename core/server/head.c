@@ -22,6 +22,8 @@ void cg_head_reset(cg_head_t *h) {
   h->value_complete = 0;
   h->overflow = 0;
   h->obs_fold = 0;
+  h->mark = h->mark_end = NULL;
+  h->mark_off = 0;
   memset(h->first, 0, sizeof h->first);
   h->multi = 0;
 }
@@ -36,9 +38,8 @@ void cg_head_free(cg_head_t *h) {
   cg_head_reset(h);
 }
 
-/* Makes room for len more bytes and a terminator. */
-static int room(cg_head_t *h, size_t len) {
-  size_t need = h->len + len + 1;
+/* Makes the store hold at least need bytes. */
+static int room(cg_head_t *h, size_t need) {
   if (need <= h->cap) return 0;
   if (need > h->max_bytes) {
     h->overflow = 1;
@@ -57,19 +58,60 @@ static int room(cg_head_t *h, size_t len) {
   return 0;
 }
 
-/* Strings are built piece by piece, the current one always ending at h->len,
- * and each kept NUL-terminated for the few places that want C strings. A new
- * string (off and length still 0) starts past the previous one's terminator. */
+/* The store mirrors the head as it came on the wire, from its first piece:
+ * each piece llhttp hands over only records where its string lies, and the
+ * bytes of a read are copied once, in one block, when llhttp is done with
+ * the read or the head is complete (cg_head_sync). Copying each piece as it
+ * came had cost more than llhttp's parsing of it.
+ *
+ * h->mark is where the current read's mirrored bytes begin, h->mark_off the
+ * store offset it maps to. A string going on from the previous read
+ * continues right where that read's bytes stopped; a new one starts one past
+ * the end of the store, keeping the slot for the previous string's NUL. */
 static int extend(cg_head_t *h, uint32_t *off, uint32_t *slen, const char *at, size_t len) {
-  size_t gap = (*slen == 0 && *off == 0 && h->len > 0);
-  if (room(h, gap + len) < 0) return -1;
-  h->len += gap;
-  if (*slen == 0) *off = (uint32_t)h->len;
-  if (len) memcpy(h->buf + h->len, at, len);
-  h->len += len;
-  h->buf[h->len] = 0;
+  if (!h->mark) {
+    h->mark = at;
+    h->mark_off = h->len + (*slen == 0 && h->len > 0);
+  }
+  size_t pos = h->mark_off + (size_t)(at - h->mark);
+  if (pos + len + 1 > h->max_bytes) {
+    h->overflow = 1;
+    return -1;
+  }
+  if (*slen == 0) *off = (uint32_t)pos;
   *slen += (uint32_t)len;
+  h->mark_end = at + len;
   return 0;
+}
+
+static void terminate(char *buf, uint32_t off, uint32_t len) {
+  if (len) buf[off + len] = 0;
+}
+
+void cg_head_sync(cg_head_t *h) {
+  if (!h->mark) return;
+  size_t n = (size_t)(h->mark_end - h->mark), end = h->mark_off + n;
+  if (room(h, end + 1) < 0) {
+    /* no memory for a head within max_bytes: keep no string that would
+     * point past what is stored (the request is refused as too large) */
+    h->n = 0;
+    h->method_len = h->url_len = 0;
+    h->mark = NULL;
+    return;
+  }
+  if (h->mark_off > h->len) h->buf[h->len] = 0;
+  memcpy(h->buf + h->mark_off, h->mark, n);
+  h->len = end;
+  h->buf[end] = 0;
+  h->mark = NULL;
+  /* Strings end on a separator of the wire format (SP, ':', CR): a NUL in
+   * its place in the copy keeps each one a C string too. */
+  terminate(h->buf, h->method_off, h->method_len);
+  terminate(h->buf, h->url_off, h->url_len);
+  for (int i = 0; i < h->n; i++) {
+    terminate(h->buf, h->hdrs[i].name_off, h->hdrs[i].name_len);
+    terminate(h->buf, h->hdrs[i].val_off, h->hdrs[i].val_len);
+  }
 }
 
 int cg_head_on_method(cg_head_t *h, const char *at, size_t len) {
@@ -163,10 +205,18 @@ static uint8_t classify(const char *n, size_t len) {
   return CG_H_OTHER;
 }
 
+/* Where a recorded string's bytes are now: in the current read, or in the
+ * store (a string begun in an earlier read is synced whole first). */
+static const char *bytes_of(cg_head_t *h, uint32_t off, uint32_t len) {
+  if (h->mark && off >= h->mark_off) return h->mark + (off - h->mark_off);
+  if (h->mark && off + len > h->len) cg_head_sync(h);
+  return h->buf + off;
+}
+
 /* The value begins (its bytes are extended next): the name is whole. */
 static void begin_value(cg_head_t *h, cg_hdr_t *x) {
   h->in_value = 1;
-  x->id = x->name_len ? classify(h->buf + x->name_off, x->name_len) : CG_H_OTHER;
+  x->id = x->name_len ? classify(bytes_of(h, x->name_off, x->name_len), x->name_len) : CG_H_OTHER;
   if (x->id != CG_H_OTHER) {
     if (!h->first[x->id]) h->first[x->id] = (uint16_t)h->n; /* x is hdrs[n - 1] */
     else h->multi |= 1u << x->id;
@@ -192,10 +242,10 @@ int cg_head_on_value(cg_head_t *h, const char *at, size_t len) {
 
 void cg_head_on_value_complete(cg_head_t *h) {
   if (h->n > 0 && !h->in_value) {
-    /* value callbacks never came: an empty value */
+    /* value callbacks never came: an empty value, pointed at the name's NUL */
     cg_hdr_t *x = &h->hdrs[h->n - 1];
     begin_value(h, x);
-    extend(h, &x->val_off, &x->val_len, "", 0); /* an empty value is a string too */
+    x->val_off = x->name_off + x->name_len;
   }
   h->value_complete = 1;
 }

@@ -57,7 +57,9 @@ typedef struct cg_hdr {
 } cg_hdr_t;
 
 /* A parsed head (request or response). llhttp hands over fields in pieces
- * that may straddle reads, so the bytes are copied here as they come; the
+ * that may straddle reads, so the head's bytes are copied here: once per
+ * read, by cg_head_sync, which the parser's owner calls when llhttp_execute
+ * returns and when the head is complete (no string may be read before). The
  * store is bounded by max_bytes / max_headers and keeps its memory between
  * requests of a connection. */
 typedef struct cg_head {
@@ -72,6 +74,8 @@ typedef struct cg_head {
   int overflow;       /* 1: too many bytes, 2: too many headers */
   int obs_fold;       /* a continuation line was seen (refused) */
   const char *exec_start; /* start of the buffer llhttp is parsing now */
+  const char *mark, *mark_end; /* the current read's bytes to copy (mark NULL: none) */
+  size_t mark_off;             /* the store offset mark maps to */
   /* Where the CG_H_* names are, noted as they are recognized: a preflight
    * looks up eight of them, and scanning every header for each cost more
    * than recognizing the names. first[id] is 1 + the index of the first
@@ -88,6 +92,8 @@ int cg_head_on_method(cg_head_t *h, const char *at, size_t len);
 int cg_head_on_field(cg_head_t *h, const char *at, size_t len);
 int cg_head_on_value(cg_head_t *h, const char *at, size_t len);
 void cg_head_on_value_complete(cg_head_t *h);
+/* Copies what the current read holds of the head into the store. */
+void cg_head_sync(cg_head_t *h);
 static inline const char *cg_head_name(const cg_head_t *h, int i) { return h->buf + h->hdrs[i].name_off; }
 static inline const char *cg_head_value(const cg_head_t *h, int i) { return h->buf + h->hdrs[i].val_off; }
 /* Index of the first header named name (case-insensitive) at or after from, or -1. */

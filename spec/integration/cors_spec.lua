@@ -86,6 +86,31 @@ describe("CORS through the gateway", function()
       assert.equal(before, upstream_saw("/mnt/api/pf1"))
     end)
 
+    it("reads a preflight whose head comes in one read per byte", function()
+      -- every name and value straddles reads: the gateway must still recognize
+      -- Origin and the Access-Control-Request-* names and see their values whole
+      local function split_preflight(acrh)
+        local c = assert(http.connect(gw:port()))
+        local bytes = http.build_request("OPTIONS", "/mnt/api/split", { { "Origin", "https://app.example.com" },
+          { "Access-Control-Request-Method", "PUT" }, { "Access-Control-Request-Headers", acrh } })
+        for i = 1, #bytes do
+          assert(c:send(bytes:sub(i, i)))
+          require("socket").sleep(0.001)
+        end
+        local res = c:read_response()
+        c:close()
+        return res
+      end
+      local res = split_preflight("X-Req")
+      assert.res_status(204, res, gw)
+      assert.header(res, "access-control-allow-origin", "https://app.example.com")
+      assert.header(res, "access-control-allow-headers", "x-req, content-type")
+      assert.header(res, "vary", VPO)
+      res = split_preflight("X-Req, X-Not-Listed")
+      assert.res_status(403, res, gw)
+      no_cors(res, gw)
+    end)
+
     it("echoes the origin normalized, and allows pattern matches at a label boundary only", function()
       local res = preflight("/mnt/api/x", "https://APP.Example.com:443", "GET")
       assert.header(res, "access-control-allow-origin", "https://app.example.com")

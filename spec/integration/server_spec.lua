@@ -72,6 +72,24 @@ describe("server", function()
     c:close()
   end)
 
+  it("forwards every header intact when the head comes in one read per byte", function()
+    local sent = { { "X-One", "1" }, { "X-Empty", "" }, { "X-Long-Name-Of-A-Header", "a value, with commas; and = signs" },
+      { "X-Last", "z" } }
+    local c = assert(http.connect(gw:port()))
+    local bytes = http.build_request("GET", "/echo/split?q=1", sent)
+    for i = 1, #bytes do
+      assert(c:send(bytes:sub(i, i)))
+      require("socket").sleep(0.001)
+    end
+    local res = c:read_response()
+    c:close()
+    local j = cjson.decode(assert.res_status(200, res, gw))
+    assert.equal("GET", j.method)
+    assert.equal("/echo/split", j.path)
+    assert.equal("q=1", j.query)
+    for _, h in ipairs(sent) do assert.equal(h[2], j.headers[h[1]:lower()], h[1]) end
+  end)
+
   it("closes after answering Connection: close, and says so", function()
     local c = assert(http.connect(gw:port()))
     assert(c:send(http.build_request("GET", "/a", { { "Connection", "close" } })
