@@ -77,10 +77,7 @@ describe("server", function()
       { "X-Last", "z" } }
     local c = assert(http.connect(gw:port()))
     local bytes = http.build_request("GET", "/echo/split?q=1", sent)
-    for i = 1, #bytes do
-      assert(c:send(bytes:sub(i, i)))
-      require("socket").sleep(0.001)
-    end
+    assert(c:send_bytewise(bytes))
     local res = c:read_response()
     c:close()
     local j = cjson.decode(assert.res_status(200, res, gw))

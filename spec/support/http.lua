@@ -168,6 +168,17 @@ function conn_mt:send(bytes)
   return true
 end
 
+-- Sends bytes one at a time with a pause between them, so that the server gets
+-- them in as many reads: every name and value then straddles reads.
+function conn_mt:send_bytewise(bytes, pause)
+  for i = 1, #bytes do
+    local ok, err = self:send(bytes:sub(i, i))
+    if not ok then return nil, err end
+    socket.sleep(pause or 0.001)
+  end
+  return true
+end
+
 -- Reads a line without its CRLF, byte by byte from luasocket's buffer: its "*l"
 -- pattern drops every CR, and a response with bare LF line ends must not pass.
 -- `err` is luasocket's ("closed", "timeout") or "malformed: ...".
