@@ -7,10 +7,7 @@ local ffi = require("ffi")
 local C = cors.C
 
 if not pcall(ffi.typeof, "cg_dcache_stats_t") then
-  local f = assert(io.open(cors.root .. "/core/cache/cache.h", "rb"))
-  local header = f:read("*a"):gsub("\n#[^\n]*", "\n"):gsub("^#[^\n]*", "")
-  f:close()
-  ffi.cdef("typedef struct cg_list { struct cg_list *prev, *next; } cg_list_t;\n" .. header)
+  ffi.cdef("typedef struct cg_list { struct cg_list *prev, *next; } cg_list_t;\n" .. cors.header("core/cache/cache.h"))
 end
 
 local FRESH, STALE, STALE_REFRESH, MISS_RUN, PENDING = 0, 1, 2, 3, 4

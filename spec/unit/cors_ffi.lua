@@ -16,6 +16,11 @@ local function read(path)
   return s
 end
 
+-- A header of the tree, its preprocessor lines dropped, ready for ffi.cdef.
+function _M.header(relpath)
+  return (read(root .. "/" .. relpath):gsub("\n#[^\n]*", "\n"):gsub("^#[^\n]*", ""))
+end
+
 -- busted reloads modules for every spec file, but C declarations live once per VM.
 if not pcall(ffi.typeof, "cg_cors_result_t") then
   ffi.cdef([[
@@ -25,8 +30,7 @@ typedef struct cg_diag { cg_diag_item_t *items; int count, cap; int errors, warn
 void cg_diag_init(cg_diag_t *d);
 void cg_diag_free(cg_diag_t *d);
 ]])
-  local header = read(root .. "/core/cors/cors.h"):gsub("\n#[^\n]*", "\n"):gsub("^#[^\n]*", "")
-  ffi.cdef(header)
+  ffi.cdef(_M.header("core/cors/cors.h"))
 end
 
 local C = ffi.load(os.getenv("CORSGATE_LIB") or (root .. "/build/libcorsgate.so"))

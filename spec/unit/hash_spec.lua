@@ -7,10 +7,7 @@ local C = cors.C
 local bit = require("bit")
 
 if not pcall(function() return C.cg_siphash24 end) then
-  local f = assert(io.open(cors.root .. "/core/util/hash.h", "rb"))
-  local header = f:read("*a"):gsub("\n#[^\n]*", "\n"):gsub("^#[^\n]*", "")
-  f:close()
-  ffi.cdef(header)
+  ffi.cdef(cors.header("core/util/hash.h"))
 end
 
 local function bytes(n)
