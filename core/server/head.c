@@ -70,7 +70,10 @@ static int room(cg_head_t *h, size_t need) {
  * the end of the store, keeping the slot for the previous string's NUL. */
 static int extend(cg_head_t *h, uint32_t *off, uint32_t *slen, const char *at, size_t len) {
   if (!h->mark) {
-    h->mark = at;
+    /* mark_end starts here too: if this very piece overflows, sync must not
+     * copy up to an end left over from an earlier read (another buffer, or
+     * an earlier place in this one: a negative length) */
+    h->mark = h->mark_end = at;
     h->mark_off = h->len + (*slen == 0 && h->len > 0);
   }
   size_t pos = h->mark_off + (size_t)(at - h->mark);

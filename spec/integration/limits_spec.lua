@@ -5,6 +5,7 @@ local gateway = require("spec.support.gateway")
 local http = require("spec.support.http")
 require("spec.support.assert")
 local cjson = require("cjson")
+local socket = require("socket")
 
 local rep = string.rep
 
@@ -59,6 +60,32 @@ describe("limits", function()
     end
     local res, err = c:read_response()
     assert.res_status(431, res, err or gw)
+  end)
+
+  -- A head that crosses max_head_bytes with the first string of a read. In the
+  -- last split that string (the value, after three spaces) starts past where
+  -- the previous read's string (the empty rest of "X-B") ended; the store
+  -- once copied from that old end, a negative length, and the worker crashed.
+  -- Each part is one read (the pauses); the gateway must answer 431 and go on.
+  it("answers 431 when the limit is crossed by the first string of a later read", function()
+    local long = "X-" .. rep("n", 40) .. ": v\r\n"
+    local splits = {
+      { "GET /" .. rep("a", 1000), "b", " HTTP/1.1\r\n" .. long .. "\r\n" },
+      { "GET /" .. rep("a", 960), "b HTTP/1.1\r\nHost: x\r\n", long .. "\r\n" },
+      { "GET / HTTP/1.1\r\nX-Fill: " .. rep("a", 980) .. "\r\nX-B", ":", "   " .. rep("v", 40) .. "\r\n\r\n" },
+    }
+    for i, parts in ipairs(splits) do
+      local c = assert(http.connect(gw:port()))
+      for _, part in ipairs(parts) do
+        if not c:send(part) then break end
+        socket.sleep(0.05)
+      end
+      local res, err = c:read_response()
+      assert.res_status(431, res, err and (err .. " (split " .. i .. ")") or gw)
+      c:close()
+      local ok, oerr = http.request(gw:port(), "GET", "/", {})
+      assert.res_status(200, ok, oerr or gw)
+    end
   end)
 
   it("serves max_headers header lines", function()
