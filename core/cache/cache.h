@@ -93,8 +93,11 @@ typedef struct cg_dcache_stats {
   uint64_t expired; /* dropped for being too old to serve, even stale */
   uint64_t entries;
   uint64_t bytes; /* entries, keys, tenants, overrides and the table */
-  uint64_t longest_chain; /* entries in the fullest slot of the table: what one lookup may walk */
 } cg_dcache_stats_t;
+/* Constant time: the admin API calls it on the worker's loop. */
 void cg_dcache_stats(const cg_dcache_t *c, cg_dcache_stats_t *out);
+/* Entries in the fullest slot of the table, what one lookup may walk. Walks
+ * the whole table: for specs and diagnosis, not for a live worker's loop. */
+size_t cg_dcache_longest_chain(const cg_dcache_t *c);
 
 #endif
