@@ -25,7 +25,8 @@ static size_t stamp(char *buf, size_t cap) {
   gmtime_r(&tv.tv_sec, &tm);
   size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
   n += (size_t)snprintf(buf + n, cap - n, ".%03dZ", (int)(tv.tv_usec / 1000));
-  return n;
+  /* snprintf counts what it would have written: never more than buf holds */
+  return n < cap ? n : (cap ? cap - 1 : 0);
 }
 
 static void emit(const char *prefix, const char *fmt, va_list ap) {
