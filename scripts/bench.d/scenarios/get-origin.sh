@@ -10,5 +10,5 @@ SC_EXPECT_BODY=upstream
 SC_EXPECT_HEADERS=("access-control-allow-origin: https://o57.bench.test" "vary: Origin")
 SC_NGINX=cors
 SC_CORSGATE_ROUTE_FILE=corsgate-cors.lua
-SC_CONTENDERS="corsgate-1 nginx-1 haproxy-1"
+SC_CONTENDERS="corsgate-1 nginx-1 haproxy-1 corsgate-2 nginx-2 haproxy-2"
 SC_TARGET=1.0

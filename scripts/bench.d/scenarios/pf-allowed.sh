@@ -10,5 +10,5 @@ SC_EXPECT_BODY=none
 SC_EXPECT_HEADERS=("access-control-allow-origin: https://o57.bench.test" "access-control-allow-methods: GET, PUT, POST, DELETE" "access-control-max-age: 600" "vary: Origin, Access-Control-Request-Method")
 SC_NGINX=cors
 SC_CORSGATE_ROUTE_FILE=corsgate-cors.lua
-SC_CONTENDERS="corsgate-1 nginx-1 limit-1 haproxy-1"
+SC_CONTENDERS="corsgate-1 nginx-1 limit-1 haproxy-1 corsgate-2 nginx-2 haproxy-2"
 SC_TARGET=1.0
