@@ -746,7 +746,7 @@ void cg_conn_response_done(cg_conn_t *c) {
     return;
   }
   int end_owed = !r->msg_complete;
-  free(r->cors_hdrs);
+  cg_cors_hdrs_release(c->w, r);
   memset(r, 0, sizeof *r);
   cg_head_reset(&c->head);
   c->state = CG_CONN_IDLE;
@@ -793,7 +793,7 @@ static void on_close(uv_handle_t *h) {
   cg_worker_t *w = c->w;
   cg_head_free(&c->head);
   cg_buf_free(&c->obuf);
-  free(c->req.cors_hdrs);
+  cg_cors_hdrs_release(w, &c->req);
   free(c->pending);
   free(c);
   cg_worker_conn_closed(w);

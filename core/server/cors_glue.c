@@ -59,6 +59,18 @@ static void shadow(cg_conn_t *c, const cg_cors_request_t *q, const char *enforce
                 outcome_name(eo), outcome_name(so), so < 0 && n >= 0 ? ": " : "", so < 0 && n >= 0 ? sr.detail : "");
 }
 
+void cg_cors_hdrs_release(cg_worker_t *w, cg_req_t *r) {
+  if (r->cors_hdrs && r->cors_block && w->n_hdr_blocks < CG_HDR_BLOCKS) w->hdr_blocks[w->n_hdr_blocks++] = r->cors_hdrs;
+  else free(r->cors_hdrs);
+  r->cors_hdrs = NULL;
+  r->cors_len = 0;
+  r->cors_block = 0;
+}
+
+void cg_cors_hdrs_free_spares(cg_worker_t *w) {
+  while (w->n_hdr_blocks > 0) free(w->hdr_blocks[--w->n_hdr_blocks]);
+}
+
 void cg_cors_decide(cg_conn_t *c, int as_actual) {
   cg_req_t *r = &c->req;
   if (r->cors_evaluated) return;
@@ -126,7 +138,9 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     return;
   }
   if (n > 0) {
-    r->cors_hdrs = malloc((size_t)n);
+    r->cors_block = (size_t)n <= CG_HDR_BLOCK;
+    if (r->cors_block && w->n_hdr_blocks > 0) r->cors_hdrs = w->hdr_blocks[--w->n_hdr_blocks];
+    else r->cors_hdrs = malloc(r->cors_block ? CG_HDR_BLOCK : (size_t)n);
     if (!r->cors_hdrs) {
       r->cors.kind = CG_CORS_ACTUAL_REFUSED;
       return;

@@ -21,6 +21,10 @@
 /* --- message heads ------------------------------------------------------- */
 
 /* One header: offsets into cg_head_t.buf, which may move when it grows. */
+/* A request's CORS header lines fit one block of this size but for extreme
+ * header echoes (those are malloc'd); a worker keeps this many spare. */
+enum { CG_HDR_BLOCK = 512, CG_HDR_BLOCKS = 64 };
+
 /* The header names the gateway itself reads, recognized once when the name
  * is complete so that lookups compare a byte instead of the name. */
 enum {
@@ -195,6 +199,11 @@ typedef struct cg_worker {
   char rbuf[65536]; /* one read buffer for every socket of the worker: data is consumed in the read callback */
   int rbuf_busy;
   char cors_scratch[CG_CORS_BUF_SIZE];
+  /* Spare blocks for the CORS header lines a request keeps from its decision
+   * to its answer (cg_cors_hdrs_*): taken and given back here, so a request
+   * allocates nothing. */
+  char *hdr_blocks[CG_HDR_BLOCKS];
+  int n_hdr_blocks;
   cg_metrics_t metrics; /* written by this worker only; the admin API reads snapshots */
   uv_async_t rpc_async;
   uv_mutex_t rpc_mu;
@@ -269,6 +278,7 @@ typedef struct cg_req {
   cg_cors_result_t cors;
   char *cors_hdrs; /* the header lines evaluate wrote, copied out of the worker's scratch */
   size_t cors_len;
+  int cors_block; /* cors_hdrs is a CG_HDR_BLOCK-sized block, for the worker's spares */
   int cors_untrusted; /* the head was malformed: nothing in it may be echoed */
   /* A plugin's decision for this origin (from the cache). */
   int plugin_asked, decided, waiting, in_dispatch;
@@ -360,6 +370,10 @@ void cg_respond_connection_header(cg_conn_t *c, cg_buf_t *b);
 /* Decides the CORS answer for the current request once; as_actual treats a
  * preflight as an ordinary request (for gateway errors). */
 void cg_cors_decide(cg_conn_t *c, int as_actual);
+/* Lets go of the request's CORS header lines (back to the worker's spares). */
+void cg_cors_hdrs_release(cg_worker_t *w, cg_req_t *r);
+/* Frees the worker's spare blocks (at its end). */
+void cg_cors_hdrs_free_spares(cg_worker_t *w);
 
 /* plugin_glue.c */
 /* 1: the request waits for a decision (cg_conn_dispatch follows); 0: decided. */

@@ -195,7 +195,7 @@ void cg_plugin_expose(cg_conn_t *c, const cg_head_t *up, int status) {
     memcpy(out + o, line, (size_t)len);
     o += (size_t)len;
   }
-  free(r->cors_hdrs);
+  cg_cors_hdrs_release(w, r);
   r->cors_hdrs = out;
   r->cors_len = o;
 }

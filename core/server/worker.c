@@ -210,6 +210,7 @@ static void worker_main(void *arg) {
   free(w->deny_ov);
   free(w->allow_ov);
   free(w->has_expose);
+  cg_cors_hdrs_free_spares(w);
   if (uv_loop_close(&w->loop) != 0) cg_log_debug("worker %d: loop closed with handles open", w->id);
   uv_mutex_lock(&w->rpc_mu);
   w->exited = 1;
