@@ -1,6 +1,7 @@
-/* The per-origin decision cache: a chained hash table for lookups and an
- * intrusive LRU list for eviction, one malloc per entry (the key lives at its
- * end) so a cached origin costs about 100 bytes plus its name. */
+/* The per-origin decision cache: a chained hash table for lookups, an
+ * intrusive LRU list for eviction, and the tenants decisions name, each with
+ * the list of its decisions (purges by tenant). One malloc per entry (the key
+ * lives at its end), so a cached origin costs about 120 bytes plus its name. */
 #include "cache/cache.h"
 
 #include <stdio.h>
@@ -20,12 +21,24 @@ enum {
 /* A failed refresh is retried at most this often while stale serving lasts. */
 enum { RETRY_MS = 1000 };
 
+/* A tenant that decisions name, kept once however many origins it owns, with
+ * the list of the decisions in the table that name it: a purge by tenant (an
+ * invalidation from the fleet) walks those, not the whole cache. */
+typedef struct tenant {
+  struct tenant *next; /* in its slot of the tenant table */
+  cg_list_t entries;   /* cg_dcache_entry.tlink of the entries in the table naming it */
+  size_t refs;         /* entries naming it, in the table or detached */
+  uint32_t hash;
+  char name[];
+} tenant_t;
+
 struct cg_dcache_entry {
   cg_dcache_entry_t *hnext;
   cg_list_t lru;
   cg_list_t waiters;
   cg_cors_override_t *ov;
-  char *tenant;
+  tenant_t *tenant;
+  cg_list_t tlink; /* in tenant->entries while the entry is in the table */
   uint64_t expires;
   uint64_t retry_at; /* after a failed refresh: no new refresh before this */
   uint32_t hash, route;
@@ -40,6 +53,9 @@ struct cg_dcache {
   size_t count, max;
   uint64_t stale_limit;
   cg_list_t lru; /* least recently used first */
+  tenant_t **tslots;
+  size_t ntslots, ntenants; /* ntslots: a power of two */
+  uint32_t nroutes;         /* one past the highest route an entry has had */
   /* What the entries in the table hold, kept as they change: summing it on
    * demand walked every entry, 24 ms with a million of them, a stall of the
    * worker's loop at every scrape of /metrics. */
@@ -51,6 +67,8 @@ struct cg_dcache {
  * unkeyed hash a client could put thousands of them in one chain. */
 static uint32_t hash_key(uint32_t route, const char *s, size_t n) { return (uint32_t)cg_hash(s, n, route); }
 
+static void tenants_grow(cg_dcache_t *c);
+
 cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
   cg_dcache_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
@@ -60,30 +78,99 @@ cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
     free(c);
     return NULL;
   }
+  tenants_grow(c); /* here, so an empty cache's byte count includes the table */
   c->max = max_entries ? max_entries : 1;
   c->stale_limit = stale_limit_ms;
   cg_list_init(&c->lru);
   return c;
 }
 
-static uint64_t value_bytes(const cg_dcache_entry_t *e) {
-  return cg_cors_override_size(e->ov) + (e->tenant ? strlen(e->tenant) + 1 : 0);
-}
+static uint64_t value_bytes(const cg_dcache_entry_t *e) { return cg_cors_override_size(e->ov); }
 
 /* Only entries in the table count: a detached one was taken off when it left. */
 static int counted(const cg_dcache_entry_t *e) { return !(e->flags & F_DETACHED); }
 
+static uint32_t tenant_hash(const char *name, size_t len) { return (uint32_t)cg_hash(name, len, 0x7e4a47u); }
+
+static tenant_t **tenant_slot(cg_dcache_t *c, const char *name, size_t len, uint32_t h) {
+  tenant_t **pp = &c->tslots[h & (c->ntslots - 1)];
+  while (*pp && !((*pp)->hash == h && strncmp((*pp)->name, name, len) == 0 && (*pp)->name[len] == 0))
+    pp = &(*pp)->next;
+  return pp;
+}
+
+static void tenants_grow(cg_dcache_t *c) {
+  size_t n = c->ntslots ? c->ntslots * 2 : 16;
+  tenant_t **slots = calloc(n, sizeof *slots);
+  if (!slots) return; /* longer chains, still correct */
+  for (size_t i = 0; i < c->ntslots; i++) {
+    for (tenant_t *t = c->tslots[i], *next; t; t = next) {
+      next = t->next;
+      t->next = slots[t->hash & (n - 1)];
+      slots[t->hash & (n - 1)] = t;
+    }
+  }
+  c->entry_bytes += (n - c->ntslots) * sizeof *slots;
+  free(c->tslots);
+  c->tslots = slots;
+  c->ntslots = n;
+}
+
+/* The tenant called name, made if new, with one more reference; NULL when
+ * memory ran out (the decision then names no tenant). */
+static tenant_t *tenant_ref(cg_dcache_t *c, const char *name) {
+  size_t len = strlen(name);
+  if (c->ntenants >= c->ntslots) tenants_grow(c);
+  if (!c->tslots) return NULL;
+  uint32_t h = tenant_hash(name, len);
+  tenant_t **pp = tenant_slot(c, name, len, h);
+  if (!*pp) {
+    tenant_t *t = malloc(sizeof *t + len + 1);
+    if (!t) return NULL;
+    t->next = NULL;
+    cg_list_init(&t->entries);
+    t->refs = 0;
+    t->hash = h;
+    memcpy(t->name, name, len + 1);
+    *pp = t;
+    c->ntenants++;
+    c->entry_bytes += sizeof *t + len + 1;
+  }
+  (*pp)->refs++;
+  return *pp;
+}
+
+static void tenant_unref(cg_dcache_t *c, tenant_t *t) {
+  if (--t->refs > 0) return;
+  size_t len = strlen(t->name);
+  tenant_t **pp = tenant_slot(c, t->name, len, t->hash);
+  if (*pp == t) *pp = t->next;
+  c->ntenants--;
+  c->entry_bytes -= sizeof *t + len + 1;
+  free(t);
+}
+
+/* Out of the tenant's list (when e leaves the table); it still names it. */
+static void tenant_unlink(cg_dcache_entry_t *e) {
+  if (e->tenant && e->tlink.next) cg_list_remove(&e->tlink);
+  e->tlink.next = e->tlink.prev = NULL;
+}
+
+/* c is NULL when the whole cache is being freed (its tenants go with it). */
 static void drop_value(cg_dcache_t *c, cg_dcache_entry_t *e) {
   if (c && counted(e)) c->entry_bytes -= value_bytes(e);
   cg_cors_override_free(e->ov);
   e->ov = NULL;
-  free(e->tenant);
+  if (e->tenant && c) { /* else the list's neighbours may be freed already */
+    tenant_unlink(e);
+    tenant_unref(c, e->tenant);
+  }
   e->tenant = NULL;
   e->flags &= (uint8_t) ~(F_VALUE | F_ALLOW);
 }
 
-static void entry_free(cg_dcache_entry_t *e) {
-  drop_value(NULL, e);
+static void entry_free(cg_dcache_t *c, cg_dcache_entry_t *e) {
+  drop_value(c, e);
   /* waiters left behind belong to requests that are gone or to a cache being freed */
   while (!cg_list_empty(&e->waiters)) cg_list_remove(e->waiters.next);
   free(e);
@@ -95,6 +182,7 @@ static void unlink_entry(cg_dcache_t *c, cg_dcache_entry_t *e) {
   if (*pp) *pp = e->hnext;
   e->hnext = NULL;
   cg_list_remove(&e->lru);
+  tenant_unlink(e);
   c->count--;
   c->entry_bytes -= sizeof *e + e->key_len + 1 + value_bytes(e);
 }
@@ -107,7 +195,7 @@ static void purge_entry(cg_dcache_t *c, cg_dcache_entry_t *e) {
   if (busy(e))
     e->flags |= F_DETACHED;
   else
-    entry_free(e);
+    entry_free(c, e);
 }
 
 void cg_dcache_free(cg_dcache_t *c) {
@@ -116,10 +204,17 @@ void cg_dcache_free(cg_dcache_t *c) {
     cg_dcache_entry_t *e = c->slots[i];
     while (e) {
       cg_dcache_entry_t *next = e->hnext;
-      entry_free(e);
+      entry_free(NULL, e);
       e = next;
     }
   }
+  for (size_t i = 0; i < c->ntslots; i++) {
+    for (tenant_t *t = c->tslots[i], *next; t; t = next) {
+      next = t->next;
+      free(t);
+    }
+  }
+  free(c->tslots);
   free(c->slots);
   free(c);
 }
@@ -193,6 +288,7 @@ int cg_dcache_get(cg_dcache_t *c, uint32_t route, const char *origin, size_t len
     cg_list_push(&c->lru, &e->lru);
     c->count++;
     c->entry_bytes += sizeof *e + len + 1;
+    if (route >= c->nroutes) c->nroutes = route + 1;
     if (c->count > c->max) evict(c);
     if (c->count > c->nslots) grow(c);
     *out = e;
@@ -241,7 +337,7 @@ static void wake(cg_dcache_t *c, cg_dcache_entry_t *e) {
   }
   e->flags &= (uint8_t)~F_WAKING;
   if (e->flags & F_DETACHED)
-    entry_free(e);
+    entry_free(c, e);
   else if (c->count > c->max)
     evict(c);
 }
@@ -254,7 +350,8 @@ void cg_dcache_set(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_over
   }
   drop_value(c, e);
   e->ov = ov;
-  e->tenant = tenant && *tenant ? strdup(tenant) : NULL;
+  e->tenant = tenant && *tenant ? tenant_ref(c, tenant) : NULL;
+  if (e->tenant && counted(e)) cg_list_push(&e->tenant->entries, &e->tlink);
   if (counted(e)) c->entry_bytes += value_bytes(e);
   e->flags |= F_VALUE | (allow ? F_ALLOW : 0);
   e->expires = now + ttl_ms;
@@ -278,45 +375,43 @@ void cg_dcache_fail(cg_dcache_t *c, cg_dcache_entry_t *e, uint64_t deny_ttl_ms, 
 
 int cg_dcache_entry_allow(const cg_dcache_entry_t *e) { return (e->flags & F_ALLOW) != 0; }
 const cg_cors_override_t *cg_dcache_entry_override(const cg_dcache_entry_t *e) { return e->ov; }
-const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e) { return e->tenant; }
+const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e) { return e->tenant ? e->tenant->name : NULL; }
 
-static size_t purge_if(cg_dcache_t *c, int (*match)(const cg_dcache_entry_t *, const void *), const void *arg) {
+size_t cg_dcache_purge_all(cg_dcache_t *c) {
   size_t n = 0;
-  cg_list_t *l = c->lru.next;
-  while (l != &c->lru) {
-    cg_dcache_entry_t *e = container_of(l, cg_dcache_entry_t, lru);
-    l = l->next;
-    if (match && !match(e, arg)) continue;
+  while (!cg_list_empty(&c->lru)) {
+    purge_entry(c, container_of(c->lru.next, cg_dcache_entry_t, lru));
+    n++;
+  }
+  return n;
+}
+
+/* One lookup per route an entry has had, not a walk of the cache. */
+size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len) {
+  if (len > UINT16_MAX) return 0;
+  size_t n = 0;
+  for (uint32_t route = 0; route < c->nroutes; route++) {
+    uint32_t h = hash_key(route, origin, len);
+    cg_dcache_entry_t *e = c->slots[h & (c->nslots - 1)];
+    while (e && !(e->hash == h && e->route == route && e->key_len == len && memcmp(e->key, origin, len) == 0))
+      e = e->hnext;
+    if (!e) continue;
     purge_entry(c, e);
     n++;
   }
   return n;
 }
 
-typedef struct {
-  const char *s;
-  size_t len;
-} span_t;
-
-static int origin_is(const cg_dcache_entry_t *e, const void *arg) {
-  const span_t *o = arg;
-  return e->key_len == o->len && memcmp(e->key, o->s, o->len) == 0;
-}
-
-static int tenant_is(const cg_dcache_entry_t *e, const void *arg) {
-  return e->tenant && strcmp(e->tenant, arg) == 0;
-}
-
-size_t cg_dcache_purge_all(cg_dcache_t *c) { return purge_if(c, NULL, NULL); }
-
-size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len) {
-  span_t o = {origin, len};
-  return purge_if(c, origin_is, &o);
-}
-
 size_t cg_dcache_purge_tenant(cg_dcache_t *c, const char *tenant) {
-  if (!tenant) return 0;
-  return purge_if(c, tenant_is, tenant);
+  if (!tenant || !c->tslots) return 0;
+  size_t len = strlen(tenant);
+  tenant_t *t = *tenant_slot(c, tenant, len, tenant_hash(tenant, len));
+  if (!t) return 0;
+  /* purging the last entry may free t: count what there is first */
+  size_t n = 0;
+  for (cg_list_t *l = t->entries.next; l != &t->entries; l = l->next) n++;
+  for (size_t i = 0; i < n; i++) purge_entry(c, container_of(t->entries.next, cg_dcache_entry_t, tlink));
+  return n;
 }
 
 size_t cg_dcache_expire_all(cg_dcache_t *c, uint64_t now) {
@@ -344,7 +439,7 @@ void cg_dcache_peek(const cg_dcache_t *c, uint32_t route, const char *origin, si
   out->pending = !(e->flags & F_VALUE);
   out->allow = (e->flags & F_ALLOW) != 0;
   out->expires_in_ms = (int64_t)e->expires - (int64_t)now;
-  if (e->tenant) snprintf(out->tenant, sizeof out->tenant, "%s", e->tenant);
+  if (e->tenant) snprintf(out->tenant, sizeof out->tenant, "%s", e->tenant->name);
 }
 
 void cg_dcache_stats(const cg_dcache_t *c, cg_dcache_stats_t *out) {

@@ -186,6 +186,45 @@ describe("decision cache", function()
     assert.are.equal(0, tonumber(stats(c).entries))
   end)
 
+  -- A purge by tenant walks that tenant's decisions only (an index kept as
+  -- decisions change), so it must see every change of who names the tenant.
+  it("purges by tenant exactly the decisions that name it now, busy ones included", function()
+    local c = new()
+    local function put(origin, tenant, now)
+      local _, e = get(c, origin, now or 0)
+      C.cg_dcache_set(c, e, 1, nil, tenant, 10, now or 0)
+      return e
+    end
+    put("https://a.example", "acme")
+    put("https://b.example", "acme")
+    put("https://moved.example", "acme")
+    put("https://moved.example", "globex", 20) -- refreshed: now globex's
+    put("https://other.example", "globex")
+    put("https://acme-ish.example", "acm")
+    local st, busy = get(c, "https://b.example", 20) -- expired: its refresh is running
+    assert.are.equal("STALE_REFRESH", st)
+    assert.are.equal(2, tonumber(C.cg_dcache_purge_tenant(c, "acme")))
+    assert.are.equal("MISS_RUN", (get(c, "https://a.example", 20)))
+    assert.are.equal("FRESH", (get(c, "https://moved.example", 20)))
+    assert.are.equal("STALE_REFRESH", (get(c, "https://other.example", 20)))
+    -- the busy one left the table; its hook reports afterwards, and the
+    -- decision it wakes its waiters with still names its tenant
+    local woken
+    local w = ffi.new("cg_dcache_waiter_t")
+    local cb = ffi.cast("void (*)(cg_dcache_waiter_t *, const cg_dcache_entry_t *)", function(_, en)
+      woken = tenant_of(ffi.cast("cg_dcache_entry_t *", en))
+    end)
+    w.cb = cb
+    C.cg_dcache_wait(busy, w)
+    C.cg_dcache_set(c, busy, 1, nil, "acme", 10, 20)
+    cb:free()
+    assert.are.equal("acme", woken)
+    assert.are.equal(0, tonumber(C.cg_dcache_purge_tenant(c, "acme")))
+    assert.are.equal(1, tonumber(C.cg_dcache_purge_tenant(c, "acm")))
+    assert.are.equal(2, tonumber(C.cg_dcache_purge_tenant(c, "globex")))
+    assert.are.equal(1, tonumber(stats(c).entries)) -- a.example, asked again above
+  end)
+
   it("owns the overrides it holds (freed on replace, purge and free)", function()
     local policy = cors.must_compile({ origins_by_plugin = true })
     local c = new()
@@ -210,7 +249,14 @@ describe("decision cache", function()
     local one = tonumber(stats(c).bytes)
     assert.is_true(one > empty + #"https://a.example")
     C.cg_dcache_set(c, a, 1, nil, "acme", 1, 0)
-    assert.are.equal(one + 5, tonumber(stats(c).bytes)) -- "acme" and its NUL
+    local tenant = tonumber(stats(c).bytes) - one -- a tenant is kept once, with its name
+    assert.is_true(tenant > #"acme")
+    local _, a2 = get(c, "https://a2.example", 0)
+    local two = tonumber(stats(c).bytes)
+    C.cg_dcache_set(c, a2, 1, nil, "acme", 1, 0)
+    assert.are.equal(two, tonumber(stats(c).bytes)) -- the same tenant again costs nothing
+    assert.are.equal(1, tonumber(C.cg_dcache_purge_origin(c, "https://a2.example", #"https://a2.example")))
+    assert.are.equal(one + tenant, tonumber(stats(c).bytes))
     assert.are.equal("STALE_REFRESH", (get(c, "https://a.example", 5)))
     local ov = cors.decision(policy, { allow = true, expose_headers = { "X-A" } })
     local ovb = tonumber(C.cg_cors_override_size(ov))
