@@ -69,6 +69,13 @@ static uint32_t hash_key(uint32_t route, const char *s, size_t n) { return (uint
 
 static void tenants_grow(cg_dcache_t *c);
 
+static cg_dcache_entry_t *find(const cg_dcache_t *c, uint32_t route, const char *origin, size_t len, uint32_t h) {
+  cg_dcache_entry_t *e = c->slots[h & (c->nslots - 1)];
+  while (e && !(e->hash == h && e->route == route && e->key_len == len && memcmp(e->key, origin, len) == 0))
+    e = e->hnext;
+  return e;
+}
+
 cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
   cg_dcache_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
@@ -266,9 +273,7 @@ int cg_dcache_get(cg_dcache_t *c, uint32_t route, const char *origin, size_t len
   *out = NULL;
   if (len > UINT16_MAX) len = UINT16_MAX;
   uint32_t h = hash_key(route, origin, len);
-  cg_dcache_entry_t *e = c->slots[h & (c->nslots - 1)];
-  while (e && !(e->hash == h && e->route == route && e->key_len == len && memcmp(e->key, origin, len) == 0))
-    e = e->hnext;
+  cg_dcache_entry_t *e = find(c, route, origin, len, h);
   if (!e) {
     c->st.misses++;
     sweep(c, now);
@@ -391,10 +396,7 @@ size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len) {
   if (len > UINT16_MAX) return 0;
   size_t n = 0;
   for (uint32_t route = 0; route < c->nroutes; route++) {
-    uint32_t h = hash_key(route, origin, len);
-    cg_dcache_entry_t *e = c->slots[h & (c->nslots - 1)];
-    while (e && !(e->hash == h && e->route == route && e->key_len == len && memcmp(e->key, origin, len) == 0))
-      e = e->hnext;
+    cg_dcache_entry_t *e = find(c, route, origin, len, hash_key(route, origin, len));
     if (!e) continue;
     purge_entry(c, e);
     n++;
@@ -430,10 +432,7 @@ void cg_dcache_peek(const cg_dcache_t *c, uint32_t route, const char *origin, si
                     cg_dcache_info_t *out) {
   memset(out, 0, sizeof *out);
   if (len > UINT16_MAX) return;
-  uint32_t h = hash_key(route, origin, len);
-  const cg_dcache_entry_t *e = c->slots[h & (c->nslots - 1)];
-  while (e && !(e->hash == h && e->route == route && e->key_len == len && memcmp(e->key, origin, len) == 0))
-    e = e->hnext;
+  const cg_dcache_entry_t *e = find(c, route, origin, len, hash_key(route, origin, len));
   if (!e) return;
   out->present = 1;
   out->pending = !(e->flags & F_VALUE);
