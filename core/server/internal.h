@@ -20,11 +20,6 @@
 
 /* --- message heads ------------------------------------------------------- */
 
-/* One header: offsets into cg_head_t.buf, which may move when it grows. */
-/* A request's CORS header lines fit one block of this size but for extreme
- * header echoes (those are malloc'd); a worker keeps this many spare. */
-enum { CG_HDR_BLOCK = 512, CG_HDR_BLOCKS = 64 };
-
 /* The header names the gateway itself reads, recognized once when the name
  * is complete so that lookups compare a byte instead of the name. */
 enum {
@@ -55,6 +50,7 @@ enum {
 };
 _Static_assert(CG_H_COUNT <= 32, "cg_head_t.multi is a 32-bit mask of these");
 
+/* One header: offsets into cg_head_t.buf, which may move when it grows. */
 typedef struct cg_hdr {
   uint32_t name_off, name_len, val_off, val_len;
   uint8_t id; /* CG_H_*, set once the value begins */
@@ -175,6 +171,10 @@ typedef struct cg_rpc {
   int done;
   struct cg_rpc *next;
 } cg_rpc_t;
+
+/* A request's CORS header lines fit one block of this size but for extreme
+ * header echoes (those are malloc'd); a worker keeps this many spare. */
+enum { CG_HDR_BLOCK = 512, CG_HDR_BLOCKS = 64 };
 
 typedef struct cg_worker {
   int id;
