@@ -14,7 +14,7 @@ enum {
   F_VALUE = 1,      /* has a decision (possibly expired) */
   F_ALLOW = 2,      /* that decision allows */
   F_RUNNING = 4,    /* a hook is deciding or refreshing it */
-  F_DETACHED = 8,   /* purged while busy: out of the table, freed when idle */
+  F_DETACHED = 8,   /* out of the table (purged while busy: freed when idle) */
   F_WAKING = 16     /* its waiters are being called */
 };
 
@@ -85,7 +85,7 @@ cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
     free(c);
     return NULL;
   }
-  tenants_grow(c); /* here, so an empty cache's byte count includes the table */
+  tenants_grow(c); /* both tables from the start (a failure here only defers it) */
   c->max = max_entries ? max_entries : 1;
   c->stale_limit = stale_limit_ms;
   cg_list_init(&c->lru);
@@ -117,7 +117,6 @@ static void tenants_grow(cg_dcache_t *c) {
       slots[t->hash & (n - 1)] = t;
     }
   }
-  c->entry_bytes += (n - c->ntslots) * sizeof *slots;
   free(c->tslots);
   c->tslots = slots;
   c->ntslots = n;
@@ -159,7 +158,7 @@ static void tenant_unref(cg_dcache_t *c, tenant_t *t) {
 
 /* Out of the tenant's list (when e leaves the table); it still names it. */
 static void tenant_unlink(cg_dcache_entry_t *e) {
-  if (e->tenant && e->tlink.next) cg_list_remove(&e->tlink);
+  if (e->tlink.next) cg_list_remove(&e->tlink);
   e->tlink.next = e->tlink.prev = NULL;
 }
 
@@ -192,6 +191,7 @@ static void unlink_entry(cg_dcache_t *c, cg_dcache_entry_t *e) {
   tenant_unlink(e);
   c->count--;
   c->entry_bytes -= sizeof *e + e->key_len + 1 + value_bytes(e);
+  e->flags |= F_DETACHED; /* counted for nothing from here on */
 }
 
 static int busy(const cg_dcache_entry_t *e) { return (e->flags & (F_RUNNING | F_WAKING)) != 0; }
@@ -199,10 +199,7 @@ static int busy(const cg_dcache_entry_t *e) { return (e->flags & (F_RUNNING | F_
 /* Removes e from the cache: freed now, or when its hook reports. */
 static void purge_entry(cg_dcache_t *c, cg_dcache_entry_t *e) {
   unlink_entry(c, e);
-  if (busy(e))
-    e->flags |= F_DETACHED;
-  else
-    entry_free(c, e);
+  if (!busy(e)) entry_free(c, e);
 }
 
 void cg_dcache_free(cg_dcache_t *c) {
@@ -353,9 +350,11 @@ void cg_dcache_set(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_over
     cg_cors_override_free(ov);
     return;
   }
+  /* the new tenant first: a refresh naming the same one keeps it alive */
+  tenant_t *t = tenant && *tenant ? tenant_ref(c, tenant) : NULL;
   drop_value(c, e);
   e->ov = ov;
-  e->tenant = tenant && *tenant ? tenant_ref(c, tenant) : NULL;
+  e->tenant = t;
   if (e->tenant && counted(e)) cg_list_push(&e->tenant->entries, &e->tlink);
   if (counted(e)) c->entry_bytes += value_bytes(e);
   e->flags |= F_VALUE | (allow ? F_ALLOW : 0);
@@ -444,7 +443,7 @@ void cg_dcache_peek(const cg_dcache_t *c, uint32_t route, const char *origin, si
 void cg_dcache_stats(const cg_dcache_t *c, cg_dcache_stats_t *out) {
   *out = c->st;
   out->entries = c->count;
-  out->bytes = sizeof *c + c->nslots * sizeof *c->slots + c->entry_bytes;
+  out->bytes = sizeof *c + c->nslots * sizeof *c->slots + c->ntslots * sizeof *c->tslots + c->entry_bytes;
 }
 
 size_t cg_dcache_longest_chain(const cg_dcache_t *c) {

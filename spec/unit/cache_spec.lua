@@ -271,10 +271,11 @@ describe("decision cache", function()
     assert.are.equal(one, tonumber(stats(c).bytes))
     C.cg_dcache_set(c, b, 1, nil, "acme", 1000, 20000)
     assert.are.equal(one, tonumber(stats(c).bytes))
-    -- evicted past max_entries (3)
+    -- evicted past max_entries (3), overrides and all
     for i = 1, 4 do
       local _, e = get(c, "https://e" .. i .. ".example", 20000)
-      C.cg_dcache_set(c, e, 1, nil, "t" .. i, 1000, 20000)
+      local eov = cors.decision(policy, { allow = true, max_age = i })
+      C.cg_dcache_set(c, e, 1, ffi.gc(eov, nil), "t" .. i, 1000, 20000)
     end
     assert.are.equal(3, tonumber(stats(c).entries))
     assert.is_true(tonumber(C.cg_dcache_purge_all(c)) == 3)
