@@ -209,17 +209,22 @@ static uint8_t classify(const char *n, size_t len) {
 }
 
 /* Where a recorded string's bytes are now: in the current read, or in the
- * store (a string begun in an earlier read is synced whole first). */
+ * store (a string begun in an earlier read is synced whole first). NULL when
+ * that sync found no memory (the strings are dropped, the head refused). */
 static const char *bytes_of(cg_head_t *h, uint32_t off, uint32_t len) {
   if (h->mark && off >= h->mark_off) return h->mark + (off - h->mark_off);
-  if (h->mark && off + len > h->len) cg_head_sync(h);
+  if (h->mark && off + len > h->len) {
+    cg_head_sync(h);
+    if (off + len > h->len) return NULL;
+  }
   return h->buf + off;
 }
 
 /* The value begins (its bytes are extended next): the name is whole. */
 static void begin_value(cg_head_t *h, cg_hdr_t *x) {
   h->in_value = 1;
-  x->id = x->name_len ? classify(bytes_of(h, x->name_off, x->name_len), x->name_len) : CG_H_OTHER;
+  const char *name = x->name_len ? bytes_of(h, x->name_off, x->name_len) : NULL;
+  x->id = name ? classify(name, x->name_len) : CG_H_OTHER;
   if (x->id != CG_H_OTHER) {
     if (!h->first[x->id]) h->first[x->id] = (uint16_t)h->n; /* x is hdrs[n - 1] */
     else h->multi |= 1u << x->id;
