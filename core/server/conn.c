@@ -92,6 +92,9 @@ static int llhttp_accepts_name(const char *name, size_t len) {
 }
 
 static void probe_llhttp_names(void) {
+  /* a probe that refuses everything proves nothing: the plain name, and one
+   * with the space this check still looks for, must get through */
+  if (!llhttp_accepts_name("XYZ", 3) || !llhttp_accepts_name("X Z", 3)) return;
   for (int b = 0; b < 256; b++) {
     if (cg_ascii_tchar((unsigned char)b) || b == ' ' || b == ':') continue;
     for (int pos = 0; pos < 3; pos++) {
