@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lua/host_internal.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 extern const char cg_lua_prelude[];
@@ -48,10 +49,11 @@ void cg_lua_kill(cg_hook_call_t *call, const char *why) {
 }
 
 /* Logs a hook failure at most once a minute per origin: a broken plugin under
- * traffic must not flood the log. */
+ * traffic must not flood the log. Keyed, like the decision cache: with a hash
+ * anyone can compute, a client could pick origins that share the slot of one
+ * it wants kept out of the log. */
 static void log_failure(cg_lua_host_t *h, const cg_hook_call_t *call, const char *msg) {
-  uint32_t hash = 2166136261u;
-  for (const char *p = call->origin; *p; p++) hash = (hash ^ (unsigned char)*p) * 16777619u;
+  uint64_t hash = cg_hash(call->origin, strlen(call->origin), 0);
   uint64_t now = uv_now(h->loop);
   uint64_t *slot = &h->log_slots[hash % CG_LUA_LOG_SLOTS];
   if (*slot && now - *slot < 60000) return;
