@@ -49,15 +49,25 @@ void cg_lua_kill(cg_hook_call_t *call, const char *why) {
 }
 
 /* Logs a hook failure at most once a minute per origin: a broken plugin under
- * traffic must not flood the log. Keyed, like the decision cache: with a hash
- * anyone can compute, a client could pick origins that share the slot of one
- * it wants kept out of the log. */
+ * traffic must not flood the log. An origin is known by its keyed hash (as in
+ * the decision cache, so a client cannot pick origins that collide with one
+ * it wants kept out of the log); another origin landing on the same slot
+ * takes it over and is logged. Origins made up by the thousand would then
+ * each get their line, so a worker writes at most CG_LUA_LOG_SLOTS lines a
+ * minute in all, what the slots bounded before. */
 static void log_failure(cg_lua_host_t *h, const cg_hook_call_t *call, const char *msg) {
   uint64_t hash = cg_hash(call->origin, strlen(call->origin), 0);
   uint64_t now = uv_now(h->loop);
-  uint64_t *slot = &h->log_slots[hash % CG_LUA_LOG_SLOTS];
-  if (*slot && now - *slot < 60000) return;
-  *slot = now ? now : 1;
+  struct cg_lua_log_slot *slot = &h->log_slots[hash % CG_LUA_LOG_SLOTS];
+  if (slot->at && slot->hash == hash && now - slot->at < 60000) return;
+  if (now / 60000 != h->log_minute) {
+    h->log_minute = now / 60000;
+    h->log_lines = 0;
+  }
+  if (h->log_lines >= CG_LUA_LOG_SLOTS) return;
+  h->log_lines++;
+  slot->hash = hash;
+  slot->at = now ? now : 1;
   cg_log_warn("plugin %s (route %s): origin %s denied: %s", call->route->plugin, call->route->name,
               call->origin[0] ? call->origin : "-", msg);
 }
@@ -473,7 +483,8 @@ static void decode_decision(cg_hook_call_t *call, lua_State *co, cg_lua_result_t
     read_list(co, 1, "expose_headers", &expose, &spec.expose_headers_count, &spec.has_expose, &spec.expose_any, err,
               sizeof err);
   if (!err[0])
-    read_list(co, 1, "methods", &methods, &spec.methods_count, &spec.has_methods, NULL, err, sizeof err);
+    read_list(co, 1, "methods", &methods, &spec.methods_count, &spec.has_methods, &spec.methods_any, err,
+              sizeof err);
   if (!err[0])
     read_list(co, 1, "headers", &headers, &spec.headers_count, &spec.has_headers, &spec.headers_any, err, sizeof err);
   spec.expose_headers = expose;

@@ -72,7 +72,13 @@ struct cg_lua_host {
   size_t mem_used; /* bytes the state holds, counted by its allocator */
   int in_native;   /* inside a native that must not see an allocation refused */
   cg_lua_stats_t stats;
-  uint64_t log_slots[CG_LUA_LOG_SLOTS];
+  /* hook failures logged: per slot the origin's hash and when, and this
+   * minute's count of lines (log_failure) */
+  struct cg_lua_log_slot {
+    uint64_t hash, at;
+  } log_slots[CG_LUA_LOG_SLOTS];
+  uint64_t log_minute;
+  unsigned log_lines;
   cg_list_t http_idle; /* idle keep-alive connections of gw.http */
   int http_idle_count;
   struct cg_redis *redis[64]; /* gw.redis's pool (config redis.pool_size) */
