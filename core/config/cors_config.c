@@ -12,8 +12,8 @@
 static const char *const keys[] = {"origins",         "origin_patterns",     "allow_null_origin",
                                    "methods",         "headers",             "expose_headers",
                                    "credentials",     "max_age",             "private_network",
-                                   "preflight_continue", "timing_allow_origin", "allow_insecure_origins",
-                                   NULL};
+                                   "preflight_continue", "preflight_status", "timing_allow_origin",
+                                   "allow_insecure_origins", NULL};
 
 typedef struct reader {
   lua_State *L;
@@ -177,11 +177,18 @@ int cg_cors_config_load_plugin(lua_State *L, int idx, const char *path, const cg
     } else if (!strcmp(key, "origin_patterns")) {
       read_list(&r, key, &spec.origin_patterns, &spec.origin_patterns_count, 0, NULL);
     } else if (!strcmp(key, "methods")) {
-      read_list(&r, key, &spec.methods, &spec.methods_count, 0, NULL);
+      read_list(&r, key, &spec.methods, &spec.methods_count, 1, &spec.methods_any);
     } else if (!strcmp(key, "headers")) {
       read_list(&r, key, &spec.headers, &spec.headers_count, 1, &spec.headers_any);
     } else if (!strcmp(key, "expose_headers")) {
       read_list(&r, key, &spec.expose_headers, &spec.expose_headers_count, 1, &spec.expose_headers_any);
+    } else if (!strcmp(key, "preflight_status")) {
+      if (lua_type(L, -1) != LUA_TNUMBER)
+        cg_diag_error(d, field_path(&r, key, 0), "expected 200 or 204, got %s", luaL_typename(L, -1));
+      else if (lua_tonumber(L, -1) != 200 && lua_tonumber(L, -1) != 204)
+        cg_diag_error(d, field_path(&r, key, 0), "expected 200 or 204, got %g", lua_tonumber(L, -1));
+      else
+        spec.preflight_status = (int)lua_tonumber(L, -1); /* the compiler checks the value */
     } else if (!strcmp(key, "max_age")) {
       if (lua_type(L, -1) != LUA_TNUMBER) {
         cg_diag_error(d, field_path(&r, key, 0), "expected a number of seconds, got %s", luaL_typename(L, -1));

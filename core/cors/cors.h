@@ -104,6 +104,7 @@ typedef struct cg_cors_spec {
   int allow_null_origin;
   const char **methods; /* NULL = GET, HEAD, POST */
   int methods_count;
+  int methods_any; /* methods = "*": any method but CONNECT, TRACE and TRACK, echoed */
   const char **headers;
   int headers_count;
   int headers_any; /* headers = "*": echo the requested names */
@@ -115,6 +116,7 @@ typedef struct cg_cors_spec {
   long long max_age;
   int private_network;
   int preflight_continue;
+  int preflight_status; /* of an allowed preflight: 200 or 204 (0: 204) */
   int timing_allow_origin;
   int allow_insecure_origins;
   int origins_by_plugin; /* a plugin decides origins: origins and origin_patterns must be empty */
@@ -152,6 +154,10 @@ typedef struct cg_cors_request {
    * with a plugin parses it to ask the decision cache), or NULL: evaluation
    * then does not parse it again. */
   const cg_origin_t *parsed_origin;
+  /* A route's `debug`: a preflight from an allowed origin refused for its
+   * method or a header is answered so that the browser names that cause
+   * (see cg_cors_result_t.status). */
+  int name_refusal;
 } cg_cors_request_t;
 
 typedef enum cg_cors_kind {
@@ -181,6 +187,15 @@ typedef struct cg_cors_result {
   size_t detail_arg_len;
   const char *vary; /* static comma-separated tokens for Vary, "" when none */
   int preflight_continue; /* an allowed preflight goes upstream, decorated with the headers */
+  /* The status a preflight is answered with: the policy's preflight_status
+   * when allowed, 403 when refused. With name_refusal, a preflight refused
+   * for its method or a header (the origin allowed) gets the allowed status
+   * and the origin's Allow-Origin, Allow-Credentials, Allow-Methods and
+   * Allow-Headers lines (no Max-Age), which pass the browser's CORS check
+   * and fail its method or header check: the console then names the
+   * method or header instead of a missing Allow-Origin. 0 when not a
+   * preflight. */
+  int status;
   const char *origin;     /* normalized origin, in buf after the header lines; NULL if none parsed */
   size_t origin_len;
   size_t headers_len; /* header lines at the start of buf, same as the return value */
@@ -200,7 +215,7 @@ typedef struct cg_cors_decision_spec {
   const char **expose_headers;
   int expose_headers_count, has_expose, expose_any;
   const char **methods;
-  int methods_count, has_methods;
+  int methods_count, has_methods, methods_any;
   const char **headers;
   int headers_count, has_headers, headers_any;
   int has_max_age;
@@ -236,6 +251,22 @@ int cg_cors_expose_line(const char **names, const size_t *lens, int n, char *buf
  * "Access-Control-Allow-Origin: *", so caches need no Vary. */
 int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov,
                      const cg_cors_request_t *req, cg_cors_result_t *out, char *buf, size_t buflen);
+
+/* One reason a request is refused, for explain. detail is a static phrase;
+ * arg, when not NULL, the offending bytes inside the request. */
+typedef struct cg_cors_problem {
+  int reason; /* cg_cors_reason_t */
+  const char *detail;
+  const char *arg;
+  size_t arg_len;
+} cg_cors_problem_t;
+
+/* Every reason req is refused, where cg_cors_evaluate stops at the first: the
+ * origin, then the method, each requested header that is refused, and
+ * private network access. Writes at most max into out and returns how many
+ * there are (0: allowed, or no CORS), or a cg_cors_status_t. */
+int cg_cors_problems(const cg_cors_policy_t *p, const cg_cors_override_t *ov, const cg_cors_request_t *req,
+                     cg_cors_problem_t *out, int max);
 
 /* For explain: which rule of p allows the origin (already parsed), written into
  * buf as text: `origins entry "https://a.com"`, `origin_patterns entry

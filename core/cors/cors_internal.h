@@ -12,6 +12,8 @@
 /* RFC 9110 tchar; methods and header names are tokens. */
 static inline int cg_tok_is_tchar(unsigned char c) { return cg_ascii_tchar(c); }
 int cg_tok_valid(const char *s, size_t len);
+/* CONNECT, TRACE, TRACK in any case: Fetch's forbidden methods, never allowed. */
+int cg_tok_forbidden_method(const char *m, size_t len);
 static inline int cg_tok_ieq(const char *a, size_t alen, const char *b, size_t blen) {
   return cg_ascii_ieq(a, alen, b, blen);
 }
@@ -68,7 +70,8 @@ typedef struct cg_cors_pattern {
   size_t scheme_len;
   char *base; /* owned: the host after the wildcard labels */
   size_t base_len;
-  int min_labels; /* how many "*" labels the pattern starts with */
+  int min_labels; /* how many "*" labels the pattern starts with (0: only the port is "*") */
+  int loopback;   /* the base is localhost, below it, or a loopback address */
   int port;       /* -1 default only, CG_PATTERN_ANY_PORT, or a number */
 } cg_cors_pattern_t;
 
@@ -96,6 +99,8 @@ struct cg_cors_policy {
   int allow_insecure;     /* allow_insecure_origins: also checked on plugin decisions */
   int origins_by_plugin;  /* a plugin decides each origin; origins and patterns are empty */
   int headers_any, expose_any;
+  int methods_any;      /* methods = "*": the requested method is echoed */
+  int preflight_status; /* of an allowed preflight: 200 or 204 */
   cg_strset_t origins; /* normalized exact origins */
   cg_cors_pattern_t *patterns;
   int npatterns;
@@ -110,7 +115,7 @@ struct cg_cors_policy {
 /* What evaluate reads besides the origin rules: from the policy itself, or
  * from a plugin's decision refining it (override.c). */
 typedef struct cg_cors_answer {
-  int credentials, headers_any;
+  int credentials, headers_any, methods_any;
   const cg_str_t *methods;
   int nmethods;
   const cg_str_t *headers;
@@ -139,7 +144,8 @@ typedef struct compiler {
 /* "prefix.field[idx]" in c->path (idx 0: no index; field NULL: the prefix). */
 const char *cg_cors_at(compiler_t *c, const char *field, int idx);
 int cg_cors_insecure_scheme(const char *scheme, size_t scheme_len);
-void cg_cors_compile_methods(compiler_t *c, const char **list, int n, cg_str_t **out, int *nout);
+/* "*" among the methods sets *any (the list is then moot). */
+void cg_cors_compile_methods(compiler_t *c, const char **list, int n, int *any, cg_str_t **out, int *nout);
 void cg_cors_compile_names(compiler_t *c, const char *field, const char **list, int n, int *any, cg_str_t **out,
                            int *nout);
 int cg_cors_render_list(cg_str_t *line, const char *name, const cg_str_t *items, int n);

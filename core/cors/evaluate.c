@@ -68,13 +68,14 @@ static int origin_allowed(const cg_cors_policy_t *p, const cg_origin_t *o, int v
   return 0;
 }
 
-static int method_allowed(const cg_cors_answer_t *p, const char *m, size_t len) {
+static int method_allowed(const cg_cors_answer_t *a, const char *m, size_t len) {
   /* Fetch never preflights for a safelisted method, and compares bytes exactly. */
   if ((len == 3 && memcmp(m, "GET", 3) == 0) || (len == 4 && memcmp(m, "HEAD", 4) == 0) ||
       (len == 4 && memcmp(m, "POST", 4) == 0))
     return 1;
-  for (int i = 0; i < p->nmethods; i++)
-    if (p->methods[i].len == len && memcmp(p->methods[i].s, m, len) == 0) return 1;
+  if (a->methods_any) return !cg_tok_forbidden_method(m, len);
+  for (int i = 0; i < a->nmethods; i++)
+    if (a->methods[i].len == len && memcmp(a->methods[i].s, m, len) == 0) return 1;
   return 0;
 }
 
@@ -84,13 +85,121 @@ static int header_listed(const cg_cors_answer_t *p, const char *h, size_t len) {
   return 0;
 }
 
-static int refuse(cg_cors_result_t *out, int kind, int reason, const char *detail, const char *arg, size_t arg_len) {
+static int problem(cg_cors_problem_t *pr, int reason, const char *detail, const char *arg, size_t arg_len) {
+  pr->reason = reason;
+  pr->detail = detail;
+  pr->arg = arg;
+  pr->arg_len = arg_len;
+  return 1;
+}
+
+static int refuse(cg_cors_result_t *out, int kind, const cg_cors_problem_t *pr) {
   out->kind = kind;
-  out->reason = reason;
-  out->detail = detail;
-  out->detail_arg = arg;
-  out->detail_arg_len = arg_len;
+  out->reason = pr->reason;
+  out->detail = pr->detail;
+  out->detail_arg = pr->arg;
+  out->detail_arg_len = pr->arg_len;
+  if (kind == CG_CORS_PREFLIGHT_REFUSED) out->status = 403;
   return 0;
+}
+
+enum { ORIGIN_ALLOWED, ORIGIN_MALFORMED, ORIGIN_REFUSED };
+
+/* Parses (unless the caller did) and checks the request's one Origin. Fills
+ * *o (its strings in norm) unless malformed, and *pr unless allowed. */
+static int check_origin(const cg_cors_policy_t *p, const cg_cors_override_t *ov, const cg_cors_request_t *req,
+                        cg_origin_t *o, char *norm, cg_cors_problem_t *pr) {
+  if (req->origin_count > 1) {
+    problem(pr, CG_CORS_MALFORMED_ORIGIN, "several Origin headers", NULL, 0);
+    return ORIGIN_MALFORMED;
+  }
+  int verbatim = -1, rc = CG_ORIGIN_OK;
+  if (req->parsed_origin) {
+    *o = *req->parsed_origin;
+  } else {
+    verbatim = listed_verbatim(p, req->origin, req->origin_len, o, norm);
+    if (verbatim != 1) rc = cg_cors_origin_parse(req->origin, req->origin_len, o, norm, CG_CORS_ORIGIN_MAX + 8);
+  }
+  if (rc < 0) {
+    problem(pr, CG_CORS_MALFORMED_ORIGIN, cg_cors_origin_strerror(rc), NULL, 0);
+    return ORIGIN_MALFORMED;
+  }
+  if (ov && !o->is_null ? ov->allow : origin_allowed(p, o, verbatim)) return ORIGIN_ALLOWED;
+  problem(pr, CG_CORS_REFUSED_ORIGIN,
+          o->is_null ? "the null origin needs allow_null_origin"
+          : ov ? "the route's plugin refused the origin"
+          : p->origins_by_plugin ? "the route's plugin has not decided the origin"
+                                 : "the origin is not in origins or origin_patterns",
+          NULL, 0);
+  return ORIGIN_REFUSED;
+}
+
+/* The preflight's method: 0 when allowed, else 1 with *pr. */
+static int method_problem(const cg_cors_answer_t *a, const cg_cors_request_t *req, cg_cors_problem_t *pr) {
+  if (req->acrm_count > 1)
+    return problem(pr, CG_CORS_REFUSED_METHOD, "several Access-Control-Request-Method headers", NULL, 0);
+  if (!req->acrm || !cg_tok_valid(req->acrm, req->acrm_len))
+    return problem(pr, CG_CORS_REFUSED_METHOD, "Access-Control-Request-Method is not a method token", req->acrm,
+                   req->acrm ? req->acrm_len : 0);
+  if (!method_allowed(a, req->acrm, req->acrm_len))
+    return problem(pr, CG_CORS_REFUSED_METHOD,
+                   a->methods_any ? "the method is forbidden (CONNECT, TRACE, TRACK)" : "the method is not in methods",
+                   req->acrm, req->acrm_len);
+  return 0;
+}
+
+/* The names of Access-Control-Request-Headers a preflight may send. */
+typedef struct names {
+  const char *s[CG_CORS_MAX_REQUEST_HEADERS];
+  size_t len[CG_CORS_MAX_REQUEST_HEADERS];
+  int n;
+} names_t;
+
+/* Walks Access-Control-Request-Headers: allowed names go to ok, refused ones
+ * to out (at most max of them). Returns how many were refused; first_only
+ * stops at the first. More than CG_CORS_MAX_REQUEST_HEADERS names end the
+ * walk with one last problem. */
+static int header_problems(const cg_cors_answer_t *a, const cg_cors_request_t *req, names_t *ok,
+                           cg_cors_problem_t *out, int max, int first_only) {
+  int refused = 0, seen = 0;
+  ok->n = 0;
+  for (int line = 0; line < req->acrh_count && req->acrh; line++) {
+    cg_list_iter_t it;
+    const char *h;
+    size_t hlen;
+    cg_list_init(&it, req->acrh[line], req->acrh_len ? req->acrh_len[line] : 0);
+    while (cg_list_next(&it, &h, &hlen)) {
+      if (hlen == 0) continue;
+      cg_cors_problem_t pr;
+      int stop = seen++ == CG_CORS_MAX_REQUEST_HEADERS;
+      if (stop) problem(&pr, CG_CORS_TOO_MANY_HEADERS, "too many names in Access-Control-Request-Headers", h, hlen);
+      else if (!cg_tok_valid(h, hlen)) problem(&pr, CG_CORS_REFUSED_HEADER, "a requested header name is not a token", h, hlen);
+      else if (!a->headers_any && !header_listed(a, h, hlen)) problem(&pr, CG_CORS_REFUSED_HEADER, "the header is not in headers", h, hlen);
+      else {
+        ok->s[ok->n] = h;
+        ok->len[ok->n++] = hlen;
+        continue;
+      }
+      int dup = 0; /* "x-a, X-A" is one problem */
+      for (int i = 0; i < refused && i < max && !dup; i++)
+        dup = out[i].reason == pr.reason && cg_tok_ieq(out[i].arg, out[i].arg_len, h, hlen);
+      if (!dup) {
+        if (refused < max) out[refused] = pr;
+        refused++;
+      }
+      if (stop || first_only) return refused;
+    }
+  }
+  return refused;
+}
+
+/* Access-Control-Request-Private-Network: true */
+static int asks_private_network(const cg_cors_request_t *req) {
+  if (!req->acrpn) return 0;
+  const char *v = req->acrpn, *e = req->acrpn + req->acrpn_len;
+  while (v < e && cg_tok_is_ows((unsigned char)*v)) v++;
+  while (e > v && cg_tok_is_ows((unsigned char)e[-1])) e--;
+  return e - v == 4 && memcmp(v, "true", 4) == 0;
 }
 
 /* Appends the normalized origin after the header lines so it outlives the call. */
@@ -105,6 +214,44 @@ static int finish(writer_t *w, cg_cors_result_t *out, const cg_origin_t *o) {
   }
   out->headers_len = headers;
   return (int)headers;
+}
+
+/* The lines a preflight answer shares with a named refusal: Allow-Origin,
+ * Allow-Credentials, Allow-Methods (the method asked for, echoed, when
+ * methods = "*" and echo_method) and Allow-Headers (the names asked for,
+ * echoed, when headers = "*" and echo is given). */
+static void put_allow_lines(writer_t *w, const cg_cors_answer_t *a, const cg_cors_request_t *req, const char *acao,
+                            size_t acao_len, int echo_method, const names_t *echo) {
+  put_line(w, "Access-Control-Allow-Origin", acao, acao_len);
+  put_str(w, a->line_credentials);
+  if (!a->methods_any) put_str(w, a->line_methods);
+  else if (echo_method) put_line(w, "Access-Control-Allow-Methods", req->acrm, req->acrm_len);
+  if (!a->headers_any) {
+    put_str(w, a->line_headers);
+    return;
+  }
+  if (!echo) return;
+  /* Echo the names rather than send "*": a literal "*" means nothing with
+   * credentials and never covers Authorization. */
+  int written = 0;
+  for (int i = 0; i < echo->n; i++) {
+    int dup = 0;
+    for (int j = 0; j < i && !dup; j++) dup = cg_tok_ieq(echo->s[i], echo->len[i], echo->s[j], echo->len[j]);
+    if (dup) continue;
+    static const char name[] = "Access-Control-Allow-Headers: ";
+    put(w, written ? ", " : name, written ? 2 : sizeof name - 1);
+    for (size_t k = 0; k < echo->len[i]; k++) {
+      char c = (char)cg_tok_lower((unsigned char)echo->s[i][k]);
+      put(w, &c, 1);
+    }
+    written = 1;
+  }
+  if (written) put(w, "\r\n", 2);
+}
+
+static int is_preflight(const cg_cors_request_t *req) {
+  return req->method_len == 7 && req->method && memcmp(req->method, "OPTIONS", 7) == 0 && req->origin_count > 0 &&
+         req->acrm_count > 0;
 }
 
 int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, const cg_cors_request_t *req,
@@ -125,8 +272,7 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
   /* A plugin's answer depends on the origin even when the static policy's does not. */
   int any = p->origins_any && !ov;
 
-  int preflight = req->method_len == 7 && req->method && memcmp(req->method, "OPTIONS", 7) == 0 &&
-                  req->origin_count > 0 && req->acrm_count > 0;
+  int preflight = is_preflight(req);
   if (req->origin_count <= 0) {
     out->kind = CG_CORS_NO_CORS;
     out->reason = CG_CORS_NO_ORIGIN;
@@ -147,32 +293,18 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
   const char *vary_origin = preflight ? VARY_PREFLIGHT_ORIGIN : "Origin";
   out->vary = any ? (preflight ? VARY_PREFLIGHT : "") : vary_origin;
 
-  /* A malformed origin gets no headers even under "*", so that answer differs
-   * from the usual one and must not be served from a cache to anyone else. */
-  if (req->origin_count > 1) {
-    out->vary = vary_origin;
-    return refuse(out, refused_kind, CG_CORS_MALFORMED_ORIGIN, "several Origin headers", NULL, 0);
-  }
   char norm[CG_CORS_ORIGIN_MAX + 8];
   cg_origin_t o;
-  int verbatim = -1, rc = CG_ORIGIN_OK;
-  if (req->parsed_origin) {
-    o = *req->parsed_origin;
-  } else {
-    verbatim = listed_verbatim(p, req->origin, req->origin_len, &o, norm);
-    if (verbatim != 1) rc = cg_cors_origin_parse(req->origin, req->origin_len, &o, norm, sizeof norm);
-  }
-  if (rc < 0) {
+  cg_cors_problem_t pr;
+  switch (check_origin(p, ov, req, &o, norm, &pr)) {
+  case ORIGIN_MALFORMED:
+    /* A malformed origin gets no headers even under "*", so that answer
+     * differs from the usual one and must not be served from a cache to
+     * anyone else. */
     out->vary = vary_origin;
-    return refuse(out, refused_kind, CG_CORS_MALFORMED_ORIGIN, cg_cors_origin_strerror(rc), NULL, 0);
-  }
-  if (ov && !o.is_null ? !ov->allow : !origin_allowed(p, &o, verbatim)) {
-    refuse(out, refused_kind, CG_CORS_REFUSED_ORIGIN,
-           o.is_null ? "the null origin needs allow_null_origin"
-           : ov ? "the route's plugin refused the origin"
-           : p->origins_by_plugin ? "the route's plugin has not decided the origin"
-                                  : "the origin is not in origins or origin_patterns",
-           NULL, 0);
+    return refuse(out, refused_kind, &pr);
+  case ORIGIN_REFUSED:
+    refuse(out, refused_kind, &pr);
     return finish(&w, out, &o);
   }
   const char *acao = any ? "*" : o.norm;
@@ -188,89 +320,58 @@ int cg_cors_evaluate(const cg_cors_policy_t *p, const cg_cors_override_t *ov, co
     return finish(&w, out, &o);
   }
 
-  if (req->acrm_count > 1) {
-    refuse(out, refused_kind, CG_CORS_REFUSED_METHOD, "several Access-Control-Request-Method headers", NULL, 0);
-    return finish(&w, out, &o);
-  }
-  if (!req->acrm || !cg_tok_valid(req->acrm, req->acrm_len)) {
-    refuse(out, refused_kind, CG_CORS_REFUSED_METHOD, "Access-Control-Request-Method is not a method token",
-           req->acrm, req->acrm ? req->acrm_len : 0);
-    return finish(&w, out, &o);
-  }
-  if (!method_allowed(&a, req->acrm, req->acrm_len)) {
-    refuse(out, refused_kind, CG_CORS_REFUSED_METHOD, "the method is not in methods", req->acrm, req->acrm_len);
-    return finish(&w, out, &o);
-  }
-
-  const char *names[CG_CORS_MAX_REQUEST_HEADERS];
-  size_t lens[CG_CORS_MAX_REQUEST_HEADERS];
-  int nnames = 0;
-  for (int line = 0; line < req->acrh_count && req->acrh; line++) {
-    cg_list_iter_t it;
-    const char *h;
-    size_t hlen;
-    cg_list_init(&it, req->acrh[line], req->acrh_len ? req->acrh_len[line] : 0);
-    while (cg_list_next(&it, &h, &hlen)) {
-      if (hlen == 0) continue;
-      if (nnames == CG_CORS_MAX_REQUEST_HEADERS) {
-        refuse(out, refused_kind, CG_CORS_TOO_MANY_HEADERS, "too many names in Access-Control-Request-Headers", h,
-               hlen);
-        return finish(&w, out, &o);
-      }
-      if (!cg_tok_valid(h, hlen)) {
-        refuse(out, refused_kind, CG_CORS_REFUSED_HEADER, "a requested header name is not a token", h, hlen);
-        return finish(&w, out, &o);
-      }
-      if (!a.headers_any && !header_listed(&a, h, hlen)) {
-        refuse(out, refused_kind, CG_CORS_REFUSED_HEADER, "the header is not in headers", h, hlen);
-        return finish(&w, out, &o);
-      }
-      names[nnames] = h;
-      lens[nnames++] = hlen;
+  names_t names;
+  int method_bad = method_problem(&a, req, &pr);
+  int bad = method_bad || header_problems(&a, req, &names, &pr, 1, 1) > 0;
+  int pna = asks_private_network(req);
+  if (!bad && pna && !p->private_network)
+    bad = problem(&pr, CG_CORS_REFUSED_PRIVATE_NETWORK, "private network access is not enabled", NULL, 0);
+  if (bad) {
+    refuse(out, refused_kind, &pr);
+    if (req->name_refusal && pr.reason != CG_CORS_REFUSED_PRIVATE_NETWORK) {
+      out->status = p->preflight_status;
+      put_allow_lines(&w, &a, req, acao, acao_len, !method_bad, NULL);
     }
-  }
-
-  int pna = 0;
-  if (req->acrpn) {
-    const char *v = req->acrpn, *e = req->acrpn + req->acrpn_len;
-    while (v < e && cg_tok_is_ows((unsigned char)*v)) v++;
-    while (e > v && cg_tok_is_ows((unsigned char)e[-1])) e--;
-    pna = (e - v == 4 && memcmp(v, "true", 4) == 0);
-  }
-  if (pna && !p->private_network) {
-    refuse(out, refused_kind, CG_CORS_REFUSED_PRIVATE_NETWORK, "private network access is not enabled", NULL, 0);
     return finish(&w, out, &o);
   }
 
   out->kind = CG_CORS_PREFLIGHT_ALLOWED;
   out->detail = "allowed";
+  out->status = p->preflight_status;
   out->preflight_continue = p->preflight_continue;
-  put_line(&w, "Access-Control-Allow-Origin", acao, acao_len);
-  put_str(&w, a.line_credentials);
-  put_str(&w, a.line_methods);
-  if (a.headers_any) {
-    /* Echo the names rather than send "*": a literal "*" means nothing with
-     * credentials and never covers Authorization. */
-    int written = 0;
-    for (int i = 0; i < nnames; i++) {
-      int dup = 0;
-      for (int j = 0; j < i && !dup; j++) dup = cg_tok_ieq(names[i], lens[i], names[j], lens[j]);
-      if (dup) continue;
-      static const char name[] = "Access-Control-Allow-Headers: ";
-      put(&w, written ? ", " : name, written ? 2 : sizeof name - 1);
-      for (size_t k = 0; k < lens[i]; k++) {
-        char c = (char)cg_tok_lower((unsigned char)names[i][k]);
-        put(&w, &c, 1);
-      }
-      written = 1;
-    }
-    if (written) put(&w, "\r\n", 2);
-  } else {
-    put_str(&w, a.line_headers);
-  }
+  put_allow_lines(&w, &a, req, acao, acao_len, 1, &names);
   put_str(&w, a.line_max_age);
   if (pna) put_line(&w, "Access-Control-Allow-Private-Network", "true", 4);
   return finish(&w, out, &o);
+}
+
+int cg_cors_problems(const cg_cors_policy_t *p, const cg_cors_override_t *ov, const cg_cors_request_t *req,
+                     cg_cors_problem_t *out, int max) {
+  if (!req || max < 0 || (max > 0 && !out)) return CG_CORS_E_INVALID;
+  if (!p || req->origin_count <= 0) return 0;
+  cg_cors_answer_t a;
+  if (ov) a = ov->ans;
+  else cg_cors_policy_answer(p, &a);
+  int n = 0;
+  cg_cors_problem_t pr;
+  char norm[CG_CORS_ORIGIN_MAX + 8];
+  cg_origin_t o;
+#define ADD(x)                \
+  do {                        \
+    if (n < max) out[n] = (x); \
+    n++;                      \
+  } while (0)
+  if (check_origin(p, ov, req, &o, norm, &pr) != ORIGIN_ALLOWED) ADD(pr);
+  if (!is_preflight(req)) return n;
+  if (method_problem(&a, req, &pr)) ADD(pr);
+  names_t names;
+  n += header_problems(&a, req, &names, n < max ? out + n : NULL, n < max ? max - n : 0, 0);
+  if (asks_private_network(req) && !p->private_network) {
+    problem(&pr, CG_CORS_REFUSED_PRIVATE_NETWORK, "private network access is not enabled", NULL, 0);
+    ADD(pr);
+  }
+#undef ADD
+  return n;
 }
 
 int cg_cors_origin_rule(const cg_cors_policy_t *p, const char *origin, size_t len, char *buf, size_t buflen) {

@@ -13,6 +13,7 @@
 static void answer_of_policy(const cg_cors_policy_t *p, cg_cors_answer_t *a) {
   a->credentials = p->credentials;
   a->headers_any = p->headers_any;
+  a->methods_any = p->methods_any;
   a->methods = p->methods;
   a->nmethods = p->nmethods;
   a->headers = p->headers;
@@ -83,10 +84,12 @@ cg_cors_override_t *cg_cors_override_compile(const cg_cors_policy_t *base, const
                     (int)o.norm_len, o.norm);
   }
   if (spec->has_methods) {
-    cg_cors_compile_methods(&c, spec->methods, spec->methods_count, &ov->methods, &ov->nmethods);
+    int any = spec->methods_any != 0;
+    cg_cors_compile_methods(&c, spec->methods, spec->methods_count, &any, &ov->methods, &ov->nmethods);
+    a->methods_any = any;
     a->methods = ov->methods;
     a->nmethods = ov->nmethods;
-    if (cg_cors_render_list(&ov->line_methods, "Access-Control-Allow-Methods", ov->methods, ov->nmethods) < 0)
+    if (!any && cg_cors_render_list(&ov->line_methods, "Access-Control-Allow-Methods", ov->methods, ov->nmethods) < 0)
       c.oom = 1;
     a->line_methods = &ov->line_methods;
   }

@@ -1,7 +1,8 @@
 /* Subdomain patterns: "https://STAR.example.com" where STAR is one or more whole
  * leftmost labels (so the apex is excluded) and ":STAR" as the port means any
- * port. Matching is a label-boundary suffix comparison, never a regex, so
- * evil-example.com and example.com.evil.net cannot slip through. */
+ * port ("http://localhost:STAR" alone: that host on any port). Matching is a
+ * label-boundary suffix comparison, never a regex, so evil-example.com and
+ * example.com.evil.net cannot slip through. */
 #include "cors/cors_internal.h"
 
 #include <stdlib.h>
@@ -35,7 +36,7 @@ int cg_pattern_parse(const char *s, size_t len, cg_cors_pattern_t *out, int *ori
   }
   if (hend == h || (hend - h == 1 && *h == '*')) return CG_PAT_E_NO_BASE; /* nothing after the wildcard */
   if (memchr(h, '*', (size_t)(hend - h))) return CG_PAT_E_BAD_WILDCARD;       /* a wildcard inside a label or further right */
-  if (k == 0) return CG_PAT_E_NO_WILDCARD;
+  if (k == 0 && !any_port) return CG_PAT_E_NO_WILDCARD;
 
   /* Validate the rest as an origin whose host is the base: same rules, same errors. */
   char sub[CG_CORS_ORIGIN_MAX + 8];
@@ -51,7 +52,7 @@ int cg_pattern_parse(const char *s, size_t len, cg_cors_pattern_t *out, int *ori
     *origin_err = rc;
     return CG_PAT_E_ORIGIN;
   }
-  if (o.is_ip) return CG_PAT_E_IP;
+  if (o.is_ip && k > 0) return CG_PAT_E_IP; /* an address has no subdomains; any port of it is fine */
   *noncanonical = o.noncanonical;
   out->scheme = strndup(o.scheme, o.scheme_len);
   out->base = strndup(o.host, o.host_len);
@@ -64,14 +65,17 @@ int cg_pattern_parse(const char *s, size_t len, cg_cors_pattern_t *out, int *ori
   out->scheme_len = o.scheme_len;
   out->base_len = o.host_len;
   out->min_labels = k;
+  out->loopback = o.loopback;
   out->port = any_port ? CG_PATTERN_ANY_PORT : o.port;
   return 0;
 }
 
 int cg_pattern_match(const cg_cors_pattern_t *pat, const cg_origin_t *o) {
-  if (o->is_null || o->is_ip) return 0;
+  if (o->is_null || (o->is_ip && pat->min_labels > 0)) return 0;
   if (o->scheme_len != pat->scheme_len || memcmp(o->scheme, pat->scheme, pat->scheme_len) != 0) return 0;
   if (pat->port != CG_PATTERN_ANY_PORT && pat->port != o->port) return 0;
+  if (pat->min_labels == 0) /* only the port is a wildcard */
+    return o->host_len == pat->base_len && memcmp(o->host, pat->base, pat->base_len) == 0;
   if (o->host_len <= pat->base_len + 1) return 0; /* the apex, or shorter */
   size_t plen = o->host_len - pat->base_len - 1;
   if (o->host[plen] != '.' || memcmp(o->host + plen + 1, pat->base, pat->base_len) != 0) return 0;

@@ -203,8 +203,9 @@ static void compile_patterns(compiler_t *c, const cg_cors_spec_t *spec, const cg
       continue;
     default: c->oom = 1; continue;
     }
-    int local = (pat.base_len == 9 && memcmp(pat.base, "localhost", 9) == 0) ||
-                (pat.base_len > 10 && memcmp(pat.base + pat.base_len - 10, ".localhost", 10) == 0);
+    /* One host on any port covers no stranger's site: nothing to check
+     * against the public suffix list. */
+    int local = pat.loopback, exact = pat.min_labels == 0;
     char canon[300];
     int cn = snprintf(canon, sizeof canon, "%s://", pat.scheme);
     for (int k = 0; k < pat.min_labels; k++) cn += snprintf(canon + cn, sizeof canon - (size_t)cn, "*.");
@@ -214,10 +215,10 @@ static void compile_patterns(compiler_t *c, const cg_cors_spec_t *spec, const cg
     else if (pat.port >= 0)
       snprintf(canon + cn, sizeof canon - (size_t)cn, ":%d", pat.port);
     int bad = 0;
-    if (!local && !psl) {
+    if (!local && !exact && !psl) {
       cg_diag_error(c->d, path, "%s cannot be checked: the public suffix list is not loaded", q);
       bad = 1;
-    } else if (!local && cg_psl_is_public_suffix(psl, pat.base, pat.base_len)) {
+    } else if (!local && !exact && cg_psl_is_public_suffix(psl, pat.base, pat.base_len)) {
       cg_diag_error(c->d, path,
                     "%s puts the wildcard directly on the public suffix \"%s\", which would allow every site "
                     "under it; name your own domain, e.g. \"%s://*.yourname.%s\"",
@@ -239,11 +240,7 @@ static void compile_patterns(compiler_t *c, const cg_cors_spec_t *spec, const cg
   }
 }
 
-static int is_forbidden_method(const char *m, size_t len) {
-  return cg_tok_ieq(m, len, "CONNECT", 7) || cg_tok_ieq(m, len, "TRACE", 5) || cg_tok_ieq(m, len, "TRACK", 5);
-}
-
-void cg_cors_compile_methods(compiler_t *c, const char **list, int n, cg_str_t **out, int *nout) {
+void cg_cors_compile_methods(compiler_t *c, const char **list, int n, int *any, cg_str_t **out, int *nout) {
   /* Fetch upper-cases only these before comparing, byte for byte, with the list. */
   static const char *normalized[] = {"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"};
   char q[300];
@@ -253,7 +250,9 @@ void cg_cors_compile_methods(compiler_t *c, const char **list, int n, cg_str_t *
     size_t len = strlen(m);
     const char *path = cg_cors_at(c, "methods", i + 1);
     if (len == 1 && m[0] == '*') {
-      cg_diag_error(c->d, path, "\"*\" is not supported for methods; list them, e.g. { \"GET\", \"PUT\", \"DELETE\" }");
+      /* any method: answered by echoing the one asked for, which browsers
+       * read with credentials too (a literal "*" they would not) */
+      *any = 1;
       continue;
     }
     if (!cg_tok_valid(m, len)) {
@@ -262,7 +261,7 @@ void cg_cors_compile_methods(compiler_t *c, const char **list, int n, cg_str_t *
                     quote(m, q, sizeof q));
       continue;
     }
-    if (is_forbidden_method(m, len)) {
+    if (cg_tok_forbidden_method(m, len)) {
       cg_diag_error(c->d, path, "%s is a forbidden method that browsers never send; remove it", quote(m, q, sizeof q));
       continue;
     }
@@ -287,11 +286,10 @@ void cg_cors_compile_names(compiler_t *c, const char *field, const char **list, 
     size_t len = strlen(h);
     const char *path = cg_cors_at(c, field, i + 1);
     if (len == 1 && h[0] == '*') {
-      if (n == 1) {
-        *any = 1;
-        continue;
-      }
-      cg_diag_error(c->d, path, "\"*\" must stand alone: write %s = \"*\", or list the names", field);
+      /* { "Authorization", "*" } is how Fetch-literate configs cover
+       * Authorization next to the wildcard; corsgate's "*" already does
+       * (names are echoed), so the names beside it change nothing. */
+      *any = 1;
       continue;
     }
     if (!cg_tok_valid(h, len) || len >= sizeof low) {
@@ -362,8 +360,13 @@ cg_cors_policy_t *cg_cors_compile(const cg_cors_spec_t *spec, const cg_psl_t *ps
   compile_origins(&c, spec, p);
   compile_patterns(&c, spec, psl, p);
   static const char *default_methods[] = {"GET", "HEAD", "POST"};
+  p->methods_any = spec->methods_any != 0;
   cg_cors_compile_methods(&c, spec->methods ? spec->methods : default_methods, spec->methods ? spec->methods_count : 3,
-                          &p->methods, &p->nmethods);
+                          &p->methods_any, &p->methods, &p->nmethods);
+  p->preflight_status = spec->preflight_status ? spec->preflight_status : 204;
+  if (p->preflight_status != 200 && p->preflight_status != 204)
+    cg_diag_error(d, cg_cors_at(&c, "preflight_status", 0),
+                  "expected 200 or 204 (the status of an allowed preflight), got %d", spec->preflight_status);
   cg_cors_compile_names(&c, "headers", spec->headers, spec->headers_count, &p->headers_any, &p->headers, &p->nheaders);
   cg_str_t *expose = NULL;
   int nexpose = 0;
@@ -389,7 +392,7 @@ cg_cors_policy_t *cg_cors_compile(const cg_cors_spec_t *spec, const cg_psl_t *ps
     cg_diag_warn(d, cg_cors_at(&c, NULL, 0),
                  "no origins, origin_patterns or allow_null_origin: every cross-origin request is refused");
 
-  int rc = cg_cors_render_list(&p->line_methods, "Access-Control-Allow-Methods", p->methods, p->nmethods);
+  int rc = p->methods_any ? 0 : cg_cors_render_list(&p->line_methods, "Access-Control-Allow-Methods", p->methods, p->nmethods);
   if (!p->headers_any)
     rc |= cg_cors_render_list(&p->line_headers, "Access-Control-Allow-Headers", p->headers, p->nheaders);
   if (p->expose_any)

@@ -11,6 +11,10 @@ int cg_tok_valid(const char *s, size_t len) {
   return 1;
 }
 
+int cg_tok_forbidden_method(const char *m, size_t len) {
+  return cg_tok_ieq(m, len, "CONNECT", 7) || cg_tok_ieq(m, len, "TRACE", 5) || cg_tok_ieq(m, len, "TRACK", 5);
+}
+
 void cg_list_init(cg_list_iter_t *it, const char *s, size_t len) {
   it->p = s;
   it->end = s ? s + len : s;

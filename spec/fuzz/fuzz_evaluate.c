@@ -12,7 +12,11 @@
  * Invariants: never crashes; the lines written are well-formed; an
  * Access-Control-Allow-Origin value is "*" or the request's own origin in
  * normalized form (never anything else the request carried); refusals write
- * nothing; credentials never go with "*". */
+ * nothing; credentials never go with "*". Evaluated again as on a debug route
+ * (name_refusal), the answer is the same but for a preflight refused for its
+ * method or a header from an allowed origin, which gets the allowed status and
+ * the Allow lines; cg_cors_problems lists the refusal evaluate gives first,
+ * and nothing for an allowed request. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,9 @@ enum { NPOLICIES = 4, MAX_LINES = 80 };
 static cg_cors_policy_t *policies[NPOLICIES];
 static cg_cors_policy_t *plugin_base;
 static void check_lines(const char *buf, size_t len, const cg_cors_request_t *req, const cg_cors_result_t *r);
+static void check_named(const cg_cors_policy_t *p, const cg_cors_request_t *req, const cg_cors_result_t *r, int rc);
+static void check_problems(const cg_cors_policy_t *p, const cg_cors_request_t *req, const cg_cors_result_t *r,
+                           const char *in, size_t n);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,24 +42,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   cg_diag_init(&d);
   cg_psl_t *psl = cg_psl_load(NULL, &d);
   static const char *o1[] = {"https://a.com", "http://localhost:3000", "null"};
-  static const char *p1[] = {"https://*.a.com", "https://*.*.b.org:*"};
+  static const char *p1[] = {"https://*.a.com", "https://*.*.b.org:*", "http://localhost:*"};
   static const char *m1[] = {"GET", "PUT", "PATCH", "delete"};
   static const char *h3[] = {"X-Req", "Content-Type", "authorization"};
   static const char *e1[] = {"X-Total", "X-Id"};
   cg_cors_spec_t s[NPOLICIES];
   memset(s, 0, sizeof s);
   /* 0: listed origins and patterns, credentials, echoed headers */
-  s[0] = (cg_cors_spec_t){.origins = o1, .origins_count = 2, .origin_patterns = p1, .origin_patterns_count = 2,
+  s[0] = (cg_cors_spec_t){.origins = o1, .origins_count = 2, .origin_patterns = p1, .origin_patterns_count = 3,
                           .methods = m1, .methods_count = 4, .headers_any = 1, .expose_headers = e1,
                           .expose_headers_count = 2, .credentials = 1, .has_max_age = 1, .max_age = 600};
-  /* 1: everything "*" without credentials */
-  s[1] = (cg_cors_spec_t){.origins_any = 1, .headers_any = 1, .expose_headers_any = 1, .timing_allow_origin = 1};
+  /* 1: everything "*" without credentials, preflights answered 200 */
+  s[1] = (cg_cors_spec_t){.origins_any = 1, .methods_any = 1, .headers_any = 1, .expose_headers_any = 1,
+                          .timing_allow_origin = 1, .preflight_status = 200};
   /* 2: null allowed, a header list, private network */
   s[2] = (cg_cors_spec_t){.origins = o1, .origins_count = 3, .allow_null_origin = 1, .headers = h3,
                           .headers_count = 3, .private_network = 1, .preflight_continue = 1};
-  /* 3: patterns only, timing, default methods */
-  s[3] = (cg_cors_spec_t){.origin_patterns = p1, .origin_patterns_count = 2, .timing_allow_origin = 1,
-                          .credentials = 1};
+  /* 3: patterns only, timing, any method, with credentials */
+  s[3] = (cg_cors_spec_t){.origin_patterns = p1, .origin_patterns_count = 3, .timing_allow_origin = 1,
+                          .credentials = 1, .methods_any = 1};
   for (int i = 0; i < NPOLICIES; i++) {
     policies[i] = cg_cors_compile(&s[i], psl, "fuzz", &d);
     if (!policies[i]) {
@@ -152,6 +160,47 @@ static void check_lines(const char *buf, size_t len, const cg_cors_request_t *re
   if (r->kind == CG_CORS_NO_CORS) CHECK(acao == 0 || star);
 }
 
+/* The same request as on a debug route: only a preflight refused for its
+ * method or headers from an allowed origin answers differently. */
+static void check_named(const cg_cors_policy_t *p, const cg_cors_request_t *req, const cg_cors_result_t *r, int rc) {
+  static char buf[1 << 16];
+  cg_cors_request_t q = *req;
+  q.name_refusal = 1;
+  cg_cors_result_t nr;
+  int nrc = cg_cors_evaluate(p, NULL, &q, &nr, buf, sizeof buf);
+  CHECK(nrc >= 0 && (size_t)nrc == nr.headers_len);
+  CHECK(nr.kind == r->kind && nr.reason == r->reason);
+  int named = r->kind == CG_CORS_PREFLIGHT_REFUSED &&
+              (r->reason == CG_CORS_REFUSED_METHOD || r->reason == CG_CORS_REFUSED_HEADER ||
+               r->reason == CG_CORS_TOO_MANY_HEADERS);
+  if (!named) {
+    CHECK(nrc == rc && nr.status == r->status);
+    return;
+  }
+  CHECK(nr.status == 200 || nr.status == 204);
+  CHECK(nrc > 0 && memmem(buf, (size_t)nrc, "Access-Control-Allow-Origin: ", 29));
+  CHECK(!memmem(buf, (size_t)nrc, "Access-Control-Max-Age", 22));
+  check_lines(buf, (size_t)nrc, req, &nr);
+}
+
+/* cg_cors_problems agrees with evaluate: nothing when allowed, and first the
+ * reason evaluate stopped at. */
+static void check_problems(const cg_cors_policy_t *p, const cg_cors_request_t *req, const cg_cors_result_t *r,
+                           const char *in, size_t n) {
+  cg_cors_problem_t pr[8];
+  int np = cg_cors_problems(p, NULL, req, pr, 8);
+  CHECK(np >= 0);
+  if (r->kind == CG_CORS_PREFLIGHT_ALLOWED || r->kind == CG_CORS_ACTUAL_ALLOWED || r->kind == CG_CORS_NO_CORS) {
+    CHECK(np == 0);
+    return;
+  }
+  CHECK(np >= 1 && pr[0].reason == r->reason && pr[0].detail == r->detail);
+  for (int i = 0; i < np && i < 8; i++) {
+    CHECK(pr[i].detail != NULL && pr[i].reason != CG_CORS_OK);
+    if (pr[i].arg) CHECK(pr[i].arg >= in && pr[i].arg + pr[i].arg_len <= in + n);
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   uint8_t flags = data[0];
@@ -211,7 +260,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (r.kind == CG_CORS_PREFLIGHT_ALLOWED) CHECK(req.acrm_count > 0 && req.origin_count == 1);
   if (r.reason == CG_CORS_MALFORMED_ORIGIN) CHECK(r.origin == NULL);
   if (r.detail_arg) CHECK(r.detail_arg >= in && r.detail_arg + r.detail_arg_len <= in + n);
+  if (r.kind == CG_CORS_PREFLIGHT_ALLOWED) CHECK(r.status == 200 || r.status == 204);
+  if (r.kind == CG_CORS_PREFLIGHT_REFUSED) CHECK(r.status == 403);
   check_lines(buf, (size_t)rc, &req, &r);
+  check_named(p, &req, &r, rc);
+  check_problems(p, &req, &r, in, n);
 
   /* A smaller buffer either fits the same answer or says it does not. */
   size_t need = (size_t)rc + r.origin_len;

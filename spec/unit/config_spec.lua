@@ -21,7 +21,12 @@ local refused = {
     'routes[1].cors.origins: expected a list, found the key "first"' },
   { "a list with a hole", { origins = { [1] = "https://a.com", [3] = "https://b.com" } },
     "routes[1].cors.origins: expected a list without holes" },
-  { '"*" for methods', { origins = A, methods = "*" }, "routes[1].cors.methods: expected a list of strings, got string" },
+  { 'a method as a bare string', { origins = A, methods = "PUT" },
+    'routes[1].cors.methods: expected "*" or a list of strings, got the string "PUT"; write methods = { "PUT" }' },
+  { "a string preflight_status", { origins = A, preflight_status = "200" },
+    "routes[1].cors.preflight_status: expected 200 or 204, got string" },
+  { "preflight_status 201", { origins = A, preflight_status = 201 },
+    "routes[1].cors.preflight_status: expected 200 or 204, got 201" },
   { "a table for origin_patterns entries", { origin_patterns = { {} } },
     "routes[1].cors.origin_patterns[1]: expected a string, got table" },
   { "a string max_age", { origins = A, max_age = "600" }, "routes[1].cors.max_age: expected a number of seconds, got string" },
@@ -84,6 +89,42 @@ describe("cg_cors_config_load accepts", function()
     local p = cors.config_load({ origins = "*", expose_headers = "*" })
     local r = cors.evaluate(p, { origin = "https://x.com" })
     assert.are.same({ ["access-control-allow-origin"] = "*", ["access-control-expose-headers"] = "*" }, r.headers)
+  end)
+
+  -- the shapes configs ported from other systems bring
+  local ported = {
+    { 'methods = "*" with credentials', { origins = A, methods = "*", credentials = true },
+      { acrm = "PATCH" }, { ["access-control-allow-origin"] = "https://a.com",
+        ["access-control-allow-credentials"] = "true", ["access-control-allow-methods"] = "PATCH" } },
+    { 'methods = { "*" }', { origins = A, methods = { "*" } },
+      { acrm = "PURGE" }, { ["access-control-allow-origin"] = "https://a.com", ["access-control-allow-methods"] = "PURGE" } },
+    { 'origins = { "*" }, headers = { "*" }', { origins = { "*" }, headers = { "*" } },
+      { acrm = "GET", acrh = "X-A" }, { ["access-control-allow-origin"] = "*",
+        ["access-control-allow-methods"] = "GET, HEAD, POST", ["access-control-allow-headers"] = "x-a" } },
+    { 'headers = { "Authorization", "*" }', { origins = A, headers = { "Authorization", "*" }, credentials = true },
+      { acrm = "GET", acrh = "Authorization, X-B" }, { ["access-control-allow-origin"] = "https://a.com",
+        ["access-control-allow-credentials"] = "true", ["access-control-allow-methods"] = "GET, HEAD, POST",
+        ["access-control-allow-headers"] = "authorization, x-b" } },
+  }
+  for _, c in ipairs(ported) do
+    it(c[1], function()
+      local p, d = cors.config_load(c[2])
+      assert.are.same({ {}, {} }, { d.errors, d.warnings })
+      local r = cors.evaluate(p, { method = "OPTIONS", origin = "https://a.com", acrm = c[3].acrm, acrh = c[3].acrh })
+      assert.are.equal("PREFLIGHT_ALLOWED", r.kind)
+      assert.are.same(c[4], r.headers)
+    end)
+  end
+
+  it('expose_headers = { "*" }', function()
+    local p = cors.config_load({ origins = A, expose_headers = { "*" } })
+    local r = cors.evaluate(p, { origin = "https://a.com" })
+    assert.are.equal("*", r.headers["access-control-expose-headers"])
+  end)
+
+  it("preflight_status = 200", function()
+    local p = cors.config_load({ origins = A, preflight_status = 200 })
+    assert.are.equal(200, cors.evaluate(p, { method = "OPTIONS", origin = "https://a.com", acrm = "GET" }).status)
   end)
 
   it("passes warnings through with the path", function()

@@ -108,7 +108,10 @@ function _M.spec(t)
     s.origins, s.origins_count = string_array(t.origins, anchors)
   end
   if t.origin_patterns then s.origin_patterns, s.origin_patterns_count = string_array(t.origin_patterns, anchors) end
-  if t.methods then s.methods, s.methods_count = string_array(t.methods, anchors) end
+  if t.methods == "*" then s.methods_any = 1 elseif t.methods then
+    s.methods, s.methods_count = string_array(t.methods, anchors)
+  end
+  if t.preflight_status then s.preflight_status = t.preflight_status end
   if t.headers == "*" then s.headers_any = 1 elseif t.headers then
     s.headers, s.headers_count = string_array(t.headers, anchors)
   end
@@ -159,7 +162,7 @@ function _M.decision(policy, t, origin)
     s.has_expose = 1
     s.expose_headers, s.expose_headers_count = string_array(t.expose_headers, anchors)
   end
-  if t.methods then
+  if t.methods == "*" then s.has_methods, s.methods_any = 1, 1 elseif t.methods then
     s.has_methods = 1
     s.methods, s.methods_count = string_array(t.methods, anchors)
   end
@@ -206,8 +209,9 @@ end
 _M.parse_lines = parse_lines
 
 -- req: { method=, origin= (string or list of strings), acrm= (string or list),
--- acrh= (string or list of lines), acrpn= }. Returns a Lua table of the result.
-function _M.evaluate(policy, req, bufsize, override)
+-- acrh= (string or list of lines), acrpn=, name_refusal= }: a cg_cors_request_t
+-- and the Lua values it points into (kept alive by the caller).
+local function request(req)
   local r, anchors = ffi.new("cg_cors_request_t"), {}
   local method = req.method or "GET"
   r.method, r.method_len = method, #method
@@ -237,6 +241,13 @@ function _M.evaluate(policy, req, bufsize, override)
     anchors[#anchors + 1] = req.acrpn
     r.acrpn, r.acrpn_len = req.acrpn, #req.acrpn
   end
+  r.name_refusal = req.name_refusal and 1 or 0
+  return r, anchors
+end
+
+-- Returns a Lua table of the result.
+function _M.evaluate(policy, req, bufsize, override)
+  local r, anchors = request(req)
   local out = ffi.new("cg_cors_result_t")
   local size = bufsize or C.CG_CORS_BUF_SIZE
   local buf = ffi.new("char[?]", math.max(size, 1))
@@ -253,12 +264,29 @@ function _M.evaluate(policy, req, bufsize, override)
     detail_arg = out.detail_arg ~= nil and ffi.string(out.detail_arg, out.detail_arg_len) or nil,
     vary = ffi.string(out.vary),
     preflight_continue = out.preflight_continue == 1,
+    status = out.status,
     origin = out.origin ~= nil and ffi.string(out.origin, out.origin_len) or nil,
     headers_len = tonumber(out.headers_len),
     raw = raw,
     headers = headers,
     order = order,
   }
+end
+
+-- cg_cors_problems: a list of { reason =, detail =, arg = }, or nil and the status.
+function _M.problems(policy, req, override, max)
+  local r, anchors = request(req)
+  max = max or 16
+  local out = ffi.new("cg_cors_problem_t[?]", max)
+  local n = C.cg_cors_problems(policy, override, r, out, max)
+  local _ = anchors
+  if n < 0 then return nil, n end
+  local list = { count = n }
+  for i = 0, math.min(n, max) - 1 do
+    list[#list + 1] = { reason = _M.REASON[out[i].reason], detail = ffi.string(out[i].detail),
+      arg = out[i].arg ~= nil and ffi.string(out[i].arg, out[i].arg_len) or nil }
+  end
+  return list
 end
 
 function _M.vary_merge(values, ours, bufsize)

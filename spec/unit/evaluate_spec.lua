@@ -18,6 +18,10 @@ local policies = {
   null = { origins = { "https://a.com" }, allow_null_origin = true, credentials = true },
   pn = { origins = { "https://a.com" }, private_network = true, preflight_continue = true },
   tao = { origins = { "https://a.com" }, timing_allow_origin = true, credentials = true },
+  anymethod = { origins = { "https://a.com" }, methods = "*", credentials = true, headers = { "X-Req" } },
+  anymethod_list = { origins = { "https://a.com" }, methods = { "*" }, headers = { "Authorization", "*" },
+    credentials = true },
+  ok200 = { origins = { "https://a.com" }, methods = { "PUT" }, preflight_status = 200 },
 }
 local compiled = {}
 for name, t in pairs(policies) do compiled[name] = cors.must_compile(t) end
@@ -183,6 +187,65 @@ local cases = {
   { "tao: not on preflights", "tao", pf("https://a.com", "GET"),
     { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "GET, HEAD, POST" } } },
   { "tao: not for refused origins", "tao", { origin = "https://b.com" }, { kind = "ACTUAL_REFUSED", headers = {} } },
+  -- methods = "*": the requested method echoed, so it works with credentials
+  { 'anymethod: PATCH is echoed', "anymethod", pf("https://a.com", "PATCH"),
+    { kind = "PREFLIGHT_ALLOWED", status = 204,
+      headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "PATCH", [ACAH] = "x-req" } } },
+  { 'anymethod: an extension method is echoed byte for byte', "anymethod", pf("https://a.com", "purge"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "purge",
+      [ACAH] = "x-req" } } },
+  { 'anymethod: a safelisted method is echoed too', "anymethod", pf("https://a.com", "GET"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "GET",
+      [ACAH] = "x-req" } } },
+  { 'anymethod: CONNECT stays refused', "anymethod", pf("https://a.com", "CONNECT"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", detail_arg = "CONNECT", headers = {} } },
+  { 'anymethod: trace in any case stays refused', "anymethod", pf("https://a.com", "trace"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", headers = {} } },
+  { 'anymethod: TRACK stays refused', "anymethod", pf("https://a.com", "TRACK"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", headers = {} } },
+  { 'anymethod: headers still checked', "anymethod", pf("https://a.com", "PATCH", "X-Other"),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_HEADER", headers = {} } },
+  { 'anymethod_list: { "*" } and { "Authorization", "*" } echo method and names', "anymethod_list",
+    pf("https://a.com", "DELETE", "Authorization, X-Anything"),
+    { kind = "PREFLIGHT_ALLOWED", headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "DELETE",
+      [ACAH] = "authorization, x-anything" } } },
+  -- preflight_status
+  { "ok200: an allowed preflight is answered 200", "ok200", pf("https://a.com", "PUT"),
+    { kind = "PREFLIGHT_ALLOWED", status = 200 } },
+  { "ok200: a refused one 403", "ok200", pf("https://a.com", "DELETE"), { kind = "PREFLIGHT_REFUSED", status = 403 } },
+  { "list: 204 by default", "list", pf("https://a.com", "PUT"), { kind = "PREFLIGHT_ALLOWED", status = 204 } },
+  { "list: an actual request has no preflight status", "list", { origin = "https://a.com" },
+    { kind = "ACTUAL_ALLOWED", status = 0 } },
+  -- name_refusal (a debug route): the browser must reach its method or header check
+  { "named: a refused method gets the allowed status and the Allow lines, no Max-Age", "list",
+    pf("https://a.com", "DELETE", nil, { name_refusal = true }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", detail_arg = "DELETE", status = 204, vary = VPO,
+      named = true, headers = { [ACAO] = "https://a.com", [ACAM] = "GET, POST, PUT", [ACAH] = "x-req, content-type" } } },
+  { "named: a refused header too", "list", pf("https://a.com", "PUT", "X-Req, X-Other", { name_refusal = true }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_HEADER", detail_arg = "X-Other", status = 204, named = true,
+      headers = { [ACAO] = "https://a.com", [ACAM] = "GET, POST, PUT", [ACAH] = "x-req, content-type" } } },
+  { "named: with credentials, and the method echoed for a header refusal under methods = *", "anymethod",
+    pf("https://a.com", "PATCH", "X-Other", { name_refusal = true }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_HEADER", status = 204, named = true,
+      headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAM] = "PATCH", [ACAH] = "x-req" } } },
+  { "named: a forbidden method under methods = * is not echoed", "anymethod",
+    pf("https://a.com", "CONNECT", nil, { name_refusal = true }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_METHOD", status = 204, named = true,
+      headers = { [ACAO] = "https://a.com", [ACAC] = "true", [ACAH] = "x-req" } } },
+  { "named: the status follows preflight_status", "ok200", pf("https://a.com", "DELETE", nil, { name_refusal = true }),
+    { kind = "PREFLIGHT_REFUSED", status = 200, named = true, headers = { [ACAO] = "https://a.com", [ACAM] = "PUT" } } },
+  { "named: a refused origin still gets nothing", "list", pf("https://evil.com", "DELETE", nil, { name_refusal = true }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_ORIGIN", status = 403, headers = {} } },
+  { "named: a malformed origin still gets nothing", "list", pf("https://a.com/", "DELETE", nil, { name_refusal = true }),
+    { kind = "PREFLIGHT_REFUSED", reason = "MALFORMED_ORIGIN", status = 403, headers = {} } },
+  { "named: private network is not named", "list",
+    pf("https://a.com", "PUT", nil, { acrpn = "true", name_refusal = true }),
+    { kind = "PREFLIGHT_REFUSED", reason = "REFUSED_PRIVATE_NETWORK", status = 403, headers = {} } },
+  { "named: an allowed preflight is the same as without", "list", pf("https://a.com", "PUT", nil, { name_refusal = true }),
+    { kind = "PREFLIGHT_ALLOWED", status = 204,
+      headers = { [ACAO] = "https://a.com", [ACAM] = "GET, POST, PUT", [ACAH] = "x-req, content-type", [ACMA] = "600" } } },
+  { "named: an actual request is not touched", "list", { origin = "https://b.com", name_refusal = true },
+    { kind = "ACTUAL_REFUSED", headers = {} } },
 }
 
 describe("cg_cors_evaluate", function()
@@ -196,12 +259,13 @@ describe("cg_cors_evaluate", function()
       if want.detail then assert.are.equal(want.detail, r.detail) end
       if want.detail_arg then assert.are.equal(want.detail_arg, r.detail_arg) end
       if want.preflight_continue ~= nil then assert.are.equal(want.preflight_continue, r.preflight_continue) end
+      if want.status then assert.are.equal(want.status, r.status) end
       if want.origin == false then assert.is_nil(r.origin) elseif want.origin then assert.are.equal(want.origin, r.origin) end
       -- Present and absent alike: the whole set of lines must match.
       if want.headers then assert.are.same(want.headers, r.headers) end
       assert.are.equal(r.rc, r.headers_len)
       assert.are.equal(#r.raw, r.headers_len)
-      if r.kind:match("REFUSED") then assert.are.equal("", r.raw) end
+      if r.kind:match("REFUSED") and not want.named then assert.are.equal("", r.raw) end
     end)
   end
 
@@ -285,5 +349,46 @@ describe("response header ownership", function()
 
   it("strips nothing on a route without a policy", function()
     assert.are.equal(0, cors.C.cg_cors_policy_owns_header(nil, "Access-Control-Allow-Origin", 27))
+  end)
+end)
+
+describe("cg_cors_problems", function()
+  local list = compiled.list
+  it("lists the origin, the method and each refused header", function()
+    local p = cors.problems(list, pf("https://evil.com", "DELETE", { "X-Req, X-A", "x-b" }))
+    assert.are.same({ count = 4,
+      { reason = "REFUSED_ORIGIN", detail = "the origin is not in origins or origin_patterns" },
+      { reason = "REFUSED_METHOD", detail = "the method is not in methods", arg = "DELETE" },
+      { reason = "REFUSED_HEADER", detail = "the header is not in headers", arg = "X-A" },
+      { reason = "REFUSED_HEADER", detail = "the header is not in headers", arg = "x-b" },
+    }, p)
+  end)
+  it("names a header asked for twice once", function()
+    local p = cors.problems(list, pf("https://a.com", "PUT", "X-A, x-a, X-Req"))
+    assert.are.same({ count = 1, { reason = "REFUSED_HEADER", detail = "the header is not in headers", arg = "X-A" } }, p)
+  end)
+  it("lists nothing for an allowed request", function()
+    assert.are.same({ count = 0 }, cors.problems(list, pf("https://a.com", "PUT", "x-req")))
+    assert.are.same({ count = 0 }, cors.problems(list, { origin = "https://a.com" }))
+    assert.are.same({ count = 0 }, cors.problems(list, { method = "GET" }))
+  end)
+  it("lists only the origin for an actual request", function()
+    local p = cors.problems(list, { method = "DELETE", origin = "https://evil.com", acrm = "DELETE" })
+    assert.are.equal(1, p.count)
+    assert.are.equal("REFUSED_ORIGIN", p[1].reason)
+  end)
+  it("counts past the room it was given", function()
+    local p = cors.problems(list, pf("https://a.com", "DELETE", "x-1, x-2, x-3"), nil, 2)
+    assert.are.equal(4, p.count)
+    assert.are.equal(2, #p)
+    assert.are.same({ "DELETE", "x-1" }, { p[1].arg, p[2].arg })
+  end)
+  it("agrees with evaluate on the first problem", function()
+    local req = pf("https://a.com", "DELETE", "x-1")
+    assert.are.equal(cors.evaluate(list, req).reason, cors.problems(list, req)[1].reason)
+  end)
+  it("lists private network access", function()
+    local p = cors.problems(list, pf("https://a.com", "PUT", nil, { acrpn = "true" }))
+    assert.are.same({ count = 1, { reason = "REFUSED_PRIVATE_NETWORK", detail = "private network access is not enabled" } }, p)
   end)
 end)

@@ -36,6 +36,18 @@ local cases = {
   { "HTTPS://*.Example.COM", "https://a.example.com", true },
   { "https://*.example.com:443", "https://a.example.com", true },
   { "https://*.xn--bcher-kva.example", "https://shop.xn--bcher-kva.example", true },
+  -- only the port a wildcard (Spring's "http://localhost:[*]")
+  { "http://localhost:*", "http://localhost:3000", true },
+  { "http://localhost:*", "http://localhost", true },
+  { "http://localhost:*", "http://LOCALHOST:5173", true },
+  { "http://localhost:*", "http://app.localhost:3000", false },
+  { "http://localhost:*", "https://localhost:3000", false },
+  { "http://localhost:*", "http://localhost.evil.net:3000", false },
+  { "http://127.0.0.1:*", "http://127.0.0.1:8080", true },
+  { "http://127.0.0.1:*", "http://127.0.0.10:8080", false },
+  { "http://[::1]:*", "http://[::1]:8080", true },
+  { "https://example.com:*", "https://example.com:8443", true },
+  { "https://example.com:*", "https://a.example.com:8443", false },
 }
 
 describe("origin_patterns matching", function()
