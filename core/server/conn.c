@@ -219,17 +219,14 @@ static int dispatch(cg_conn_t *c) {
     if (cg_plugin_decide(c)) return HPE_PAUSED; /* cg_conn_dispatch runs when it is decided */
   }
   cg_cors_decide(c, 0);
-  if (r->cors.kind == CG_CORS_PREFLIGHT_REFUSED) {
-    /* answered here and never forwarded: the upstream must not see it */
+  /* A refused preflight is answered here and never forwarded: the upstream
+   * must not see it. Its status is 403, or on a debug route the allowed
+   * one when the answer names the refused method or header. */
+  if (r->cors.kind == CG_CORS_PREFLIGHT_REFUSED ||
+      (r->cors.kind == CG_CORS_PREFLIGHT_ALLOWED && !r->cors.preflight_continue)) {
     r->kind = CG_REQ_LOCAL;
-    r->local_status = 403;
-    cg_metrics_preflight(&c->w->metrics, r->route->index, 403);
-    return 0;
-  }
-  if (r->cors.kind == CG_CORS_PREFLIGHT_ALLOWED && !r->cors.preflight_continue) {
-    r->kind = CG_REQ_LOCAL;
-    r->local_status = 204;
-    cg_metrics_preflight(&c->w->metrics, r->route->index, 204);
+    r->local_status = r->cors.status;
+    cg_metrics_preflight(&c->w->metrics, r->route->index, r->cors.status);
     return 0;
   }
   if (r->route && r->route->kind == CG_ROUTE_PROXY) {

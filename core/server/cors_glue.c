@@ -89,6 +89,7 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
   q.method_len = h->method_len;
   find_first(h, CG_H_ORIGIN, &q.origin_count, &q.origin, &q.origin_len);
   if (r->origin_parsed && q.origin_count == 1) q.parsed_origin = &r->origin;
+  q.name_refusal = r->route->debug;
   const char *acrh[MAX_ACRH_LINES];
   size_t acrh_len[MAX_ACRH_LINES];
   int too_many = 0;
@@ -131,6 +132,7 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     int preflight = !as_actual && q.origin_count > 0 && q.acrm_count > 0 && cg_name_eq(q.method, q.method_len, "OPTIONS", 7) &&
                     memcmp(q.method, "OPTIONS", 7) == 0;
     r->cors.kind = preflight ? CG_CORS_PREFLIGHT_REFUSED : CG_CORS_ACTUAL_REFUSED;
+    r->cors.status = preflight ? 403 : 0;
     r->cors.reason = too_many ? CG_CORS_TOO_MANY_HEADERS : CG_CORS_REFUSED_HEADER;
     r->cors.detail = "too many requested headers";
     r->cors.headers_len = 0;

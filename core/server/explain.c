@@ -14,6 +14,9 @@
 #include "server/internal.h"
 #include "server/server.h"
 
+/* More problems than this in one request are not listed (a browser sends few headers). */
+enum { MAX_PROBLEMS = 32 };
+
 typedef struct {
   int done;
   cg_lua_result_t res;
@@ -303,9 +306,13 @@ int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *f) {
     pf.acrh_count = n;
     pf.acrh = acrh;
     pf.acrh_len = acrh_len;
+    pf.name_refusal = r->debug; /* what the route answers, debug or not */
     int len = cg_cors_evaluate(r->cors, ov, &pf, &res, buf, sizeof buf);
     preflight_ok = len >= 0 && res.kind == CG_CORS_PREFLIGHT_ALLOWED;
-    int status = preflight_ok ? (res.preflight_continue ? 0 : 204) : 403;
+    int status = len < 0 ? 403 : preflight_ok && res.preflight_continue ? 0 : res.status;
+    cg_cors_problem_t probs[MAX_PROBLEMS];
+    int np = len < 0 || preflight_ok ? 0 : cg_cors_problems(r->cors, ov, &pf, probs, MAX_PROBLEMS);
+    if (np > MAX_PROBLEMS) np = MAX_PROBLEMS;
     if (o.json) {
       jopen(&o, "preflight");
       jkv(&o, "result", len < 0 ? "error" : reason_name(res.reason));
@@ -314,6 +321,21 @@ int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *f) {
         jkey(&o, "detail_arg");
         jstr(f, res.detail_arg, res.detail_arg_len);
       }
+      jkey(&o, "problems");
+      fputc('[', f);
+      for (int i = 0; i < np; i++) {
+        if (i) fputc(',', f);
+        jopen(&o, NULL);
+        jkv(&o, "result", reason_name(probs[i].reason));
+        jkv(&o, "detail", probs[i].detail);
+        if (probs[i].arg) {
+          jkey(&o, "arg");
+          jstr(f, probs[i].arg, probs[i].arg_len);
+        }
+        jclose(&o);
+      }
+      fputc(']', f);
+      o.first = 0;
       jkey(&o, "status");
       fprintf(f, "%d", status);
       jkey(&o, "forwarded");
@@ -325,13 +347,23 @@ int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *f) {
               strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST") ? "the method is not safelisted"
                                                                                        : "a header is not safelisted",
               method, n ? " and Access-Control-Request-Headers" : "");
+      char answer[160];
+      snprintf(answer, sizeof answer, "%d from corsgate%s, not forwarded", status,
+               !preflight_ok && status != 403 ? " (debug: its headers make the browser name the method or header)"
+                                              : "");
       if (preflight_ok)
-        fprintf(f, "             allowed: %s\n", status ? "204 from corsgate, not forwarded"
-                                                         : "forwarded to the upstream (preflight_continue), decorated");
-      else
-        fprintf(f, "             REFUSED, %s%s%.*s%s: 403 from corsgate, not forwarded\n", res.detail,
-                res.detail_arg ? " (\"" : "", res.detail_arg ? (int)res.detail_arg_len : 0,
-                res.detail_arg ? res.detail_arg : "", res.detail_arg ? "\")" : "");
+        fprintf(f, "             allowed: %s\n",
+                status ? answer : "forwarded to the upstream (preflight_continue), decorated");
+      else if (np <= 1)
+        fprintf(f, "             REFUSED, %s%s%.*s%s: %s\n", res.detail, res.detail_arg ? " (\"" : "",
+                res.detail_arg ? (int)res.detail_arg_len : 0, res.detail_arg ? res.detail_arg : "",
+                res.detail_arg ? "\")" : "", answer);
+      else {
+        fprintf(f, "             REFUSED for %d reasons: %s\n", np, answer);
+        for (int i = 0; i < np; i++)
+          fprintf(f, "               - %s%s%.*s%s\n", probs[i].detail, probs[i].arg ? " (\"" : "",
+                  probs[i].arg ? (int)probs[i].arg_len : 0, probs[i].arg ? probs[i].arg : "", probs[i].arg ? "\")" : "");
+      }
       print_headers(&o, buf, len > 0 ? (size_t)len : 0, res.vary, status);
     }
   } else if (!o.json) {

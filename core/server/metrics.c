@@ -95,9 +95,13 @@ void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *t
   else m->tenant_overflow[res]++;
 }
 
+static const int preflight_statuses[CG_M_NPREFLIGHT] = {204, 200, 403};
+
 void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status) {
   cg_route_metrics_t *r = route(m, route_index);
-  if (r) r->preflights[status == 204 ? 0 : 1]++;
+  if (!r) return;
+  for (int k = 0; k < CG_M_NPREFLIGHT; k++)
+    if (preflight_statuses[k] == status) r->preflights[k]++;
 }
 
 const char *cg_metrics_result_name(int reason) { return result_names[result_of(reason)]; }
@@ -147,7 +151,7 @@ void cg_metrics_add(cg_metrics_t *sum, const cg_metrics_t *m) {
   for (int i = 0; i <= m->n_routes && i <= sum->n_routes; i++) {
     for (int k = 0; k < CG_M_NSTATUS; k++) sum->routes[i].status[k] += m->routes[i].status[k];
     for (int k = 0; k < CG_M_NRESULTS; k++) sum->routes[i].cors[k] += m->routes[i].cors[k];
-    for (int k = 0; k < 2; k++) sum->routes[i].preflights[k] += m->routes[i].preflights[k];
+    for (int k = 0; k < CG_M_NPREFLIGHT; k++) sum->routes[i].preflights[k] += m->routes[i].preflights[k];
     for (int k = 0; k < 2; k++) sum->routes[i].shadow[k] += m->routes[i].shadow[k];
   }
   for (int i = 0; i < m->n_tenants; i++) {
@@ -249,10 +253,10 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
   add(&b, "# HELP corsgate_preflights_total Preflights answered by the gateway, by route and status.\n"
           "# TYPE corsgate_preflights_total counter\n");
   for (int i = 1; i <= m->n_routes; i++)
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < CG_M_NPREFLIGHT; k++)
       if (m->routes[i].preflights[k])
         add(&b, "corsgate_preflights_total{route=\"%s\",status=\"%d\"} %llu\n", label(route_name(cfg, i), l1, sizeof l1),
-            k ? 403 : 204, (unsigned long long)m->routes[i].preflights[k]);
+            preflight_statuses[k], (unsigned long long)m->routes[i].preflights[k]);
   int any_shadow = 0;
   for (int i = 1; i <= m->n_routes; i++) any_shadow |= cfg->routes[i - 1].shadow_cors != NULL;
   if (any_shadow) {

@@ -38,11 +38,13 @@ typedef enum {
 } cg_m_upstream_error_t;
 
 enum { CG_M_HOOK_BUCKETS = 9, CG_M_MAX_TENANTS = 1000 };
+/* The statuses of preflights the gateway answers: 204 and 200 (preflight_status), 403. */
+enum { CG_M_NPREFLIGHT = 3 };
 
 typedef struct cg_route_metrics {
   uint64_t status[CG_M_NSTATUS];
   uint64_t cors[CG_M_NRESULTS]; /* decisions that named no tenant */
-  uint64_t preflights[2];      /* answered by the gateway: [0] 204, [1] 403 */
+  uint64_t preflights[CG_M_NPREFLIGHT]; /* answered by the gateway, by status (metrics.c) */
   uint64_t shadow[2];          /* shadow_cors: [0] same answer, [1] a different one */
 } cg_route_metrics_t;
 

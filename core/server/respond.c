@@ -293,9 +293,13 @@ static void refused_preflight(cg_conn_t *c, const char *detail) {
 
 /* `debug = true` on a route: a refused preflight says why in a header, which
  * the browser's network panel shows (it never shows a preflight's body). The
- * offending bytes come from the request: only printable ASCII is kept. */
+ * offending bytes come from the request: only printable ASCII is kept. One
+ * refused for its method or a header from an allowed origin also carries the
+ * engine's named-refusal lines and an ok status (cg_cors_result_t.status), so
+ * the console names the method or header; it has no body. */
 static void refused_preflight_debug(cg_conn_t *c) {
   const cg_cors_result_t *r = &c->req.cors;
+  int named = r->status != 403; /* the header lines name the method or header to the browser */
   char line[400];
   size_t n = 0;
   const char *d = r->detail ? r->detail : "not allowed";
@@ -311,7 +315,8 @@ static void refused_preflight_debug(cg_conn_t *c) {
   }
   line[n++] = '\r';
   line[n++] = '\n';
-  error_response(c, 403, line, n, REFUSED_PREFIX, d);
+  if (named) respond(c, r->status, line, n, NULL, 0);
+  else error_response(c, 403, line, n, REFUSED_PREFIX, d);
 }
 
 static void respond_echo(cg_conn_t *c) {
@@ -360,16 +365,13 @@ static void respond_echo(cg_conn_t *c) {
 
 void cg_respond_local(cg_conn_t *c) {
   const cg_route_t *r = c->req.route;
-  if (c->req.local_status == 204) {
-    respond(c, 204, NULL, 0, NULL, 0);
+  if (c->req.local_status && c->req.cors.kind == CG_CORS_PREFLIGHT_REFUSED) {
+    if (r && r->debug) refused_preflight_debug(c);
+    else refused_preflight(c, c->req.cors.detail ? c->req.cors.detail : "not allowed");
     return;
   }
-  if (c->req.local_status == 403) {
-    if (r && r->debug) {
-      refused_preflight_debug(c);
-      return;
-    }
-    refused_preflight(c, c->req.cors.detail ? c->req.cors.detail : "not allowed");
+  if (c->req.local_status) { /* an allowed preflight */
+    respond(c, c->req.local_status, NULL, 0, NULL, 0);
     return;
   }
   if (!r) {

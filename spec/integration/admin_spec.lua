@@ -17,16 +17,7 @@ end
 return _M
 ]]
 
-local function metric(text, name, labels)
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, #name) == name then
-      local l, v = line:match("^[%w_]+(%b{}) (%S+)$")
-      if not l then l, v = "", line:match("^[%w_]+ (%S+)$") end
-      if l == (labels or "") then return tonumber(v) end
-    end
-  end
-  return 0
-end
+local metric = require("spec.support.metrics").value
 
 describe("admin API", function()
   local gw, dir, admin_port
@@ -154,6 +145,16 @@ describe("admin API", function()
     end
     assert.equal(1, fresh, res.body)
     assert.res_status(400, admin("GET", "/explain"))
+  end)
+
+  it("explains every problem of a request, not only the first", function()
+    local res = admin("GET", "/explain?origin=https%3A%2F%2Fevil.example&method=PATCH&header=X-A&header=X-B&path=/api/x")
+    assert.res_status(200, res)
+    local j = cjson.decode(res.body)
+    local got = {}
+    for _, p in ipairs(j.preflight.problems) do got[#got + 1] = p.result .. " " .. (p.arg or "") end
+    assert.same({ "refused-origin ", "refused-method PATCH", "refused-header X-A", "refused-header X-B" }, got)
+    assert.equal(403, j.preflight.status)
   end)
 
   it("answers 404 for unknown endpoints and 405 for wrong methods", function()

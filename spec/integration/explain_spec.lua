@@ -81,6 +81,33 @@ describe("corsgate explain", function()
     assert.matches('the header is not in headers %("X%-Other"%)', out)
   end)
 
+  it("lists every problem: the method and each refused header", function()
+    local code, out = explain("--origin", "https://app.example.com", "--method", "DELETE", "--header", "X-Req",
+      "--header", "X-One", "--header", "X-Two", "--host", "api.example.com", "--path", "/v1/x")
+    assert.equal(1, code, out)
+    assert.matches("REFUSED for 3 reasons: 403 from corsgate, not forwarded\n"
+      .. '%s+%- the method is not in methods %("DELETE"%)\n'
+      .. '%s+%- the header is not in headers %("X%-One"%)\n'
+      .. '%s+%- the header is not in headers %("X%-Two"%)\n', out)
+    code, out = explain("--origin", "https://app.example.com", "--method", "DELETE", "--header", "X-One",
+      "--host", "api.example.com", "--path", "/v1/x", "--json")
+    local j = assert(cjson.decode(out), out)
+    assert.same({ { result = "refused-method", detail = "the method is not in methods", arg = "DELETE" },
+      { result = "refused-header", detail = "the header is not in headers", arg = "X-One" } }, j.preflight.problems)
+    -- the first one stays where tools read it before
+    assert.same({ "refused-method", "DELETE" }, { j.preflight.result, j.preflight.detail_arg })
+  end)
+
+  it("shows what a debug route answers a refused method: the status and headers the browser needs", function()
+    local dcfg = gateway.write_config(dir, { listen = "127.0.0.1:1", routes = {
+      { name = "dev", prefix = "/", upstream = "echo", debug = true,
+        cors = { origins = { "https://app.example.com" }, methods = { "PUT" }, preflight_status = 200 } } } }, "debug.lua")
+    local code, out = gateway.cli({ "explain", "-c", dcfg, "--origin", "https://app.example.com", "--method", "PATCH" })
+    assert.equal(1, code, out)
+    assert.matches('REFUSED, the method is not in methods %("PATCH"%): 200 from corsgate %(debug', out)
+    assert.matches("Access%-Control%-Allow%-Origin: https://app%.example%.com\n%s+Access%-Control%-Allow%-Methods: PUT\n", out)
+  end)
+
   it("treats a safelisted Content-Type as needing no preflight, and JSON as needing one", function()
     local _, out = explain("--origin", "https://app.example.com", "--method", "POST", "--header",
       "Content-Type: text/plain", "--host", "api.example.com", "--path", "/v1/x")

@@ -7,9 +7,10 @@ local http = require("spec.support.http")
 local proc = require("spec.support.proc")
 require("spec.support.assert")
 
+local value = require("spec.support.metrics").value
+
 local function metric(text, route, outcome)
-  local v = text:match('corsgate_shadow_decisions_total{route="' .. route .. '",outcome="' .. outcome .. '"} (%d+)')
-  return tonumber(v or 0)
+  return value(text, "corsgate_shadow_decisions_total", '{route="' .. route .. '",outcome="' .. outcome .. '"}')
 end
 
 describe("shadow_cors", function()
