@@ -110,6 +110,10 @@ function gatewayConfig(gwPort, upPort, pageOrigin, dir) {
     { name = "plugin", prefix = "/plugin", upstream = "up", cors = { plugin = "page_tenant",
       methods = { "GET", "PUT" }, headers = { "X-Req" } } },
     { name = "broken", prefix = "/broken", upstream = "up", cors = { plugin = "broken_tenant" } },
+    { name = "dbg", prefix = "/dbg", upstream = "up", debug = true, cors = { origins = { ${o} },
+      methods = { "GET", "PUT" }, headers = { "X-Req" }, credentials = true } },
+    { name = "dbgother", prefix = "/dbgother", upstream = "up", debug = true,
+      cors = { origins = { "https://elsewhere.example" }, methods = { "GET", "PUT" } } },
   },
 }
 `;
@@ -206,8 +210,15 @@ async function main() {
       process.stderr.write('cookies: ' + JSON.stringify(e.associatedCookies) + '\n');
     });
     const seen = []; // every request the browser sent, preflights included
+    const urlOf = {};
     cdp.on('Network.requestWillBeSent', (e) => {
       seen.push({ url: e.request.url, method: e.request.method, type: e.type });
+      urlOf[e.requestId] = e.request.url;
+    });
+    // the CORS error Chromium reports for a blocked request: what its console says
+    const corsFailures = [];
+    cdp.on('Network.loadingFailed', (e) => {
+      if (e.corsErrorStatus) corsFailures.push({ url: urlOf[e.requestId], type: e.type, ...e.corsErrorStatus });
     });
     await page.goto(pageOrigin + '/');
 
@@ -239,6 +250,16 @@ async function main() {
     function expect(cond, msg, got) {
       if (!cond) throw new Error(msg + (got !== undefined ? ': ' + JSON.stringify(got) : ''));
     }
+    // Network.loadingFailed's corsErrorStatus for url, once it has arrived
+    const corsErrorFor = async (url) => {
+      await settle(() => corsFailures.filter((f) => f.url === url).length, 1);
+      return corsFailures.find((f) => f.url === url);
+    };
+    const corsError = async (url, error, param) => {
+      const f = await corsErrorFor(url);
+      expect(f && f.corsError === error && (param === undefined || f.failedParameter === param),
+        `Chromium's CORS error ${error}${param !== undefined ? ' (' + param + ')' : ''}`, f || corsFailures);
+    };
     const readable = (r, status) => expect(r.ok && r.status === (status || 200), `expected readable ${status || 200}`, r);
     const blocked = (r) => expect(!r.ok && /TypeError|Failed to fetch/.test(r.error || 'xhr'), 'expected blocked', r);
 
@@ -410,6 +431,43 @@ async function main() {
     });
     await scenario('plugin: a failing plugin fails closed (blocked)', async () => {
       blocked(await pageFetch(page, api + '/broken/a'));
+    });
+
+    // ---- what the console says about a refused preflight (debug = true) -------------------
+    await scenario('debug route: a refused method is named in the console (MethodDisallowedByPreflightResponse)', async () => {
+      const u = api + '/dbg/m';
+      blocked(await pageFetch(page, u, { method: 'PATCH', credentials: 'include' }));
+      await corsError(u, 'MethodDisallowedByPreflightResponse', 'PATCH');
+      expect((up.calls['/dbg/m'] || 0) === 0, 'the API never saw it', up.calls);
+    });
+    await scenario('debug route: a refused header is named in the console (HeaderDisallowedByPreflightResponse)', async () => {
+      const u = api + '/dbg/h';
+      blocked(await pageFetch(page, u, { method: 'PUT', headers: { 'X-Req': '1', 'X-Trace': '2' } }));
+      await corsError(u, 'HeaderDisallowedByPreflightResponse', 'x-trace');
+      expect((up.calls['/dbg/h'] || 0) === 0, 'the API never saw it', up.calls);
+    });
+    await scenario('debug route: a refused origin still gets no Allow-Origin (PreflightMissingAllowOriginHeader)', async () => {
+      const u = api + '/dbgother/o';
+      blocked(await pageFetch(page, u, { method: 'PUT' }));
+      await corsError(u, 'PreflightMissingAllowOriginHeader');
+    });
+    await scenario('normal route: a refused method reads as a missing Allow-Origin (PreflightMissingAllowOriginHeader)', async () => {
+      const u = api + '/list/m';
+      blocked(await pageFetch(page, u, { method: 'PATCH' }));
+      await corsError(u, 'PreflightMissingAllowOriginHeader');
+    });
+    await scenario('normal route: a refused header reads as a missing Allow-Origin (PreflightMissingAllowOriginHeader)', async () => {
+      const u = api + '/list/h';
+      blocked(await pageFetch(page, u, { method: 'PUT', headers: { 'X-Trace': '2' } }));
+      await corsError(u, 'PreflightMissingAllowOriginHeader');
+    });
+    await scenario('normal route: a refused origin reads as a missing Allow-Origin (PreflightMissingAllowOriginHeader)', async () => {
+      const u = api + '/other/o';
+      blocked(await pageFetch(page, u, { method: 'PUT' }));
+      await corsError(u, 'PreflightMissingAllowOriginHeader');
+    });
+    await scenario('debug route: an allowed PUT still passes its preflight', async () => {
+      readable(await pageFetch(page, api + '/dbg/ok', { method: 'PUT', headers: { 'X-Req': '1' } }));
     });
   } catch (e) {
     results.push({ name: 'browser setup', ok: false, detail: String(e && e.stack || e) });
