@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "server/internal.h"
+#include "util/authority.h"
 #include "util/log.h"
 
 /* A client that stops reading stops the upstream read past this much queued. */
@@ -130,23 +131,8 @@ static void host_of(const cg_conn_t *c, const char **host, size_t *len) {
   *host = "";
   *len = 0;
   if (i < 0) return;
-  const char *v = cg_head_value(h, i);
-  size_t n = h->hdrs[i].val_len;
-  if (n && v[0] == '[') {
-    const char *e = memchr(v, ']', n);
-    n = e ? (size_t)(e - v + 1) : n;
-  } else {
-    const char *colon = memchr(v, ':', n);
-    if (colon) n = (size_t)(colon - v);
-  }
-  *host = v;
-  *len = n;
-}
-
-static int valid_host_value(const char *v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (!cg_ascii_host_char((unsigned char)v[i])) return 0;
-  return 1;
+  *host = cg_head_value(h, i);
+  *len = cg_authority_host_len(*host, h->hdrs[i].val_len);
 }
 
 static int on_headers_complete(llhttp_t *p) {
@@ -178,7 +164,7 @@ static int on_headers_complete(llhttp_t *p) {
   if (hosts == 0 && r->http_minor >= 1) return refuse(c, 400, "missing Host header");
   if (hosts == 1) {
     int i = cg_head_find_id(h, CG_H_HOST, 0);
-    if (!valid_host_value(cg_head_value(h, i), h->hdrs[i].val_len)) return refuse(c, 400, "invalid Host header");
+    if (!cg_authority_valid(cg_head_value(h, i), h->hdrs[i].val_len)) return refuse(c, 400, "invalid Host header");
   }
   /* llhttp reports a non-chunked request Transfer-Encoding only after this
    * callback; the length of such a body is unknowable (RFC 9112 6.3). */
@@ -199,9 +185,17 @@ static int on_headers_complete(llhttp_t *p) {
   }
 
   const char *url = h->buf + h->url_off;
+  if (h->url_len == 0) return refuse(c, 400, "empty request target");
+  if (url[0] != '/' && !(h->url_len == 1 && url[0] == '*' && r->method == HTTP_OPTIONS)) {
+    /* absolute-form, which a server MUST accept (RFC 9112 3.2.2): its
+     * authority replaces Host, and the upstream gets origin-form */
+    uint32_t auth_off, auth_len;
+    if (cg_head_origin_form(h, &auth_off, &auth_len) < 0)
+      return refuse(c, 400, "request target must be a path or an absolute http(s) URI");
+    if (cg_head_set_host(h, auth_off, auth_len) < 0) return refuse(c, 431, "request head too large");
+    url = h->buf + h->url_off;
+  }
   size_t url_len = h->url_len;
-  if (url_len == 0 || (url[0] != '/' && !(url_len == 1 && url[0] == '*' && r->method == HTTP_OPTIONS)))
-    return refuse(c, 400, "request target must be a path");
   const char *host;
   size_t host_len;
   host_of(c, &host, &host_len);
@@ -256,6 +250,18 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
+/* A chunk's size line alone may declare more than the body may hold
+ * (ffffffffffffffff): refused at once rather than after reading up to it. */
+static int on_chunk_header(llhttp_t *p) {
+  cg_conn_t *c = p->data;
+  cg_req_t *r = &c->req;
+  if (p->content_length > c->w->cfg->limits.max_body_bytes - r->body_bytes) {
+    refuse(c, 413, "request body too large");
+    return HPE_USER;
+  }
+  return 0;
+}
+
 static int on_message_complete(llhttp_t *p) {
   cg_conn_t *c = p->data;
   if (c->skip_msg_end) {
@@ -278,6 +284,7 @@ static void init_settings(void) {
   settings.on_header_value_complete = on_header_value_complete;
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
+  settings.on_chunk_header = on_chunk_header;
   settings.on_message_complete = on_message_complete;
   probe_llhttp_names();
 }

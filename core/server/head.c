@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "server/internal.h"
+#include "util/authority.h"
 
 void cg_head_init(cg_head_t *h, size_t max_bytes, int max_headers) {
   memset(h, 0, sizeof *h);
@@ -334,4 +335,56 @@ void cg_buf_free(cg_buf_t *b) {
   b->borrowed = 0;
   b->data = NULL;
   b->len = b->cap = 0;
+}
+
+/* RFC 9112 3.2.2: an absolute-form target ("http://host:port/path?q") names the
+ * authority itself. The target's bytes are rewritten in place, where
+ * "http://" frees the room: "host:port\0" then the origin-form "/path?q\0"
+ * (a '/' put before a bare query or an empty path). */
+int cg_head_origin_form(cg_head_t *h, uint32_t *auth_off, uint32_t *auth_len) {
+  char *t = h->buf + h->url_off;
+  size_t n = h->url_len, skip;
+  if (n > 7 && cg_ascii_ieq(t, 7, "http://", 7)) skip = 7;
+  else if (n > 8 && cg_ascii_ieq(t, 8, "https://", 8)) skip = 8;
+  else return -1;
+  const char *a = t + skip, *end = t + n, *rest = a;
+  while (rest < end && *rest != '/' && *rest != '?') rest++;
+  size_t alen = (size_t)(rest - a), rlen = (size_t)(end - rest);
+  if (alen == 0 || !cg_authority_valid(a, alen) || cg_authority_host_len(a, alen) == 0) return -1;
+  int slash = rlen == 0 || *rest != '/';
+  memmove(t, a, alen);
+  t[alen] = 0;
+  char *path = t + alen + 1;
+  memmove(path + slash, rest, rlen); /* rest lies at or right of its new place */
+  if (slash) path[0] = '/';
+  path[slash + rlen] = 0;
+  *auth_off = h->url_off;
+  *auth_len = (uint32_t)alen;
+  h->url_off += (uint32_t)alen + 1;
+  h->url_len = (uint32_t)(slash + rlen);
+  return 0;
+}
+
+int cg_head_set_host(cg_head_t *h, uint32_t off, uint32_t len) {
+  int i = cg_head_find_id(h, CG_H_HOST, 0);
+  if (i < 0) {
+    /* HTTP/1.0 may send none: one is added, its name stored after the head */
+    if (h->n >= h->max_headers || h->n == UINT16_MAX) return -1;
+    if (h->n == h->hcap) {
+      cg_hdr_t *p = realloc(h->hdrs, (size_t)(h->hcap + 1) * sizeof *p);
+      if (!p) return -1;
+      h->hdrs = p;
+      h->hcap++;
+    }
+    size_t name = h->len + 1;
+    if (room(h, name + 5) < 0) return -1;
+    memcpy(h->buf + name, "Host", 5);
+    h->len = name + 4;
+    i = h->n++;
+    h->hdrs[i] = (cg_hdr_t){.name_off = (uint32_t)name, .name_len = 4, .id = CG_H_HOST};
+    h->first[CG_H_HOST] = (uint16_t)(i + 1);
+  }
+  h->hdrs[i].val_off = off;
+  h->hdrs[i].val_len = len;
+  return 0;
 }

@@ -94,6 +94,14 @@ int cg_head_on_value(cg_head_t *h, const char *at, size_t len);
 void cg_head_on_value_complete(cg_head_t *h);
 /* Copies what the current read holds of the head into the store. */
 void cg_head_sync(cg_head_t *h);
+/* Rewrites an absolute-form http(s) target (RFC 9112 3.2.2) into origin-form
+ * in place, and says where its authority now lies in buf. 0, or -1 when the
+ * target is not one (another scheme, no host, userinfo, a bad port). The head
+ * must be synced. */
+int cg_head_origin_form(cg_head_t *h, uint32_t *auth_off, uint32_t *auth_len);
+/* Makes buf[off..off+len) the Host header's value, adding the header when
+ * the head has none. 0, or -1 when there is no room for it. */
+int cg_head_set_host(cg_head_t *h, uint32_t off, uint32_t len);
 static inline const char *cg_head_name(const cg_head_t *h, int i) { return h->buf + h->hdrs[i].name_off; }
 static inline const char *cg_head_value(const cg_head_t *h, int i) { return h->buf + h->hdrs[i].val_off; }
 /* Index of the first header named name (case-insensitive) at or after from, or -1. */

@@ -70,6 +70,8 @@ static const char config_fmt[] =
     "    { name = 'static', prefix = '/static', static = { status = 404, body = 'nope' },\n"
     "      cors = { origins = { 'https://app.example' } } },\n"
     "    { name = 'dead', prefix = '/dead', upstream = 'dead', cors = { origins = { 'https://app.example' } } },\n"
+    "    { name = 'dbg', prefix = '/dbg', upstream = 'echo', debug = true, cors = { origins = { 'https://app.example' },\n"
+    "      methods = '*', headers = { 'X-Req' }, credentials = true, preflight_status = 200 } },\n"
     "    { name = 'host', host = '*.api.example', prefix = '/', upstream = 'echo' },\n"
     "    { name = 'plain', prefix = '/', upstream = 'echo' },\n"
     "  },\n"

@@ -1,0 +1,18 @@
+#ifndef CG_UTIL_AUTHORITY_H
+#define CG_UTIL_AUTHORITY_H
+/* The authority of a request: a Host header's value, or what an absolute-form
+ * target names (RFC 9112 3.2, RFC 3986 3.2): uri-host [ ":" port ]. Both
+ * protocols' request heads are checked with it, so a host the router sees and
+ * the upstream gets is always one of these shapes. */
+#include <stddef.h>
+
+/* 1 when v is an IP literal in brackets or a reg-name (unreserved,
+ * percent-encoded, sub-delims; empty allowed, as RFC 9112 allows an empty
+ * Host), then optionally ':' and a port of at most 65535 (empty allowed). 0
+ * otherwise: userinfo, a port that is not a number, spaces or control bytes. */
+int cg_authority_valid(const char *v, size_t n);
+
+/* The length of the host part of a valid authority (brackets kept, port cut). */
+size_t cg_authority_host_len(const char *v, size_t n);
+
+#endif
