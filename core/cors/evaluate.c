@@ -107,7 +107,12 @@ enum { ORIGIN_ALLOWED, ORIGIN_MALFORMED, ORIGIN_REFUSED };
 
 /* Parses (unless the caller did) and checks the request's one Origin. Fills
  * *o (its strings in norm) unless malformed, and *pr unless allowed. */
-static int check_origin(const cg_cors_policy_t *p, const cg_cors_override_t *ov, const cg_cors_request_t *req,
+/* Each step of the decision is its own function, shared by evaluate and
+ * problems; inlined into both, so evaluate (per request) keeps the cost of
+ * one function with the constants (first_only) folded in. */
+#define STEP static inline __attribute__((always_inline))
+
+STEP int check_origin(const cg_cors_policy_t *p, const cg_cors_override_t *ov, const cg_cors_request_t *req,
                         cg_origin_t *o, char *norm, cg_cors_problem_t *pr) {
   if (req->origin_count > 1) {
     problem(pr, CG_CORS_MALFORMED_ORIGIN, "several Origin headers", NULL, 0);
@@ -135,7 +140,7 @@ static int check_origin(const cg_cors_policy_t *p, const cg_cors_override_t *ov,
 }
 
 /* The preflight's method: 0 when allowed, else 1 with *pr. */
-static int method_problem(const cg_cors_answer_t *a, const cg_cors_request_t *req, cg_cors_problem_t *pr) {
+STEP int method_problem(const cg_cors_answer_t *a, const cg_cors_request_t *req, cg_cors_problem_t *pr) {
   if (req->acrm_count > 1)
     return problem(pr, CG_CORS_REFUSED_METHOD, "several Access-Control-Request-Method headers", NULL, 0);
   if (!req->acrm || !cg_tok_valid(req->acrm, req->acrm_len))
@@ -159,7 +164,7 @@ typedef struct names {
  * to out (at most max of them). Returns how many were refused; first_only
  * stops at the first. More than CG_CORS_MAX_REQUEST_HEADERS names end the
  * walk with one last problem. */
-static int header_problems(const cg_cors_answer_t *a, const cg_cors_request_t *req, names_t *ok,
+STEP int header_problems(const cg_cors_answer_t *a, const cg_cors_request_t *req, names_t *ok,
                            cg_cors_problem_t *out, int max, int first_only) {
   int refused = 0, seen = 0;
   ok->n = 0;
@@ -220,7 +225,7 @@ static int finish(writer_t *w, cg_cors_result_t *out, const cg_origin_t *o) {
  * Allow-Credentials, Allow-Methods (the method asked for, echoed, when
  * methods = "*" and echo_method) and Allow-Headers (the names asked for,
  * echoed, when headers = "*" and echo is given). */
-static void put_allow_lines(writer_t *w, const cg_cors_answer_t *a, const cg_cors_request_t *req, const char *acao,
+STEP void put_allow_lines(writer_t *w, const cg_cors_answer_t *a, const cg_cors_request_t *req, const char *acao,
                             size_t acao_len, int echo_method, const names_t *echo) {
   put_line(w, "Access-Control-Allow-Origin", acao, acao_len);
   put_str(w, a->line_credentials);

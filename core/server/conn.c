@@ -124,17 +124,6 @@ static int refuse(cg_conn_t *c, int status, const char *why) {
   return HPE_PAUSED;
 }
 
-/* The Host header without its port, for route matching. */
-static void host_of(const cg_conn_t *c, const char **host, size_t *len) {
-  const cg_head_t *h = &c->head;
-  int i = cg_head_find_id(h, CG_H_HOST, 0);
-  *host = "";
-  *len = 0;
-  if (i < 0) return;
-  *host = cg_head_value(h, i);
-  *len = cg_authority_host_len(*host, h->hdrs[i].val_len);
-}
-
 static int on_headers_complete(llhttp_t *p) {
   cg_conn_t *c = p->data;
   cg_req_t *r = &c->req;
@@ -162,9 +151,13 @@ static int on_headers_complete(llhttp_t *p) {
   int hosts = cg_head_count_id(h, CG_H_HOST);
   if (hosts > 1) return refuse(c, 400, "several Host headers");
   if (hosts == 0 && r->http_minor >= 1) return refuse(c, 400, "missing Host header");
+  const char *host = "";
+  int host_len = 0; /* the Host header without its port, for route matching */
   if (hosts == 1) {
     int i = cg_head_find_id(h, CG_H_HOST, 0);
-    if (!cg_authority_valid(cg_head_value(h, i), h->hdrs[i].val_len)) return refuse(c, 400, "invalid Host header");
+    host = cg_head_value(h, i);
+    host_len = cg_authority_parse(host, h->hdrs[i].val_len);
+    if (host_len < 0) return refuse(c, 400, "invalid Host header");
   }
   /* llhttp reports a non-chunked request Transfer-Encoding only after this
    * callback; the length of such a body is unknowable (RFC 9112 6.3). */
@@ -194,12 +187,10 @@ static int on_headers_complete(llhttp_t *p) {
       return refuse(c, 400, "request target must be a path or an absolute http(s) URI");
     if (cg_head_set_host(h, auth_off, auth_len) < 0) return refuse(c, 431, "request head too large");
     url = h->buf + h->url_off;
+    host = h->buf + auth_off;
+    host_len = cg_authority_parse(host, auth_len);
   }
-  size_t url_len = h->url_len;
-  const char *host;
-  size_t host_len;
-  host_of(c, &host, &host_len);
-  r->route = cg_route_match(cfg, host, host_len, url, url_len);
+  r->route = cg_route_match(cfg, host, (size_t)host_len, url, h->url_len);
   return dispatch(c);
 }
 

@@ -350,7 +350,7 @@ int cg_head_origin_form(cg_head_t *h, uint32_t *auth_off, uint32_t *auth_len) {
   const char *a = t + skip, *end = t + n, *rest = a;
   while (rest < end && *rest != '/' && *rest != '?') rest++;
   size_t alen = (size_t)(rest - a), rlen = (size_t)(end - rest);
-  if (alen == 0 || !cg_authority_valid(a, alen) || cg_authority_host_len(a, alen) == 0) return -1;
+  if (alen == 0 || cg_authority_parse(a, alen) <= 0) return -1; /* a host is required here */
   int slash = rlen == 0 || *rest != '/';
   memmove(t, a, alen);
   t[alen] = 0;

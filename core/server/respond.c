@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "server/internal.h"
+#include "util/authority.h"
 
 /* The statuses the gateway sends itself, with their reason phrases. */
 #define CG_STATUSES(X)                  \
@@ -86,10 +87,10 @@ void cg_respond_cors_headers(cg_conn_t *c, cg_buf_t *b, const cg_head_t *upstrea
       const char *host = "";
       size_t host_len = 0;
       int i = cg_head_find_id(&c->head, CG_H_HOST, 0);
-      if (i >= 0) {
+      int hl = i >= 0 ? cg_authority_parse(cg_head_value(&c->head, i), c->head.hdrs[i].val_len) : -1;
+      if (hl >= 0) { /* an invalid Host routes as none */
         host = cg_head_value(&c->head, i);
-        const char *colon = memchr(host, ':', c->head.hdrs[i].val_len);
-        host_len = colon ? (size_t)(colon - host) : c->head.hdrs[i].val_len;
+        host_len = (size_t)hl;
       }
       r->route = cg_route_match(c->w->cfg, host, host_len, c->head.buf + c->head.url_off, c->head.url_len);
     }

@@ -6,13 +6,11 @@
  * the upstream gets is always one of these shapes. */
 #include <stddef.h>
 
-/* 1 when v is an IP literal in brackets or a reg-name (unreserved,
+/* Checks v: an IP literal in brackets or a reg-name (unreserved,
  * percent-encoded, sub-delims; empty allowed, as RFC 9112 allows an empty
- * Host), then optionally ':' and a port of at most 65535 (empty allowed). 0
- * otherwise: userinfo, a port that is not a number, spaces or control bytes. */
-int cg_authority_valid(const char *v, size_t n);
-
-/* The length of the host part of a valid authority (brackets kept, port cut). */
-size_t cg_authority_host_len(const char *v, size_t n);
+ * Host), then optionally ':' and a port of at most 65535 (empty allowed).
+ * Returns the length of the host part (brackets kept, port cut), or -1:
+ * userinfo, a port that is not a number, spaces or control bytes. */
+int cg_authority_parse(const char *v, size_t n);
 
 #endif
