@@ -183,12 +183,11 @@ int cg_cors_config_load_plugin(lua_State *L, int idx, const char *path, const cg
     } else if (!strcmp(key, "expose_headers")) {
       read_list(&r, key, &spec.expose_headers, &spec.expose_headers_count, 1, &spec.expose_headers_any);
     } else if (!strcmp(key, "preflight_status")) {
+      lua_Number v = lua_tonumber(L, -1);
       if (lua_type(L, -1) != LUA_TNUMBER)
         cg_diag_error(d, field_path(&r, key, 0), "expected 200 or 204, got %s", luaL_typename(L, -1));
-      else if (lua_tonumber(L, -1) != 200 && lua_tonumber(L, -1) != 204)
-        cg_diag_error(d, field_path(&r, key, 0), "expected 200 or 204, got %g", lua_tonumber(L, -1));
-      else
-        spec.preflight_status = (int)lua_tonumber(L, -1); /* the compiler checks the value */
+      else /* the compiler checks the value; anything but a small whole number is refused there */
+        spec.preflight_status = v == floor(v) && fabs(v) < 1000 ? (int)v : -1;
     } else if (!strcmp(key, "max_age")) {
       if (lua_type(L, -1) != LUA_TNUMBER) {
         cg_diag_error(d, field_path(&r, key, 0), "expected a number of seconds, got %s", luaL_typename(L, -1));

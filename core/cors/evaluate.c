@@ -105,13 +105,13 @@ static int refuse(cg_cors_result_t *out, int kind, const cg_cors_problem_t *pr) 
 
 enum { ORIGIN_ALLOWED, ORIGIN_MALFORMED, ORIGIN_REFUSED };
 
-/* Parses (unless the caller did) and checks the request's one Origin. Fills
- * *o (its strings in norm) unless malformed, and *pr unless allowed. */
 /* Each step of the decision is its own function, shared by evaluate and
  * problems; inlined into both, so evaluate (per request) keeps the cost of
  * one function with the constants (first_only) folded in. */
 #define STEP static inline __attribute__((always_inline))
 
+/* Parses (unless the caller did) and checks the request's one Origin. Fills
+ * *o (its strings in norm) unless malformed, and *pr unless allowed. */
 STEP int check_origin(const cg_cors_policy_t *p, const cg_cors_override_t *ov, const cg_cors_request_t *req,
                         cg_origin_t *o, char *norm, cg_cors_problem_t *pr) {
   if (req->origin_count > 1) {
@@ -167,6 +167,10 @@ typedef struct names {
 STEP int header_problems(const cg_cors_answer_t *a, const cg_cors_request_t *req, names_t *ok,
                            cg_cors_problem_t *out, int max, int first_only) {
   int refused = 0, seen = 0;
+  /* the names refused so far, so "x-a, X-A" is one problem however little
+   * room out has (at most the limit plus the name past it) */
+  const char *bad[CG_CORS_MAX_REQUEST_HEADERS + 1];
+  size_t bad_len[CG_CORS_MAX_REQUEST_HEADERS + 1];
   ok->n = 0;
   for (int line = 0; line < req->acrh_count && req->acrh; line++) {
     cg_list_iter_t it;
@@ -185,14 +189,18 @@ STEP int header_problems(const cg_cors_answer_t *a, const cg_cors_request_t *req
         ok->len[ok->n++] = hlen;
         continue;
       }
-      int dup = 0; /* "x-a, X-A" is one problem */
-      for (int i = 0; i < refused && i < max && !dup; i++)
-        dup = out[i].reason == pr.reason && cg_tok_ieq(out[i].arg, out[i].arg_len, h, hlen);
+      if (first_only) {
+        if (max > 0) out[0] = pr;
+        return 1;
+      }
+      int dup = 0;
+      for (int i = 0; i < refused && !dup; i++) dup = cg_tok_ieq(bad[i], bad_len[i], h, hlen);
       if (!dup) {
         if (refused < max) out[refused] = pr;
-        refused++;
+        bad[refused] = h;
+        bad_len[refused++] = hlen;
       }
-      if (stop || first_only) return refused;
+      if (stop) return refused;
     }
   }
   return refused;

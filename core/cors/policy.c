@@ -364,7 +364,10 @@ cg_cors_policy_t *cg_cors_compile(const cg_cors_spec_t *spec, const cg_psl_t *ps
   cg_cors_compile_methods(&c, spec->methods ? spec->methods : default_methods, spec->methods ? spec->methods_count : 3,
                           &p->methods_any, &p->methods, &p->nmethods);
   p->preflight_status = spec->preflight_status ? spec->preflight_status : 204;
-  if (p->preflight_status != 200 && p->preflight_status != 204)
+  if (p->preflight_status == -1)
+    cg_diag_error(d, cg_cors_at(&c, "preflight_status", 0),
+                  "expected 200 or 204 (the status of an allowed preflight), got another number");
+  else if (p->preflight_status != 200 && p->preflight_status != 204)
     cg_diag_error(d, cg_cors_at(&c, "preflight_status", 0),
                   "expected 200 or 204 (the status of an allowed preflight), got %d", spec->preflight_status);
   cg_cors_compile_names(&c, "headers", spec->headers, spec->headers_count, &p->headers_any, &p->headers, &p->nheaders);

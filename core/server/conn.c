@@ -139,6 +139,9 @@ static int on_headers_complete(llhttp_t *p) {
   }
   r->http_minor = p->http_minor;
   r->method = p->method;
+  /* A gateway is no tunnel, and TRACE would echo credentials to a script
+   * (cross-site tracing): neither reaches an upstream. */
+  if (p->method == HTTP_CONNECT || p->method == HTTP_TRACE) return refuse(c, 405, "method not allowed by the gateway");
   /* HTTP/1.1 keeps the connection unless told otherwise; 1.0 only when asked. */
   if (r->http_minor >= 1)
     r->keep_alive = !(p->flags & F_CONNECTION_CLOSE);
@@ -152,11 +155,13 @@ static int on_headers_complete(llhttp_t *p) {
   if (hosts > 1) return refuse(c, 400, "several Host headers");
   if (hosts == 0 && r->http_minor >= 1) return refuse(c, 400, "missing Host header");
   const char *host = "";
+  size_t host_value_len = 0;
   int host_len = 0; /* the Host header without its port, for route matching */
   if (hosts == 1) {
     int i = cg_head_find_id(h, CG_H_HOST, 0);
     host = cg_head_value(h, i);
-    host_len = cg_authority_parse(host, h->hdrs[i].val_len);
+    host_value_len = h->hdrs[i].val_len;
+    host_len = cg_authority_parse(host, host_value_len);
     if (host_len < 0) return refuse(c, 400, "invalid Host header");
   }
   /* llhttp reports a non-chunked request Transfer-Encoding only after this
@@ -185,6 +190,11 @@ static int on_headers_complete(llhttp_t *p) {
     uint32_t auth_off, auth_len;
     if (cg_head_origin_form(h, &auth_off, &auth_len) < 0)
       return refuse(c, 400, "request target must be a path or an absolute http(s) URI");
+    if (hosts == 1 && !cg_name_eq(host, host_value_len, h->buf + auth_off, auth_len))
+      /* what a proxy in front that routes by Host would not expect: said, not hidden */
+      cg_log_info("%s: the target's authority %.*s replaces Host %.*s (RFC 9112 3.2.2)", c->peer,
+                  (int)(auth_len > 200 ? 200 : auth_len), h->buf + auth_off,
+                  (int)(host_value_len > 200 ? 200 : host_value_len), host);
     if (cg_head_set_host(h, auth_off, auth_len) < 0) return refuse(c, 431, "request head too large");
     url = h->buf + h->url_off;
     host = h->buf + auth_off;
@@ -211,7 +221,7 @@ static int dispatch(cg_conn_t *c) {
       (r->cors.kind == CG_CORS_PREFLIGHT_ALLOWED && !r->cors.preflight_continue)) {
     r->kind = CG_REQ_LOCAL;
     r->local_status = r->cors.status;
-    cg_metrics_preflight(&c->w->metrics, r->route->index, r->cors.status);
+    cg_metrics_preflight(&c->w->metrics, r->route->index, r->cors.status, r->cors.kind == CG_CORS_PREFLIGHT_REFUSED);
     return 0;
   }
   if (r->route && r->route->kind == CG_ROUTE_PROXY) {
@@ -666,6 +676,10 @@ static void access_log_json(cg_conn_t *c, uint64_t ms) {
   cg_buf_json(&b, c->peer, strlen(c->peer));
   cg_buf_adds(&b, ",\"route\":");
   if (r->route) cg_buf_json(&b, r->route->name, strlen(r->route->name));
+  else cg_buf_adds(&b, "null");
+  cg_buf_adds(&b, ",\"host\":");
+  int hi = h->buf ? cg_head_find_id(h, CG_H_HOST, 0) : -1;
+  if (hi >= 0) cg_buf_json(&b, cg_head_value(h, hi), h->hdrs[hi].val_len > 256 ? 256 : h->hdrs[hi].val_len);
   else cg_buf_adds(&b, "null");
   cg_buf_adds(&b, ",\"method\":");
   if (h->buf) cg_buf_json(&b, h->buf + h->method_off, h->method_len);

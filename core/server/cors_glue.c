@@ -144,7 +144,12 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     if (r->cors_block && w->n_hdr_blocks > 0) r->cors_hdrs = w->hdr_blocks[--w->n_hdr_blocks];
     else r->cors_hdrs = malloc(r->cors_block ? CG_HDR_BLOCK : (size_t)n);
     if (!r->cors_hdrs) {
-      r->cors.kind = CG_CORS_ACTUAL_REFUSED;
+      /* no memory for the lines: refused, and a preflight stays one (it is
+       * answered here, never forwarded) */
+      int preflight = r->cors.kind == CG_CORS_PREFLIGHT_ALLOWED || r->cors.kind == CG_CORS_PREFLIGHT_REFUSED;
+      r->cors.kind = preflight ? CG_CORS_PREFLIGHT_REFUSED : CG_CORS_ACTUAL_REFUSED;
+      r->cors.status = preflight ? 403 : 0;
+      r->cors.headers_len = 0;
       return;
     }
     memcpy(r->cors_hdrs, w->cors_scratch, (size_t)n);

@@ -311,8 +311,8 @@ int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *f) {
     preflight_ok = len >= 0 && res.kind == CG_CORS_PREFLIGHT_ALLOWED;
     int status = len < 0 ? 403 : preflight_ok && res.preflight_continue ? 0 : res.status;
     cg_cors_problem_t probs[MAX_PROBLEMS];
-    int np = len < 0 || preflight_ok ? 0 : cg_cors_problems(r->cors, ov, &pf, probs, MAX_PROBLEMS);
-    if (np > MAX_PROBLEMS) np = MAX_PROBLEMS;
+    int all = len < 0 || preflight_ok ? 0 : cg_cors_problems(r->cors, ov, &pf, probs, MAX_PROBLEMS);
+    int np = all > MAX_PROBLEMS ? MAX_PROBLEMS : all < 0 ? 0 : all;
     if (o.json) {
       jopen(&o, "preflight");
       jkv(&o, "result", len < 0 ? "error" : reason_name(res.reason));
@@ -359,7 +359,7 @@ int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *f) {
                 res.detail_arg ? (int)res.detail_arg_len : 0, res.detail_arg ? res.detail_arg : "",
                 res.detail_arg ? "\")" : "", answer);
       else {
-        fprintf(f, "             REFUSED for %d reasons: %s\n", np, answer);
+        fprintf(f, "             REFUSED for %d reasons%s: %s\n", all, all > np ? " (the first listed)" : "", answer);
         for (int i = 0; i < np; i++)
           fprintf(f, "               - %s%s%.*s%s\n", probs[i].detail, probs[i].arg ? " (\"" : "",
                   probs[i].arg ? (int)probs[i].arg_len : 0, probs[i].arg ? probs[i].arg : "", probs[i].arg ? "\")" : "");

@@ -368,8 +368,9 @@ int cg_head_origin_form(cg_head_t *h, uint32_t *auth_off, uint32_t *auth_len) {
 int cg_head_set_host(cg_head_t *h, uint32_t off, uint32_t len) {
   int i = cg_head_find_id(h, CG_H_HOST, 0);
   if (i < 0) {
-    /* HTTP/1.0 may send none: one is added, its name stored after the head */
-    if (h->n >= h->max_headers || h->n == UINT16_MAX) return -1;
+    /* HTTP/1.0 may send none: one is added, its name stored after the head
+     * (one past max_headers: it is the gateway's, not the client's) */
+    if (h->n == UINT16_MAX) return -1;
     if (h->n == h->hcap) {
       cg_hdr_t *p = realloc(h->hdrs, (size_t)(h->hcap + 1) * sizeof *p);
       if (!p) return -1;
@@ -383,6 +384,7 @@ int cg_head_set_host(cg_head_t *h, uint32_t off, uint32_t len) {
     i = h->n++;
     h->hdrs[i] = (cg_hdr_t){.name_off = (uint32_t)name, .name_len = 4, .id = CG_H_HOST};
     h->first[CG_H_HOST] = (uint16_t)(i + 1);
+    h->in_value = h->value_complete = 1; /* a whole header, the last one */
   }
   h->hdrs[i].val_off = off;
   h->hdrs[i].val_len = len;

@@ -95,13 +95,15 @@ void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *t
   else m->tenant_overflow[res]++;
 }
 
-static const int preflight_statuses[CG_M_NPREFLIGHT] = {204, 200, 403};
+static const struct {
+  int status, refused;
+} preflight_kinds[CG_M_NPREFLIGHT] = {{204, 0}, {200, 0}, {403, 1}, {204, 1}, {200, 1}};
 
-void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status) {
+void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status, int refused) {
   cg_route_metrics_t *r = route(m, route_index);
   if (!r) return;
   for (int k = 0; k < CG_M_NPREFLIGHT; k++)
-    if (preflight_statuses[k] == status) r->preflights[k]++;
+    if (preflight_kinds[k].status == status && preflight_kinds[k].refused == !!refused) r->preflights[k]++;
 }
 
 const char *cg_metrics_result_name(int reason) { return result_names[result_of(reason)]; }
@@ -250,13 +252,14 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
     if (m->tenant_overflow[k])
       add(&b, "corsgate_cors_decisions_total{route=\"\",result=\"%s\",tenant=\"other\"} %llu\n", result_names[k],
           (unsigned long long)m->tenant_overflow[k]);
-  add(&b, "# HELP corsgate_preflights_total Preflights answered by the gateway, by route and status.\n"
+  add(&b, "# HELP corsgate_preflights_total Preflights answered by the gateway, by route, status and result.\n"
           "# TYPE corsgate_preflights_total counter\n");
   for (int i = 1; i <= m->n_routes; i++)
     for (int k = 0; k < CG_M_NPREFLIGHT; k++)
       if (m->routes[i].preflights[k])
-        add(&b, "corsgate_preflights_total{route=\"%s\",status=\"%d\"} %llu\n", label(route_name(cfg, i), l1, sizeof l1),
-            preflight_statuses[k], (unsigned long long)m->routes[i].preflights[k]);
+        add(&b, "corsgate_preflights_total{route=\"%s\",status=\"%d\",result=\"%s\"} %llu\n",
+            label(route_name(cfg, i), l1, sizeof l1), preflight_kinds[k].status,
+            preflight_kinds[k].refused ? "refused" : "allowed", (unsigned long long)m->routes[i].preflights[k]);
   int any_shadow = 0;
   for (int i = 1; i <= m->n_routes; i++) any_shadow |= cfg->routes[i - 1].shadow_cors != NULL;
   if (any_shadow) {

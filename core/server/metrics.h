@@ -38,8 +38,10 @@ typedef enum {
 } cg_m_upstream_error_t;
 
 enum { CG_M_HOOK_BUCKETS = 9, CG_M_MAX_TENANTS = 1000 };
-/* The statuses of preflights the gateway answers: 204 and 200 (preflight_status), 403. */
-enum { CG_M_NPREFLIGHT = 3 };
+/* Preflights the gateway answers, by status and result: 204 or 200
+ * (preflight_status) allowed, 403 refused, and 204 or 200 refused (a debug
+ * route naming the cause to the browser). */
+enum { CG_M_NPREFLIGHT = 5 };
 
 typedef struct cg_route_metrics {
   uint64_t status[CG_M_NSTATUS];
@@ -73,7 +75,7 @@ void cg_metrics_free(cg_metrics_t *m);
 void cg_metrics_request(cg_metrics_t *m, int route_index, int status);
 /* One CORS decision (reason: a cg_cors_reason_t, not NO_ORIGIN); tenant NULL or "". */
 void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *tenant);
-void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status);
+void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status, int refused);
 void cg_metrics_shadow(cg_metrics_t *m, int route_index, int differs);
 /* "allowed", "refused-origin", ... for a decision's reason (as in the metric) */
 const char *cg_metrics_result_name(int reason);

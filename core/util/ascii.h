@@ -17,13 +17,6 @@ static inline int cg_ascii_tchar(unsigned char c) {
   return cg_ascii_in(tchar, c);
 }
 
-/* What a Host value may hold (RFC 3986 reg-name, IP literal and port):
- * ALPHA, DIGIT and -._~!$&'()*+,;=:[]% */
-static inline int cg_ascii_host_char(unsigned char c) {
-  static const uint64_t host[4] = {0x2fff7ff200000000ull, 0x47fffffeaffffffeull, 0, 0};
-  return cg_ascii_in(host, c);
-}
-
 static inline unsigned char cg_ascii_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
 /* Field names and other tokens compare case-insensitively (RFC 9110 5.1). */

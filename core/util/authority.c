@@ -3,6 +3,8 @@
  * name's bytes are one table lookup each. */
 #include "util/authority.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
 
 #include "util/ascii.h"
@@ -17,15 +19,33 @@ static inline int reg_name_char(unsigned char c) {
   return cg_ascii_in(set, c);
 }
 
+/* IP-literal = "[" ( IPv6address / IPvFuture ) "]" (RFC 3986 3.2.2), the
+ * inside given. IPv6 is checked by inet_pton (which takes exactly RFC 4291's
+ * text forms); IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ).
+ * A zone ("%25eth0", RFC 6874) is refused: it means nothing past this host. */
+static int ip_literal(const char *p, size_t n) {
+  if (n > 0 && (p[0] == 'v' || p[0] == 'V')) {
+    size_t i = 1;
+    while (i < n && hexdig((unsigned char)p[i])) i++;
+    if (i == 1 || i + 1 >= n || p[i] != '.') return 0;
+    for (i++; i < n; i++)
+      if (!reg_name_char((unsigned char)p[i]) && p[i] != ':') return 0;
+    return 1;
+  }
+  char text[INET6_ADDRSTRLEN];
+  struct in6_addr a;
+  if (n == 0 || n >= sizeof text) return 0;
+  memcpy(text, p, n);
+  text[n] = 0;
+  return inet_pton(AF_INET6, text, &a) == 1;
+}
+
 /* The end of the host part, or NULL when the host is malformed. */
 static const char *host_end(const char *v, size_t n) {
   const char *p = v, *e = v + n;
   if (p < e && *p == '[') {
-    /* IPv6 or IPvFuture literal: hex digits, ':' and '.', or "v" forms */
     const char *close = memchr(p, ']', n);
-    if (!close || close == p + 1) return NULL;
-    for (const char *q = p + 1; q < close; q++)
-      if (!hexdig((unsigned char)*q) && *q != ':' && *q != '.' && *q != 'v' && *q != 'V') return NULL;
+    if (!close || !ip_literal(p + 1, (size_t)(close - p - 1))) return NULL;
     return close + 1;
   }
   for (; p < e; p++) {

@@ -1,12 +1,12 @@
 #ifndef CG_UTIL_AUTHORITY_H
 #define CG_UTIL_AUTHORITY_H
 /* The authority of a request: a Host header's value, or what an absolute-form
- * target names (RFC 9112 3.2, RFC 3986 3.2): uri-host [ ":" port ]. Both
- * protocols' request heads are checked with it, so a host the router sees and
- * the upstream gets is always one of these shapes. */
+ * target names (RFC 9112 3.2, RFC 3986 3.2): uri-host [ ":" port ]. Every
+ * request head is checked with it (and HTTP/2's :authority will be), so a host
+ * the router sees and the upstream gets is always one of these shapes. */
 #include <stddef.h>
 
-/* Checks v: an IP literal in brackets or a reg-name (unreserved,
+/* Checks v: an IP literal in brackets (IPv6, or IPvFuture) or a reg-name (unreserved,
  * percent-encoded, sub-delims; empty allowed, as RFC 9112 allows an empty
  * Host), then optionally ':' and a port of at most 65535 (empty allowed).
  * Returns the length of the host part (brackets kept, port cut), or -1:

@@ -55,6 +55,7 @@ return _M
     http.request(gw:port(), "GET", "/s/one?x=1", { { "Origin", "https://app.example" } })
     local e = assert(proc.wait_for(function() return entries("/s/one?x=1")[1] end, 5), gw:log_tail(5))
     assert.equal("static", e.route)
+    assert.equal("localhost", e.host)
     assert.equal("GET", e.method)
     assert.equal(200, e.status)
     assert.equal("https://app.example", e.origin)
@@ -87,6 +88,14 @@ return _M
     local q = assert(proc.wait_for(function() return entries('/s/"q"')[1] end, 5), gw:log_tail(5))
     assert.equal('https://a"b', q.origin)
     assert.equal("malformed-origin", q.decision)
+  end)
+
+  it("logs the host a request was routed by: an absolute-form target's authority, not the Host it replaced", function()
+    local res, err = http.raw(gw:port(), "GET http://api.example:8080/s/abs HTTP/1.1\r\nHost: other.example\r\n\r\n")
+    assert.truthy(res, err)
+    local e = assert(proc.wait_for(function() return entries("/s/abs")[1] end, 5), gw:log_tail(5))
+    assert.equal("api.example:8080", e.host)
+    assert.matches("the target's authority api%.example:8080 replaces Host other%.example", gw:log())
   end)
 
   it("refuses an unknown format at load", function()

@@ -76,7 +76,8 @@ describe("debug reason header", function()
     local after = metrics()
     local function delta(name, labels) return metric(after, name, labels) - metric(before, name, labels) end
     assert.equal(1, delta("corsgate_cors_decisions_total", '{route="dev",result="refused-method",tenant=""}'))
-    assert.equal(1, delta("corsgate_preflights_total", '{route="dev",status="204"}'))
+    assert.equal(1, delta("corsgate_preflights_total", '{route="dev",status="204",result="refused"}'))
+    assert.equal(0, delta("corsgate_preflights_total", '{route="dev",status="204",result="allowed"}'))
   end)
 
   it("is absent from allowed preflights and from routes without debug", function()

@@ -95,7 +95,8 @@ describe("request targets and Host, as raw bytes", function()
 
   describe("Host", function()
     for _, host in ipairs({ "api.example.test:abc", "api.example.test:80abc", "api.example.test:123456",
-      "api.example.test:65536", "user@api.example.test", "[::1", "[::1]x", "a%zzb", "a b", "a:1:2" }) do
+      "api.example.test:65536", "user@api.example.test", "[::1", "[::1]x", "a%zzb", "a b", "a:1:2",
+      "[v]", "[:]", "[.]", "[vv:..]", "[1.2.3.4.5]", "[fe80::1%25eth0]", "[::1::2]", "[]", "[v1.]" }) do
       it(("answers 400 to Host: %s without reaching the upstream"):format(host), function()
         local before = upstream_requests()
         local res, err = raw("GET /v1/x HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n")
@@ -105,12 +106,26 @@ describe("request targets and Host, as raw bytes", function()
       end)
     end
 
-    for _, host in ipairs({ "api.example.test:8080", "api.example.test:", "[::1]:80", "127.0.0.1", "a%41b", "" }) do
+    for _, host in ipairs({ "api.example.test:8080", "api.example.test:", "[::1]:80", "127.0.0.1", "a%41b", "",
+      "[::ffff:192.0.2.1]", "[2001:db8::1]:443", "[v1.fe80::a+en1]" }) do
       it(("forwards Host: %s as it came"):format(host), function()
         local res, err = raw("GET /v1/x HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n")
         local j = cjson.decode(assert.res_status(200, res, err or gw))
         assert.equal(host, header(j, "host"))
       end)
+    end
+  end)
+
+  describe("methods a gateway does not pass on", function()
+    for _, method in ipairs({ "CONNECT", "TRACE" }) do
+      for _, target in ipairs({ "/v1/x", "http://api.example.test/v1/x" }) do
+        it(("answers 405 to %s %s without reaching the upstream"):format(method, target), function()
+          local before = upstream_requests()
+          local res, err = raw(method .. " " .. target .. " HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
+          assert.res_status(405, res, err or gw)
+          assert.equal(before, upstream_requests())
+        end)
+      end
     end
   end)
 

@@ -377,6 +377,11 @@ describe("cg_cors_problems", function()
     assert.are.equal(1, p.count)
     assert.are.equal("REFUSED_ORIGIN", p[1].reason)
   end)
+  it("names a header asked for twice once, even past the room it was given", function()
+    local p = cors.problems(list, pf("https://a.com", "DELETE", "x-1, x-2, X-1, x-3, X-2"), nil, 1)
+    assert.are.equal(4, p.count) -- DELETE, x-1, x-2, x-3
+  end)
+
   it("counts past the room it was given", function()
     local p = cors.problems(list, pf("https://a.com", "DELETE", "x-1, x-2, x-3"), nil, 2)
     assert.are.equal(4, p.count)
