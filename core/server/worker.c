@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lua/host.h"
 #include "server/admin.h"
 #include "server/fleet.h"
 #include "server/internal.h"
+#include "server/notify.h"
 #include "server/server.h"
 #include "util/log.h"
 
@@ -416,7 +418,22 @@ static int same_addr(const cg_config_t *a, const cg_config_t *b) {
   return a->listen_addrlen == b->listen_addrlen && memcmp(&a->listen_addr, &b->listen_addr, a->listen_addrlen) == 0;
 }
 
+/* A reload, told to systemd (RELOADING=1 then READY=1, whatever the
+ * outcome: the old config serves on after a refused one). */
+static int reload(char **errors);
+
 int cg_server_reload(char **errors) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  cg_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading\n",
+            (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+  int rc = reload(errors);
+  cg_notify("READY=1\nSTATUS=%s config #%u, %d route(s)\n", rc == 0 ? "reloaded: serving" : "reload refused: serving",
+            generation_no + 1, current ? current->conf->n_routes : 0);
+  return rc;
+}
+
+static int reload(char **errors) {
   *errors = NULL;
   if (atomic_load(&stop_requested) || !current) {
     *errors = strdup("the server is stopping");
@@ -482,6 +499,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     return;
   }
   if (atomic_exchange(&stop_requested, 1)) return;
+  cg_notify("STOPPING=1\nSTATUS=draining\n");
   cg_log_info("received %s: draining (up to %llu ms)", signum == SIGINT ? "SIGINT" : "SIGTERM",
               (unsigned long long)current->conf->timeouts.drain);
   stop_generation(current, NULL);
@@ -525,6 +543,8 @@ int cg_server_run(const cg_config_t *cfg) {
     g->started++;
   }
   cg_log_info("corsgate listening on %s with %d worker(s), %d route(s)", cfg->listen, g->n, cfg->n_routes);
+  cg_notify("READY=1\nMAINPID=%ld\nSTATUS=serving config #1, %d route(s) on %s\n", (long)getpid(), cfg->n_routes,
+            cfg->listen);
   /* runs until the signals are closed and every generation has ended */
   uv_run(&main_loop, UV_RUN_DEFAULT);
   uv_loop_close(&main_loop);
