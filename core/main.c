@@ -3,13 +3,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+#include <llhttp.h>
+#include <uv.h>
+
 #include "config/config.h"
+#include "lua/host.h"
 #include "server/server.h"
 #include "util/diag.h"
 
-#ifndef CORSGATE_VERSION
-#define CORSGATE_VERSION "0.0.0"
-#endif
+/* build_info.c, written at every build */
+extern const char cg_build_version[], cg_build_commit[];
+
+/* The version, the commit, and the libraries as this process runs them (libuv
+ * and LuaJIT are shared libraries: their own answer; llhttp is compiled in,
+ * hiredis says only what it was built as). */
+static void print_version(void) {
+  char luajit[64];
+  cg_lua_runtime_version(luajit, sizeof luajit);
+  const char *plugins = cg_lua_shipped_plugins_dir();
+  printf("corsgate %s (commit %s)\n", cg_build_version, cg_build_commit);
+  printf("libuv %s, %s, llhttp %d.%d.%d, hiredis %d.%d.%d\n", uv_version_string(), luajit, LLHTTP_VERSION_MAJOR,
+         LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+  printf("shipped plugins: %s\n", plugins ? plugins : "(none found)");
+}
 
 static void usage(FILE *out) {
   fputs("usage: corsgate COMMAND [options]\n"
@@ -20,7 +37,7 @@ static void usage(FILE *out) {
         "  explain -c FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]\n"
         "                    why a page on O can (exit 0) or cannot (exit 1) read the answer:\n"
         "                    route, origin, rule or plugin, preflight and headers, step by step\n"
-        "  version           print the version\n"
+        "  version           print the version, the commit and the libraries'\n"
         "\n"
         "options:\n"
         "  -c, --config FILE the config: a Lua file returning a table\n"
@@ -47,7 +64,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-    printf("corsgate %s\n", CORSGATE_VERSION);
+    print_version();
     return 0;
   }
   int explain = strcmp(cmd, "explain") == 0;

@@ -24,25 +24,6 @@
 #include "cors/cors.h"
 #include "util/log.h"
 
-const char cg_config_demo[] =
-    "-- corsgate's built-in demo: no other server needed.\n"
-    "return {\n"
-    "  listen = \"127.0.0.1:8080\",\n"
-    "  routes = {\n"
-    "    { name = \"hello\", prefix = \"/hello\",\n"
-    "      static = { status = 200, body = \"hello from corsgate\\n\",\n"
-    "                 headers = { [\"content-type\"] = \"text/plain\" } } },\n"
-    "    { name = \"api\", prefix = \"/api\", upstream = \"echo\",\n"
-    "      cors = { origins = { \"http://localhost:3000\", \"http://127.0.0.1:3000\" },\n"
-    "               origin_patterns = { \"https://*.example.com\" },\n"
-    "               methods = { \"GET\", \"POST\", \"PUT\", \"DELETE\" },\n"
-    "               headers = { \"Content-Type\", \"Authorization\" },\n"
-    "               expose_headers = { \"X-Request-Id\" },\n"
-    "               credentials = true, max_age = 600 } },\n"
-    "    { name = \"echo\", prefix = \"/\", upstream = \"echo\" },\n"
-    "  },\n"
-    "}\n";
-
 typedef struct {
   char *data;
   size_t len, cap;
@@ -979,7 +960,7 @@ static void config_count_hook(lua_State *L, lua_Debug *ar) {
 static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_t *d);
 
 cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
-  if (!file) return load("(demo)", cg_config_demo, strlen(cg_config_demo), d);
+  if (!file) return load("(demo)", cg_config_demo, cg_config_demo_len, d);
   return load(file, NULL, 0, d);
 }
 

@@ -134,8 +134,10 @@ cg_config_t *cg_config_load(const char *file, cg_diag_t *d);
 cg_config_t *cg_config_load_buffer(const char *name, const char *src, size_t len, cg_diag_t *d);
 void cg_config_free(cg_config_t *c);
 
-/* The built-in demo config, served by `corsgate run` without -c. */
+/* The built-in demo config, served by `corsgate run` without -c: demo.lua,
+ * embedded at build time (and shipped as examples/demo.lua). */
 extern const char cg_config_demo[];
+extern const size_t cg_config_demo_len;
 
 /* "host:port" -> address. Returns 0 or a negative code. */
 int cg_config_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen);

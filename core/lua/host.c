@@ -799,11 +799,34 @@ char *cg_lua_plugin_find(const cg_config_t *cfg, const char *name) {
   return NULL;
 }
 
+void cg_lua_runtime_version(char *buf, size_t n) {
+  snprintf(buf, n, "%s", LUAJIT_VERSION); /* what it was built with, unless the library says */
+  lua_State *L = luaL_newstate();
+  if (!L) return;
+  luaL_openlibs(L);
+  lua_getglobal(L, "jit"); /* stack: jit */
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "version"); /* stack: jit, version */
+    if (lua_isstring(L, -1)) snprintf(buf, n, "%s", lua_tostring(L, -1));
+  }
+  lua_close(L);
+}
+
+/* The shipped plugins: where `cmake --install` put them (a path fixed at
+ * build time from the install prefix; a package's /usr/share/corsgate/plugins),
+ * else CORSGATE_PLUGINS_DIR, else next to the source tree the binary was built
+ * in. `corsgate version` says which. */
 const char *cg_lua_shipped_plugins_dir(void) {
   static char dir[4096];
   static int done;
   if (done) return dir[0] ? dir : NULL;
   done = 1;
+#ifdef CORSGATE_PLUGINS_INSTALL_DIR
+  if (access(CORSGATE_PLUGINS_INSTALL_DIR, R_OK) == 0) {
+    snprintf(dir, sizeof dir, "%s", CORSGATE_PLUGINS_INSTALL_DIR);
+    return dir;
+  }
+#endif
   const char *env = getenv("CORSGATE_PLUGINS_DIR");
   if (env && *env) {
     snprintf(dir, sizeof dir, "%s", env);
@@ -817,12 +840,14 @@ const char *cg_lua_shipped_plugins_dir(void) {
   char *slash = strrchr(exe, '/');
   if (!slash) return NULL;
   *slash = 0;
-  snprintf(dir, sizeof dir, "%s/../plugins", exe);
-  if (access(dir, R_OK) != 0) {
-    snprintf(dir, sizeof dir, "%s/plugins", exe);
-    if (access(dir, R_OK) != 0) dir[0] = 0;
+  const char *near[] = {"%s/../plugins", "%s/plugins"};
+  for (int i = 0; i < 2; i++) {
+    char candidate[4096 + 16];
+    snprintf(candidate, sizeof candidate, near[i], exe);
+    if (access(candidate, R_OK) == 0 && realpath(candidate, dir)) return dir;
   }
-  return dir[0] ? dir : NULL;
+  dir[0] = 0;
+  return NULL;
 }
 
 /* stack: unchanged. Loads and configures route r's plugin in L; returns 0 or

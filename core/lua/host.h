@@ -74,6 +74,10 @@ void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, c
 /* Finds NAME.lua (or NAME/init.lua) in the config's plugin_paths, then in the
  * shipped plugins directory. Returns a malloc'd path or NULL. */
 char *cg_lua_plugin_find(const cg_config_t *cfg, const char *name);
+/* The directory of the shipped plugins this binary uses, or NULL. */
+const char *cg_lua_shipped_plugins_dir(void);
+/* The version of the LuaJIT the process runs with ("LuaJIT 2.1..."), into buf. */
+void cg_lua_runtime_version(char *buf, size_t n);
 
 /* 1 when route r's plugin has an expose_headers hook. */
 int cg_lua_has_expose(cg_lua_host_t *h, const cg_route_t *r);

@@ -91,7 +91,6 @@ cg_hook_call_t *cg_lua_current(lua_State *L);
 cg_hook_call_t *cg_lua_yieldable(lua_State *L, const char *what);
 void cg_lua_resume(cg_hook_call_t *call, int nargs);
 void cg_lua_kill(cg_hook_call_t *call, const char *why);
-const char *cg_lua_shipped_plugins_dir(void);
 
 int cg_lua_http_request(lua_State *L);
 void cg_lua_http_free(struct cg_lua_host *h);

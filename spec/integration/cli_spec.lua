@@ -1,6 +1,7 @@
 -- The command line: version, help, unknown commands, and config diagnostics from
 -- `corsgate check` and `corsgate run` (each problem as `FILE: PATH: message`, exit 2).
 local gateway = require("spec.support.gateway")
+local proc = require("spec.support.proc")
 
 local find = string.find
 
@@ -18,10 +19,14 @@ local function ok_config(extra)
 end
 
 describe("corsgate CLI", function()
-  it("version prints `corsgate X.Y.Z` and exits 0", function()
+  it("version prints the version, the commit, the libraries and the plugins it uses, and exits 0", function()
     local code, out = gateway.cli({ "version" })
     assert.equal(0, code)
-    assert.truthy(out:match("^corsgate %d+%.%d+%.%d+\n?$"), out)
+    local commit, head = proc.sh("git -C " .. proc.quote(os.getenv("CORSGATE_ROOT") or ".") .. " rev-parse --short=12 HEAD")
+    assert.matches("^corsgate %d+%.%d+%.%d+ %(commit [0-9a-f]+[%-a-z]*%)\n", out)
+    if commit == 0 then assert.matches("(commit " .. head:gsub("%s", ""), out, 1, true) end
+    assert.matches("\nlibuv 1%.[%d.]+, LuaJIT 2%.[^,]+, llhttp %d+%.%d+%.%d+, hiredis %d+%.%d+%.%d+\n", out)
+    assert.matches("\nshipped plugins: /.*plugins\n$", out)
   end)
 
   it("--help prints usage with the commands and exits 0", function()
@@ -125,6 +130,6 @@ describe("corsgate CLI", function()
     gw:cleanup()
     assert.equal(2, code, log)
     assert.truthy(find(log, 'routes[1].upstream: unknown upstream "nowhere"', 1, true), log)
-    assert.is_false(require("spec.support.proc").port_open(port))
+    assert.is_false(proc.port_open(port))
   end)
 end)

@@ -43,12 +43,9 @@ local refusals = {
 }
 
 local function start(name)
-  local src = assert(proc.read_file(DIR .. name .. ".lua"), "no example " .. name)
   local port = proc.free_port()
-  local n
-  src, n = src:gsub('listen = "127%.0%.0%.1:8080"', 'listen = "127.0.0.1:' .. port .. '"')
-  assert.equal(1, n, name .. ".lua must listen on 127.0.0.1:8080")
-  return gateway.start(src, { port = port })
+  return gateway.start_file(DIR .. name .. ".lua", { ['listen = "127.0.0.1:8080"'] = 'listen = "127.0.0.1:' .. port .. '"',
+    port = port })
 end
 
 describe("coming from another system", function()

@@ -145,6 +145,25 @@ function _M.start(config, opts)
   return gw
 end
 
+-- Starts a config file as it is written (an example the README or the
+-- package ships), but for its addresses: subs maps a literal of the file
+-- ('listen = "127.0.0.1:8080"') to what the spec needs instead. Each literal
+-- must occur exactly once, so a changed example fails here instead of
+-- quietly going untested. subs.port: the port the file's listen becomes.
+function _M.start_file(path, subs, opts)
+  local src = assert(proc.read_file(path), "no config " .. path)
+  for from, to in pairs(subs) do
+    if from ~= "port" then
+      local i, j = src:find(from, 1, true)
+      assert(i and not src:find(from, j + 1, true), path .. ": expected " .. from .. " exactly once")
+      src = src:sub(1, i - 1) .. to .. src:sub(j + 1)
+    end
+  end
+  opts = opts or {}
+  opts.port = subs.port
+  return _M.start(src, opts)
+end
+
 function mt:port() return self._port end
 function mt:pid() return self.h.pid end
 function mt:url(path) return format("http://127.0.0.1:%d%s", self._port, path or "/") end
@@ -228,14 +247,8 @@ end
 function _M.cli(args, timeout)
   local q = {}
   for i, a in ipairs(args) do q[i] = proc.quote(a) end
-  local cmd = format("env -u LD_PRELOAD timeout -s KILL %d %s %s 2>&1; echo \"rc=$?\"",
-    timeout or 10, proc.quote(_M.bin()), concat(q, " "))
-  local p = io.popen(cmd)
-  local out = p:read("*a")
-  p:close()
-  local code = tonumber(out:match("rc=(%d+)\n?$"))
-  out = out:gsub("rc=%d+\n?$", "")
-  return code, out
+  return proc.sh(format("env -u LD_PRELOAD timeout -s KILL %d %s %s", timeout or 10, proc.quote(_M.bin()),
+    concat(q, " ")))
 end
 
 -- `corsgate check -c FILE` on a config table or source. Returns code, output, path.

@@ -15,6 +15,16 @@ function _M.quote(s)
 end
 local quote = _M.quote
 
+-- Runs a shell command to its end: its exit code and its output (stdout and
+-- stderr). LuaJIT's popen:close gives no exit code, so the shell prints it.
+function _M.sh(cmd)
+  local p = io.popen("(" .. cmd .. ") 2>&1; echo \"rc=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local code = tonumber(out:match("rc=(%d+)\n?$"))
+  return code, (out:gsub("rc=%d+\n?$", ""))
+end
+
 function _M.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
