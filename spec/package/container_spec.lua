@@ -17,14 +17,6 @@ local sh, quote = proc.sh, proc.quote
 local RUN_OPTS = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=32768:32768"
 local BASE = "docker.io/library/debian:12-slim"
 
-local function why_not()
-  local _, uid = sh("id -u")
-  if not uid:match("^0%s*$") then return "not root (podman needs it here)" end
-  for _, tool in ipairs({ "podman", "mmdebstrap", "runc", "dpkg-deb" }) do
-    if sh("command -v " .. tool) ~= 0 then return tool .. " is missing (scripts/setup test installs it)" end
-  end
-  return nil
-end
 
 -- The Debian mirror apt uses (deb822 .sources, or a sources.list line).
 local function mirror()
@@ -36,7 +28,7 @@ local function mirror()
   return nil
 end
 
-local reason = why_not()
+local reason = proc.why_not_as_root("podman here", { "podman", "mmdebstrap", "runc", "dpkg-deb" })
 
 describe("the container image", function()
   if reason then

@@ -14,16 +14,8 @@ local root = os.getenv("CORSGATE_ROOT") or "."
 
 local sh = proc.sh
 
-local function why_not()
-  local _, uid = sh("id -u")
-  if not uid:match("^0%s*$") then return "not root (dpkg -i needs it)" end
-  for _, tool in ipairs({ "dpkg", "dpkg-deb", "dpkg-shlibdeps", "lintian", "systemd-analyze" }) do
-    if sh("command -v " .. tool) ~= 0 then return tool .. " is missing (scripts/setup test installs it)" end
-  end
-  return nil
-end
 
-local reason = why_not()
+local reason = proc.why_not_as_root("dpkg -i", { "dpkg", "dpkg-deb", "dpkg-shlibdeps", "lintian", "systemd-analyze" })
 
 describe("the Debian package", function()
   if reason then

@@ -25,6 +25,17 @@ function _M.sh(cmd)
   return code, (out:gsub("rc=%d+\n?$", ""))
 end
 
+-- Why a spec that changes the machine cannot run here, or nil: it needs root
+-- and each of tools on PATH (scripts/setup test installs them).
+function _M.why_not_as_root(what, tools)
+  local _, uid = _M.sh("id -u")
+  if not uid:match("^0%s*$") then return "not root (" .. what .. " needs it)" end
+  for _, tool in ipairs(tools) do
+    if _M.sh("command -v " .. tool) ~= 0 then return tool .. " is missing (scripts/setup test installs it)" end
+  end
+  return nil
+end
+
 function _M.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
