@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "lua/host.h"
+#include "server/notify.h"
 #include "server/server.h"
 #include "util/diag.h"
 
@@ -37,12 +38,48 @@ static void usage(FILE *out) {
         "  explain -c FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]\n"
         "                    why a page on O can (exit 0) or cannot (exit 1) read the answer:\n"
         "                    route, origin, rule or plugin, preflight and headers, step by step\n"
+        "  reload --pid PID [--dir DIR] [--timeout S]\n"
+        "                    reload the running gateway PID (SIGHUP) and wait for the outcome:\n"
+        "                    exit 0 once the new config serves, 1 when it was refused; what\n"
+        "                    systemd's ExecReload runs (DIR: $RUNTIME_DIRECTORY by default)\n"
         "  version           print the version, the commit and the libraries'\n"
         "\n"
         "options:\n"
         "  -c, --config FILE the config: a Lua file returning a table\n"
         "  -h, --help        this text\n",
         out);
+}
+
+/* corsgate reload --pid PID [--dir DIR] [--timeout S] */
+static int reload_command(int argc, char **argv) {
+  long pid = 0;
+  double timeout = 90;
+  const char *dir = NULL;
+  for (int i = 2; i < argc; i++) {
+    int has_value = i + 1 < argc;
+    char *end = NULL;
+    if (strcmp(argv[i], "--pid") == 0 && has_value) {
+      pid = strtol(argv[++i], &end, 10);
+      if (*end || pid <= 1) pid = -1;
+    } else if (strcmp(argv[i], "--dir") == 0 && has_value) {
+      dir = argv[++i];
+    } else if (strcmp(argv[i], "--timeout") == 0 && has_value) {
+      timeout = strtod(argv[++i], &end);
+      if (*end || timeout <= 0) timeout = -1;
+    } else {
+      fprintf(stderr, "corsgate reload: unexpected argument \"%s\"\n", argv[i]);
+      return 2;
+    }
+  }
+  if (pid <= 1 || timeout <= 0) {
+    fprintf(stderr, "corsgate reload: --pid PID is required (a process id above 1), --timeout takes seconds\n");
+    return 2;
+  }
+  char msg[700];
+  int rc = cg_notify_reload_request((pid_t)pid, dir, timeout, msg, sizeof msg);
+  if (rc == 0) printf("corsgate: reloaded: the new config serves\n");
+  else fprintf(stderr, "corsgate: %s%s\n", rc == 1 ? "reload " : "reload failed: ", msg);
+  return rc == 0 ? 0 : 1;
 }
 
 /* Prints every problem as "FILE: path: message". Returns the error count. */
@@ -67,6 +104,7 @@ int main(int argc, char **argv) {
     print_version();
     return 0;
   }
+  if (strcmp(cmd, "reload") == 0) return reload_command(argc, argv);
   int explain = strcmp(cmd, "explain") == 0;
   cg_explain_req_t q = {0};
   const char *headers[64];

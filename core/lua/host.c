@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 #include <luajit.h>
 #include <lualib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -812,40 +813,53 @@ void cg_lua_runtime_version(char *buf, size_t n) {
   lua_close(L);
 }
 
-/* The shipped plugins: where `cmake --install` put them (a path fixed at
- * build time from the install prefix; a package's /usr/share/corsgate/plugins),
- * else CORSGATE_PLUGINS_DIR, else next to the source tree the binary was built
- * in. `corsgate version` says which. */
+/* The shipped plugins, first found of:
+ *   1. where `cmake --install` put them, when this binary is the installed one
+ *      (the package's /usr/share/corsgate/plugins);
+ *   2. $CORSGATE_PLUGINS_DIR;
+ *   3. PREFIX/share/corsgate/plugins next to the binary's PREFIX/bin (an
+ *      installed tree moved, or installed with --prefix);
+ *   4. the source tree the binary was built from (a build directory anywhere);
+ *   5. plugins/ next to the binary or its parent;
+ *   6. the install location again: a copy of the installed binary.
+ * A developer's build therefore never picks up an older installed copy, and
+ * `corsgate version` says which one is used. */
+static int usable(char *out, size_t n, const char *dir) {
+  if (!dir || !*dir || access(dir, R_OK) != 0) return 0;
+  if (!realpath(dir, out)) snprintf(out, n, "%s", dir);
+  return 1;
+}
+
 const char *cg_lua_shipped_plugins_dir(void) {
-  static char dir[4096];
+  static char dir[PATH_MAX];
   static int done;
   if (done) return dir[0] ? dir : NULL;
   done = 1;
-#ifdef CORSGATE_PLUGINS_INSTALL_DIR
-  if (access(CORSGATE_PLUGINS_INSTALL_DIR, R_OK) == 0) {
-    snprintf(dir, sizeof dir, "%s", CORSGATE_PLUGINS_INSTALL_DIR);
-    return dir;
+  char exe[PATH_MAX] = "", bindir[PATH_MAX] = "", guess[PATH_MAX + 64];
+  if (realpath("/proc/self/exe", exe)) {
+    snprintf(bindir, sizeof bindir, "%s", exe);
+    char *slash = strrchr(bindir, '/');
+    if (slash) *slash = 0;
   }
+#ifdef CORSGATE_INSTALL_BINARY
+  if (strcmp(exe, CORSGATE_INSTALL_BINARY) == 0 && usable(dir, sizeof dir, CORSGATE_PLUGINS_INSTALL_DIR)) return dir;
 #endif
-  const char *env = getenv("CORSGATE_PLUGINS_DIR");
-  if (env && *env) {
-    snprintf(dir, sizeof dir, "%s", env);
-    return dir;
+  if (usable(dir, sizeof dir, getenv("CORSGATE_PLUGINS_DIR"))) return dir;
+  if (bindir[0]) {
+    snprintf(guess, sizeof guess, "%s/../share/corsgate/plugins", bindir);
+    if (usable(dir, sizeof dir, guess)) return dir;
   }
-  /* next to the binary's source tree: build/corsgate -> plugins/ */
-  char exe[4000];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return NULL;
-  exe[n] = 0;
-  char *slash = strrchr(exe, '/');
-  if (!slash) return NULL;
-  *slash = 0;
+#ifdef CORSGATE_SOURCE_PLUGINS_DIR
+  if (usable(dir, sizeof dir, CORSGATE_SOURCE_PLUGINS_DIR)) return dir;
+#endif
   const char *near[] = {"%s/../plugins", "%s/plugins"};
-  for (int i = 0; i < 2; i++) {
-    char candidate[4096 + 16];
-    snprintf(candidate, sizeof candidate, near[i], exe);
-    if (access(candidate, R_OK) == 0 && realpath(candidate, dir)) return dir;
+  for (int i = 0; i < 2 && bindir[0]; i++) {
+    snprintf(guess, sizeof guess, near[i], bindir);
+    if (usable(dir, sizeof dir, guess)) return dir;
   }
+#ifdef CORSGATE_PLUGINS_INSTALL_DIR
+  if (usable(dir, sizeof dir, CORSGATE_PLUGINS_INSTALL_DIR)) return dir;
+#endif
   dir[0] = 0;
   return NULL;
 }

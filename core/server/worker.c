@@ -422,14 +422,20 @@ static int same_addr(const cg_config_t *a, const cg_config_t *b) {
  * outcome: the old config serves on after a refused one). */
 static int reload(char **errors);
 
+static unsigned reloads; /* attempts, taken or refused: `corsgate reload` waits for it to move */
+
 int cg_server_reload(char **errors) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  cg_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading\n",
-            (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+  int stopping = atomic_load(&stop_requested);
+  if (!stopping)
+    cg_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading\n",
+              (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
   int rc = reload(errors);
-  cg_notify("READY=1\nSTATUS=%s config #%u, %d route(s)\n", rc == 0 ? "reloaded: serving" : "reload refused: serving",
-            generation_no + 1, current ? current->conf->n_routes : 0);
+  if (!stopping) /* after STOPPING=1, no READY=1 */
+    cg_notify("READY=1\nSTATUS=%s config #%u, %d route(s)\n", rc == 0 ? "reloaded: serving" : "reload refused: serving",
+              generation_no + 1, current ? current->conf->n_routes : 0);
+  cg_notify_reload_status(++reloads, rc == 0 ? NULL : *errors && **errors ? *errors : "refused (see the log)");
   return rc;
 }
 
@@ -521,10 +527,13 @@ int cg_server_run(const cg_config_t *cfg) {
   g->n = cfg->workers;
   g->conf = cfg;
   g->workers = calloc((size_t)g->n, sizeof *g->workers);
-  if (!g->workers) return 1;
   /* The admin listener first: once the main port answers, /healthz does too
    * (its requests are served once the main loop runs, below). */
-  if (cg_admin_start(&main_loop, cfg, g->workers, g->n) != 0) return 1;
+  if (!g->workers || cg_admin_start(&main_loop, cfg, g->workers, g->n) != 0) {
+    free(g->workers);
+    free(g);
+    return 1;
+  }
   cg_fleet_start(&main_loop, cfg);
   for (int i = 0; i < g->n; i++)
     if (cg_worker_init(&g->workers[i], i, cfg) != 0) return 1;
@@ -545,6 +554,7 @@ int cg_server_run(const cg_config_t *cfg) {
   cg_log_info("corsgate listening on %s with %d worker(s), %d route(s)", cfg->listen, g->n, cfg->n_routes);
   cg_notify("READY=1\nMAINPID=%ld\nSTATUS=serving config #1, %d route(s) on %s\n", (long)getpid(), cfg->n_routes,
             cfg->listen);
+  cg_notify_reload_status(0, NULL);
   /* runs until the signals are closed and every generation has ended */
   uv_run(&main_loop, UV_RUN_DEFAULT);
   uv_loop_close(&main_loop);

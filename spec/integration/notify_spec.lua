@@ -101,3 +101,63 @@ describe("systemd notification", function()
     assert.truthy(got, "no datagram on the abstract socket: " .. (proc.read_file(out) or ""))
   end)
 end)
+
+-- `corsgate reload --pid PID`: what systemd's ExecReload runs. It returns once
+-- the new config serves (0) or was refused (1), read from the status the
+-- gateway keeps in $RUNTIME_DIRECTORY.
+describe("corsgate reload", function()
+  local dir, gw, cfg
+
+  local function config(routes)
+    return { listen = "127.0.0.1:" .. (gw and gw:port() or proc.free_port()), workers = 1, routes = routes }
+  end
+
+  lazy_setup(function()
+    dir = proc.tmpdir("reloadcmd")
+    assert(proc.sh("mkdir -p " .. proc.quote(dir .. "/run")) == 0)
+    gw = gateway.start(config({ { name = "old", prefix = "/", upstream = "echo" } }),
+      { env = { RUNTIME_DIRECTORY = dir .. "/run" } })
+    cfg = gw.config_path
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop_clean() end
+    proc.rmdir_all(dir)
+  end)
+
+  local function reload(extra)
+    return proc.sh(("env RUNTIME_DIRECTORY=%s %s reload --pid %d %s"):format(proc.quote(dir .. "/run"),
+      proc.quote(gateway.bin()), gw:pid(), extra or ""))
+  end
+
+  it("returns once the new config serves", function()
+    proc.write_file(cfg, gateway.serialize(config({ { name = "new", prefix = "/", upstream = "echo" } })))
+    local code, out = reload()
+    assert.equal(0, code, out)
+    assert.matches("reloaded", out)
+    -- no waiting here: the first request after it returns is the new config's
+    local res = require("spec.support.http").request(gw:port(), "GET", "/x", {})
+    assert.equal("new", require("cjson").decode(res.body).route)
+  end)
+
+  it("fails with the config's problem when the reload is refused, and the old config serves on", function()
+    proc.write_file(cfg, "return { listen = 5 }")
+    local code, out = reload()
+    assert.equal(1, code, out)
+    assert.matches("reload refused: listen: expected a string", out)
+    local res = require("spec.support.http").request(gw:port(), "GET", "/x", {})
+    assert.equal("new", require("cjson").decode(res.body).route)
+  end)
+
+  it("says what is missing without a status directory, a live process or a pid", function()
+    local code, out = proc.sh(("env -u RUNTIME_DIRECTORY %s reload --pid %d"):format(proc.quote(gateway.bin()), gw:pid()))
+    assert.equal(1, code)
+    assert.matches("no status directory", out)
+    code, out = proc.sh(("%s reload --pid 999999 --dir %s"):format(proc.quote(gateway.bin()), proc.quote(dir)))
+    assert.equal(1, code)
+    assert.matches("cannot signal process 999999", out)
+    code, out = proc.sh(proc.quote(gateway.bin()) .. " reload")
+    assert.equal(2, code)
+    assert.matches("%-%-pid PID is required", out)
+  end)
+end)

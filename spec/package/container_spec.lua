@@ -3,9 +3,11 @@
 -- HEALTHCHECK, the corsgate user, and a clean drain on stop.
 --
 -- No registry is reachable here, so when the machine has no debian:12-slim
--- the spec makes one: mmdebstrap --variant=minbase bookworm from the mirror
--- apt already uses (read from apt's sources, never written into the repo),
--- imported under that name. On these machines podman needs the runc runtime
+-- the spec makes a stand-in: mmdebstrap --variant=minbase bookworm from the
+-- mirror apt already uses (read from apt's sources, never written into the
+-- repo), imported under a name of its own and given to the build with --from
+-- (never under the official name, which a later build would take for the real
+-- image). On these machines podman needs the runc runtime
 -- and ulimits root can grant without CAP_SYS_RESOURCE. Everything it made is
 -- removed at the end.
 local http = require("spec.support.http")
@@ -16,6 +18,7 @@ local root = os.getenv("CORSGATE_ROOT") or "."
 local sh, quote = proc.sh, proc.quote
 local RUN_OPTS = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=32768:32768"
 local BASE = "docker.io/library/debian:12-slim"
+local STAND_IN = "localhost/corsgate-spec-base:bookworm"
 
 
 -- The Debian mirror apt uses (deb822 .sources, or a sources.list line).
@@ -37,6 +40,7 @@ describe("the container image", function()
   end
 
   local dir, tag, name, made_base
+  local from = ""
   local port = proc.free_port()
 
   lazy_setup(function()
@@ -44,20 +48,22 @@ describe("the container image", function()
     tag = "localhost/corsgate-spec:" .. tostring(os.time())
     name = "corsgate-spec-" .. tostring(os.time())
     if sh("podman image exists " .. BASE) ~= 0 then
+      sh("podman rmi -f " .. STAND_IN) -- one left by an interrupted run
       local m = assert(mirror(), "no Debian mirror in apt's sources")
       local code, out = sh(("timeout 600 mmdebstrap --variant=minbase --quiet bookworm %q %q"):format(dir .. "/base.tar", m))
       assert(code == 0, "mmdebstrap failed:\n" .. out)
-      code, out = sh(("podman import %q %s"):format(dir .. "/base.tar", BASE))
+      code, out = sh(("podman import %q %s"):format(dir .. "/base.tar", STAND_IN))
       assert(code == 0, "podman import failed:\n" .. out)
       made_base = true
+      from = "--from " .. STAND_IN
       os.remove(dir .. "/base.tar")
     end
     local ctx = dir .. "/context"
     local code, out = sh(("mkdir -p %q && cd %q && timeout 900 ./scripts/package %q"):format(ctx, root, ctx))
     assert(code == 0, "scripts/package failed:\n" .. out)
     assert(sh(("cp %q %q"):format(root .. "/scripts/package.d/container.lua", ctx)) == 0)
-    code, out = sh(("timeout 600 podman build %s --network host --format docker -f %q -t %s %q"):format(
-      RUN_OPTS, root .. "/scripts/package.d/Containerfile", tag, ctx))
+    code, out = sh(("timeout 600 podman build %s %s --network host --format docker -f %q -t %s %q"):format(
+      RUN_OPTS, from, root .. "/scripts/package.d/Containerfile", tag, ctx))
     assert(code == 0, "podman build failed:\n" .. out)
     code, out = sh(("podman run -d --name %s %s -p 127.0.0.1:%d:8080 %s"):format(name, RUN_OPTS, port, tag))
     assert(code == 0, "podman run failed:\n" .. out)
@@ -68,7 +74,7 @@ describe("the container image", function()
   lazy_teardown(function()
     if name then sh("podman rm -f " .. name) end
     if tag then sh("podman rmi -f " .. tag) end
-    if made_base then sh("podman rmi -f " .. BASE) end
+    if made_base then sh("podman rmi -f " .. STAND_IN) end
     proc.rmdir_all(dir)
   end)
 

@@ -16,6 +16,20 @@ local sh = proc.sh
 
 
 local reason = proc.why_not_as_root("dpkg -i", { "dpkg", "dpkg-deb", "dpkg-shlibdeps", "lintian", "systemd-analyze" })
+-- a corsgate the machine runs is not this spec's to replace
+if not reason and sh("dpkg-query -W -f='${Status}' corsgate 2>/dev/null | grep -q 'install ok installed'") == 0 then
+  reason = "a corsgate package is installed on this machine; the spec would replace and purge it"
+end
+-- two runs on one machine would purge each other's package: one at a time
+local LOCK = "/run/lock/corsgate-package-spec"
+if not reason then
+  local held = proc.read_file(LOCK .. "/pid")
+  if held and proc.alive(tonumber(held)) then
+    reason = "another run (pid " .. held:gsub("%s", "") .. ") is testing the package on this machine"
+  else
+    sh("rm -rf " .. LOCK .. " && mkdir -p " .. LOCK .. " && echo $PPID > " .. LOCK .. "/pid")
+  end
+end
 
 describe("the Debian package", function()
   if reason then
@@ -27,7 +41,6 @@ describe("the Debian package", function()
 
   lazy_setup(function()
     dir = proc.tmpdir("package")
-    sh("dpkg --purge corsgate") -- a leftover of an interrupted run
     local code, out = sh(("cd %q && timeout 900 ./scripts/package %q"):format(root, dir))
     assert(code == 0, "scripts/package failed:\n" .. out)
     deb = out:match("([^\n]+%.deb)%s*$")
@@ -35,7 +48,8 @@ describe("the Debian package", function()
   end)
 
   lazy_teardown(function()
-    sh("dpkg --purge corsgate")
+    sh("dpkg --purge corsgate") -- what this spec installed, should a test have stopped short
+    sh("rm -rf " .. LOCK)
     proc.rmdir_all(dir)
   end)
 
@@ -108,12 +122,13 @@ describe("the Debian package", function()
     local up = proc.wait_for(function() return proc.port_open(port) or proc.exit_code(h) end, 10)
     local res, err = http.request(port, "OPTIONS", "/x", { { "Origin", "https://app.acme.example" },
       { "Access-Control-Request-Method", "PUT" } })
-    local _, user = sh("ps -o user= -p " .. h.pid)
+    local uid = (proc.read_file("/proc/" .. h.pid .. "/status") or ""):match("\nUid:%s*(%d+)")
+    local _, corsgate_uid = sh("id -u corsgate")
     proc.stop(h)
     assert.truthy(up == true, "the installed corsgate did not start:\n" .. (proc.read_file(log) or ""))
     assert.res_status(204, res, err)
     assert.header(res, "access-control-allow-origin", "https://app.acme.example")
-    assert.equal("corsgate", user:gsub("%s+$", ""))
+    assert.equal(corsgate_uid:gsub("%s+$", ""), uid)
   end)
 
   it("keeps an edited conffile when installed again", function()
@@ -123,12 +138,23 @@ describe("the Debian package", function()
     assert.matches("edited by the operator", proc.read_file("/etc/corsgate/corsgate.lua"))
   end)
 
+  it("installs again after a remove, with the unit not left masked", function()
+    local code, out = sh("dpkg --remove corsgate")
+    assert.equal(0, code, out)
+    assert.equal(0, (sh("test -e /etc/corsgate/corsgate.lua")), "remove took the conffile") -- purge does
+    code, out = sh("dpkg -i " .. deb)
+    assert.equal(0, code, out)
+    local _, link = sh("readlink /etc/systemd/system/corsgate.service")
+    assert.is_not.equal("/dev/null", link:gsub("%s+$", ""))
+  end)
+
   it("purges and leaves nothing behind", function()
     local code, out = sh("dpkg --purge corsgate")
     assert.equal(0, code, out)
     for _, f in ipairs({ "/usr/bin/corsgate", "/usr/share/corsgate", "/usr/share/doc/corsgate", "/etc/corsgate",
       "/usr/lib/systemd/system/corsgate.service", "/usr/share/man/man1/corsgate.1.gz",
-      "/usr/share/lintian/overrides/corsgate" }) do
+      "/usr/share/lintian/overrides/corsgate", "/etc/systemd/system/corsgate.service",
+      "/etc/systemd/system/multi-user.target.wants/corsgate.service" }) do
       assert.equal(1, (sh("test -e " .. f)), f .. " is still there")
     end
     assert.equal(2, (sh("getent passwd corsgate")), "the corsgate user is still there")
