@@ -14,7 +14,8 @@
 #include <string.h>
 
 #include "lua/host_internal.h"
-#include "server/internal.h"
+#include "http/buf.h"
+#include "http/head.h"
 
 #define HTTP_MAX_IDLE 16
 #define HTTP_MAX_BODY (1 << 20)

@@ -12,23 +12,51 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "server/internal.h"
+#include "proxy/proxy.h"
+
+#include <llhttp.h>
+
+#include "http/buf.h"
+#include "util/list.h"
 #include "util/log.h"
 
 #define UP_HIGH_WATER (256 * 1024)
 #define UP_LOW_WATER (64 * 1024)
 #define UP_IDLE_TIMEOUT_MS 60000
 
+typedef struct cg_target_state {
+  uint64_t down_until; /* loop time in ms; 0: up */
+  cg_list_t idle;      /* idle keep-alive cg_upconn_t, most recent last */
+  int n_idle;
+} cg_target_state_t;
+
+typedef struct cg_upstream_state {
+  const cg_upstream_conf_t *conf;
+  cg_target_state_t *targets;
+  unsigned rr;
+} cg_upstream_state_t;
+
+struct cg_proxy {
+  uv_loop_t *loop;
+  const cg_config_t *cfg;
+  char *rbuf;
+  size_t rbuf_len;
+  cg_proxy_error_cb on_error;
+  void *arg;
+  int draining; /* no connection goes back to a pool */
+  cg_upstream_state_t *upstreams; /* one per cfg->upstreams */
+};
+
 typedef struct cg_upconn {
   uv_tcp_t tcp;
   uv_connect_t connect_req;
   uv_timer_t timer;
-  cg_worker_t *w;
+  cg_proxy_t *p;
   cg_upstream_state_t *us;
   int ti; /* target index */
   llhttp_t parser;
   cg_head_t head;
-  cg_conn_t *conn; /* the client served; NULL while idle in the pool */
+  cg_exchange_t *x; /* the exchange served; NULL while idle in the pool */
   cg_list_t idle_link;
   int handles_open;
   int closing, connected, reused, idle;
@@ -59,14 +87,14 @@ static void init_via_name(void) {
   via_name_len = (size_t)snprintf(via_name, sizeof via_name, "corsgate-%08x", id);
 }
 
-static void proxy_connect(cg_conn_t *c);
+static void proxy_connect(cg_exchange_t *x);
 static void up_close(cg_upconn_t *u);
 static void on_up_timer(uv_timer_t *t);
 static void on_up_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static cg_upstream_state_t *state_of(cg_conn_t *c) {
-  return &c->w->upstreams[c->req.route->upstream->index];
+static cg_upstream_state_t *state_of(cg_exchange_t *x) {
+  return &x->proxy->upstreams[x->req.route->upstream->index];
 }
 
 /* --- writing to the upstream -------------------------------------------- */
@@ -117,16 +145,16 @@ static int up_write3(cg_upconn_t *u, const void *a, size_t al, const void *b, si
 /* --- failure and completion ---------------------------------------------- */
 
 static void detach(cg_upconn_t *u) {
-  if (u->conn) {
-    u->conn->req.up = NULL;
-    u->conn = NULL;
+  if (u->x) {
+    u->x->req.up = NULL;
+    u->x = NULL;
   }
 }
 
 static void mark_down(cg_upconn_t *u, const char *why) {
   const cg_upstream_conf_t *uc = u->us->conf;
   cg_target_state_t *ts = &u->us->targets[u->ti];
-  if (uc->fail_timeout_ms) ts->down_until = uv_now(&u->w->loop) + uc->fail_timeout_ms;
+  if (uc->fail_timeout_ms) ts->down_until = uv_now(u->p->loop) + uc->fail_timeout_ms;
   cg_log_warn("upstream %s: target %s failed (%s), skipped for %llu ms", uc->name, uc->targets[u->ti].name, why,
               (unsigned long long)uc->fail_timeout_ms);
 }
@@ -134,41 +162,41 @@ static void mark_down(cg_upconn_t *u, const char *why) {
 /* The upstream failed this request. Retries on another connection when
  * nothing of the request body is gone yet and nothing of a response came. */
 static void up_fail(cg_upconn_t *u, int status, const char *why, int retryable) {
-  cg_conn_t *c = u->conn;
+  cg_exchange_t *x = u->x;
   /* A pooled connection the upstream closed says nothing about the target:
    * retry anywhere. A failed connect is retried only on another target that
    * is up, so a dead single target costs one attempt, not two. */
   if (retryable && !u->reused) {
     int other = 0;
-    uint64_t now = uv_now(&u->w->loop);
+    uint64_t now = uv_now(u->p->loop);
     for (int i = 0; i < u->us->conf->n_targets && !other; i++)
       other = i != u->ti && u->us->targets[i].down_until <= now;
     retryable = other;
   }
-  cg_metrics_upstream_error(&u->w->metrics, status, why);
+  u->p->on_error(u->p->arg, status, why);
   detach(u);
   up_close(u);
-  if (!c || c->state == CG_CONN_CLOSING) return;
-  cg_req_t *r = &c->req;
+  if (!x || x->gone) return;
+  cg_req_t *r = &x->req;
   int max_attempts = r->route->upstream->n_targets + 1;
   if (retryable && !r->resp_started && r->up_sent == 0 && !r->up_ready && r->up_attempts < max_attempts) {
-    proxy_connect(c);
+    proxy_connect(x);
     return;
   }
   if (r->resp_started) {
-    cg_log_warn("%s: upstream failed mid-response (%s): closing", c->peer, why);
-    cg_conn_close(c);
+    cg_log_warn("%s: upstream failed mid-response (%s): closing", x->peer, why);
+    x->ops->abort(x);
     return;
   }
-  cg_log_warn("%s: %d %s", c->peer, status, why);
-  cg_respond_error(c, status, why);
+  cg_log_warn("%s: %d %s", x->peer, status, why);
+  x->ops->fail(x, status, why);
 }
 
 static void release(cg_upconn_t *u) {
-  cg_conn_t *c = u->conn;
+  cg_exchange_t *x = u->x;
   detach(u);
   cg_target_state_t *ts = &u->us->targets[u->ti];
-  if (u->no_reuse || !u->req_sent || !llhttp_should_keep_alive(&u->parser) || u->w->draining ||
+  if (u->no_reuse || !u->req_sent || !llhttp_should_keep_alive(&u->parser) || u->p->draining ||
       ts->n_idle >= u->us->conf->keepalive) {
     up_close(u);
   } else {
@@ -186,7 +214,7 @@ static void release(cg_upconn_t *u) {
     }
     uv_timer_start(&u->timer, on_up_timer, UP_IDLE_TIMEOUT_MS, 0);
   }
-  if (c) cg_conn_response_done(c);
+  if (x) x->ops->response_end(x);
 }
 
 /* --- timers -------------------------------------------------------------- */
@@ -225,7 +253,7 @@ static int on_up_value_complete(llhttp_t *p) {
 
 static int on_up_headers_complete(llhttp_t *p) {
   cg_upconn_t *u = p->data;
-  cg_conn_t *c = u->conn;
+  cg_exchange_t *x = u->x;
   int status = p->status_code;
   cg_head_sync(&u->head);
   if (status >= 100 && status < 200) {
@@ -234,72 +262,18 @@ static int on_up_headers_complete(llhttp_t *p) {
     u->informational = 1;
     return 0;
   }
-  if (!c) return -1;
-  cg_req_t *r = &c->req;
-  const cg_head_t *h = &u->head;
-  char storage[4096];
-  cg_buf_t b = CG_BUF_ON(storage);
-  cg_buf_adds(&b, "HTTP/1.1 ");
-  cg_buf_addu(&b, (uint64_t)status);
-  cg_buf_add(&b, " ", 1);
-  if (h->url_len)
-    cg_buf_add(&b, h->buf + h->url_off, h->url_len);
-  else
-    cg_buf_adds(&b, cg_status_reason(status));
-  cg_buf_add(&b, "\r\n", 2);
-  int no_body = r->method == HTTP_HEAD || status == 204 || status == 304;
-  for (int i = 0; i < h->n; i++) {
-    if (cg_head_is_hop_by_hop(h, i)) continue;
-    const char *name = cg_head_name(h, i);
-    size_t nl = h->hdrs[i].name_len;
-    if (!no_body && h->hdrs[i].id == CG_H_CONTENT_LENGTH) continue; /* re-framed below */
-    if (cg_respond_skip_upstream_header(c, name, nl)) continue;
-    cg_buf_add(&b, name, nl);
-    cg_buf_add(&b, ": ", 2);
-    cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
-    cg_buf_add(&b, "\r\n", 2);
-  }
-  cg_plugin_expose(c, h, status);
-  cg_respond_cors_headers(c, &b, h);
-  if (!no_body) {
-    if (p->flags & F_CONTENT_LENGTH) {
-      cg_buf_adds(&b, "Content-Length: ");
-      cg_buf_addu(&b, p->content_length);
-      cg_buf_add(&b, "\r\n", 2);
-    } else if (r->http_minor >= 1) {
-      r->resp_chunked = 1;
-      cg_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
-    } else {
-      r->resp_close_delimited = 1; /* an HTTP/1.0 client learns the end from the close */
-      r->keep_alive = 0;
-    }
-  }
-  cg_respond_connection_header(c, &b);
-  cg_buf_add(&b, "\r\n", 2);
-  r->resp_started = 1;
-  r->status = status;
-  r->up_us = (uv_hrtime() - r->up_t0) / 1000;
-  cg_conn_write(c, b.data, b.len);
-  cg_buf_free(&b);
+  if (!x) return -1;
+  int no_body = x->req.method == HTTP_HEAD || status == 204 || status == 304;
+  x->req.up_us = (uv_hrtime() - x->req.up_t0) / 1000;
+  x->ops->response_head(x, status, &u->head, (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1, no_body);
   return no_body ? 1 : 0; /* 1: llhttp reads no body, whatever Content-Length says */
 }
 
 static int on_up_body(llhttp_t *p, const char *at, size_t len) {
   cg_upconn_t *u = p->data;
-  cg_conn_t *c = u->conn;
-  if (!c) return -1;
-  int rc;
-  if (c->req.resp_chunked) {
-    char size[24];
-    int n = snprintf(size, sizeof size, "%zx\r\n", len);
-    /* one write per piece: size line, data and CRLF together */
-    rc = cg_conn_write2(c, size, (size_t)n, at, len);
-    if (rc == 0) rc = cg_conn_write(c, "\r\n", 2);
-  } else {
-    rc = cg_conn_write(c, at, len);
-  }
-  if (rc < 0) return -1;
-  if (c->send_blocked && !u->read_paused) {
+  cg_exchange_t *x = u->x;
+  if (!x || x->ops->response_body(x, at, len) < 0) return -1;
+  if (x->ops->send_blocked(x) && !u->read_paused) {
     u->read_paused = 1;
     uv_read_stop((uv_stream_t *)&u->tcp);
   }
@@ -314,7 +288,6 @@ static int on_up_message_complete(llhttp_t *p) {
     return 0;
   }
   u->resp_complete = 1;
-  if (u->conn && u->conn->req.resp_chunked) cg_conn_write(u->conn, "0\r\n\r\n", 5);
   return HPE_PAUSED; /* finished after llhttp returns, never inside it */
 }
 
@@ -332,8 +305,8 @@ static void init_up_settings(void) {
 static void on_up_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   cg_upconn_t *u = container_of((uv_tcp_t *)handle, cg_upconn_t, tcp);
   (void)suggested;
-  buf->base = u->w->rbuf;
-  buf->len = sizeof u->w->rbuf;
+  buf->base = u->p->rbuf;
+  buf->len = u->p->rbuf_len;
 }
 
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -343,7 +316,7 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     up_close(u); /* closed by the upstream, or bytes nobody asked for */
     return;
   }
-  cg_conn_t *c = u->conn;
+  cg_exchange_t *x = u->x;
   if (nread < 0) {
     if (nread == UV_EOF && u->got_bytes && !u->resp_complete) {
       llhttp_finish(&u->parser); /* a close-delimited body ends here */
@@ -358,13 +331,13 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   u->got_bytes = 1;
-  if (c) arm(u, c->w->cfg->timeouts.upstream_read);
+  if (x) arm(u, u->p->cfg->timeouts.upstream_read);
   u->head.exec_start = buf->base;
   /* a head and the body behind it in one read leave in one write */
-  if (c) cg_conn_cork(c);
+  if (x) x->ops->cork(x);
   llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)nread);
   cg_head_sync(&u->head);
-  if (c) cg_conn_uncork(c);
+  if (u->x) u->x->ops->uncork(u->x); /* (the exchange may have ended meanwhile) */
   if (u->closing) return;
   if (err == HPE_PAUSED) {
     const char *pos = llhttp_get_error_pos(&u->parser);
@@ -387,21 +360,21 @@ static void on_up_write(uv_write_t *wr, int status) {
   u->pending_writes--;
   if (u->closing) return;
   if (status < 0) {
-    int stale = u->reused && !u->got_bytes && u->conn && u->conn->req.up_sent == 0;
+    int stale = u->reused && !u->got_bytes && u->x && u->x->req.up_sent == 0;
     up_fail(u, 502, "upstream write failed", stale);
     return;
   }
-  cg_conn_t *c = u->conn;
-  if (c && c->req.body_bp && u->tcp.write_queue_size < UP_LOW_WATER) {
-    c->req.body_bp = 0;
-    cg_conn_update_reading(c);
+  cg_exchange_t *x = u->x;
+  if (x && x->req.body_bp && u->tcp.write_queue_size < UP_LOW_WATER) {
+    x->req.body_bp = 0;
+    x->ops->body_drained(x);
   }
 }
 
 static void send_head(cg_upconn_t *u) {
-  cg_conn_t *c = u->conn;
-  cg_req_t *r = &c->req;
-  const cg_head_t *h = &c->head;
+  cg_exchange_t *x = u->x;
+  cg_req_t *r = &x->req;
+  const cg_head_t *h = &x->head;
   char storage[4096];
   cg_buf_t b = CG_BUF_ON(storage);
   cg_buf_add(&b, h->buf + h->method_off, h->method_len);
@@ -423,7 +396,11 @@ static void send_head(cg_upconn_t *u) {
     cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
     cg_buf_add(&b, "\r\n", 2);
   }
-  if (host_i < 0) cg_buf_addf(&b, "Host: %s\r\n", u->us->conf->targets[u->ti].name);
+  if (host_i < 0) {
+    cg_buf_adds(&b, "Host: ");
+    cg_buf_adds(&b, u->us->conf->targets[u->ti].name);
+    cg_buf_add(&b, "\r\n", 2);
+  }
   /* Several X-Forwarded-For lines are one list (RFC 9110 5.3): one line, in
    * arrival order, with the client's address last. */
   cg_buf_adds(&b, "X-Forwarded-For: ");
@@ -433,8 +410,13 @@ static void send_head(cg_upconn_t *u) {
     if (xff_seen++) cg_buf_add(&b, ", ", 2);
     cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
   }
-  cg_buf_addf(&b, "%s%s\r\n", xff_seen ? ", " : "", c->peer);
-  cg_buf_adds(&b, "X-Forwarded-Proto: http\r\n");
+  if (xff_seen) cg_buf_add(&b, ", ", 2);
+  cg_buf_adds(&b, x->peer);
+  cg_buf_add(&b, "\r\n", 2);
+  /* (no cg_buf_addf on this path: its vsnprintf cost 400 instructions a line) */
+  cg_buf_adds(&b, "X-Forwarded-Proto: ");
+  cg_buf_adds(&b, x->scheme);
+  cg_buf_add(&b, "\r\n", 2);
   /* Via is a list too: the hops before, then this one, named for the
    * protocol the request came in on. */
   cg_buf_adds(&b, "Via: ");
@@ -443,11 +425,16 @@ static void send_head(cg_upconn_t *u) {
     cg_buf_add(&b, cg_head_value(h, i), h->hdrs[i].val_len);
     cg_buf_add(&b, ", ", 2);
   }
-  cg_buf_adds(&b, r->http_minor == 0 ? "1.0 " : "1.1 ");
+  /* received-protocol: "1.1" for HTTP/1.1 (the name HTTP is implied) */
+  cg_buf_adds(&b, strncmp(x->proto, "HTTP/", 5) == 0 ? x->proto + 5 : x->proto);
+  cg_buf_add(&b, " ", 1);
   cg_buf_add(&b, via_name, via_name_len);
   cg_buf_add(&b, "\r\n", 2);
-  if (host_i >= 0)
-    cg_buf_addf(&b, "X-Forwarded-Host: %.*s\r\n", (int)h->hdrs[host_i].val_len, cg_head_value(h, host_i));
+  if (host_i >= 0) {
+    cg_buf_adds(&b, "X-Forwarded-Host: ");
+    cg_buf_add(&b, cg_head_value(h, host_i), h->hdrs[host_i].val_len);
+    cg_buf_add(&b, "\r\n", 2);
+  }
   if (r->chunked)
     cg_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
   else if (r->content_length > 0 || r->method == HTTP_POST || r->method == HTTP_PUT || r->method == HTTP_PATCH)
@@ -464,10 +451,10 @@ static void send_head(cg_upconn_t *u) {
     return;
   }
   r->up_ready = 1;
-  arm(u, c->w->cfg->timeouts.upstream_read);
-  if (r->expect_continue) cg_conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  arm(u, u->p->cfg->timeouts.upstream_read);
+  if (r->expect_continue) x->ops->send_continue(x);
   if (r->msg_complete) u->req_sent = 1;
-  cg_conn_resume(c); /* the body (or the next request) may flow now */
+  x->ops->body_resume(x); /* the body (or the next request) may flow now */
 }
 
 static void on_connect(uv_connect_t *creq, int status) {
@@ -520,11 +507,11 @@ static int pick_target(cg_upstream_state_t *us, uint64_t now) {
   return best;
 }
 
-static void proxy_connect(cg_conn_t *c) {
-  cg_worker_t *w = c->w;
-  cg_upstream_state_t *us = state_of(c);
-  c->req.up_attempts++;
-  int ti = pick_target(us, uv_now(&w->loop));
+static void proxy_connect(cg_exchange_t *x) {
+  cg_proxy_t *p = x->proxy;
+  cg_upstream_state_t *us = state_of(x);
+  x->req.up_attempts++;
+  int ti = pick_target(us, uv_now(p->loop));
   cg_target_state_t *ts = &us->targets[ti];
   if (!cg_list_empty(&ts->idle)) {
     cg_upconn_t *u = container_of(ts->idle.prev, cg_upconn_t, idle_link);
@@ -532,8 +519,8 @@ static void proxy_connect(cg_conn_t *c) {
     ts->n_idle--;
     u->idle = 0;
     u->reused = 1;
-    u->conn = c;
-    c->req.up = u;
+    u->x = x;
+    x->req.up = u;
     if (u->read_paused) {
       u->read_paused = 0;
       uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_up_read);
@@ -543,21 +530,21 @@ static void proxy_connect(cg_conn_t *c) {
   }
   cg_upconn_t *u = calloc(1, sizeof *u);
   if (!u) {
-    cg_respond_error(c, 502, "out of memory");
+    x->ops->fail(x, 502, "out of memory");
     return;
   }
-  u->w = w;
+  u->p = p;
   u->us = us;
   u->ti = ti;
-  u->conn = c;
-  c->req.up = u;
+  u->x = x;
+  x->req.up = u;
   cg_list_init(&u->idle_link);
   uv_once(&up_settings_once, init_up_settings);
   llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings);
   u->parser.data = u;
   cg_head_init(&u->head, 65536, 1000);
-  uv_tcp_init(&w->loop, &u->tcp);
-  uv_timer_init(&w->loop, &u->timer);
+  uv_tcp_init(p->loop, &u->tcp);
+  uv_timer_init(p->loop, &u->timer);
   u->tcp.data = u->timer.data = u;
   u->handles_open = 2;
   const cg_target_t *t = &us->conf->targets[ti];
@@ -567,7 +554,7 @@ static void proxy_connect(cg_conn_t *c) {
     up_fail(u, 502, "upstream connection failed", 1);
     return;
   }
-  arm(u, w->cfg->timeouts.upstream_connect);
+  arm(u, p->cfg->timeouts.upstream_connect);
 }
 
 /* --- entry points from the client side ---------------------------------- */
@@ -587,32 +574,32 @@ static int came_round(const cg_head_t *h) {
   return 0;
 }
 
-void cg_proxy_start(cg_conn_t *c) {
-  if (came_round(&c->head)) {
+void cg_proxy_start(cg_exchange_t *x) {
+  if (came_round(&x->head)) {
     /* A loop of the config repeats until a hop gives up: one line a minute
      * says so, not one per round (nor one per request of a client that has
      * learnt the name from an upstream that echoes requests). */
     static __thread uint64_t logged;
-    uint64_t now = uv_now(&c->w->loop);
+    uint64_t now = uv_now(x->proxy->loop);
     if (!logged || now - logged >= 60000) {
       logged = now ? now : 1;
       cg_log_warn("request loop: %.*s %.*s came back through Via %s; answered 508 (logged once a minute)",
-                  (int)c->head.method_len, c->head.buf + c->head.method_off, (int)c->head.url_len,
-                  c->head.buf + c->head.url_off, via_name);
+                  (int)x->head.method_len, x->head.buf + x->head.method_off, (int)x->head.url_len,
+                  x->head.buf + x->head.url_off, via_name);
     }
-    cg_respond_error(c, 508, "request loop: this gateway forwarded the request already (Via)");
+    x->ops->fail(x, 508, "request loop: this gateway forwarded the request already (Via)");
     return;
   }
-  c->req.up_attempts = 0;
-  c->req.up_t0 = uv_hrtime();
-  proxy_connect(c);
+  x->req.up_attempts = 0;
+  x->req.up_t0 = uv_hrtime();
+  proxy_connect(x);
 }
 
-int cg_proxy_body(cg_conn_t *c, const char *at, size_t len) {
-  cg_upconn_t *u = c->req.up;
-  if (!u) return 0; /* the upstream already answered or failed: the rest is dropped */
+void cg_proxy_body(cg_exchange_t *x, const char *at, size_t len) {
+  cg_upconn_t *u = x->req.up;
+  if (!u) return; /* the upstream already answered or failed: the rest is dropped */
   int rc;
-  if (c->req.chunked) {
+  if (x->req.chunked) {
     char size[24];
     int n = snprintf(size, sizeof size, "%zx\r\n", len);
     rc = up_write3(u, size, (size_t)n, at, len, "\r\n", 2);
@@ -621,64 +608,77 @@ int cg_proxy_body(cg_conn_t *c, const char *at, size_t len) {
   }
   if (rc < 0) {
     up_fail(u, 502, "upstream write failed", 0);
-    return 0;
+    return;
   }
-  c->req.up_sent += len;
-  arm(u, c->w->cfg->timeouts.upstream_read);
-  if (u->tcp.write_queue_size > UP_HIGH_WATER) c->req.body_bp = 1;
-  return 0;
+  x->req.up_sent += len;
+  arm(u, u->p->cfg->timeouts.upstream_read);
+  if (u->tcp.write_queue_size > UP_HIGH_WATER) x->req.body_bp = 1;
 }
 
-void cg_proxy_body_end(cg_conn_t *c) {
-  cg_upconn_t *u = c->req.up;
-  if (!u || !c->req.up_ready) return; /* send_head notes the end itself */
-  if (c->req.chunked && up_write3(u, "0\r\n\r\n", 5, NULL, 0, NULL, 0) < 0) {
+void cg_proxy_body_end(cg_exchange_t *x) {
+  cg_upconn_t *u = x->req.up;
+  if (!u || !x->req.up_ready) return; /* send_head notes the end itself */
+  if (x->req.chunked && up_write3(u, "0\r\n\r\n", 5, NULL, 0, NULL, 0) < 0) {
     up_fail(u, 502, "upstream write failed", 0);
     return;
   }
   u->req_sent = 1;
 }
 
-void cg_proxy_client_gone(cg_conn_t *c) {
-  cg_upconn_t *u = c->req.up;
+void cg_proxy_client_gone(cg_exchange_t *x) {
+  cg_upconn_t *u = x->req.up;
   if (!u) return;
   detach(u);
   up_close(u);
 }
 
-void cg_proxy_client_drained(cg_conn_t *c) {
-  cg_upconn_t *u = c->req.up;
+void cg_proxy_client_drained(cg_exchange_t *x) {
+  cg_upconn_t *u = x->req.up;
   if (u && u->read_paused && !u->closing) {
     u->read_paused = 0;
     uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_up_read);
   }
 }
 
-void cg_proxy_worker_init(cg_worker_t *w) {
-  const cg_config_t *cfg = w->cfg;
+cg_proxy_t *cg_proxy_new(uv_loop_t *loop, const cg_config_t *cfg, unsigned id, char *rbuf, size_t rbuf_len,
+                         cg_proxy_error_cb on_error, void *arg) {
   uv_once(&via_once, init_via_name);
-  w->upstreams = calloc((size_t)cfg->n_upstreams + 1, sizeof *w->upstreams);
+  cg_proxy_t *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  *p = (cg_proxy_t){.loop = loop, .cfg = cfg, .rbuf = rbuf, .rbuf_len = rbuf_len, .on_error = on_error, .arg = arg};
+  p->upstreams = calloc((size_t)cfg->n_upstreams + 1, sizeof *p->upstreams);
+  if (!p->upstreams) {
+    free(p);
+    return NULL;
+  }
   for (int i = 0; i < cfg->n_upstreams; i++) {
-    cg_upstream_state_t *us = &w->upstreams[i];
+    cg_upstream_state_t *us = &p->upstreams[i];
     us->conf = &cfg->upstreams[i];
     us->targets = calloc((size_t)us->conf->n_targets, sizeof *us->targets);
-    us->rr = (unsigned)w->id; /* workers start on different targets */
+    if (!us->targets) {
+      cg_proxy_free(p);
+      return NULL;
+    }
+    us->rr = id; /* workers start on different targets */
     for (int j = 0; j < us->conf->n_targets; j++) cg_list_init(&us->targets[j].idle);
   }
+  return p;
 }
 
-void cg_proxy_worker_close_idle(cg_worker_t *w) {
-  for (int i = 0; i < w->cfg->n_upstreams; i++) {
-    cg_upstream_state_t *us = &w->upstreams[i];
+void cg_proxy_drain(cg_proxy_t *p) {
+  if (!p) return;
+  p->draining = 1;
+  for (int i = 0; i < p->cfg->n_upstreams; i++) {
+    cg_upstream_state_t *us = &p->upstreams[i];
     for (int j = 0; j < us->conf->n_targets; j++)
       while (!cg_list_empty(&us->targets[j].idle))
         up_close(container_of(us->targets[j].idle.next, cg_upconn_t, idle_link));
   }
 }
 
-void cg_proxy_worker_free(cg_worker_t *w) {
-  if (!w->upstreams) return;
-  for (int i = 0; i < w->cfg->n_upstreams; i++) free(w->upstreams[i].targets);
-  free(w->upstreams);
-  w->upstreams = NULL;
+void cg_proxy_free(cg_proxy_t *p) {
+  if (!p) return;
+  for (int i = 0; i < p->cfg->n_upstreams; i++) free(p->upstreams[i].targets);
+  free(p->upstreams);
+  free(p);
 }

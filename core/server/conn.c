@@ -42,7 +42,7 @@ static int on_message_begin(llhttp_t *p) {
   cg_conn_t *c = p->data;
   if (c->state == CG_CONN_IDLE) {
     c->state = CG_CONN_HEAD;
-    c->req.t_start = uv_now(&c->w->loop);
+    c->x.req.t_start = uv_now(&c->w->loop);
     /* counts from the first byte of the request, not from each read */
     conn_set_timeout(c, c->w->cfg->timeouts.head);
   }
@@ -50,23 +50,23 @@ static int on_message_begin(llhttp_t *p) {
 }
 
 static int on_method(llhttp_t *p, const char *at, size_t len) {
-  return cg_head_on_method(&((cg_conn_t *)p->data)->head, at, len);
+  return cg_head_on_method(&((cg_conn_t *)p->data)->x.head, at, len);
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len) {
-  return cg_head_on_url(&((cg_conn_t *)p->data)->head, at, len);
+  return cg_head_on_url(&((cg_conn_t *)p->data)->x.head, at, len);
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
-  return cg_head_on_field(&((cg_conn_t *)p->data)->head, at, len);
+  return cg_head_on_field(&((cg_conn_t *)p->data)->x.head, at, len);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
-  return cg_head_on_value(&((cg_conn_t *)p->data)->head, at, len);
+  return cg_head_on_value(&((cg_conn_t *)p->data)->x.head, at, len);
 }
 
 static int on_header_value_complete(llhttp_t *p) {
-  cg_head_on_value_complete(&((cg_conn_t *)p->data)->head);
+  cg_head_on_value_complete(&((cg_conn_t *)p->data)->x.head);
   return 0;
 }
 
@@ -118,16 +118,16 @@ static int is_token(const char *s, size_t n) {
 
 /* Refuses the request with a gateway-made response and closes after it. */
 static int refuse(cg_conn_t *c, int status, const char *why) {
-  c->req.keep_alive = 0;
-  cg_log_info("%s: %d %s", c->peer, status, why);
-  cg_respond_error(c, status, why);
+  c->x.req.keep_alive = 0;
+  cg_log_info("%s: %d %s", c->x.peer, status, why);
+  cg_respond_error(&c->x, status, why);
   return HPE_PAUSED;
 }
 
 static int on_headers_complete(llhttp_t *p) {
   cg_conn_t *c = p->data;
-  cg_req_t *r = &c->req;
-  cg_head_t *h = &c->head;
+  cg_req_t *r = &c->x.req;
+  cg_head_t *h = &c->x.head;
   const cg_config_t *cfg = c->w->cfg;
 
   c->state = CG_CONN_ACTIVE;
@@ -138,6 +138,7 @@ static int on_headers_complete(llhttp_t *p) {
     return refuse(c, 505, "HTTP version not supported");
   }
   r->http_minor = p->http_minor;
+  c->x.proto = r->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
   r->method = p->method;
   /* A gateway is no tunnel, and TRACE would echo credentials to a script
    * (cross-site tracing): neither reaches an upstream. */
@@ -192,7 +193,7 @@ static int on_headers_complete(llhttp_t *p) {
       return refuse(c, 400, "request target must be a path or an absolute http(s) URI");
     if (hosts == 1 && !cg_name_eq(host, host_value_len, h->buf + auth_off, auth_len))
       /* what a proxy in front that routes by Host would not expect: said, not hidden */
-      cg_log_info("%s: the target's authority %.*s replaces Host %.*s (RFC 9112 3.2.2)", c->peer,
+      cg_log_info("%s: the target's authority %.*s replaces Host %.*s (RFC 9112 3.2.2)", c->x.peer,
                   (int)(auth_len > 200 ? 200 : auth_len), h->buf + auth_off,
                   (int)(host_value_len > 200 ? 200 : host_value_len), host);
     if (cg_head_set_host(h, auth_off, auth_len) < 0) return refuse(c, 431, "request head too large");
@@ -208,12 +209,12 @@ static int on_headers_complete(llhttp_t *p) {
  * cache has none), then who answers. Returns 0 (the body is read here and a
  * local answer goes at its end) or HPE_PAUSED (something will resume us). */
 static int dispatch(cg_conn_t *c) {
-  cg_req_t *r = &c->req;
+  cg_req_t *r = &c->x.req;
   if (r->route && r->route->plugin && !r->plugin_asked) {
     r->plugin_asked = 1;
-    if (cg_plugin_decide(c)) return HPE_PAUSED; /* cg_conn_dispatch runs when it is decided */
+    if (cg_plugin_decide(&c->x)) return HPE_PAUSED; /* cg_conn_dispatch runs when it is decided */
   }
-  cg_cors_decide(c, 0);
+  cg_cors_decide(&c->x, 0);
   /* A refused preflight is answered here and never forwarded: the upstream
    * must not see it. Its status is 403, or on a debug route the allowed
    * one when the answer names the refused method or header. */
@@ -226,7 +227,7 @@ static int dispatch(cg_conn_t *c) {
   }
   if (r->route && r->route->kind == CG_ROUTE_PROXY) {
     r->kind = CG_REQ_PROXY;
-    cg_proxy_start(c);
+    cg_proxy_start(&c->x);
     return HPE_PAUSED; /* resumed by the proxy once the upstream can take the body */
   }
   r->kind = CG_REQ_LOCAL;
@@ -241,13 +242,13 @@ void cg_conn_dispatch(cg_conn_t *c) {
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   cg_conn_t *c = p->data;
-  cg_req_t *r = &c->req;
+  cg_req_t *r = &c->x.req;
   r->body_bytes += len;
   if (r->body_bytes > c->w->cfg->limits.max_body_bytes) {
     refuse(c, 413, "request body too large");
     return HPE_USER;
   }
-  if (r->kind == CG_REQ_PROXY) return cg_proxy_body(c, at, len) < 0 ? HPE_USER : 0;
+  if (r->kind == CG_REQ_PROXY) cg_proxy_body(&c->x, at, len);
   return 0;
 }
 
@@ -255,7 +256,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
  * (ffffffffffffffff): refused at once rather than after reading up to it. */
 static int on_chunk_header(llhttp_t *p) {
   cg_conn_t *c = p->data;
-  cg_req_t *r = &c->req;
+  cg_req_t *r = &c->x.req;
   if (p->content_length > c->w->cfg->limits.max_body_bytes - r->body_bytes) {
     refuse(c, 413, "request body too large");
     return HPE_USER;
@@ -270,8 +271,8 @@ static int on_message_complete(llhttp_t *p) {
     c->skip_msg_end = 0;
     return 0;
   }
-  c->req.msg_complete = 1;
-  if (c->req.kind == CG_REQ_PROXY) cg_proxy_body_end(c);
+  c->x.req.msg_complete = 1;
+  if (c->x.req.kind == CG_REQ_PROXY) cg_proxy_body_end(&c->x);
   return HPE_PAUSED; /* the next request waits for this response */
 }
 
@@ -313,7 +314,7 @@ static void conn_set_timeout(cg_conn_t *c, uint64_t ms) {
 
 static void on_timer(uv_timer_t *t) {
   cg_conn_t *c = container_of(t, cg_conn_t, timer);
-  cg_req_t *r = &c->req;
+  cg_req_t *r = &c->x.req;
   if (!c->deadline) return;
   uint64_t now = uv_now(&c->w->loop);
   if (now < c->deadline) {
@@ -334,7 +335,7 @@ static void on_timer(uv_timer_t *t) {
       refuse(c, 408, "request body not received in time");
       return;
     }
-    cg_log_info("%s: closing: client stopped reading", c->peer);
+    cg_log_info("%s: closing: client stopped reading", c->x.peer);
     cg_conn_close(c);
     return;
   case CG_CONN_CLOSING:
@@ -356,7 +357,7 @@ static void conn_arm_timer(cg_conn_t *c) {
   case CG_CONN_ACTIVE:
     if (c->send_blocked)
       ms = to->send;
-    else if (!c->req.msg_complete && c->reading)
+    else if (!c->x.req.msg_complete && c->reading)
       ms = to->body;
     break;
   case CG_CONN_CLOSING:
@@ -386,9 +387,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (buf->base == c->w->rbuf) c->w->rbuf_busy = 0; /* parsing copies what it keeps */
   if (nread == 0) return;
   if (nread < 0) {
-    if (c->state == CG_CONN_ACTIVE && (c->req.msg_complete || !c->req.has_body) && !c->req.resp_done) {
+    if (c->state == CG_CONN_ACTIVE && (c->x.req.msg_complete || !c->x.req.has_body) && !c->x.req.resp_done) {
       /* The client half-closed after a complete request: answer, then close. */
-      c->req.keep_alive = 0;
+      c->x.req.keep_alive = 0;
       uv_read_stop(s);
       c->reading = 0;
       return;
@@ -407,7 +408,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 size_t cg_conn_write_queue(const cg_conn_t *c) { return c->tcp.write_queue_size; }
 
 void cg_conn_update_reading(cg_conn_t *c) {
-  int want = c->state != CG_CONN_CLOSING && !c->req.body_bp && !c->close_when_flushed &&
+  int want = c->state != CG_CONN_CLOSING && !c->x.req.body_bp && !c->close_when_flushed &&
              !(c->paused && c->pending_len >= PENDING_MAX);
   if (want && !c->reading) {
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
@@ -440,7 +441,7 @@ static void keep_pending(cg_conn_t *c, const char *at, size_t len) {
 }
 
 static int head_status(const cg_conn_t *c) {
-  if (c->head.overflow) return 431;
+  if (c->x.head.overflow) return 431;
   return 400;
 }
 
@@ -449,9 +450,9 @@ static int head_status(const cg_conn_t *c) {
 static void parse_once(cg_conn_t *c, const char *data, size_t len) {
   llhttp_errno_t err;
   for (;;) {
-    c->head.exec_start = data;
+    c->x.head.exec_start = data;
     err = llhttp_execute(&c->parser, data, len);
-    cg_head_sync(&c->head); /* before data goes: it may be the worker's shared read buffer */
+    cg_head_sync(&c->x.head); /* before data goes: it may be the worker's shared read buffer */
     if (c->state == CG_CONN_CLOSING) return;
     if (err != HPE_PAUSED || !c->resume_pending) break;
     /* Paused by a callback that was resumed before llhttp returned: a
@@ -465,14 +466,14 @@ static void parse_once(cg_conn_t *c, const char *data, size_t len) {
     if (!rest) {
       c->pending_len = 0;
       c->kick = 1; /* a bodiless request's end is still owed: conn_parse delivers it */
-      if (c->req.kind == CG_REQ_LOCAL && c->req.msg_complete && !c->req.resp_started) cg_respond_local(c);
+      if (c->x.req.kind == CG_REQ_LOCAL && c->x.req.msg_complete && !c->x.req.resp_started) cg_respond_local(&c->x);
       return;
     }
     data = pos;
     len = rest;
   }
   if (err == HPE_OK) {
-    if (c->state == CG_CONN_HEAD && c->head.len > c->w->cfg->limits.max_head_bytes) refuse(c, 431, "request head too large");
+    if (c->state == CG_CONN_HEAD && c->x.head.len > c->w->cfg->limits.max_head_bytes) refuse(c, 431, "request head too large");
     return;
   }
   if (err == HPE_PAUSED) {
@@ -481,17 +482,17 @@ static void parse_once(cg_conn_t *c, const char *data, size_t len) {
     if (rest) keep_pending(c, pos, rest);
     else c->pending_len = 0;
     c->paused = 1;
-    if (c->req.kind == CG_REQ_LOCAL && c->req.msg_complete && !c->req.resp_started) cg_respond_local(c);
+    if (c->x.req.kind == CG_REQ_LOCAL && c->x.req.msg_complete && !c->x.req.resp_started) cg_respond_local(&c->x);
     return;
   }
   if (c->close_when_flushed) return; /* a refusal is on its way out: close after it */
-  if (c->req.resp_started) {
+  if (c->x.req.resp_started) {
     cg_conn_close(c);
     return;
   }
   int status = head_status(c);
-  if (status == 400) c->req.cors_untrusted = 1; /* a malformed head is never echoed */
-  if (c->head.obs_fold) {
+  if (status == 400) c->x.req.cors_untrusted = 1; /* a malformed head is never echoed */
+  if (c->x.head.obs_fold) {
     refuse(c, 400, "obsolete line folding");
     return;
   }
@@ -565,7 +566,7 @@ static void on_write(uv_write_t *wr, int status) {
   if (c->send_blocked && cg_conn_write_queue(c) < SEND_LOW_WATER) {
     c->send_blocked = 0;
     conn_arm_timer(c);
-    cg_proxy_client_drained(c);
+    cg_proxy_client_drained(&c->x);
   }
 }
 
@@ -635,7 +636,7 @@ void cg_conn_uncork(cg_conn_t *c) {
 
 int cg_conn_write2(cg_conn_t *c, const void *a, size_t alen, const void *b, size_t blen) {
   if (c->state == CG_CONN_CLOSING) return -1;
-  c->req.resp_bytes += alen + blen;
+  c->x.req.resp_bytes += alen + blen;
   if (c->corked) {
     if (alen) cg_buf_add(&c->obuf, a, alen);
     if (blen) cg_buf_add(&c->obuf, b, blen);
@@ -649,104 +650,11 @@ int cg_conn_write(cg_conn_t *c, const void *data, size_t len) { return cg_conn_w
 
 /* --- lifecycle ----------------------------------------------------------- */
 
-static void ms_field(cg_buf_t *b, const char *name, uint64_t us) {
-  cg_buf_adds(b, name);
-  cg_buf_addu(b, us / 1000);
-  char frac[5] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10), (char)('0' + us % 10), 0};
-  cg_buf_adds(b, frac);
-}
-
-/* One JSON object per line: what an on-call engineer filters on (route,
- * status, origin, the CORS decision and its tenant, the cache's answer) and
- * where the time went (plugin wait, upstream). Raw request bytes are escaped;
- * the origin is the header as sent, cut at 256 bytes. */
-static void access_log_json(cg_conn_t *c, uint64_t ms) {
-  const cg_req_t *r = &c->req;
-  const cg_head_t *h = &c->head;
-  char stack[1024];
-  cg_buf_t b = CG_BUF_ON(stack);
-  char ts[40];
-  /* the bound is cg_log_stamp's own; said again here because link-time
-   * optimization cannot see it and warned of a read past ts */
-  size_t tn = cg_log_stamp(ts, sizeof ts);
-  if (tn >= sizeof ts) tn = sizeof ts - 1;
-  cg_buf_adds(&b, "{\"time\":\"");
-  cg_buf_add(&b, ts, tn);
-  cg_buf_adds(&b, "\",\"client\":");
-  cg_buf_json(&b, c->peer, strlen(c->peer));
-  cg_buf_adds(&b, ",\"route\":");
-  if (r->route) cg_buf_json(&b, r->route->name, strlen(r->route->name));
-  else cg_buf_adds(&b, "null");
-  cg_buf_adds(&b, ",\"host\":");
-  int hi = h->buf ? cg_head_find_id(h, CG_H_HOST, 0) : -1;
-  if (hi >= 0) cg_buf_json(&b, cg_head_value(h, hi), h->hdrs[hi].val_len > 256 ? 256 : h->hdrs[hi].val_len);
-  else cg_buf_adds(&b, "null");
-  cg_buf_adds(&b, ",\"method\":");
-  if (h->buf) cg_buf_json(&b, h->buf + h->method_off, h->method_len);
-  else cg_buf_adds(&b, "null");
-  cg_buf_adds(&b, ",\"path\":");
-  if (h->buf) cg_buf_json(&b, h->buf + h->url_off, h->url_len > 1024 ? 1024 : h->url_len);
-  else cg_buf_adds(&b, "null");
-  cg_buf_adds(&b, ",\"status\":");
-  cg_buf_addu(&b, (uint64_t)r->status);
-  int oi = h->buf ? cg_head_find_id(h, CG_H_ORIGIN, 0) : -1;
-  cg_buf_adds(&b, ",\"origin\":");
-  if (oi >= 0) cg_buf_json(&b, cg_head_value(h, oi), h->hdrs[oi].val_len > 256 ? 256 : h->hdrs[oi].val_len);
-  else cg_buf_adds(&b, "null");
-  cg_buf_adds(&b, ",\"decision\":");
-  int decided = r->cors_evaluated && r->route && r->route->cors && r->cors.reason != CG_CORS_NO_ORIGIN &&
-                r->cors.kind != CG_CORS_NO_CORS;
-  if (decided) {
-    cg_buf_add(&b, "\"", 1);
-    cg_buf_adds(&b, cg_metrics_result_name(r->cors.reason));
-    cg_buf_add(&b, "\"", 1);
-  } else {
-    cg_buf_adds(&b, "null");
-  }
-  cg_buf_adds(&b, ",\"tenant\":");
-  if (r->tenant[0]) cg_buf_json(&b, r->tenant, strlen(r->tenant));
-  else cg_buf_adds(&b, "null");
-  cg_buf_adds(&b, ",\"cache\":");
-  if (r->cache_result) {
-    cg_buf_add(&b, "\"", 1);
-    cg_buf_adds(&b, r->cache_result);
-    cg_buf_add(&b, "\"", 1);
-  } else {
-    cg_buf_adds(&b, "null");
-  }
-  if (r->cache_result) ms_field(&b, ",\"hook_ms\":", r->hook_us);
-  else cg_buf_adds(&b, ",\"hook_ms\":null");
-  if (r->up_t0 && r->resp_started && r->kind == CG_REQ_PROXY) ms_field(&b, ",\"upstream_ms\":", r->up_us);
-  else cg_buf_adds(&b, ",\"upstream_ms\":null");
-  cg_buf_adds(&b, ",\"bytes\":");
-  cg_buf_addu(&b, r->resp_bytes);
-  cg_buf_adds(&b, ",\"duration_ms\":");
-  cg_buf_addu(&b, ms);
-  cg_buf_adds(&b, "}\n");
-  cg_log_line(b.data, b.len);
-  cg_buf_free(&b);
-}
-
-static void access_log(cg_conn_t *c) {
-  if (!c->w->cfg->access_log) return;
-  const cg_req_t *r = &c->req;
-  const cg_head_t *h = &c->head;
-  uint64_t ms = uv_now(&c->w->loop) - r->t_start;
-  if (c->w->cfg->access_log == CG_ACCESS_LOG_JSON) {
-    access_log_json(c, ms);
-    return;
-  }
-  cg_log_access("%s \"%.*s %.*s HTTP/1.%d\" %d %llu route=%s %llums", c->peer, (int)h->method_len,
-                h->buf ? h->buf + h->method_off : "-", (int)(h->url_len > 512 ? 512 : h->url_len),
-                h->buf ? h->buf + h->url_off : "-", r->http_minor, r->status,
-                (unsigned long long)r->resp_bytes, r->route ? r->route->name : "-", (unsigned long long)ms);
-}
-
 void cg_conn_response_done(cg_conn_t *c) {
-  cg_req_t *r = &c->req;
+  cg_req_t *r = &c->x.req;
   r->resp_done = 1;
   flush_obuf(c); /* before deciding to close: nothing may stay behind */
-  access_log(c);
+  cg_access_log(&c->x, uv_now(&c->w->loop) - r->t_start);
   cg_metrics_request(&c->w->metrics, r->route ? r->route->index : 0, r->status);
   /* A worker retiring at a reload hands its kept-alive connections over
    * instead of closing them (cg_conn_migrate_if_idle below). */
@@ -760,11 +668,12 @@ void cg_conn_response_done(cg_conn_t *c) {
   int end_owed = !r->msg_complete;
   cg_cors_hdrs_release(c->w, r);
   memset(r, 0, sizeof *r);
-  cg_head_reset(&c->head);
+  cg_head_reset(&c->x.head);
+  c->x.proto = "HTTP/1.1"; /* until the next request line says */
   c->state = CG_CONN_IDLE;
   /* Heads of one request are often a few hundred bytes; a large one's memory
    * is returned instead of being kept per idle connection. */
-  if (c->head.cap > 8192) cg_head_free(&c->head);
+  if (c->x.head.cap > 8192) cg_head_free(&c->x.head);
   if (c->paused) {
     c->paused = 0;
     llhttp_resume(&c->parser);
@@ -792,7 +701,7 @@ void cg_conn_migrate_if_idle(cg_conn_t *c) {
 }
 
 int cg_conn_msg_end_known(const cg_conn_t *c) {
-  const cg_req_t *r = &c->req;
+  const cg_req_t *r = &c->x.req;
   if (r->msg_complete) return 1;
   /* Paused right after the head of a bodiless request: nothing of it is left
    * unread, llhttp only owes the end, so the connection can go on. */
@@ -803,9 +712,9 @@ static void on_close(uv_handle_t *h) {
   cg_conn_t *c = h->data;
   if (--c->handles_open > 0) return;
   cg_worker_t *w = c->w;
-  cg_head_free(&c->head);
+  cg_head_free(&c->x.head);
   cg_buf_free(&c->obuf);
-  cg_cors_hdrs_release(w, &c->req);
+  cg_cors_hdrs_release(w, &c->x.req);
   free(c->pending);
   free(c);
   cg_worker_conn_closed(w);
@@ -814,8 +723,9 @@ static void on_close(uv_handle_t *h) {
 void cg_conn_close(cg_conn_t *c) {
   if (c->state == CG_CONN_CLOSING) return;
   c->state = CG_CONN_CLOSING;
-  cg_plugin_cancel(c);
-  if (c->req.kind == CG_REQ_PROXY) cg_proxy_client_gone(c);
+  c->x.gone = 1;
+  cg_plugin_cancel(&c->x);
+  if (c->x.req.kind == CG_REQ_PROXY) cg_proxy_client_gone(&c->x);
   cg_list_remove(&c->link);
   uv_close((uv_handle_t *)&c->timer, on_close);
   uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -827,7 +737,7 @@ void cg_conn_drain(cg_conn_t *c) {
     return;
   }
   if (c->state == CG_CONN_IDLE && c->pending_len == 0 && !c->paused) cg_conn_close(c);
-  else c->req.keep_alive = 0;
+  else c->x.req.keep_alive = 0;
 }
 
 static void conn_start(cg_worker_t *w, int fd);
@@ -864,16 +774,21 @@ static void conn_start(cg_worker_t *w, int fd) {
   uv_tcp_nodelay(&c->tcp, 1);
   struct sockaddr_storage ss;
   int sl = sizeof ss;
-  strcpy(c->peer, "-");
+  strcpy(c->x.peer, "-");
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
     if (ss.ss_family == AF_INET)
-      uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
+      uv_ip4_name((struct sockaddr_in *)&ss, c->x.peer, sizeof c->x.peer);
     else if (ss.ss_family == AF_INET6)
-      uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
+      uv_ip6_name((struct sockaddr_in6 *)&ss, c->x.peer, sizeof c->x.peer);
   }
+  c->x.ops = &cg_http1_ops;
+  c->x.w = w;
+  c->x.proxy = w->proxy;
+  c->x.proto = "HTTP/1.1";
+  c->x.scheme = "http";
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
-  cg_head_init(&c->head, w->cfg->limits.max_head_bytes, w->cfg->limits.max_headers);
+  cg_head_init(&c->x.head, w->cfg->limits.max_head_bytes, w->cfg->limits.max_headers);
   c->state = CG_CONN_IDLE;
   cg_conn_update_reading(c);
 }

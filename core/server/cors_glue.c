@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "server/internal.h"
+#include "util/authority.h"
 #include "util/log.h"
 
 /* The engine refuses more names than this anyway: lines past it are counted,
@@ -35,9 +36,9 @@ static const char *outcome_name(int o) { return o > 0 ? "allowed" : o < 0 ? "ref
  * answer (allowed or not, and the exact header lines) differs from what was
  * enforced. Logging is bounded (20 lines a second per worker): a policy that
  * differs on every request must not drown the log. */
-static void shadow(cg_conn_t *c, const cg_cors_request_t *q, const char *enforced, size_t enforced_len) {
-  cg_req_t *r = &c->req;
-  cg_worker_t *w = c->w;
+static void shadow(cg_exchange_t *x, const cg_cors_request_t *q, const char *enforced, size_t enforced_len) {
+  cg_req_t *r = &x->req;
+  cg_worker_t *w = x->w;
   if (q->origin_count == 0) return;
   cg_cors_result_t sr;
   int n = cg_cors_evaluate(r->route->shadow_cors, NULL, q, &sr, w->cors_scratch, sizeof w->cors_scratch);
@@ -71,16 +72,16 @@ void cg_cors_hdrs_free_spares(cg_worker_t *w) {
   while (w->n_hdr_blocks > 0) free(w->hdr_blocks[--w->n_hdr_blocks]);
 }
 
-void cg_cors_decide(cg_conn_t *c, int as_actual) {
-  cg_req_t *r = &c->req;
+void cg_cors_decide(cg_exchange_t *x, int as_actual) {
+  cg_req_t *r = &x->req;
   if (r->cors_evaluated) return;
   r->cors_evaluated = 1;
   memset(&r->cors, 0, sizeof r->cors);
   r->cors.vary = "";
-  if (!r->route || (!r->route->cors && !r->route->shadow_cors) || !c->head.buf) return;
+  if (!r->route || (!r->route->cors && !r->route->shadow_cors) || !x->head.buf) return;
   /* After an error that cut the head short, its last header may be a
    * fragment ("https://a.exam"): only whole headers count. */
-  cg_head_t whole = c->head;
+  cg_head_t whole = x->head;
   if (whole.n > 0 && !whole.value_complete) whole.n--;
   const cg_head_t *h = &whole;
   cg_cors_request_t q;
@@ -109,10 +110,10 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     int pn;
     find_first(h, CG_H_ACRPN, &pn, &q.acrpn, &q.acrpn_len);
   }
-  cg_worker_t *w = c->w;
+  cg_worker_t *w = x->w;
   if (!r->route->cors) { /* only a shadow policy: the route does no CORS */
     r->cors.kind = CG_CORS_NO_CORS;
-    shadow(c, &q, NULL, 0);
+    shadow(x, &q, NULL, 0);
     return;
   }
   int n = cg_cors_evaluate(r->route->cors, r->decision_ov, &q, &r->cors, w->cors_scratch, sizeof w->cors_scratch);
@@ -128,7 +129,7 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
   if (n < 0) {
     /* An answer that does not fit (a huge header echo) is a refusal, never a
      * partial header. */
-    cg_log_info("%s: CORS answer too large, refused", c->peer);
+    cg_log_info("%s: CORS answer too large, refused", x->peer);
     int preflight = !as_actual && q.origin_count > 0 && q.acrm_count > 0 && cg_name_eq(q.method, q.method_len, "OPTIONS", 7) &&
                     memcmp(q.method, "OPTIONS", 7) == 0;
     r->cors.kind = preflight ? CG_CORS_PREFLIGHT_REFUSED : CG_CORS_ACTUAL_REFUSED;
@@ -155,5 +156,63 @@ void cg_cors_decide(cg_conn_t *c, int as_actual) {
     memcpy(r->cors_hdrs, w->cors_scratch, (size_t)n);
     r->cors_len = (size_t)n;
   }
-  if (r->route->shadow_cors) shadow(c, &q, r->cors_hdrs, r->cors_len);
+  if (r->route->shadow_cors) shadow(x, &q, r->cors_hdrs, r->cors_len);
+}
+
+/* The CORS lines and Vary of a response, decided now if they were not yet
+ * (a gateway error before the route was chosen). */
+void cg_respond_cors_headers(cg_exchange_t *x, cg_buf_t *b, const cg_head_t *upstream_head) {
+  cg_req_t *r = &x->req;
+  if (r->cors_untrusted) return;
+  if (!r->cors_evaluated) {
+    /* A gateway error before the route was chosen (a head that broke a limit,
+     * a timeout): route what was parsed, so an allowed origin can read it. */
+    if (!r->route && x->head.url_len && x->head.buf && x->head.buf[x->head.url_off] == '/') {
+      const char *host = "";
+      size_t host_len = 0;
+      int i = cg_head_find_id(&x->head, CG_H_HOST, 0);
+      int hl = i >= 0 ? cg_authority_parse(cg_head_value(&x->head, i), x->head.hdrs[i].val_len) : -1;
+      if (hl >= 0) { /* an invalid Host routes as none */
+        host = cg_head_value(&x->head, i);
+        host_len = (size_t)hl;
+      }
+      r->route = cg_route_match(x->w->cfg, host, host_len, x->head.buf + x->head.url_off, x->head.url_len);
+    }
+    cg_cors_decide(x, 1);
+  }
+  if (r->cors_len) cg_buf_add(b, r->cors_hdrs, r->cors_len);
+  const char *ours = r->cors.vary;
+  if (!ours || !*ours) return;
+  const char *vals[16];
+  size_t lens[16];
+  int n = 0;
+  if (upstream_head)
+    for (int i = cg_head_find_id(upstream_head, CG_H_VARY, 0); i >= 0 && n < 16; i = cg_head_find_id(upstream_head, CG_H_VARY, i + 1)) {
+      vals[n] = cg_head_value(upstream_head, i);
+      lens[n] = upstream_head->hdrs[i].val_len;
+      n++;
+    }
+  if (n == 0) {
+    /* Ours alone (every preflight and most responses): it is one of the
+     * engine's own lists, already free of repeats, so it goes out as is. */
+    cg_buf_adds(b, "Vary: ");
+    cg_buf_adds(b, ours);
+    cg_buf_add(b, "\r\n", 2);
+    return;
+  }
+  char merged[1024];
+  int m = cg_cors_vary_merge(vals, lens, n, ours, merged, sizeof merged);
+  if (m > 0) {
+    cg_buf_adds(b, "Vary: ");
+    cg_buf_add(b, merged, (size_t)m);
+    cg_buf_add(b, "\r\n", 2);
+  } else if (m < 0) {
+    /* the upstream's list does not fit: keep it whole, ours on a line of its own */
+    for (int k = 0; k < n; k++) {
+      cg_buf_adds(b, "Vary: ");
+      cg_buf_add(b, vals[k], lens[k]);
+      cg_buf_add(b, "\r\n", 2);
+    }
+    cg_buf_addf(b, "Vary: %s\r\n", ours);
+  }
 }

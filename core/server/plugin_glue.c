@@ -40,19 +40,19 @@ static void on_decided(void *arg, cg_lua_result_t *res) {
   free(rf);
 }
 
-static void start_hook(cg_conn_t *c, cg_dcache_entry_t *e, const char *origin, size_t origin_len,
+static void start_hook(cg_exchange_t *x, cg_dcache_entry_t *e, const char *origin, size_t origin_len,
                        const cg_origin_t *o) {
-  cg_worker_t *w = c->w;
-  const cg_head_t *h = &c->head;
+  cg_worker_t *w = x->w;
+  const cg_head_t *h = &x->head;
   refresh_t *rf = malloc(sizeof *rf);
   if (!rf) {
-    cg_dcache_fail(w->dcache, e, c->req.route->plugin_deny_ttl_ms, uv_now(&w->loop));
+    cg_dcache_fail(w->dcache, e, x->req.route->plugin_deny_ttl_ms, uv_now(&w->loop));
     return;
   }
   rf->w = w;
   rf->t0 = uv_hrtime();
   rf->entry = e;
-  rf->route = c->req.route;
+  rf->route = x->req.route;
   const char *names[128], *values[128];
   size_t name_lens[128], value_lens[128];
   int n = h->n < 128 ? h->n : 128;
@@ -72,16 +72,17 @@ static void start_hook(cg_conn_t *c, cg_dcache_entry_t *e, const char *origin, s
       .path = url, .path_len = q ? (size_t)(q - url) : h->url_len,
       .header_names = names, .header_name_lens = name_lens, .header_values = values,
       .header_value_lens = value_lens, .n_headers = n};
-  cg_lua_origin_run(w->lua, c->req.route, &req, on_decided, rf);
+  cg_lua_origin_run(w->lua, x->req.route, &req, on_decided, rf);
 }
 
-static void take_decision(cg_conn_t *c, const cg_dcache_entry_t *e) {
-  cg_req_t *r = &c->req;
+static void take_decision(cg_exchange_t *x, const cg_dcache_entry_t *e) {
+  cg_req_t *r = &x->req;
+  cg_worker_t *w = x->w;
   r->decided = 1;
   int i = r->route->index - 1;
   r->decision_ov = cg_dcache_entry_override(e);
-  if (!cg_dcache_entry_allow(e)) r->decision_ov = c->w->deny_ov[i];
-  else if (!r->decision_ov) r->decision_ov = c->w->allow_ov[i];
+  if (!cg_dcache_entry_allow(e)) r->decision_ov = w->deny_ov[i];
+  else if (!r->decision_ov) r->decision_ov = w->allow_ov[i];
   const char *tenant = cg_dcache_entry_tenant(e);
   if (tenant) {
     size_t n = strlen(tenant);
@@ -93,18 +94,18 @@ static void take_decision(cg_conn_t *c, const cg_dcache_entry_t *e) {
 
 static void on_waiter(cg_dcache_waiter_t *wt, const cg_dcache_entry_t *e) {
   cg_req_t *r = container_of(wt, cg_req_t, waiter);
-  cg_conn_t *c = container_of(r, cg_conn_t, req);
+  cg_exchange_t *x = container_of(r, cg_exchange_t, req);
   r->waiting = 0;
   r->hook_us = (uv_hrtime() - r->hook_t0) / 1000;
-  take_decision(c, e);
+  take_decision(x, e);
   if (r->in_dispatch) return; /* decided while starting: dispatch goes on there */
-  cg_conn_dispatch(c);
+  x->ops->decided(x);
 }
 
-int cg_plugin_decide(cg_conn_t *c) {
-  cg_req_t *r = &c->req;
-  cg_worker_t *w = c->w;
-  const cg_head_t *h = &c->head;
+int cg_plugin_decide(cg_exchange_t *x) {
+  cg_req_t *r = &x->req;
+  cg_worker_t *w = x->w;
+  const cg_head_t *h = &x->head;
   if (!w->dcache || !w->lua) return 0;
   int oi = cg_head_find_id(h, CG_H_ORIGIN, 0);
   if (oi < 0 || cg_head_count_id(h, CG_H_ORIGIN) != 1) return 0; /* no origin, or a malformed one: the static answer */
@@ -123,7 +124,7 @@ int cg_plugin_decide(cg_conn_t *c) {
   case CG_DC_FRESH:
   case CG_DC_STALE:
     r->cache_result = rc == CG_DC_FRESH ? "hit" : "stale";
-    take_decision(c, e);
+    take_decision(x, e);
     return 0;
   case CG_DC_STALE_REFRESH:
     /* The refresh runs on and this request does not wait. A hook that never
@@ -131,8 +132,8 @@ int cg_plugin_decide(cg_conn_t *c) {
      * returns, so the decision is taken after it: the new one, or the stale
      * one while the refresh is still running. */
     r->cache_result = "stale-refresh";
-    start_hook(c, e, op->norm, op->norm_len, op);
-    take_decision(c, e);
+    start_hook(x, e, op->norm, op->norm_len, op);
+    take_decision(x, e);
     return 0;
   case CG_DC_MISS_RUN:
   case CG_DC_PENDING:
@@ -143,24 +144,24 @@ int cg_plugin_decide(cg_conn_t *c) {
     r->waiting = 1;
     r->in_dispatch = 1;
     cg_dcache_wait(e, &r->waiter);
-    if (rc == CG_DC_MISS_RUN) start_hook(c, e, op->norm, op->norm_len, op);
+    if (rc == CG_DC_MISS_RUN) start_hook(x, e, op->norm, op->norm_len, op);
     r->in_dispatch = 0;
     return r->decided ? 0 : 1;
   }
 }
 
-void cg_plugin_cancel(cg_conn_t *c) {
-  if (c->req.waiting) {
-    cg_dcache_cancel(&c->req.waiter);
-    c->req.waiting = 0;
+void cg_plugin_cancel(cg_exchange_t *x) {
+  if (x->req.waiting) {
+    cg_dcache_cancel(&x->req.waiter);
+    x->req.waiting = 0;
   }
 }
 
 /* Replaces the Expose-Headers line of an allowed response with what the
  * route's expose_headers hook says for this response. */
-void cg_plugin_expose(cg_conn_t *c, const cg_head_t *up, int status) {
-  cg_req_t *r = &c->req;
-  cg_worker_t *w = c->w;
+void cg_plugin_expose(cg_exchange_t *x, const cg_head_t *up, int status) {
+  cg_req_t *r = &x->req;
+  cg_worker_t *w = x->w;
   if (!w->lua || !r->route || !r->route->plugin || !w->has_expose[r->route->index - 1]) return;
   if (r->cors.kind != CG_CORS_ACTUAL_ALLOWED || !r->cors_origin[0]) return;
   const char *names[128], *values[128];

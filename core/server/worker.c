@@ -148,11 +148,17 @@ int cg_worker_adopt(cg_worker_t *w, int fd) {
   return 0;
 }
 
+/* The proxy's failures, counted by the worker. */
+static void on_upstream_error(void *arg, int status, const char *why) {
+  cg_worker_t *w = arg;
+  cg_metrics_upstream_error(&w->metrics, status, why);
+}
+
 static void finish_if_drained(cg_worker_t *w) {
   if (!w->draining || w->n_conns > 0) return;
   adopt_close(w);
   rpc_close(w);
-  cg_proxy_worker_close_idle(w);
+  cg_proxy_drain(w->proxy);
   plugins_free(w);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer)) uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
   if (!uv_is_closing((uv_handle_t *)&w->wake)) uv_close((uv_handle_t *)&w->wake, on_handle_closed);
@@ -188,7 +194,7 @@ static void on_wake(uv_async_t *a) {
     w->listener_closed = 1;
     uv_close((uv_handle_t *)&w->listener, on_handle_closed);
   }
-  cg_proxy_worker_close_idle(w);
+  cg_proxy_drain(w->proxy);
   cg_list_t *it = w->conns.next;
   while (it != &w->conns) {
     cg_list_t *next = it->next;
@@ -204,7 +210,8 @@ static void worker_main(void *arg) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   plugins_free(w);
   uv_run(&w->loop, UV_RUN_DEFAULT); /* the close callbacks of what the host held */
-  cg_proxy_worker_free(w);
+  cg_proxy_free(w->proxy);
+  w->proxy = NULL;
   for (int i = 0; i < w->cfg->n_routes; i++) {
     if (w->deny_ov) cg_cors_override_free(w->deny_ov[i]);
     if (w->allow_ov) cg_cors_override_free(w->allow_ov[i]);
@@ -287,7 +294,8 @@ int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, int listen
   uv_mutex_init(&w->rpc_mu);
   uv_cond_init(&w->rpc_cv);
   uv_timer_init(&w->loop, &w->drain_timer);
-  cg_proxy_worker_init(w);
+  w->proxy = cg_proxy_new(&w->loop, cfg, (unsigned)w->id, w->rbuf, sizeof w->rbuf, on_upstream_error, w);
+  if (!w->proxy) return -1;
   return plugins_init(w) == 0 ? 0 : -2;
 }
 
