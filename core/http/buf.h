@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* A growable byte buffer used to render heads before one write. */
 typedef struct cg_buf {
   char *data;
   size_t len, cap;

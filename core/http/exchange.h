@@ -2,11 +2,16 @@
 #define CG_HTTP_EXCHANGE_H
 /* One request and its response, whatever protocol carried them: what
  * routing, the CORS glue, the plugin glue, the gateway's own answers, the
- * access log and the proxy work on. An HTTP/1.1 connection makes one
- * exchange per request; an HTTP/2 session would make one per stream. The
- * protocol fills in the request head and answers the exchange's calls for
- * the response (cg_exchange_ops_t): the rest never learns which protocol it
- * is, nor reaches into a connection.
+ * access log and the proxy work on. An HTTP/1.1 connection serves its
+ * requests one at a time through the one exchange it embeds (cleared between
+ * requests: nothing may hold an exchange past its response_end or abort); an
+ * HTTP/2 session would give each stream its own. The protocol fills in the
+ * request head and answers the exchange's calls for the response
+ * (cg_exchange_ops_t): the rest never learns which protocol it is, nor
+ * reaches into a connection.
+ *
+ * Trailers are not carried: an upstream's response trailers and a chunked
+ * request's trailers are dropped.
  *
  * An exchange belongs to one worker thread, like everything it points at. */
 #include <stddef.h>
@@ -24,17 +29,13 @@ struct cg_upconn;
 typedef struct cg_req {
   cg_req_kind_t kind;
   const cg_route_t *route;
-  int http_minor;
   int method; /* llhttp_method_t */
-  int keep_alive;
   int has_body, chunked;
   uint64_t content_length; /* when !chunked */
   uint64_t body_bytes;     /* received so far */
   int expect_continue;
   int msg_complete;
   int resp_started, resp_done;
-  int resp_chunked; /* the response body is re-chunked towards the client */
-  int resp_close_delimited;
   int status;
   uint64_t resp_bytes;
   uint64_t t_start;
@@ -62,7 +63,10 @@ typedef struct cg_req {
   int up_attempts;
   int up_ready;     /* head written: request body may flow */
   uint64_t up_sent; /* body bytes forwarded */
-  int body_bp;      /* client reading stopped: the upstream is not keeping up */
+  /* Set by the proxy when the upstream does not take the request body as
+   * fast as it comes: the protocol stops reading it (HTTP/1.1) or withholds
+   * flow-control credit, until body_drained. */
+  int body_bp;
 } cg_req_t;
 
 typedef struct cg_exchange cg_exchange_t;
@@ -84,7 +88,12 @@ typedef struct cg_exchange_ops {
   int (*response_head)(cg_exchange_t *x, int status, const cg_head_t *uh, int64_t content_length, int no_body);
   /* A piece of the response body. 0, or -1 when the client is gone. */
   int (*response_body)(cg_exchange_t *x, const char *at, size_t len);
-  /* The response is complete: the protocol ends it and the exchange. */
+  /* The body's last byte has been given: the protocol ends the response on
+   * the wire (HTTP/1.1's last chunk, HTTP/2's END_STREAM), in the same write
+   * as the last piece when they come together. */
+  void (*response_finish)(cg_exchange_t *x);
+  /* The response is complete and sent (or queued): the protocol ends the
+   * exchange (its access log line, the connection's next request). */
   void (*response_end)(cg_exchange_t *x);
   /* The gateway answers with an error of its own (an upstream that failed
    * before its response began, a loop): status and why, for the client. */
@@ -102,7 +111,9 @@ typedef struct cg_exchange_ops {
   void (*body_drained)(cg_exchange_t *x);
   /* Tells the client to send its body (Expect: 100-continue). */
   void (*send_continue)(cg_exchange_t *x);
-  /* Writes between cork and uncork leave together. */
+  /* Writes between cork and uncork leave together. An exchange that ends
+   * (response_end) or is cut off (abort) while corked has its corks released
+   * by the protocol: the caller uncorks only an exchange still in progress. */
   void (*cork)(cg_exchange_t *x);
   void (*uncork)(cg_exchange_t *x);
   /* The route's plugin decided the origin while the request waited: go on. */

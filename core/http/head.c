@@ -1,6 +1,4 @@
 /* Message heads: the bytes llhttp hands over, copied into one bounded store. */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -109,7 +109,7 @@ static void on_up_write(uv_write_t *wr, int status);
 static int up_write3(cg_upconn_t *u, const void *a, size_t al, const void *b, size_t bl, const void *x,
                      size_t xl) {
   if (u->tcp.write_queue_size == 0 && u->pending_writes == 0 && u->connected) {
-    /* usually all of it goes at once: no copy, no queued write (see send_now in conn.c) */
+    /* usually all of it goes at once: no copy, no queued write */
     uv_buf_t bufs[3] = {uv_buf_init((char *)a, (unsigned)al), uv_buf_init((char *)b, (unsigned)bl),
                         uv_buf_init((char *)x, (unsigned)xl)};
     int n = uv_try_write((uv_stream_t *)&u->tcp, bufs, xl ? 3 : bl ? 2 : 1);
@@ -265,7 +265,9 @@ static int on_up_headers_complete(llhttp_t *p) {
   if (!x) return -1;
   int no_body = x->req.method == HTTP_HEAD || status == 204 || status == 304;
   x->req.up_us = (uv_hrtime() - x->req.up_t0) / 1000;
-  x->ops->response_head(x, status, &u->head, (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1, no_body);
+  if (x->ops->response_head(x, status, &u->head, (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1,
+                            no_body) < 0)
+    return -1;
   return no_body ? 1 : 0; /* 1: llhttp reads no body, whatever Content-Length says */
 }
 
@@ -288,7 +290,10 @@ static int on_up_message_complete(llhttp_t *p) {
     return 0;
   }
   u->resp_complete = 1;
-  return HPE_PAUSED; /* finished after llhttp returns, never inside it */
+  /* ended on the wire now, still corked: the last piece and the end leave
+   * in one write; the exchange itself ends after llhttp returns (release) */
+  if (u->x) u->x->ops->response_finish(u->x);
+  return HPE_PAUSED;
 }
 
 static void init_up_settings(void) {
@@ -337,7 +342,8 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (x) x->ops->cork(x);
   llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)nread);
   cg_head_sync(&u->head);
-  if (u->x) u->x->ops->uncork(u->x); /* (the exchange may have ended meanwhile) */
+  /* an exchange cut off meanwhile had its corks released by its protocol */
+  if (x && u->x == x) x->ops->uncork(x);
   if (u->closing) return;
   if (err == HPE_PAUSED) {
     const char *pos = llhttp_get_error_pos(&u->parser);

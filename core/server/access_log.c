@@ -40,6 +40,9 @@ static void access_log_json(const cg_exchange_t *x, uint64_t ms) {
   int hi = h->buf ? cg_head_find_id(h, CG_H_HOST, 0) : -1;
   if (hi >= 0) cg_buf_json(&b, cg_head_value(h, hi), h->hdrs[hi].val_len > 256 ? 256 : h->hdrs[hi].val_len);
   else cg_buf_adds(&b, "null");
+  cg_buf_adds(&b, ",\"proto\":\"");
+  cg_buf_adds(&b, x->proto);
+  cg_buf_add(&b, "\"", 1);
   cg_buf_adds(&b, ",\"method\":");
   if (h->buf) cg_buf_json(&b, h->buf + h->method_off, h->method_len);
   else cg_buf_adds(&b, "null");

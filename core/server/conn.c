@@ -116,9 +116,18 @@ static int is_token(const char *s, size_t n) {
   return 1;
 }
 
+/* The protocol of the request line, as far as llhttp has read it: what the
+ * access log names, also for a request refused before its head was whole. */
+static const char *proto_of(const llhttp_t *p) {
+  if (p->http_major == 1) return p->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  if (p->http_major == 0 && p->http_minor == 0) return "-"; /* no version read yet */
+  return p->http_major == 2 && p->http_minor == 0 ? "HTTP/2.0" : "HTTP/?";
+}
+
 /* Refuses the request with a gateway-made response and closes after it. */
 static int refuse(cg_conn_t *c, int status, const char *why) {
-  c->x.req.keep_alive = 0;
+  c->x.proto = proto_of(&c->parser);
+  c->keep_alive = 0;
   cg_log_info("%s: %d %s", c->x.peer, status, why);
   cg_respond_error(&c->x, status, why);
   return HPE_PAUSED;
@@ -134,27 +143,27 @@ static int on_headers_complete(llhttp_t *p) {
   cg_head_sync(h);
   /* llhttp accepts "HTTP/2.0" and friends on a request line; only 1.x is spoken here. */
   if (p->http_major != 1) {
-    r->http_minor = 0;
+    c->http_minor = 0;
     return refuse(c, 505, "HTTP version not supported");
   }
-  r->http_minor = p->http_minor;
-  c->x.proto = r->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  c->http_minor = p->http_minor;
+  c->x.proto = proto_of(p);
   r->method = p->method;
   /* A gateway is no tunnel, and TRACE would echo credentials to a script
    * (cross-site tracing): neither reaches an upstream. */
   if (p->method == HTTP_CONNECT || p->method == HTTP_TRACE) return refuse(c, 405, "method not allowed by the gateway");
   /* HTTP/1.1 keeps the connection unless told otherwise; 1.0 only when asked. */
-  if (r->http_minor >= 1)
-    r->keep_alive = !(p->flags & F_CONNECTION_CLOSE);
+  if (c->http_minor >= 1)
+    c->keep_alive = !(p->flags & F_CONNECTION_CLOSE);
   else
-    r->keep_alive = (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
+    c->keep_alive = (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
 
   for (int i = 0; i < h->n; i++)
     if (!is_token(cg_head_name(h, i), h->hdrs[i].name_len))
       return refuse(c, 400, "invalid header name");
   int hosts = cg_head_count_id(h, CG_H_HOST);
   if (hosts > 1) return refuse(c, 400, "several Host headers");
-  if (hosts == 0 && r->http_minor >= 1) return refuse(c, 400, "missing Host header");
+  if (hosts == 0 && c->http_minor >= 1) return refuse(c, 400, "missing Host header");
   const char *host = "";
   size_t host_value_len = 0;
   int host_len = 0; /* the Host header without its port, for route matching */
@@ -180,7 +189,7 @@ static int on_headers_complete(llhttp_t *p) {
   if (e >= 0) {
     if (!cg_name_eq(cg_head_value(h, e), h->hdrs[e].val_len, "100-continue", 12))
       return refuse(c, 417, "unsupported Expect");
-    r->expect_continue = r->has_body && r->http_minor >= 1;
+    r->expect_continue = r->has_body && c->http_minor >= 1;
   }
 
   const char *url = h->buf + h->url_off;
@@ -231,7 +240,7 @@ static int dispatch(cg_conn_t *c) {
     return HPE_PAUSED; /* resumed by the proxy once the upstream can take the body */
   }
   r->kind = CG_REQ_LOCAL;
-  if (r->expect_continue) cg_conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  if (r->expect_continue) c->x.ops->send_continue(&c->x);
   return 0;
 }
 
@@ -389,7 +398,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) {
     if (c->state == CG_CONN_ACTIVE && (c->x.req.msg_complete || !c->x.req.has_body) && !c->x.req.resp_done) {
       /* The client half-closed after a complete request: answer, then close. */
-      c->x.req.keep_alive = 0;
+      c->keep_alive = 0;
       uv_read_stop(s);
       c->reading = 0;
       return;
@@ -659,7 +668,7 @@ void cg_conn_response_done(cg_conn_t *c) {
   /* A worker retiring at a reload hands its kept-alive connections over
    * instead of closing them (cg_conn_migrate_if_idle below). */
   int closing_worker = c->w->draining && !c->w->successor;
-  if (!r->keep_alive || !cg_conn_msg_end_known(c) || closing_worker || c->state == CG_CONN_CLOSING) {
+  if (!c->keep_alive || !cg_conn_msg_end_known(c) || closing_worker || c->state == CG_CONN_CLOSING) {
     c->close_when_flushed = 1;
     if (c->pending_writes == 0) cg_conn_close(c);
     else cg_conn_update_reading(c);
@@ -668,6 +677,7 @@ void cg_conn_response_done(cg_conn_t *c) {
   int end_owed = !r->msg_complete;
   cg_cors_hdrs_release(c->w, r);
   memset(r, 0, sizeof *r);
+  c->http_minor = c->keep_alive = c->resp_chunked = 0;
   cg_head_reset(&c->x.head);
   c->x.proto = "HTTP/1.1"; /* until the next request line says */
   c->state = CG_CONN_IDLE;
@@ -737,7 +747,7 @@ void cg_conn_drain(cg_conn_t *c) {
     return;
   }
   if (c->state == CG_CONN_IDLE && c->pending_len == 0 && !c->paused) cg_conn_close(c);
-  else c->x.req.keep_alive = 0;
+  else c->keep_alive = 0;
 }
 
 static void conn_start(cg_worker_t *w, int fd);

@@ -47,7 +47,7 @@ const char *cg_status_reason(int status) {
 #undef REASON
 }
 
-void cg_buf_status_line(cg_buf_t *b, int status) {
+static void status_line(cg_buf_t *b, int status) {
   /* Whole lines as literals: one copy instead of five appends per response. */
 #define LINE(code, text)                                  \
   case code: {                                            \
@@ -81,15 +81,15 @@ static cg_conn_t *conn_of(cg_exchange_t *x) { return container_of(x, cg_conn_t, 
  * response beat its request's end. */
 static int will_close(const cg_conn_t *c) {
   /* A request not read to its end cannot be followed by the next one: say so. */
-  return !c->x.req.keep_alive || c->w->draining || !cg_conn_msg_end_known(c);
+  return !c->keep_alive || c->w->draining || !cg_conn_msg_end_known(c);
 }
 
 /* "Connection: close" when this response ends the connection (decided now). */
 static void connection_header(cg_conn_t *c, cg_buf_t *b) {
   if (will_close(c)) {
-    c->x.req.keep_alive = 0;
+    c->keep_alive = 0;
     cg_buf_adds(b, "Connection: close\r\n");
-  } else if (c->x.req.http_minor == 0) {
+  } else if (c->http_minor == 0) {
     cg_buf_adds(b, "Connection: keep-alive\r\n");
   }
 }
@@ -105,7 +105,7 @@ static void h1_respond(cg_exchange_t *x, int status, const char *headers, size_t
   r->status = status;
   char storage[2048];
   cg_buf_t b = CG_BUF_ON(storage);
-  cg_buf_status_line(&b, status);
+  status_line(&b, status);
   cg_worker_date(c->w);
   cg_buf_add(&b, c->w->date, c->w->date_len);
   if (headers_len) cg_buf_add(&b, headers, headers_len);
@@ -153,12 +153,11 @@ static int h1_response_head(cg_exchange_t *x, int status, const cg_head_t *uh, i
       cg_buf_adds(&b, "Content-Length: ");
       cg_buf_addu(&b, (uint64_t)content_length);
       cg_buf_add(&b, "\r\n", 2);
-    } else if (r->http_minor >= 1) {
-      r->resp_chunked = 1;
+    } else if (c->http_minor >= 1) {
+      c->resp_chunked = 1;
       cg_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
     } else {
-      r->resp_close_delimited = 1; /* an HTTP/1.0 client learns the end from the close */
-      r->keep_alive = 0;
+      c->keep_alive = 0; /* an HTTP/1.0 client learns the end from the close */
     }
   }
   connection_header(c, &b);
@@ -172,7 +171,7 @@ static int h1_response_head(cg_exchange_t *x, int status, const cg_head_t *uh, i
 
 static int h1_response_body(cg_exchange_t *x, const char *at, size_t len) {
   cg_conn_t *c = conn_of(x);
-  if (!x->req.resp_chunked) return cg_conn_write(c, at, len);
+  if (!c->resp_chunked) return cg_conn_write(c, at, len);
   char size[24];
   int n = snprintf(size, sizeof size, "%zx\r\n", len);
   /* one write per piece: size line, data and CRLF together */
@@ -180,11 +179,12 @@ static int h1_response_body(cg_exchange_t *x, const char *at, size_t len) {
   return rc == 0 ? cg_conn_write(c, "\r\n", 2) : rc;
 }
 
-static void h1_response_end(cg_exchange_t *x) {
+static void h1_response_finish(cg_exchange_t *x) {
   cg_conn_t *c = conn_of(x);
-  if (x->req.resp_chunked) cg_conn_write(c, "0\r\n\r\n", 5);
-  cg_conn_response_done(c);
+  if (c->resp_chunked) cg_conn_write(c, "0\r\n\r\n", 5);
 }
+
+static void h1_response_end(cg_exchange_t *x) { cg_conn_response_done(conn_of(x)); }
 
 static void h1_fail(cg_exchange_t *x, int status, const char *why) { cg_respond_error(x, status, why); }
 
@@ -208,6 +208,7 @@ const cg_exchange_ops_t cg_http1_ops = {
     .respond = h1_respond,
     .response_head = h1_response_head,
     .response_body = h1_response_body,
+    .response_finish = h1_response_finish,
     .response_end = h1_response_end,
     .fail = h1_fail,
     .abort = h1_abort,

@@ -124,6 +124,10 @@ typedef struct cg_conn {
   cg_conn_state_t state;
   llhttp_t parser;
   cg_exchange_t x; /* the request being served (one at a time) */
+  /* this request's HTTP/1.x particulars, cleared with it */
+  int http_minor;
+  int keep_alive;   /* the connection goes on after this response */
+  int resp_chunked; /* the response body is re-chunked towards the client */
   char *pending; /* unparsed bytes kept while the parser is paused */
   size_t pending_len, pending_cap;
   int paused;  /* the parser is paused: reading is off until it resumes */
@@ -162,8 +166,7 @@ size_t cg_conn_write_queue(const cg_conn_t *c);
 /* http1.c: an exchange's response on an HTTP/1.1 connection. */
 extern const cg_exchange_ops_t cg_http1_ops;
 const char *cg_status_reason(int status);
-/* "HTTP/1.1 204 No Content\r\n" */
-void cg_buf_status_line(cg_buf_t *b, int status);
+/* Refreshes w->date ("Date: ...\r\n"), once a second. */
 void cg_worker_date(cg_worker_t *w);
 
 /* respond.c: the gateway's own answers, through x->ops->respond. */
@@ -173,16 +176,16 @@ void cg_respond_error2(cg_exchange_t *x, int status, const char *prefix, const c
 void cg_respond_local(cg_exchange_t *x); /* a preflight's answer, echo, static, 404, at the request's end */
 /* Appends s as a JSON string (quoted, escaped). */
 void cg_buf_json(cg_buf_t *b, const char *s, size_t n);
-/* Adds the route's CORS header lines and the merged Vary for this request to
- * b; upstream_head's Vary values (it may be NULL) are merged into ours. */
-void cg_respond_cors_headers(cg_exchange_t *x, cg_buf_t *b, const cg_head_t *upstream_head);
 
 /* access_log.c: one line per exchange, text or JSON, ms after its start. */
 void cg_access_log(const cg_exchange_t *x, uint64_t ms);
 
-/* Decides the CORS answer for the current request once; as_actual treats a
- * preflight as an ordinary request (for gateway errors). */
+/* cors_glue.c: decides the CORS answer for the current request once;
+ * as_actual treats a preflight as an ordinary request (for gateway errors). */
 void cg_cors_decide(cg_exchange_t *x, int as_actual);
+/* Adds the route's CORS header lines and the merged Vary for this request to
+ * b; upstream_head's Vary values (it may be NULL) are merged into ours. */
+void cg_respond_cors_headers(cg_exchange_t *x, cg_buf_t *b, const cg_head_t *upstream_head);
 /* Lets go of the request's CORS header lines (back to the worker's spares). */
 void cg_cors_hdrs_release(cg_worker_t *w, cg_req_t *r);
 /* Frees the worker's spare blocks (at its end). */

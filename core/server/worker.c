@@ -295,7 +295,7 @@ int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, int listen
   uv_cond_init(&w->rpc_cv);
   uv_timer_init(&w->loop, &w->drain_timer);
   w->proxy = cg_proxy_new(&w->loop, cfg, (unsigned)w->id, w->rbuf, sizeof w->rbuf, on_upstream_error, w);
-  if (!w->proxy) return -1;
+  if (!w->proxy) return -2; /* the loop is whole: it runs only to stop */
   return plugins_init(w) == 0 ? 0 : -2;
 }
 
