@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config/cors_config.h"
+#include "config/listen_config.h"
 #include "lua/host.h"
 #include "cors/cors.h"
 #include "util/log.h"
@@ -1019,13 +1020,9 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
     int t = lua_gettop(L);
     check_keys(&ld, t, "", top_keys);
     const char *s;
-    c->listen = xstrdup("127.0.0.1:8080");
-    if (get_string(&ld, t, "", "listen", 0, &s) == 1) {
-      free(c->listen);
-      c->listen = xstrdup(s);
-    }
-    if (cg_config_parse_hostport(c->listen, &c->listen_addr, &c->listen_addrlen) != 0)
-      cg_diag_error(d, "listen", "expected \"host:port\", got \"%s\"", c->listen);
+    lua_getfield(L, t, "listen");
+    cg_listen_config_load(L, -1, c, d);
+    lua_pop(L, 1);
     double v;
     if (get_int(&ld, t, "", "workers", 1, 256, &v) == 1) c->workers = (int)v;
     if (get_string(&ld, t, "", "log_level", 0, &s) == 1) {
@@ -1088,7 +1085,7 @@ void cg_config_free(cg_config_t *c) {
   for (int i = 0; i < c->n_plugin_paths; i++) free(c->plugin_paths[i]);
   free(c->plugin_paths);
   free(c->routes);
-  free(c->listen);
+  cg_listen_config_free(c);
   free(c->admin_listen);
   free(c->admin_token);
   free(c->redis.address);

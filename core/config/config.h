@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "tls/tls.h"
 #include "util/diag.h"
 
 struct cg_cors_policy;
@@ -101,11 +102,22 @@ typedef struct cg_redis_conf {
   char *channel; /* invalidation messages; NULL: none listened to */
 } cg_redis_conf_t;
 
+/* One address the gateway serves on (an entry of `listen`). */
+typedef struct cg_listener_conf {
+  char *address; /* "host:port" as written */
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  cg_tls_conf_t tls;          /* as written (no certificates: plain HTTP) */
+  struct cg_tls_ctx *tls_ctx; /* its certificates, loaded and checked; NULL: plain HTTP */
+} cg_listener_conf_t;
+
+enum { CG_MAX_LISTENERS = 16 };
+
 typedef struct cg_config {
   char *source; /* file name, or "(demo)" */
-  char *listen;
-  struct sockaddr_storage listen_addr;
-  socklen_t listen_addrlen;
+  char *listen; /* the listeners, for people: "127.0.0.1:8080, 0.0.0.0:443 (TLS)" */
+  cg_listener_conf_t *listeners;
+  int n_listeners;
   int workers;
   int log_level;
   int access_log; /* 0: off, CG_ACCESS_LOG_TEXT, CG_ACCESS_LOG_JSON */

@@ -131,6 +131,7 @@ struct cg_exchange {
   cg_req_t req;
   const char *proto;       /* "HTTP/1.1", "HTTP/1.0": for Via and the access log */
   const char *scheme;      /* "http" or "https": for X-Forwarded-Proto */
+  const char *tls;         /* the TLS version ("TLSv1.3"); NULL: plain */
   int gone;                /* the client has gone: nothing more can be sent */
   char peer[64];           /* the client's address */
 };

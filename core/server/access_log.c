@@ -42,7 +42,11 @@ static void access_log_json(const cg_exchange_t *x, uint64_t ms) {
   else cg_buf_adds(&b, "null");
   cg_buf_adds(&b, ",\"proto\":\"");
   cg_buf_adds(&b, x->proto);
-  cg_buf_add(&b, "\"", 1);
+  cg_buf_adds(&b, x->tls ? "\",\"tls\":\"" : "\",\"tls\":null");
+  if (x->tls) {
+    cg_buf_adds(&b, x->tls);
+    cg_buf_add(&b, "\"", 1);
+  }
   cg_buf_adds(&b, ",\"method\":");
   if (h->buf) cg_buf_json(&b, h->buf + h->method_off, h->method_len);
   else cg_buf_adds(&b, "null");
@@ -98,8 +102,8 @@ void cg_access_log(const cg_exchange_t *x, uint64_t ms) {
     access_log_json(x, ms);
     return;
   }
-  cg_log_access("%s \"%.*s %.*s %s\" %d %llu route=%s %llums", x->peer, (int)h->method_len,
+  cg_log_access("%s \"%.*s %.*s %s\" %d %llu route=%s %llums%s%s", x->peer, (int)h->method_len,
                 h->buf ? h->buf + h->method_off : "-", (int)(h->url_len > 512 ? 512 : h->url_len),
                 h->buf ? h->buf + h->url_off : "-", x->proto, r->status, (unsigned long long)r->resp_bytes,
-                r->route ? r->route->name : "-", (unsigned long long)ms);
+                r->route ? r->route->name : "-", (unsigned long long)ms, x->tls ? " " : "", x->tls ? x->tls : "");
 }

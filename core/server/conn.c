@@ -18,9 +18,6 @@
 #include "util/authority.h"
 #include "util/log.h"
 
-/* A client that stops reading stops the upstream read past this much queued. */
-#define SEND_HIGH_WATER (256 * 1024)
-#define SEND_LOW_WATER (64 * 1024)
 /* Bytes read ahead while the parser is paused (pipelined requests, a body
  * waiting for its upstream). Reading goes on up to this bound, so a paused
  * request costs no epoll_ctl round trip. */
@@ -30,7 +27,6 @@ static llhttp_settings_t settings;
 static uv_once_t settings_once = UV_ONCE_INIT;
 
 static void conn_parse(cg_conn_t *c, const char *data, size_t len);
-static void conn_arm_timer(cg_conn_t *c);
 static void conn_set_timeout(cg_conn_t *c, uint64_t ms);
 static void on_timer(uv_timer_t *t);
 static int dispatch(cg_conn_t *c);
@@ -352,9 +348,10 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
-static void conn_arm_timer(cg_conn_t *c) {
+void cg_conn_arm_timer(cg_conn_t *c) {
   const cg_timeouts_t *to = &c->w->cfg->timeouts;
   uint64_t ms = 0;
+  if (c->handshaking) return; /* the head timeout set at the accept runs on */
   switch (c->state) {
   case CG_CONN_IDLE:
     ms = to->idle;
@@ -395,26 +392,30 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   cg_conn_t *c = container_of((uv_tcp_t *)s, cg_conn_t, tcp);
   if (buf->base == c->w->rbuf) c->w->rbuf_busy = 0; /* parsing copies what it keeps */
   if (nread == 0) return;
-  if (nread < 0) {
-    if (c->state == CG_CONN_ACTIVE && (c->x.req.msg_complete || !c->x.req.has_body) && !c->x.req.resp_done) {
-      /* The client half-closed after a complete request: answer, then close. */
-      c->keep_alive = 0;
-      uv_read_stop(s);
-      c->reading = 0;
-      return;
-    }
-    cg_conn_close(c);
+  if (nread < 0) cg_conn_peer_closed(c);
+  else if (c->tls) cg_conn_tls_received(c, buf->base, (size_t)nread);
+  else cg_conn_input(c, buf->base, (size_t)nread);
+}
+
+void cg_conn_peer_closed(cg_conn_t *c) {
+  if (c->state == CG_CONN_ACTIVE && (c->x.req.msg_complete || !c->x.req.has_body) && !c->x.req.resp_done) {
+    /* The client half-closed after a complete request: answer, then close. */
+    c->keep_alive = 0;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
     return;
   }
+  cg_conn_close(c);
+}
+
+void cg_conn_input(cg_conn_t *c, const char *data, size_t n) {
   if (c->paused) {
-    if (append_pending(c, buf->base, (size_t)nread) < 0) return;
+    if (append_pending(c, data, n) < 0) return;
     if (c->pending_len >= PENDING_MAX) cg_conn_update_reading(c);
     return;
   }
-  conn_parse(c, buf->base, (size_t)nread);
+  conn_parse(c, data, n);
 }
-
-size_t cg_conn_write_queue(const cg_conn_t *c) { return c->tcp.write_queue_size; }
 
 void cg_conn_update_reading(cg_conn_t *c) {
   int want = c->state != CG_CONN_CLOSING && !c->x.req.body_bp && !c->close_when_flushed &&
@@ -425,7 +426,7 @@ void cg_conn_update_reading(cg_conn_t *c) {
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = 0;
   }
-  conn_arm_timer(c);
+  cg_conn_arm_timer(c);
 }
 
 static int append_pending(cg_conn_t *c, const char *at, size_t len) {
@@ -547,122 +548,12 @@ void cg_conn_resume(cg_conn_t *c) {
   conn_parse(c, NULL, 0);
 }
 
-/* --- writing ------------------------------------------------------------- */
-
-typedef struct out {
-  uv_write_t req;
-  char data[];
-} out_t;
-
-static void on_write(uv_write_t *wr, int status) {
-  out_t *o = container_of(wr, out_t, req);
-  cg_conn_t *c = wr->data;
-  free(o);
-  c->pending_writes--;
-  if (c->state == CG_CONN_CLOSING) {
-    return;
-  }
-  if (status < 0) {
-    cg_conn_close(c);
-    return;
-  }
-  if (c->pending_writes == 0 && c->close_when_flushed) {
-    cg_conn_close(c);
-    return;
-  }
-  if (c->pending_writes == 0) cg_conn_migrate_if_idle(c);
-  if (c->state == CG_CONN_CLOSING) return;
-  if (c->send_blocked && cg_conn_write_queue(c) < SEND_LOW_WATER) {
-    c->send_blocked = 0;
-    conn_arm_timer(c);
-    cg_proxy_client_drained(&c->x);
-  }
-}
-
-/* Sends a then b. The socket usually takes everything at once: uv_try_write
- * then costs one writev and no allocation, and libuv (1.44) is spared the
- * epoll_ctl it makes after every queued write completes. What the socket
- * does not take is copied and queued. */
-static int send_now(cg_conn_t *c, const char *a, size_t alen, const char *b, size_t blen) {
-  if (c->pending_writes == 0) {
-    uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen), uv_buf_init((char *)b, (unsigned)blen)};
-    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, blen ? 2 : 1);
-    if (n == UV_EAGAIN) n = 0;
-    if (n < 0) {
-      cg_conn_close(c);
-      return -1;
-    }
-    size_t done = (size_t)n;
-    if (done >= alen + blen) return 0;
-    if (done >= alen) {
-      b += done - alen;
-      blen -= done - alen;
-      alen = 0;
-    } else {
-      a += done;
-      alen -= done;
-    }
-  }
-  out_t *o = malloc(sizeof *o + alen + blen);
-  if (!o) {
-    cg_conn_close(c);
-    return -1;
-  }
-  if (alen) memcpy(o->data, a, alen);
-  if (blen) memcpy(o->data + alen, b, blen);
-  uv_buf_t buf = uv_buf_init(o->data, (unsigned)(alen + blen));
-  o->req.data = c;
-  int rc = uv_write(&o->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
-  if (rc < 0) {
-    free(o);
-    cg_conn_close(c);
-    return -1;
-  }
-  c->pending_writes++;
-  if (!c->send_blocked && cg_conn_write_queue(c) > SEND_HIGH_WATER) {
-    c->send_blocked = 1;
-    conn_arm_timer(c);
-  }
-  return 0;
-}
-
-void cg_conn_cork(cg_conn_t *c) { c->corked++; }
-
-/* Sends what corking collected, in one write. */
-static int flush_obuf(cg_conn_t *c) {
-  if (c->obuf.len == 0 || c->state == CG_CONN_CLOSING) return 0;
-  size_t n = c->obuf.len;
-  c->obuf.len = 0;
-  int rc = send_now(c, c->obuf.data, n, NULL, 0);
-  /* a body's worth of buffer is not kept per idle connection */
-  if (c->obuf.cap > 16384) cg_buf_free(&c->obuf);
-  return rc;
-}
-
-void cg_conn_uncork(cg_conn_t *c) {
-  if (c->corked > 0 && --c->corked == 0) flush_obuf(c);
-}
-
-int cg_conn_write2(cg_conn_t *c, const void *a, size_t alen, const void *b, size_t blen) {
-  if (c->state == CG_CONN_CLOSING) return -1;
-  c->x.req.resp_bytes += alen + blen;
-  if (c->corked) {
-    if (alen) cg_buf_add(&c->obuf, a, alen);
-    if (blen) cg_buf_add(&c->obuf, b, blen);
-    if (c->obuf.len < SEND_LOW_WATER) return 0;
-    return flush_obuf(c); /* a big body is not held back for the sake of one syscall */
-  }
-  return send_now(c, a, alen, b, blen);
-}
-
-int cg_conn_write(cg_conn_t *c, const void *data, size_t len) { return cg_conn_write2(c, data, len, NULL, 0); }
-
 /* --- lifecycle ----------------------------------------------------------- */
 
 void cg_conn_response_done(cg_conn_t *c) {
   cg_req_t *r = &c->x.req;
   r->resp_done = 1;
-  flush_obuf(c); /* before deciding to close: nothing may stay behind */
+  cg_conn_flush(c); /* before deciding to close: nothing may stay behind */
   cg_access_log(&c->x, uv_now(&c->w->loop) - r->t_start);
   cg_metrics_request(&c->w->metrics, r->route ? r->route->index : 0, r->status);
   /* A worker retiring at a reload hands its kept-alive connections over
@@ -699,13 +590,17 @@ void cg_conn_response_done(cg_conn_t *c) {
  * meanwhile waits in the kernel and nothing is lost or closed. */
 void cg_conn_migrate_if_idle(cg_conn_t *c) {
   cg_worker_t *w = c->w;
+  /* a TLS handshake under way stays (its SNI callback belongs to the old
+   * config): it moves after its first response */
   if (!w->successor || c->state != CG_CONN_IDLE || c->pending_len || c->paused || c->pending_writes ||
-      cg_conn_write_queue(c) || c->close_when_flushed)
+      cg_conn_write_queue(c) || c->close_when_flushed || c->handshaking)
     return;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
     int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (nfd >= 0 && cg_worker_adopt(w->successor, nfd) != 0) close(nfd);
+    cg_handover_t h = {.fd = nfd, .listener = c->listener, .tls = c->tls};
+    if (nfd >= 0 && cg_worker_adopt(w->successor, h) == 0) c->tls = NULL; /* it moved with the socket */
+    else if (nfd >= 0) close(nfd);
   }
   cg_conn_close(c);
 }
@@ -725,6 +620,7 @@ static void on_close(uv_handle_t *h) {
   cg_head_free(&c->x.head);
   cg_buf_free(&c->obuf);
   cg_cors_hdrs_release(w, &c->x.req);
+  cg_tls_conn_free(c->tls);
   free(c->pending);
   free(c);
   cg_worker_conn_closed(w);
@@ -737,6 +633,7 @@ void cg_conn_close(cg_conn_t *c) {
   cg_plugin_cancel(&c->x);
   if (c->x.req.kind == CG_REQ_PROXY) cg_proxy_client_gone(&c->x);
   cg_list_remove(&c->link);
+  cg_conn_tls_close(c);
   uv_close((uv_handle_t *)&c->timer, on_close);
   uv_close((uv_handle_t *)&c->tcp, on_close);
 }
@@ -750,19 +647,21 @@ void cg_conn_drain(cg_conn_t *c) {
   else c->keep_alive = 0;
 }
 
-static void conn_start(cg_worker_t *w, int fd);
+static void conn_start(cg_worker_t *w, cg_listener_t *l, cg_handover_t h);
 
-void cg_conn_accept(cg_worker_t *w) { conn_start(w, -1); }
+void cg_conn_accept(cg_listener_t *l) { conn_start(l->w, l, (cg_handover_t){.fd = -1, .listener = l->index}); }
 
-void cg_conn_adopt(cg_worker_t *w, int fd) { conn_start(w, fd); }
+void cg_conn_adopt(cg_worker_t *w, cg_handover_t h) { conn_start(w, NULL, h); }
 
-/* fd < 0: accept from the worker's listener; else take over fd, a
- * connection handed over by the worker this one replaced. */
-static void conn_start(cg_worker_t *w, int fd) {
+/* l: accept from that listener; else take over h, a connection handed over
+ * by the worker this one replaced (its socket, and its TLS engine). */
+static void conn_start(cg_worker_t *w, cg_listener_t *l, cg_handover_t h) {
   uv_once(&settings_once, init_settings);
+  int fd = l ? -1 : h.fd;
   cg_conn_t *c = calloc(1, sizeof *c);
   if (!c) {
     if (fd >= 0) close(fd);
+    cg_tls_conn_free(h.tls);
     return;
   }
   c->w = w;
@@ -775,9 +674,17 @@ static void conn_start(cg_worker_t *w, int fd) {
   w->n_conns++;
   w->metrics.connections_open++;
   w->metrics.connections_total++;
-  int rc = fd < 0 ? uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+  int rc = fd < 0 ? uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+  const cg_listener_conf_t *lc = &w->cfg->listeners[h.listener < w->cfg->n_listeners ? h.listener : 0];
+  c->listener = h.listener;
+  c->tls = h.tls; /* a handed-over TLS connection keeps its session */
+  if (rc == 0 && !c->tls && lc->tls_ctx) {
+    c->tls = cg_tls_conn_new(lc->tls_ctx);
+    c->handshaking = 1;
+    if (!c->tls) rc = UV_ENOMEM;
+  }
   if (rc != 0) {
-    if (fd >= 0) close(fd);
+    if (fd >= 0 && rc != UV_ENOMEM) close(fd);
     cg_conn_close(c);
     return;
   }
@@ -795,10 +702,14 @@ static void conn_start(cg_worker_t *w, int fd) {
   c->x.w = w;
   c->x.proxy = w->proxy;
   c->x.proto = "HTTP/1.1";
-  c->x.scheme = "http";
+  c->x.scheme = c->tls ? "https" : "http";
+  c->x.tls = c->tls && !c->handshaking ? cg_tls_version(c->tls) : NULL;
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
   cg_head_init(&c->x.head, w->cfg->limits.max_head_bytes, w->cfg->limits.max_headers);
   c->state = CG_CONN_IDLE;
+  /* a TLS handshake is bounded like a request head: a client that sends
+   * half a ClientHello and waits is closed like a slowloris */
+  if (c->handshaking) conn_set_timeout(c, w->cfg->timeouts.head);
   cg_conn_update_reading(c);
 }

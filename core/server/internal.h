@@ -38,18 +38,35 @@ typedef struct cg_rpc {
  * header echoes (those are malloc'd); a worker keeps this many spare. */
 enum { CG_HDR_BLOCK = 512, CG_HDR_BLOCKS = 64 };
 
+/* One of a worker's listening sockets (an entry of cfg->listeners). */
+typedef struct cg_listener {
+  uv_tcp_t tcp;
+  int fd;
+  int index;   /* into cfg->listeners */
+  int waiting; /* a connection waits in libuv for a free slot */
+  struct cg_worker *w;
+} cg_listener_t;
+
+/* A connection a retiring worker hands to its successor at a reload: the
+ * socket (a duplicate) and, for TLS, its engine, whose session lives on. */
+typedef struct cg_handover {
+  int fd;
+  int listener; /* index into cfg->listeners */
+  struct cg_tls_conn *tls;
+} cg_handover_t;
+
 typedef struct cg_worker {
   int id;
   const cg_config_t *cfg;
   uv_loop_t loop;
   uv_thread_t thread;
-  uv_tcp_t listener;
-  int listen_fd;
+  cg_listener_t listeners[CG_MAX_LISTENERS];
+  int n_listeners;
   uv_async_t wake;
   uv_timer_t drain_timer;
   cg_list_t conns; /* every client connection */
   int n_conns;
-  int accept_waiting; /* a connection waits in libuv for a free slot */
+  int accept_waiting; /* some listener waits for a free slot */
   int draining;
   int listener_closed;
   cg_proxy_t *proxy; /* the upstream pools */
@@ -59,6 +76,7 @@ typedef struct cg_worker {
   cg_cors_override_t **allow_ov; /* per route: what a plain "allowed" answers */
   unsigned char *has_expose;    /* per route: its plugin has an expose_headers hook */
   char rbuf[65536]; /* one read buffer for every socket of the worker: data is consumed in the read callback */
+  char tls_plain[16384]; /* what a TLS connection's read decrypts to, one record at a time */
   int rbuf_busy;
   char cors_scratch[CG_CORS_BUF_SIZE];
   /* Spare blocks for the CORS header lines a request keeps from its decision
@@ -82,24 +100,25 @@ typedef struct cg_worker {
   struct cg_worker *successor;
   int retire;            /* set by the main thread before waking the worker */
   uv_async_t adopt_async;
-  int *adopt_fds;        /* under rpc_mu */
+  cg_handover_t *adopt; /* under rpc_mu */
   int n_adopt, cap_adopt;
   int adopt_closed;      /* under rpc_mu: the loop is ending, hand-overs are refused */
   uv_async_t *on_exit;   /* on the main loop: sent when the thread's loop has ended */
   int exited;            /* under rpc_mu */
 } cg_worker_t;
 
-/* Sets up w for cfg: its listener (bound, listening), loop, pools and plugin
- * host. Returns 0, or -1 (logged). Exposed for the request-path fuzzer,
- * which drives one worker's loop itself. */
+/* Sets up w for cfg: its listeners (bound, listening), loop, pools and
+ * plugin host. Returns 0, or -1 (logged). Exposed for the request-path
+ * fuzzer, which drives one worker's loop itself. */
 int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg);
-/* The same on an inherited listening socket (a reload keeps the kernel's
- * socket, and with it the connections waiting in its backlog). */
-int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, int listen_fd);
+/* The same on inherited listening sockets, one per cfg->listeners (NULL: new
+ * ones): a reload keeps the kernel's sockets, and with them the connections
+ * waiting in their backlogs. */
+int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, const int *listen_fds);
 /* (both return -2 when only the plugin host failed: the loop is whole) */
-/* Hands connection fd over to w (from another thread). Returns 0, or -1 when
- * w no longer takes connections (the caller closes fd). */
-int cg_worker_adopt(cg_worker_t *w, int fd);
+/* Hands a connection over to w (from another thread). Returns 0, or -1 when
+ * w no longer takes connections (the caller closes the fd and frees tls). */
+int cg_worker_adopt(cg_worker_t *w, cg_handover_t h);
 
 /* Runs fn(w, arg) on w's loop and waits for it (from the main thread).
  * Returns 0, or -1 when the worker has stopped. */
@@ -124,6 +143,9 @@ typedef struct cg_conn {
   cg_conn_state_t state;
   llhttp_t parser;
   cg_exchange_t x; /* the request being served (one at a time) */
+  int listener;       /* index into cfg->listeners */
+  cg_tls_conn_t *tls; /* NULL: plain HTTP */
+  int handshaking;    /* TLS: the handshake is not done (the head timeout runs from the accept) */
   /* this request's HTTP/1.x particulars, cleared with it */
   int http_minor;
   int keep_alive;   /* the connection goes on after this response */
@@ -145,8 +167,8 @@ typedef struct cg_conn {
 } cg_conn_t;
 
 /* conn.c */
-void cg_conn_accept(cg_worker_t *w);
-void cg_conn_adopt(cg_worker_t *w, int fd); /* a connection handed over at a reload */
+void cg_conn_accept(cg_listener_t *l);
+void cg_conn_adopt(cg_worker_t *w, cg_handover_t h); /* a connection handed over at a reload */
 void cg_conn_migrate_if_idle(cg_conn_t *c);
 void cg_conn_close(cg_conn_t *c);
 int cg_conn_write(cg_conn_t *c, const void *data, size_t len);
@@ -161,7 +183,21 @@ int cg_conn_msg_end_known(const cg_conn_t *c);
 void cg_conn_resume(cg_conn_t *c);
 void cg_conn_update_reading(cg_conn_t *c);
 void cg_conn_drain(cg_conn_t *c); /* graceful shutdown: close when idle */
+/* Arms the timeout the connection's state calls for. */
+void cg_conn_arm_timer(cg_conn_t *c);
+/* Bytes the client sent (decrypted, for TLS): parsed, or kept while paused. */
+void cg_conn_input(cg_conn_t *c, const char *data, size_t n);
+/* The client closed its side (or sent TLS's close_notify). */
+void cg_conn_peer_closed(cg_conn_t *c);
+
+/* conn_io.c: writes, and TLS */
 size_t cg_conn_write_queue(const cg_conn_t *c);
+/* Sends what corking collected (before a response's end decides on the connection). */
+void cg_conn_flush(cg_conn_t *c);
+/* Bytes read on a TLS connection: the handshake, then decrypted input. */
+void cg_conn_tls_received(cg_conn_t *c, const char *data, size_t n);
+/* A close_notify before the socket closes, if it goes now. */
+void cg_conn_tls_close(cg_conn_t *c);
 
 /* http1.c: an exchange's response on an HTTP/1.1 connection. */
 extern const cg_exchange_ops_t cg_http1_ops;

@@ -106,6 +106,10 @@ void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status, int refu
     if (preflight_kinds[k].status == status && preflight_kinds[k].refused == !!refused) r->preflights[k]++;
 }
 
+void cg_metrics_tls_handshake(cg_metrics_t *m, const char *version) {
+  m->tls_handshakes[strcmp(version, "TLSv1.3") == 0 ? 1 : 0]++;
+}
+
 const char *cg_metrics_result_name(int reason) { return result_names[result_of(reason)]; }
 
 void cg_metrics_shadow(cg_metrics_t *m, int route_index, int differs) {
@@ -172,6 +176,8 @@ void cg_metrics_add(cg_metrics_t *sum, const cg_metrics_t *m) {
   for (int k = 0; k < CG_M_UP_NKINDS; k++) sum->upstream_errors[k] += m->upstream_errors[k];
   sum->connections_open += m->connections_open;
   sum->connections_total += m->connections_total;
+  for (int k = 0; k < 2; k++) sum->tls_handshakes[k] += m->tls_handshakes[k];
+  sum->tls_handshake_errors += m->tls_handshake_errors;
 }
 
 typedef struct {
@@ -342,6 +348,17 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
   for (int k = 0; k < CG_M_UP_NKINDS; k++)
     add(&b, "corsgate_upstream_errors_total{kind=\"%s\"} %llu\n", upstream_kinds[k],
         (unsigned long long)m->upstream_errors[k]);
+  int has_tls = 0;
+  for (int i = 0; i < cfg->n_listeners; i++) has_tls |= cfg->listeners[i].tls_ctx != NULL;
+  if (has_tls)
+    add(&b,
+        "# HELP corsgate_tls_handshakes_total TLS handshakes completed, by version.\n"
+        "# TYPE corsgate_tls_handshakes_total counter\n"
+        "corsgate_tls_handshakes_total{version=\"TLSv1.2\"} %llu\ncorsgate_tls_handshakes_total{version=\"TLSv1.3\"} %llu\n"
+        "# HELP corsgate_tls_handshake_errors_total TLS handshakes that failed.\n"
+        "# TYPE corsgate_tls_handshake_errors_total counter\ncorsgate_tls_handshake_errors_total %llu\n",
+        (unsigned long long)m->tls_handshakes[0], (unsigned long long)m->tls_handshakes[1],
+        (unsigned long long)m->tls_handshake_errors);
   add(&b,
       "# HELP corsgate_connections_open Client connections open now.\n"
       "# TYPE corsgate_connections_open gauge\ncorsgate_connections_open %llu\n"

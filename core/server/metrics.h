@@ -66,6 +66,8 @@ typedef struct cg_metrics {
   uint64_t hook_count, hook_sum_us, hook_errors, hook_timeouts;
   uint64_t upstream_errors[CG_M_UP_NKINDS];
   uint64_t connections_open, connections_total;
+  uint64_t tls_handshakes[2]; /* completed: [0] TLSv1.2, [1] TLSv1.3 */
+  uint64_t tls_handshake_errors;
 } cg_metrics_t;
 
 int cg_metrics_init(cg_metrics_t *m, int n_routes);
@@ -76,6 +78,8 @@ void cg_metrics_request(cg_metrics_t *m, int route_index, int status);
 /* One CORS decision (reason: a cg_cors_reason_t, not NO_ORIGIN); tenant NULL or "". */
 void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *tenant);
 void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status, int refused);
+/* A TLS handshake completed with version ("TLSv1.2", "TLSv1.3"). */
+void cg_metrics_tls_handshake(cg_metrics_t *m, const char *version);
 void cg_metrics_shadow(cg_metrics_t *m, int route_index, int differs);
 /* "allowed", "refused-origin", ... for a decision's reason (as in the metric) */
 const char *cg_metrics_result_name(int reason);

@@ -23,7 +23,8 @@
 static atomic_int stop_requested;
 
 static void on_connection(uv_stream_t *server, int status) {
-  cg_worker_t *w = container_of((uv_tcp_t *)server, cg_worker_t, listener);
+  cg_listener_t *l = container_of((uv_tcp_t *)server, cg_listener_t, tcp);
+  cg_worker_t *w = l->w;
   if (status < 0) {
     cg_log_warn("worker %d: accept: %s", w->id, uv_strerror(status));
     return;
@@ -31,10 +32,10 @@ static void on_connection(uv_stream_t *server, int status) {
   if (w->n_conns >= w->cfg->limits.max_connections) {
     /* Not accepting here makes libuv stop polling the listener: further
      * connections wait in the kernel's backlog until a slot frees up. */
-    w->accept_waiting = 1;
+    l->waiting = w->accept_waiting = 1;
     return;
   }
-  cg_conn_accept(w);
+  cg_conn_accept(l);
 }
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
@@ -103,7 +104,10 @@ static void adopt_close(cg_worker_t *w) {
   if (uv_is_closing((uv_handle_t *)&w->adopt_async)) return;
   uv_mutex_lock(&w->rpc_mu);
   w->adopt_closed = 1;
-  for (int i = 0; i < w->n_adopt; i++) close(w->adopt_fds[i]);
+  for (int i = 0; i < w->n_adopt; i++) {
+    close(w->adopt[i].fd);
+    cg_tls_conn_free(w->adopt[i].tls);
+  }
   w->n_adopt = 0;
   uv_mutex_unlock(&w->rpc_mu);
   uv_close((uv_handle_t *)&w->adopt_async, on_handle_closed);
@@ -111,22 +115,26 @@ static void adopt_close(cg_worker_t *w) {
 
 static void adopt_run(uv_async_t *a) {
   cg_worker_t *w = container_of(a, cg_worker_t, adopt_async);
-  int fds[64];
+  cg_handover_t hs[64];
   for (;;) {
     uv_mutex_lock(&w->rpc_mu);
     int n = w->n_adopt < 64 ? w->n_adopt : 64;
-    memcpy(fds, w->adopt_fds + w->n_adopt - n, (size_t)n * sizeof *fds);
+    memcpy(hs, w->adopt + w->n_adopt - n, (size_t)n * sizeof *hs);
     w->n_adopt -= n;
     uv_mutex_unlock(&w->rpc_mu);
     if (n == 0) break;
     for (int i = 0; i < n; i++) {
-      if (w->draining) close(fds[i]); /* stopping too: the client reconnects */
-      else cg_conn_adopt(w, fds[i]);
+      if (w->draining) { /* stopping too: the client reconnects */
+        close(hs[i].fd);
+        cg_tls_conn_free(hs[i].tls);
+      } else {
+        cg_conn_adopt(w, hs[i]);
+      }
     }
   }
 }
 
-int cg_worker_adopt(cg_worker_t *w, int fd) {
+int cg_worker_adopt(cg_worker_t *w, cg_handover_t h) {
   uv_mutex_lock(&w->rpc_mu);
   if (w->adopt_closed) {
     uv_mutex_unlock(&w->rpc_mu);
@@ -134,15 +142,15 @@ int cg_worker_adopt(cg_worker_t *w, int fd) {
   }
   if (w->n_adopt == w->cap_adopt) {
     int cap = w->cap_adopt ? w->cap_adopt * 2 : 64;
-    int *p = realloc(w->adopt_fds, (size_t)cap * sizeof *p);
+    cg_handover_t *p = realloc(w->adopt, (size_t)cap * sizeof *p);
     if (!p) {
       uv_mutex_unlock(&w->rpc_mu);
       return -1;
     }
-    w->adopt_fds = p;
+    w->adopt = p;
     w->cap_adopt = cap;
   }
-  w->adopt_fds[w->n_adopt++] = fd;
+  w->adopt[w->n_adopt++] = h;
   uv_async_send(&w->adopt_async);
   uv_mutex_unlock(&w->rpc_mu);
   return 0;
@@ -168,8 +176,18 @@ void cg_worker_conn_closed(cg_worker_t *w) {
   w->n_conns--;
   w->metrics.connections_open--;
   if (w->accept_waiting && !w->draining) {
+    /* the slot goes to a listener that had to wait */
     w->accept_waiting = 0;
-    cg_conn_accept(w);
+    cg_listener_t *next = NULL;
+    for (int i = 0; i < w->n_listeners; i++) {
+      if (!w->listeners[i].waiting) continue;
+      if (next) w->accept_waiting = 1;
+      else next = &w->listeners[i];
+    }
+    if (next) {
+      next->waiting = 0;
+      cg_conn_accept(next);
+    }
   }
   finish_if_drained(w);
 }
@@ -192,7 +210,7 @@ static void on_wake(uv_async_t *a) {
   w->draining = 1;
   if (!w->listener_closed) {
     w->listener_closed = 1;
-    uv_close((uv_handle_t *)&w->listener, on_handle_closed);
+    for (int i = 0; i < w->n_listeners; i++) uv_close((uv_handle_t *)&w->listeners[i].tcp, on_handle_closed);
   }
   cg_proxy_drain(w->proxy);
   cg_list_t *it = w->conns.next;
@@ -227,15 +245,15 @@ static void worker_main(void *arg) {
   if (w->on_exit) uv_async_send(w->on_exit);
 }
 
-static int open_listener(const cg_config_t *cfg) {
-  int fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+static int open_listener(const cg_listener_conf_t *lc) {
+  int fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
   /* One listening socket per worker: the kernel spreads connections over
    * them, and no worker waits on another's accept. */
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-      bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) < 0) {
+      bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) < 0) {
     int e = errno;
     close(fd);
     return -e;
@@ -268,24 +286,33 @@ static int plugins_init(cg_worker_t *w) {
   return 0;
 }
 
-int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg) { return cg_worker_init_fd(w, id, cfg, -1); }
+int cg_worker_init(cg_worker_t *w, int id, const cg_config_t *cfg) { return cg_worker_init_fd(w, id, cfg, NULL); }
 
-int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, int listen_fd) {
+int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, const int *listen_fds) {
   w->id = id;
   w->cfg = cfg;
-  w->listen_fd = listen_fd >= 0 ? listen_fd : open_listener(cfg);
-  if (w->listen_fd < 0) {
-    cg_log_error("cannot listen on %s: %s", cfg->listen, strerror(-w->listen_fd));
-    return -1;
+  for (int i = 0; i < cfg->n_listeners; i++) {
+    const cg_listener_conf_t *lc = &cfg->listeners[i];
+    int fd = listen_fds ? listen_fds[i] : open_listener(lc);
+    if (fd < 0) {
+      cg_log_error("cannot listen on %s: %s", lc->address, strerror(-fd));
+      for (int k = 0; k < i && !listen_fds; k++) close(w->listeners[k].fd);
+      return -1;
+    }
+    w->listeners[i] = (cg_listener_t){.fd = fd, .index = i, .w = w};
   }
+  w->n_listeners = cfg->n_listeners;
   uv_loop_init(&w->loop);
   cg_list_init(&w->conns);
-  uv_tcp_init(&w->loop, &w->listener);
-  int rc = uv_tcp_open(&w->listener, w->listen_fd);
-  if (rc == 0) rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
-  if (rc < 0) {
-    cg_log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
-    return -1;
+  for (int i = 0; i < w->n_listeners; i++) {
+    cg_listener_t *l = &w->listeners[i];
+    uv_tcp_init(&w->loop, &l->tcp);
+    int rc = uv_tcp_open(&l->tcp, l->fd);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+    if (rc < 0) {
+      cg_log_error("cannot listen on %s: %s", cfg->listeners[i].address, uv_strerror(rc));
+      return -1;
+    }
   }
   if (cg_metrics_init(&w->metrics, cfg->n_routes) != 0) return -1;
   uv_async_init(&w->loop, &w->wake, on_wake);
@@ -325,7 +352,7 @@ static void gen_free(gen_t *g) {
     uv_mutex_destroy(&w->rpc_mu);
     uv_cond_destroy(&w->rpc_cv);
     cg_metrics_free(&w->metrics);
-    free(w->adopt_fds);
+    free(w->adopt);
   }
   free(g->workers);
   cg_config_free(g->cfg);
@@ -362,6 +389,7 @@ static void on_gen_exited(uv_async_t *a) {
  * listeners to inherit. Returns NULL (logged) when a worker cannot start;
  * inherited sockets are then left to their owner. */
 static gen_t *gen_new(const cg_config_t *cfg, cg_config_t *owned, const int *listen_fds) {
+  int nl = cfg->n_listeners;
   gen_t *g = calloc(1, sizeof *g);
   if (!g) return NULL;
   g->n = cfg->workers;
@@ -374,14 +402,17 @@ static gen_t *gen_new(const cg_config_t *cfg, cg_config_t *owned, const int *lis
   uv_async_init(&main_loop, &g->exited, on_gen_exited);
   g->exited.data = g;
   for (int i = 0; i < g->n; i++) {
-    int fd = -1;
-    if (listen_fds && (fd = fcntl(listen_fds[i], F_DUPFD_CLOEXEC, 0)) < 0) {
-      cg_log_error("reload: cannot share the listener: %s", strerror(errno));
-      break;
-    }
+    int fds[CG_MAX_LISTENERS], ok = 1;
+    for (int j = 0; listen_fds && j < nl && ok; j++)
+      if ((fds[j] = fcntl(listen_fds[i * nl + j], F_DUPFD_CLOEXEC, 0)) < 0) {
+        cg_log_error("reload: cannot share the listener: %s", strerror(errno));
+        for (int k = 0; k < j; k++) close(fds[k]);
+        ok = 0;
+      }
+    if (!ok) break;
     cg_worker_t *w = &g->workers[i];
     w->on_exit = &g->exited;
-    int rc = cg_worker_init_fd(w, i, cfg, fd);
+    int rc = cg_worker_init_fd(w, i, cfg, listen_fds ? fds : NULL);
     if (rc == -1) break; /* before its loop was whole: nothing to run (a rare leak on a failing reload) */
     if (rc != 0) {
       /* its plugins failed: the loop is whole, so it runs only to stop */
@@ -422,8 +453,16 @@ static void stop_generation(gen_t *g, gen_t *successor) {
   }
 }
 
+/* The same listening addresses, in the same order (a listener's TLS may
+ * change: its certificates are read again at each reload). */
 static int same_addr(const cg_config_t *a, const cg_config_t *b) {
-  return a->listen_addrlen == b->listen_addrlen && memcmp(&a->listen_addr, &b->listen_addr, a->listen_addrlen) == 0;
+  if (a->n_listeners != b->n_listeners) return 0;
+  for (int i = 0; i < a->n_listeners; i++) {
+    const cg_listener_conf_t *x = &a->listeners[i], *y = &b->listeners[i];
+    if (x->addrlen != y->addrlen || memcmp(&x->addr, &y->addr, x->addrlen) != 0 || !x->tls_ctx != !y->tls_ctx)
+      return 0;
+  }
+  return 1;
 }
 
 /* A reload, told to systemd (RELOADING=1 then READY=1, whatever the
@@ -483,8 +522,10 @@ static int reload(char **errors) {
   }
   for (int i = 0; i < d.count; i++) cg_log_warn("reload: %s: %s", old->source, d.items[i].text);
   cg_diag_free(&d);
-  int fds[256];
-  for (int i = 0; i < current->n; i++) fds[i] = current->workers[i].listen_fd;
+  int fds[256 * CG_MAX_LISTENERS];
+  for (int i = 0; i < current->n; i++)
+    for (int j = 0; j < current->workers[i].n_listeners; j++)
+      fds[i * current->workers[i].n_listeners + j] = current->workers[i].listeners[j].fd;
   cg_log_set_level(cfg->log_level);
   gen_t *g = gen_new(cfg, cfg, fds);
   if (!g) {

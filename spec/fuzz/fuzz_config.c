@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (c) {
     CHECK(d.errors == 0);
-    CHECK(c->listen && c->workers >= 1);
+    CHECK(c->listen && c->n_listeners >= 1 && c->workers >= 1);
     for (int i = 0; i < c->n_routes; i++) CHECK(c->routes[i].name && c->routes[i].prefix);
     cg_config_free(c);
   }

@@ -107,10 +107,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   cg_diag_free(&d);
   cg_log_set_level(CG_LOG_ERROR);
   /* any free port: the kernel picks it at bind */
-  ((struct sockaddr_in *)&cfg->listen_addr)->sin_port = 0;
+  ((struct sockaddr_in *)&cfg->listeners[0].addr)->sin_port = 0;
   if (cg_worker_init(&worker, 0, cfg) != 0) abort();
   socklen_t len = sizeof gw_addr;
-  if (getsockname(worker.listen_fd, (struct sockaddr *)&gw_addr, &len) != 0) abort();
+  if (getsockname(worker.listeners[0].fd, (struct sockaddr *)&gw_addr, &len) != 0) abort();
   out_cap = 1 << 20;
   out = malloc(out_cap);
   return 0;

@@ -1,0 +1,307 @@
+/* A TLS listener's certificates: loaded once per config (and again at each
+ * reload), checked the way a browser will judge them, and grouped by the
+ * names they cover. Each group is an SSL_CTX holding one certificate per key
+ * type (an ECDSA and an RSA one for the same names: OpenSSL gives ECDSA to
+ * clients that offer it); the client's SNI picks the group, exact names
+ * before wildcards, and without SNI or a match the first certificate serves. */
+#include <ctype.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tls/tls_internal.h"
+
+/* TLS 1.2: ECDHE key exchange (forward secrecy) with AEAD ciphers only. TLS
+ * 1.3's suites are all both. */
+static const char CIPHERS_12[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+static const char SUITES_13[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+/* ALPN, in the server's order of preference (wire format: length-prefixed). */
+static const unsigned char ALPN[] = "\x08http/1.1";
+
+enum { EXPIRY_WARN_DAYS = 14 };
+
+typedef struct group {
+  SSL_CTX *ssl;
+  char **names; /* lower-case DNS names of its subjectAltName; "*.example.com" for wildcards */
+  int n_names;
+  int key_types[4]; /* EVP_PKEY_* of the certificates it holds */
+  int n_keys;
+} group_t;
+
+struct cg_tls_ctx {
+  group_t *groups; /* groups[0] holds the first certificate: the default */
+  int n_groups;
+};
+
+SSL_CTX *cg_tls_ctx_base(cg_tls_ctx_t *ctx) { return ctx->groups[0].ssl; }
+
+/* OpenSSL's last error, as text (and its queue cleared). */
+static const char *ossl_error(char *buf, size_t n) {
+  unsigned long e = ERR_get_error();
+  if (!e) snprintf(buf, n, "unknown error");
+  else ERR_error_string_n(e, buf, n);
+  ERR_clear_error();
+  return buf;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The DNS names of cert's subjectAltName, lower-case and sorted; *n_ip
+ * counts its IP addresses. */
+static char **san_names(X509 *cert, int *n, int *n_ip) {
+  *n = *n_ip = 0;
+  GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+  if (!gens) return NULL;
+  int count = sk_GENERAL_NAME_num(gens);
+  char **out = calloc((size_t)count + 1, sizeof *out);
+  for (int i = 0; out && i < count; i++) {
+    const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+    if (g->type == GEN_IPADD) (*n_ip)++;
+    if (g->type != GEN_DNS) continue;
+    const unsigned char *s = ASN1_STRING_get0_data(g->d.dNSName);
+    int len = ASN1_STRING_length(g->d.dNSName);
+    char *name = malloc((size_t)len + 1);
+    if (!name) break;
+    for (int k = 0; k < len; k++) name[k] = (char)tolower(s[k]);
+    name[len] = 0;
+    out[(*n)++] = name;
+  }
+  GENERAL_NAMES_free(gens);
+  if (out) qsort(out, (size_t)*n, sizeof *out, name_cmp);
+  return out;
+}
+
+static void free_names(char **names, int n) {
+  if (!names) return;
+  for (int i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+static int same_names(char **a, int na, char **b, int nb) {
+  if (na != nb) return 0;
+  for (int i = 0; i < na; i++)
+    if (strcmp(a[i], b[i]) != 0) return 0;
+  return 1;
+}
+
+/* ALPN: the first of ours the client offers; without one the handshake goes
+ * on without ALPN (the client may still speak HTTP/1.1). */
+static int on_alpn(SSL *s, const unsigned char **out, unsigned char *outlen, const unsigned char *in, unsigned int inlen,
+                   void *arg) {
+  (void)s, (void)arg;
+  unsigned char *sel;
+  unsigned char sel_len;
+  if (SSL_select_next_proto(&sel, &sel_len, ALPN, sizeof ALPN - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = sel;
+  *outlen = sel_len;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+static const group_t *lookup(const cg_tls_ctx_t *t, const char *name) {
+  for (int g = 0; g < t->n_groups; g++)
+    for (int i = 0; i < t->groups[g].n_names; i++)
+      if (strcmp(t->groups[g].names[i], name) == 0) return &t->groups[g];
+  /* a wildcard covers exactly one label: *.example.com serves a.example.com */
+  const char *dot = strchr(name, '.');
+  if (!dot || dot == name) return NULL;
+  for (int g = 0; g < t->n_groups; g++)
+    for (int i = 0; i < t->groups[g].n_names; i++) {
+      const char *w = t->groups[g].names[i];
+      if (w[0] == '*' && w[1] == '.' && strcmp(w + 1, dot) == 0) return &t->groups[g];
+    }
+  return NULL;
+}
+
+/* SNI: the group whose names cover the name asked for. */
+static int on_sni(SSL *s, int *alert, void *arg) {
+  (void)alert;
+  const cg_tls_ctx_t *t = arg;
+  const char *asked = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+  if (!asked) return SSL_TLSEXT_ERR_NOACK;
+  char name[256];
+  size_t n = strlen(asked);
+  if (n == 0 || n >= sizeof name) return SSL_TLSEXT_ERR_NOACK;
+  for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)asked[i]);
+  if (name[n - 1] == '.') n--;
+  name[n] = 0;
+  const group_t *g = lookup(t, name);
+  if (g && g->ssl != SSL_get_SSL_CTX(s)) SSL_set_SSL_CTX(s, g->ssl);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *new_ssl_ctx(int min_version) {
+  SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+  if (!c) return NULL;
+  int ok = SSL_CTX_set_min_proto_version(c, min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION) &&
+           SSL_CTX_set_cipher_list(c, CIPHERS_12) && SSL_CTX_set_ciphersuites(c, SUITES_13) &&
+           SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384") &&
+           SSL_CTX_set_session_id_context(c, (const unsigned char *)"corsgate", 8);
+  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  /* an idle connection keeps no 16 KB read and write buffers */
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+  /* resumption by tickets only: a session cache would be one per worker */
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(c, cg_tls_ticket_cb);
+  SSL_CTX_set_alpn_select_cb(c, on_alpn, NULL);
+  if (!ok) {
+    SSL_CTX_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* One certificate: loaded, checked, and added to its group. 0 or -1 (in d). */
+static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const char *path, cg_diag_t *d) {
+  const cg_tls_cert_conf_t *cc = &conf->certs[idx];
+  char at[300], err[256];
+  snprintf(at, sizeof at, "%s.certificates[%d]", path, idx + 1);
+  BIO *bio = BIO_new_file(cc->cert, "r");
+  if (!bio) {
+    cg_diag_error(d, at, "cannot read the certificate file %s: %s", cc->cert, ossl_error(err, sizeof err));
+    return -1;
+  }
+  X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+  STACK_OF(X509) *chain = sk_X509_new_null();
+  X509 *x;
+  while (chain && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) sk_X509_push(chain, x);
+  ERR_clear_error(); /* the end of the file reads as an error */
+  BIO_free(bio);
+  EVP_PKEY *key = NULL;
+  int rc = -1, n_names = 0, n_ip = 0;
+  char **names = NULL;
+  if (!leaf) {
+    cg_diag_error(d, at, "%s holds no PEM certificate", cc->cert);
+    goto out;
+  }
+  bio = BIO_new_file(cc->key, "r");
+  if (bio) key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+  BIO_free(bio);
+  if (!key) {
+    cg_diag_error(d, at, "cannot read a private key from %s: %s", cc->key, ossl_error(err, sizeof err));
+    goto out;
+  }
+  if (X509_check_private_key(leaf, key) != 1) {
+    ERR_clear_error();
+    int later = 0; /* the key's certificate further down: the chain is out of order */
+    for (int i = 0; i < sk_X509_num(chain) && !later; i++)
+      if (X509_check_private_key(sk_X509_value(chain, i), key) == 1) later = i + 2;
+    ERR_clear_error();
+    if (later)
+      cg_diag_error(d, at,
+                    "the chain in %s is out of order: the key in %s belongs to certificate %d; the file holds "
+                    "the certificate first, then its intermediates",
+                    cc->cert, cc->key, later);
+    else
+      cg_diag_error(d, at, "the key in %s does not belong to the certificate in %s", cc->key, cc->cert);
+    goto out;
+  }
+  for (int i = 0; i < sk_X509_num(chain); i++) {
+    X509 *child = i == 0 ? leaf : sk_X509_value(chain, i - 1), *parent = sk_X509_value(chain, i);
+    if (X509_check_issued(parent, child) != X509_V_OK) {
+      cg_diag_error(d, at,
+                    "the chain in %s is out of order: certificate %d is not issued by the next one (the file "
+                    "holds the certificate, then its intermediates, each followed by its issuer)",
+                    cc->cert, i + 1);
+      goto out;
+    }
+  }
+  time_t now = time(NULL), soon = now + EXPIRY_WARN_DAYS * 86400;
+  if (X509_cmp_time(X509_get0_notAfter(leaf), &now) < 0) {
+    cg_diag_error(d, at, "the certificate in %s has expired", cc->cert);
+    goto out;
+  }
+  if (X509_cmp_time(X509_get0_notAfter(leaf), &soon) < 0)
+    cg_diag_warn(d, at, "the certificate in %s expires within %d days", cc->cert, EXPIRY_WARN_DAYS);
+  if (X509_cmp_time(X509_get0_notBefore(leaf), &now) > 0)
+    cg_diag_warn(d, at, "the certificate in %s is not valid yet", cc->cert);
+  names = san_names(leaf, &n_names, &n_ip);
+  if (n_names == 0 && n_ip == 0) {
+    cg_diag_error(d, at,
+                  "the certificate in %s names no host in subjectAltName (browsers ignore the Common Name)",
+                  cc->cert);
+    goto out;
+  }
+  /* its group: the one with the same names, or a new one */
+  group_t *g = NULL;
+  for (int i = 0; i < t->n_groups && !g; i++)
+    if (same_names(t->groups[i].names, t->groups[i].n_names, names, n_names)) g = &t->groups[i];
+  int type = EVP_PKEY_get_base_id(key);
+  if (g) {
+    for (int k = 0; k < g->n_keys; k++)
+      if (g->key_types[k] == type) {
+        cg_diag_error(d, at, "another certificate of the same key type already covers the same names");
+        goto out;
+      }
+    if (g->n_keys == 4) {
+      cg_diag_error(d, at, "too many certificates for the same names");
+      goto out;
+    }
+  } else {
+    group_t *grown = realloc(t->groups, (size_t)(t->n_groups + 1) * sizeof *grown);
+    if (!grown) goto oom;
+    t->groups = grown;
+    g = &t->groups[t->n_groups];
+    memset(g, 0, sizeof *g);
+    g->ssl = new_ssl_ctx(conf->min_version);
+    if (!g->ssl) goto oom;
+    t->n_groups++;
+    g->names = names;
+    g->n_names = n_names;
+    names = NULL;
+    n_names = 0;
+  }
+  if (SSL_CTX_use_cert_and_key(g->ssl, leaf, key, chain, 1) != 1) {
+    cg_diag_error(d, at, "OpenSSL refused the certificate in %s: %s", cc->cert, ossl_error(err, sizeof err));
+    goto out;
+  }
+  g->key_types[g->n_keys++] = type;
+  rc = 0;
+  goto out;
+oom:
+  cg_diag_error(d, at, "out of memory");
+out:
+  free_names(names, n_names);
+  EVP_PKEY_free(key);
+  X509_free(leaf);
+  sk_X509_pop_free(chain, X509_free);
+  return rc;
+}
+
+cg_tls_ctx_t *cg_tls_ctx_new(const cg_tls_conf_t *conf, const char *path, cg_diag_t *d) {
+  int errors = d->errors;
+  cg_tls_ctx_t *t = calloc(1, sizeof *t);
+  if (!t) {
+    cg_diag_error(d, path, "out of memory");
+    return NULL;
+  }
+  if (conf->n_certs == 0) cg_diag_error(d, path, "certificates: at least one { cert = ..., key = ... } is required");
+  for (int i = 0; i < conf->n_certs; i++) load_one(t, conf, i, path, d);
+  if (d->errors > errors || t->n_groups == 0) {
+    cg_tls_ctx_free(t);
+    return NULL;
+  }
+  /* every group gets the SNI callback: a connection switched to one (or
+   * resuming there) keeps the same choice */
+  for (int g = 0; g < t->n_groups; g++) {
+    SSL_CTX_set_tlsext_servername_callback(t->groups[g].ssl, on_sni);
+    SSL_CTX_set_tlsext_servername_arg(t->groups[g].ssl, t);
+  }
+  return t;
+}
+
+void cg_tls_ctx_free(cg_tls_ctx_t *t) {
+  if (!t) return;
+  for (int g = 0; g < t->n_groups; g++) {
+    SSL_CTX_free(t->groups[g].ssl);
+    free_names(t->groups[g].names, t->groups[g].n_names);
+  }
+  free(t->groups);
+  free(t);
+}

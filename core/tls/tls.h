@@ -1,0 +1,72 @@
+#ifndef CG_TLS_TLS_H
+#define CG_TLS_TLS_H
+/* TLS for the listeners, with OpenSSL 3: a listener's certificates loaded
+ * and checked once (a cg_tls_ctx_t, shared by every worker), and each
+ * connection's TLS engine (a cg_tls_conn_t) working on memory buffers, so
+ * the connection reads and writes its socket as it does in plain HTTP and
+ * never hands the socket to OpenSSL.
+ *
+ * The policy is fixed, not configured: TLS 1.2 (or 1.3 with min_version) and
+ * up, AEAD ciphers with forward secrecy only, the server's order, no
+ * compression, no renegotiation, ALPN http/1.1; session tickets whose keys
+ * rotate every hour and are shared by every context of the process, so a
+ * session resumes on any worker and across reloads. */
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/diag.h"
+
+typedef struct cg_tls_cert_conf {
+  char *cert; /* PEM file: the certificate, then its chain */
+  char *key;  /* PEM file: its private key */
+} cg_tls_cert_conf_t;
+
+typedef struct cg_tls_conf {
+  cg_tls_cert_conf_t *certs;
+  int n_certs;
+  int min_version; /* 12 or 13 */
+} cg_tls_conf_t;
+
+typedef struct cg_tls_ctx cg_tls_ctx_t;
+
+/* Loads conf's certificates and checks them: each key matches its
+ * certificate, each chain is in order (every certificate issued by the
+ * next), each certificate names its hosts in subjectAltName; one expiring
+ * within 14 days is a warning, an expired one an error. Problems go to d
+ * under path ("listen[2].tls"). NULL when d got an error. */
+cg_tls_ctx_t *cg_tls_ctx_new(const cg_tls_conf_t *conf, const char *path, cg_diag_t *d);
+void cg_tls_ctx_free(cg_tls_ctx_t *ctx);
+
+typedef struct cg_tls_conn cg_tls_conn_t;
+
+/* A connection's engine, accepting. NULL when memory runs out. */
+cg_tls_conn_t *cg_tls_conn_new(cg_tls_ctx_t *ctx);
+void cg_tls_conn_free(cg_tls_conn_t *t);
+
+/* Bytes read from the socket. 0, or -1 when memory runs out. */
+int cg_tls_input(cg_tls_conn_t *t, const void *cipher, size_t n);
+/* Goes on with the handshake: 1 done, 0 more bytes needed, -1 failed (the
+ * connection is closed after its output, an alert, is sent). */
+int cg_tls_handshake(cg_tls_conn_t *t);
+/* Decrypted bytes into buf: how many, 0 when more input is needed, -1 when
+ * the peer closed (close_notify) or the stream is broken. */
+ssize_t cg_tls_read(cg_tls_conn_t *t, void *buf, size_t cap);
+/* Encrypts n bytes (one record per 16 KB). 0 or -1. */
+int cg_tls_write(cg_tls_conn_t *t, const void *plain, size_t n);
+/* A close_notify alert, queued as output. */
+void cg_tls_close_notify(cg_tls_conn_t *t);
+/* The ciphertext waiting to be sent: a pointer to it and its length. */
+size_t cg_tls_output(cg_tls_conn_t *t, const char **out);
+/* Drops what cg_tls_output gave, all of it (it was sent, or copied). */
+void cg_tls_output_clear(cg_tls_conn_t *t);
+
+/* After the handshake: "TLSv1.3", "TLSv1.2". */
+const char *cg_tls_version(const cg_tls_conn_t *t);
+/* The server name the client asked for (SNI), or "". */
+const char *cg_tls_server_name(const cg_tls_conn_t *t);
+/* The protocol ALPN agreed on ("http/1.1"), or "" when the client offered none. */
+const char *cg_tls_alpn(const cg_tls_conn_t *t);
+/* Why the handshake failed: OpenSSL's reason, for the log. */
+const char *cg_tls_error(const cg_tls_conn_t *t);
+
+#endif
