@@ -145,8 +145,32 @@ function _M.connect(port, opts)
     return nil, err
   end
   sock:setoption("tcp-nodelay", true)
+  local tls
+  if opts.tls then
+    -- opts.tls: { servername =, cafile =, alpn = { "http/1.1" }, protocol = "tlsv1_2" }
+    -- (lua-sec); the connection then carries what it agreed on in c.tls
+    local ssl = require("ssl")
+    local params = { mode = "client", protocol = opts.tls.protocol or "any", verify = opts.tls.cafile and "peer" or "none",
+      cafile = opts.tls.cafile, options = { "all" }, alpn = opts.tls.alpn }
+    local wrapped, werr = ssl.wrap(sock, params)
+    if not wrapped then
+      sock:close()
+      return nil, "tls: " .. tostring(werr)
+    end
+    if opts.tls.servername then wrapped:sni(opts.tls.servername) end
+    wrapped:settimeout(opts.timeout or _M.DEFAULT_TIMEOUT)
+    local hs, herr = wrapped:dohandshake()
+    if not hs then
+      wrapped:close()
+      return nil, "tls handshake: " .. tostring(herr)
+    end
+    local cert = wrapped:getpeercertificate()
+    tls = { version = wrapped:info("protocol"), alpn = wrapped:getalpn(), peer = cert,
+      subject_alt = cert and cert:extensions() }
+    sock = wrapped
+  end
   return setmetatable({ sock = sock, port = port, timeout = opts.timeout or _M.DEFAULT_TIMEOUT,
-    closed = false, sent = {} }, conn_mt)
+    closed = false, sent = {}, tls = tls }, conn_mt)
 end
 
 function conn_mt:settimeout(t)
