@@ -3,7 +3,9 @@
  * "listen[2].tls.certificates[1].key: ...". */
 #include "config/listen_config.h"
 
+#include <arpa/inet.h>
 #include <lauxlib.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +54,16 @@ static void load_tls(lua_State *L, int idx, cg_listener_conf_t *l, const char *p
     return;
   }
   only_keys(L, idx, p, tls_keys, d);
-  lua_getfield(L, idx, "plugin");
-  int has_plugin = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (has_plugin)
-    cg_diag_error(d, p, "plugin: certificates from a Lua hook are not supported yet; list the certificates");
+  static const char *const later[] = {"plugin", "plugin_config", NULL};
+  for (int i = 0; later[i]; i++) {
+    lua_getfield(L, idx, later[i]);
+    int has = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (has)
+      cg_diag_error(d, p, "%s: certificates from a Lua hook are not supported yet; list the certificates",
+                    later[i]);
+  }
+  l->tls.address = l->address;
   l->tls.min_version = 12;
   const char *mv = string_field(L, idx, "min_version", p, d);
   if (mv && strcmp(mv, "1.3") == 0) l->tls.min_version = 13;
@@ -97,6 +104,26 @@ static void load_tls(lua_State *L, int idx, cg_listener_conf_t *l, const char *p
   if (d->errors == errors) l->tls_ctx = cg_tls_ctx_new(&l->tls, p, d);
 }
 
+/* Two listeners on one port where one address covers the other (0.0.0.0
+ * and 127.0.0.1, or [::] and either): with SO_REUSEPORT both would bind
+ * and each take a share of the connections. */
+static int overlaps(const cg_listener_conf_t *a, const cg_listener_conf_t *b) {
+  const struct sockaddr *x = (const struct sockaddr *)&a->addr, *y = (const struct sockaddr *)&b->addr;
+  in_port_t px = x->sa_family == AF_INET ? ((const struct sockaddr_in *)x)->sin_port
+                                         : ((const struct sockaddr_in6 *)x)->sin6_port;
+  in_port_t py = y->sa_family == AF_INET ? ((const struct sockaddr_in *)y)->sin_port
+                                         : ((const struct sockaddr_in6 *)y)->sin6_port;
+  if (px != py) return 0;
+  int wx = x->sa_family == AF_INET ? ((const struct sockaddr_in *)x)->sin_addr.s_addr == htonl(INADDR_ANY)
+                                   : IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)x)->sin6_addr);
+  int wy = y->sa_family == AF_INET ? ((const struct sockaddr_in *)y)->sin_addr.s_addr == htonl(INADDR_ANY)
+                                   : IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)y)->sin6_addr);
+  /* [::] takes IPv4 too unless the socket is v6-only: count it as covering both */
+  int v6any_x = wx && x->sa_family == AF_INET6, v6any_y = wy && y->sa_family == AF_INET6;
+  if (x->sa_family != y->sa_family) return v6any_x || v6any_y;
+  return wx || wy;
+}
+
 /* stack: unchanged. One entry (a string or a table) at idx. */
 static void load_entry(lua_State *L, int idx, cg_config_t *c, const char *path, cg_diag_t *d) {
   cg_listener_conf_t *l = &c->listeners[c->n_listeners];
@@ -125,17 +152,43 @@ static void load_entry(lua_State *L, int idx, cg_config_t *c, const char *path, 
     cg_diag_error(d, path, "expected \"host:port\", got \"%s\"", addr);
     return;
   }
-  for (int i = 0; i < c->n_listeners; i++)
+  for (int i = 0; i < c->n_listeners; i++) {
     if (c->listeners[i].addrlen == l->addrlen && memcmp(&c->listeners[i].addr, &l->addr, l->addrlen) == 0) {
       cg_diag_error(d, path, "\"%s\" is listed twice", addr);
       return;
     }
+    if (overlaps(&c->listeners[i], l)) {
+      cg_diag_error(d, path, "\"%s\" shares its port with \"%s\", and one address covers the other: use one "
+                             "listener, or different ports", addr, c->listeners[i].address);
+      return;
+    }
+  }
   l->address = dup_or_die(addr);
   c->n_listeners++;
   if (entry_t) {
     lua_getfield(L, entry_t, "tls"); /* stack: tls */
     if (!lua_isnil(L, -1)) load_tls(L, lua_gettop(L), l, path, d);
     lua_pop(L, 1);
+  }
+}
+
+/* The list at idx holds entries 1..n only: a stray key ("tls = ..." beside
+ * the addresses) would be ignored, and a listener meant to be TLS served in
+ * plain HTTP. stack: unchanged */
+static void only_list(lua_State *L, int idx, cg_diag_t *d) {
+  int n = (int)lua_objlen(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: k, v */
+    lua_pop(L, 1);           /* stack: k */
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Number k = lua_tonumber(L, -1);
+      if (k >= 1 && k <= n && k == (lua_Number)(int)k) continue;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING)
+      cg_diag_error(d, "listen", "unknown key \"%s\" (each listener is an entry of the list: { address = ..., "
+                                 "tls = ... })", lua_tostring(L, -1));
+    else
+      cg_diag_error(d, "listen", "expected a list of listeners, found a %s key", luaL_typename(L, -1));
   }
 }
 
@@ -152,7 +205,16 @@ void cg_listen_config_load(lua_State *L, int idx, cg_config_t *c, cg_diag_t *d) 
     load_entry(L, idx, c, "listen", d);
   } else if (t == LUA_TTABLE) {
     int n = (int)lua_objlen(L, idx);
-    if (n == 0) cg_diag_error(d, "listen", "expected at least one address");
+    lua_getfield(L, idx, "address");
+    int bare = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (bare) {
+      cg_diag_error(d, "listen", "expected a list of listeners: write listen = { { address = ..., tls = ... } }");
+      n = 0;
+    } else {
+      only_list(L, idx, d);
+      if (n == 0) cg_diag_error(d, "listen", "expected at least one address");
+    }
     if (n > CG_MAX_LISTENERS) {
       cg_diag_error(d, "listen", "at most %d listeners", CG_MAX_LISTENERS);
       n = CG_MAX_LISTENERS;

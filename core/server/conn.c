@@ -591,9 +591,10 @@ void cg_conn_response_done(cg_conn_t *c) {
 void cg_conn_migrate_if_idle(cg_conn_t *c) {
   cg_worker_t *w = c->w;
   /* a TLS handshake under way stays (its SNI callback belongs to the old
-   * config): it moves after its first response */
+   * config): it moves once done (cg_conn_tls_received); so do records read
+   * but not yet decrypted */
   if (!w->successor || c->state != CG_CONN_IDLE || c->pending_len || c->paused || c->pending_writes ||
-      cg_conn_write_queue(c) || c->close_when_flushed || c->handshaking)
+      cg_conn_write_queue(c) || c->close_when_flushed || c->handshaking || (c->tls && cg_tls_has_input(c->tls)))
     return;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {

@@ -128,12 +128,9 @@ static int tls_send(cg_conn_t *c, const char *a, size_t alen, const char *b, siz
   return tls_flush(c);
 }
 
-void cg_conn_tls_received(cg_conn_t *c, const char *data, size_t n) {
+/* What one read brought, through the handshake or decrypted into the parser. */
+static void tls_process(cg_conn_t *c) {
   cg_worker_t *w = c->w;
-  if (cg_tls_input(c->tls, data, n) < 0) {
-    cg_conn_close(c);
-    return;
-  }
   if (c->handshaking) {
     int hs = cg_tls_handshake(c->tls);
     tls_flush(c); /* the server's flight, or the alert of a failure */
@@ -155,15 +152,35 @@ void cg_conn_tls_received(cg_conn_t *c, const char *data, size_t n) {
   for (;;) {
     ssize_t got = cg_tls_read(c->tls, w->tls_plain, sizeof w->tls_plain);
     if (got == 0) break;
-    if (got < 0) { /* close_notify, or a broken stream: the client is done sending */
+    if (got == -1) { /* close_notify: the client is done sending */
       tls_flush(c);
       if (c->state != CG_CONN_CLOSING) cg_conn_peer_closed(c);
+      return;
+    }
+    if (got < 0) { /* a broken record or an alert: nothing more can be read or sent */
+      cg_log_debug("%s: TLS stream broken: %s", c->x.peer, cg_tls_error(c->tls));
+      tls_flush(c);
+      cg_conn_close(c);
       return;
     }
     cg_conn_input(c, w->tls_plain, (size_t)got);
     if (c->state == CG_CONN_CLOSING) return;
   }
   tls_flush(c); /* session tickets, key updates */
+}
+
+void cg_conn_tls_received(cg_conn_t *c, const char *data, size_t n) {
+  int was_handshaking = c->handshaking;
+  cg_tls_input(c->tls, data, n);
+  tls_process(c);
+  if (!c->tls) return; /* handed to the next worker at a reload, engine and all */
+  /* data is the read's buffer, freed after this: a record it cut is copied */
+  if (cg_tls_input_done(c->tls) < 0) {
+    cg_conn_close(c);
+    return;
+  }
+  /* a connection whose handshake ended after a reload began moves now */
+  if (was_handshaking && !c->handshaking && c->state != CG_CONN_CLOSING) cg_conn_migrate_if_idle(c);
 }
 
 void cg_conn_tls_close(cg_conn_t *c) {

@@ -80,8 +80,9 @@ static cg_conn_t *conn_of(cg_exchange_t *x) { return container_of(x, cg_conn_t, 
  * end, so that is not asked here: cg_conn_response_done closes anyway when a
  * response beat its request's end. */
 static int will_close(const cg_conn_t *c) {
-  /* A request not read to its end cannot be followed by the next one: say so. */
-  return !c->keep_alive || c->w->draining || !cg_conn_msg_end_known(c);
+  /* A request not read to its end cannot be followed by the next one: say so.
+   * A worker retiring at a reload hands its connections over instead. */
+  return !c->keep_alive || (c->w->draining && !c->w->successor) || !cg_conn_msg_end_known(c);
 }
 
 /* "Connection: close" when this response ends the connection (decided now). */

@@ -5,6 +5,7 @@
  * clients that offer it); the client's SNI picks the group, exact names
  * before wildcards, and without SNI or a match the first certificate serves. */
 #include <ctype.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -52,17 +53,28 @@ static const char *ossl_error(char *buf, size_t n) {
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* The DNS names of cert's subjectAltName, lower-case and sorted; *n_ip
- * counts its IP addresses. */
-static char **san_names(X509 *cert, int *n, int *n_ip) {
-  *n = *n_ip = 0;
+/* The names of cert's subjectAltName, sorted: DNS names lower-case, IP
+ * addresses as "ip:" and their bytes in hex. */
+static char **san_names(X509 *cert, int *n) {
+  *n = 0;
   GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
   if (!gens) return NULL;
   int count = sk_GENERAL_NAME_num(gens);
   char **out = calloc((size_t)count + 1, sizeof *out);
   for (int i = 0; out && i < count; i++) {
     const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-    if (g->type == GEN_IPADD) (*n_ip)++;
+    if (g->type == GEN_IPADD) {
+      /* kept as "ip:HEX": no server name matches one, but two certificates
+       * for different addresses are not the same names */
+      const unsigned char *a = ASN1_STRING_get0_data(g->d.iPAddress);
+      int alen = ASN1_STRING_length(g->d.iPAddress);
+      char *ip = malloc(3 + 2 * (size_t)alen + 1);
+      if (!ip) break;
+      strcpy(ip, "ip:");
+      for (int k = 0; k < alen; k++) snprintf(ip + 3 + 2 * k, 3, "%02x", a[k]);
+      out[(*n)++] = ip;
+      continue;
+    }
     if (g->type != GEN_DNS) continue;
     const unsigned char *s = ASN1_STRING_get0_data(g->d.dNSName);
     int len = ASN1_STRING_length(g->d.dNSName);
@@ -141,8 +153,10 @@ static SSL_CTX *new_ssl_ctx(int min_version) {
   if (!c) return NULL;
   int ok = SSL_CTX_set_min_proto_version(c, min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION) &&
            SSL_CTX_set_cipher_list(c, CIPHERS_12) && SSL_CTX_set_ciphersuites(c, SUITES_13) &&
-           SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384") &&
-           SSL_CTX_set_session_id_context(c, (const unsigned char *)"corsgate", 8);
+           SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384");
+  /* RSA and DH of 2048 bits or more, ECC of 224 or more, whatever the
+   * system's openssl.cnf says */
+  SSL_CTX_set_security_level(c, 2);
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   /* an idle connection keeps no 16 KB read and write buffers */
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
@@ -157,36 +171,91 @@ static SSL_CTX *new_ssl_ctx(int min_version) {
   return c;
 }
 
-/* One certificate: loaded, checked, and added to its group. 0 or -1 (in d). */
-static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const char *path, cg_diag_t *d) {
-  const cg_tls_cert_conf_t *cc = &conf->certs[idx];
-  char at[300], err[256];
-  snprintf(at, sizeof at, "%s.certificates[%d]", path, idx + 1);
+/* The passphrase callback of a key read: there is none to give. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u) {
+  (void)buf, (void)size, (void)rwflag, (void)u;
+  return -1;
+}
+
+/* A session resumes only where it began: on the same listening address
+ * and certificate names (the ticket keys are the process's). */
+static int set_sid_ctx(SSL_CTX *c, const char *address, char **names, int n) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_MD_CTX *m = EVP_MD_CTX_new();
+  int ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) && EVP_DigestUpdate(m, address, strlen(address) + 1);
+  for (int i = 0; ok && i < n; i++) ok = EVP_DigestUpdate(m, names[i], strlen(names[i]) + 1);
+  ok = ok && EVP_DigestFinal_ex(m, md, &len);
+  EVP_MD_CTX_free(m);
+  if (len > SSL_MAX_SID_CTX_LENGTH) len = SSL_MAX_SID_CTX_LENGTH;
+  return ok && SSL_CTX_set_session_id_context(c, md, len) ? 0 : -1;
+}
+
+/* cc's certificate file: its first certificate into *leaf, the rest into
+ * *chain. 0, or -1 with the problem in d. */
+static int read_certs(const cg_tls_cert_conf_t *cc, const char *at, X509 **leaf, STACK_OF(X509) **chain,
+                      cg_diag_t *d) {
+  char err[256];
+  *leaf = NULL;
+  *chain = sk_X509_new_null();
   BIO *bio = BIO_new_file(cc->cert, "r");
-  if (!bio) {
+  if (!bio || !*chain) {
     cg_diag_error(d, at, "cannot read the certificate file %s: %s", cc->cert, ossl_error(err, sizeof err));
+    BIO_free(bio);
     return -1;
   }
-  X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-  STACK_OF(X509) *chain = sk_X509_new_null();
+  ERR_clear_error();
+  *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
   X509 *x;
-  while (chain && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) sk_X509_push(chain, x);
-  ERR_clear_error(); /* the end of the file reads as an error */
+  while (*leaf && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) sk_X509_push(*chain, x);
+  /* the end of the file reads as "no start line"; anything else is a block
+   * that is not a certificate, which would leave the chain short */
+  unsigned long e = ERR_peek_last_error();
+  int bad = e && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
+  ERR_clear_error();
   BIO_free(bio);
-  EVP_PKEY *key = NULL;
-  int rc = -1, n_names = 0, n_ip = 0;
-  char **names = NULL;
-  if (!leaf) {
+  if (!*leaf) {
     cg_diag_error(d, at, "%s holds no PEM certificate", cc->cert);
-    goto out;
+    return -1;
   }
-  bio = BIO_new_file(cc->key, "r");
-  if (bio) key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+  if (bad) {
+    cg_diag_error(d, at, "certificate %d in %s cannot be read (a damaged PEM block)", sk_X509_num(*chain) + 2,
+                  cc->cert);
+    return -1;
+  }
+  return 0;
+}
+
+/* cc's private key, or NULL with the problem in d. An encrypted key is
+ * refused rather than asked a passphrase for on a terminal. */
+static EVP_PKEY *read_key(const cg_tls_cert_conf_t *cc, const char *at, cg_diag_t *d) {
+  char err[256], text[65536];
+  FILE *f = fopen(cc->key, "r");
+  size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+  if (f) fclose(f);
+  if (!f) {
+    cg_diag_error(d, at, "cannot read a private key from %s: %s", cc->key, strerror(errno));
+    return NULL;
+  }
+  text[n] = 0;
+  if (strstr(text, "ENCRYPTED")) {
+    cg_diag_error(d, at, "the key in %s is encrypted: corsgate reads keys without a passphrase (keep the file "
+                         "readable by its user only)", cc->key);
+    OPENSSL_cleanse(text, n);
+    return NULL;
+  }
+  BIO *bio = BIO_new_mem_buf(text, (int)n);
+  ERR_clear_error();
+  EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
   BIO_free(bio);
-  if (!key) {
-    cg_diag_error(d, at, "cannot read a private key from %s: %s", cc->key, ossl_error(err, sizeof err));
-    goto out;
-  }
+  OPENSSL_cleanse(text, n);
+  if (!key) cg_diag_error(d, at, "cannot read a private key from %s: %s", cc->key, ossl_error(err, sizeof err));
+  return key;
+}
+
+/* The key belongs to the leaf and each certificate is issued by the next. */
+static int check_pair(const cg_tls_cert_conf_t *cc, const char *at, X509 *leaf, STACK_OF(X509) *chain,
+                      EVP_PKEY *key, cg_diag_t *d) {
   if (X509_check_private_key(leaf, key) != 1) {
     ERR_clear_error();
     int later = 0; /* the key's certificate further down: the chain is out of order */
@@ -200,7 +269,7 @@ static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const c
                     cc->cert, cc->key, later);
     else
       cg_diag_error(d, at, "the key in %s does not belong to the certificate in %s", cc->key, cc->cert);
-    goto out;
+    return -1;
   }
   for (int i = 0; i < sk_X509_num(chain); i++) {
     X509 *child = i == 0 ? leaf : sk_X509_value(chain, i - 1), *parent = sk_X509_value(chain, i);
@@ -209,20 +278,49 @@ static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const c
                     "the chain in %s is out of order: certificate %d is not issued by the next one (the file "
                     "holds the certificate, then its intermediates, each followed by its issuer)",
                     cc->cert, i + 1);
-      goto out;
+      return -1;
     }
   }
+  return 0;
+}
+
+/* Every certificate of the file within its dates: expired is an error,
+ * expiring within EXPIRY_WARN_DAYS a warning. */
+static int check_dates(const cg_tls_cert_conf_t *cc, const char *at, X509 *leaf, STACK_OF(X509) *chain,
+                       cg_diag_t *d) {
   time_t now = time(NULL), soon = now + EXPIRY_WARN_DAYS * 86400;
-  if (X509_cmp_time(X509_get0_notAfter(leaf), &now) < 0) {
-    cg_diag_error(d, at, "the certificate in %s has expired", cc->cert);
-    goto out;
+  for (int i = -1; i < sk_X509_num(chain); i++) {
+    X509 *x = i < 0 ? leaf : sk_X509_value(chain, i);
+    char which[64];
+    if (i < 0) snprintf(which, sizeof which, "the certificate");
+    else snprintf(which, sizeof which, "certificate %d (an intermediate)", i + 2);
+    if (X509_cmp_time(X509_get0_notAfter(x), &now) < 0) {
+      cg_diag_error(d, at, "%s in %s has expired", which, cc->cert);
+      return -1;
+    }
+    if (X509_cmp_time(X509_get0_notAfter(x), &soon) < 0)
+      cg_diag_warn(d, at, "%s in %s expires within %d days", which, cc->cert, EXPIRY_WARN_DAYS);
+    if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0)
+      cg_diag_warn(d, at, "%s in %s is not valid yet", which, cc->cert);
   }
-  if (X509_cmp_time(X509_get0_notAfter(leaf), &soon) < 0)
-    cg_diag_warn(d, at, "the certificate in %s expires within %d days", cc->cert, EXPIRY_WARN_DAYS);
-  if (X509_cmp_time(X509_get0_notBefore(leaf), &now) > 0)
-    cg_diag_warn(d, at, "the certificate in %s is not valid yet", cc->cert);
-  names = san_names(leaf, &n_names, &n_ip);
-  if (n_names == 0 && n_ip == 0) {
+  return 0;
+}
+
+/* One certificate: loaded, checked, and added to its group. 0 or -1 (in d). */
+static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const char *path, cg_diag_t *d) {
+  const cg_tls_cert_conf_t *cc = &conf->certs[idx];
+  char at[300], err[256];
+  snprintf(at, sizeof at, "%s.certificates[%d]", path, idx + 1);
+  X509 *leaf;
+  STACK_OF(X509) *chain;
+  EVP_PKEY *key = NULL;
+  int rc = -1, n_names = 0;
+  char **names = NULL;
+  if (read_certs(cc, at, &leaf, &chain, d) < 0 || (key = read_key(cc, at, d)) == NULL ||
+      check_pair(cc, at, leaf, chain, key, d) < 0 || check_dates(cc, at, leaf, chain, d) < 0)
+    goto out;
+  names = san_names(leaf, &n_names);
+  if (n_names == 0) {
     cg_diag_error(d, at,
                   "the certificate in %s names no host in subjectAltName (browsers ignore the Common Name)",
                   cc->cert);
@@ -250,7 +348,7 @@ static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const c
     g = &t->groups[t->n_groups];
     memset(g, 0, sizeof *g);
     g->ssl = new_ssl_ctx(conf->min_version);
-    if (!g->ssl) goto oom;
+    if (!g->ssl || set_sid_ctx(g->ssl, conf->address, names, n_names) < 0) goto oom;
     t->n_groups++;
     g->names = names;
     g->n_names = n_names;

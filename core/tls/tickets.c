@@ -2,9 +2,11 @@
  * server encrypted for itself, instead of a full handshake. The keys are
  * the process's, not a context's: every worker shares its listener's
  * contexts, and a reload makes new contexts that must still read the old
- * tickets. A key is used to issue tickets for an hour and accepted for one
- * more; none outlives the process. */
+ * tickets. A key is made when the first ticket is due, issues tickets for an
+ * hour, and is accepted until two hours after it was made; none outlives the
+ * process, and a key that ages out is wiped. */
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
@@ -39,9 +41,11 @@ static const key_t_ *issuing(time_t now) {
   if (!current.born || now - current.born >= ROTATE_SECONDS) {
     key_t_ next;
     if (fresh(&next, now) == 0) {
+      OPENSSL_cleanse(&previous, sizeof previous);
       previous = current;
       current = next;
     }
+    OPENSSL_cleanse(&next, sizeof next);
   }
   return current.born ? &current : NULL;
 }
@@ -66,7 +70,7 @@ int cg_tls_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char iv[16], E
   if (enc) {
     const key_t_ *k = issuing(now);
     if (!k || RAND_bytes(iv, 16) != 1 || use(k, iv, cctx, hctx, 1) < 0) {
-      rc = -1;
+      rc = 0; /* no ticket this time; the handshake goes on */
     } else {
       memcpy(key_name, k->name, 16);
       rc = 1;

@@ -22,6 +22,7 @@ typedef struct cg_tls_cert_conf {
 } cg_tls_cert_conf_t;
 
 typedef struct cg_tls_conf {
+  const char *address; /* the listener's "host:port" (sessions resume only there) */
   cg_tls_cert_conf_t *certs;
   int n_certs;
   int min_version; /* 12 or 13 */
@@ -43,13 +44,21 @@ typedef struct cg_tls_conn cg_tls_conn_t;
 cg_tls_conn_t *cg_tls_conn_new(cg_tls_ctx_t *ctx);
 void cg_tls_conn_free(cg_tls_conn_t *t);
 
-/* Bytes read from the socket. 0, or -1 when memory runs out. */
-int cg_tls_input(cg_tls_conn_t *t, const void *cipher, size_t n);
+/* Bytes read from the socket, for the calls that follow (not copied: they
+ * must stay until cg_tls_input_done). */
+void cg_tls_input(cg_tls_conn_t *t, const void *cipher, size_t n);
+/* The read is done with: what the engine did not take (a record cut by the
+ * read) is copied, to wait for the rest. 0, or -1 when memory runs out. */
+int cg_tls_input_done(cg_tls_conn_t *t);
+/* Bytes read but not yet decrypted and handed out: a connection with any
+ * is not moved to another worker. */
+int cg_tls_has_input(const cg_tls_conn_t *t);
 /* Goes on with the handshake: 1 done, 0 more bytes needed, -1 failed (the
  * connection is closed after its output, an alert, is sent). */
 int cg_tls_handshake(cg_tls_conn_t *t);
 /* Decrypted bytes into buf: how many, 0 when more input is needed, -1 when
- * the peer closed (close_notify) or the stream is broken. */
+ * the peer closed (close_notify), -2 when the stream is broken (a bad
+ * record, an alert: cg_tls_error says which). */
 ssize_t cg_tls_read(cg_tls_conn_t *t, void *buf, size_t cap);
 /* Encrypts n bytes (one record per 16 KB). 0 or -1. */
 int cg_tls_write(cg_tls_conn_t *t, const void *plain, size_t n);
