@@ -12,6 +12,7 @@ local certs_mod = require("spec.support.certs")
 local metric = require("spec.support.metrics").value
 local blob = require("spec.support.blob")
 local cjson = require("cjson")
+local socket = require("socket")
 require("spec.support.assert")
 
 local format = string.format
@@ -74,7 +75,9 @@ describe("TLS listener", function()
     ca = certs_mod.new(dir)
     api = ca:issue("api", { "api.example.test", "*.tenants.example.test" })
     api_rsa = ca:issue("api-rsa", { "api.example.test", "*.tenants.example.test" }, { key = "rsa" })
-    other = ca:issue("other", { "other.example.test" })
+    -- from an intermediate CA, as a public CA issues: the client trusts the
+    -- root only, and the file carries the intermediate
+    other = ca:intermediate("sub"):issue("other", { "other.example.test" })
     up = upstream.start()
     plain, tls, tls13, admin_port = proc.free_port(), proc.free_port(), proc.free_port(), proc.free_port()
     gw = gateway.start(config(), { port = tls })
@@ -140,6 +143,9 @@ describe("TLS listener", function()
       { "of another name", "other.example.test", "other" },
       { "first listed for a client without SNI", nil, "api" },
       { "first listed for a name no certificate covers", "unknown.example.test", "api" },
+      { "by a name in another case, with a trailing dot", "Other.Example.TEST.", "other" },
+      { "not by a wildcard for two labels", "other.example.test.tenants.example.test", "api" },
+      { "not by a wildcard for the bare domain", "tenants.example.test", "api" },
     }
     for _, case in ipairs(cases) do
       it(case[1], function()
@@ -154,10 +160,13 @@ describe("TLS listener", function()
       end)
     end
 
-    it("that verifies against the CA, chain included", function()
-      local c, err = http.connect(tls, tls_opts("api.example.test"))
+    it("with its intermediate, so a client trusting the root only verifies it", function()
+      local c, err = http.connect(tls, tls_opts("other.example.test"))
       assert.truthy(c, err)
       c:close()
+      local out = s_client(tls, "-servername other.example.test -showcerts -verify_return_error -CAfile " .. ca.ca)
+      assert.matches("Verify return code: 0 (ok)", out, nil, true)
+      assert.matches("1 s:CN = corsgate spec sub", out, nil, true)
     end)
 
     it("ECDSA by default, RSA for a client that verifies only RSA", function()
@@ -221,7 +230,7 @@ describe("TLS listener", function()
       assert.matches("New, TLSv1.3", out)
       local reused = 0
       for _ = 1, 6 do
-        out = s_client(tls, "-servername api.example.test -sess_in " .. sess, "(sleep 0.1; echo Q)")
+        out = s_client(tls, "-servername api.example.test -sess_in " .. sess, "(sleep 0.3; echo Q)")
         if out:find("Reused, TLSv1.3", 1, true) then reused = reused + 1 end
       end
       assert.equal(6, reused)
@@ -232,13 +241,28 @@ describe("TLS listener", function()
   end)
 
   describe("handshakes", function()
+    it("answers requests that arrive with the handshake's last message, in order", function()
+      local script = debug.getinfo(1, "S").source:match("^@(.*)/integration/[^/]*$") .. "/support/tls_pipeline.py"
+      local code, out = proc.sh(("timeout 10 python3 %s %d api.example.test 3"):format(proc.quote(script), tls))
+      assert.equal(0, code, out)
+      local seen = {}
+      for n in out:gmatch([["target":"\/echo%?n=(%d)"]]) do seen[#seen + 1] = tonumber(n) end
+      assert.same({ 0, 1, 2 }, seen, out)
+      local _, statuses = out:gsub("HTTP/1.1 200 OK", "")
+      assert.equal(3, statuses, out)
+    end)
+
     it("closes a handshake that stalls after the head timeout, serving others meanwhile", function()
       local c = assert(http.connect(tls))
       -- a TLS record header promising a ClientHello, and then nothing
       assert.truthy(c:send("\22\3\1\2\0\1\0\1\252\3\3"))
+      local t0 = socket.gettime()
       local res, err = http.request(tls, "GET", "/echo", {}, nil, tls_opts("api.example.test"))
       assert.res_status(200, res, err or gw)
+      assert.is_false(c:peer_closed(math.max(0.05, 0.5 - (socket.gettime() - t0))), "closed before the head timeout (1 s)")
       assert.truthy(c:peer_closed(5), "the stalled handshake was not closed")
+      local took = socket.gettime() - t0
+      assert.truthy(took >= 0.9 and took < 4, ("closed after %.2f s, not after the 1 s head timeout"):format(took))
       c:close()
     end)
 
@@ -280,16 +304,47 @@ describe("TLS listener", function()
   end)
 
   describe("reload", function()
+    local function count(text)
+      local n = 0
+      for _ in gw:log():gmatch(text) do n = n + 1 end
+      return n
+    end
+
+    it("moves a connection whose handshake ends after a reload began, and lets the old workers go", function()
+      local sock = socket.tcp()
+      sock:settimeout(5)
+      assert(sock:connect("127.0.0.1", tls))
+      local serving, done = count("config #%d+ serving"), count("the previous config's workers are done")
+      gw:signal("HUP")
+      assert.truthy(proc.wait_for(function() return count("config #%d+ serving") > serving end, 10), gw:log_tail(10))
+      -- the handshake starts only now, on the old worker that accepted the connection
+      local ssl = require("ssl")
+      local w = assert(ssl.wrap(sock, { mode = "client", protocol = "any", verify = "none", options = { "all" } }))
+      w:sni("api.example.test")
+      w:settimeout(5)
+      assert(w:dohandshake())
+      -- idle after its handshake, it moves: the old workers end long before the idle timeout
+      assert.truthy(proc.wait_for(function() return count("the previous config's workers are done") > done end, 5),
+        gw:log_tail(10))
+      local c = setmetatable({ sock = w, port = tls, timeout = 5, closed = false, sent = {} }, http.conn_mt)
+      local res, err = c:request("GET", "/echo", {})
+      assert.res_status(200, res, err or gw)
+      c:close()
+    end)
+
     it("serves a renewed certificate to new connections, old ones serve on", function()
       local old = assert(http.connect(tls, tls_opts("other.example.test")))
       local old_print = old.tls.peer:digest("sha256")
+      local sess = dir .. "/before-reload.pem"
+      local out = s_client(tls, "-servername api.example.test -sess_out " .. sess, "(sleep 0.3; echo Q)")
+      assert.matches("New, TLSv1.3", out)
       -- renewed in place, as certbot or an ACME client does
       local renewed = ca:issue("other-renewed", { "other.example.test" })
       proc.write_file(other.cert, proc.read_file(renewed.cert))
       proc.write_file(other.key, proc.read_file(renewed.key))
+      local serving = count("config #%d+ serving")
       gw:signal("HUP")
-      assert.truthy(proc.wait_for(function() return gw:log():find("config #2 serving", 1, true) end, 10),
-        gw:log_tail(10))
+      assert.truthy(proc.wait_for(function() return count("config #%d+ serving") > serving end, 10), gw:log_tail(10))
       local c = assert(http.connect(tls, tls_opts("other.example.test")))
       assert.equal(certs_mod.fingerprint(renewed.cert), c.tls.peer:digest("sha256"))
       assert.are_not.equal(old_print, c.tls.peer:digest("sha256"))
@@ -297,21 +352,39 @@ describe("TLS listener", function()
       local res, err = old:request("GET", "/echo", {})
       assert.res_status(200, res, err or gw)
       old:close()
+      -- a session from before the reload resumes after it (same listener, same names)
+      out = s_client(tls, "-servername api.example.test -sess_in " .. sess, "(sleep 0.3; echo Q)")
+      assert.matches("Reused, TLSv1.3", out)
+    end)
+
+    it("refuses a reload that turns TLS off on a listener (a restart does that)", function()
+      local cfg = config()
+      cfg.listen[2] = cfg.listen[2].address
+      proc.write_file(gw.config_path, gateway.serialize(cfg))
+      gw:signal("HUP")
+      assert.truthy(proc.wait_for(function()
+        return gw:log():find("reload refused: [^\n]*listen: changing it needs a restart")
+      end, 10), gw:log_tail(10))
+      proc.write_file(gw.config_path, gateway.serialize(config()))
+      local res, err = http.request(tls, "GET", "/echo", {}, nil, tls_opts("api.example.test"))
+      assert.res_status(200, res, err or gw)
     end)
 
     it("refuses a broken certificate, naming it, and serves the last good one on", function()
       local good = proc.read_file(other.cert)
+      local want = certs_mod.fingerprint(other.cert)
       proc.write_file(other.cert, "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
       gw:signal("HUP")
       assert.truthy(proc.wait_for(function()
-        return gw:log():find("listen[2].tls.certificates[3]", 1, true)
+        return gw:log():find("reload refused: [^\n]*listen%[2%]%.tls%.certificates%[3%]: [^\n]*holds no PEM certificate")
       end, 10), gw:log_tail(10))
-      proc.write_file(other.cert, good)
+      -- the file is still broken: what serves is the certificate loaded before
       local c = assert(http.connect(tls, tls_opts("other.example.test")))
-      assert.equal(certs_mod.fingerprint(other.cert), c.tls.peer:digest("sha256"))
+      assert.equal(want, c.tls.peer:digest("sha256"))
       local res, err = c:request("GET", "/echo", {})
       assert.res_status(200, res, err or gw)
       c:close()
+      proc.write_file(other.cert, good)
     end)
   end)
 end)
@@ -388,14 +461,79 @@ describe("TLS config check", function()
     local c = ca:issue("p", { "p.example.test" })
     refused({ plugin = "certs", certificates = { { cert = c.cert, key = c.key } } }, "listen[1].tls",
       "not supported yet")
+    refused({ plugin_config = {}, certificates = { { cert = c.cert, key = c.key } } }, "listen[1].tls",
+      "plugin_config: certificates from a Lua hook are not supported yet")
     local code, out = gateway.check({ listen = { { address = "127.0.0.1:8443", http2 = true } },
       routes = { { name = "a", prefix = "/", upstream = "echo" } } })
     assert.are_not.equal(0, code, out)
     assert.matches("listen[1]: http2", out, nil, true)
   end)
 
+  it("refuses an encrypted key rather than asking for its passphrase", function()
+    local c = ca:issue("enc", { "enc.example.test" })
+    local enc = dir .. "/enc-encrypted.key"
+    assert.equal(0, (proc.sh(("openssl pkey -in %s -aes256 -passout pass:secret -out %s"):format(c.key, enc))))
+    refused({ certificates = { { cert = c.cert, key = enc } } }, "listen[1].tls.certificates[1]",
+      "is encrypted: corsgate reads keys without a passphrase")
+  end)
+
+  it("refuses a damaged block in the chain rather than serving it short", function()
+    local c = ca:issue("damaged", { "damaged.example.test" }, { damaged = true })
+    refused({ certificates = { { cert = c.cert, key = c.key } } }, "listen[1].tls.certificates[1]",
+      "certificate 2 in " .. c.cert .. " cannot be read")
+  end)
+
+  it("warns of an intermediate about to expire", function()
+    local c = ca:intermediate("soon-sub", { days = 3 }):issue("leaf-soon-sub", { "l.example.test" })
+    local code, out = check({ certificates = { { cert = c.cert, key = c.key } } })
+    assert.equal(0, code, out)
+    assert.matches("certificate 2 (an intermediate) in " .. c.cert .. " expires within 14 days", out, nil, true)
+  end)
+
+  it("takes certificates for different IP addresses side by side", function()
+    local a, b = ca:issue("ip1", { "IP:127.0.0.1" }), ca:issue("ip2", { "IP:127.0.0.2" })
+    local code, out = check({ certificates = { { cert = a.cert, key = a.key }, { cert = b.cert, key = b.key } } })
+    assert.equal(0, code, out)
+    local c = ca:issue("dup", { "a.example.test" })
+    local d = ca:issue("dup2", { "a.example.test" })
+    refused({ certificates = { { cert = c.cert, key = c.key }, { cert = d.cert, key = d.key } } },
+      "listen[1].tls.certificates[2]", "another certificate of the same key type already covers the same names")
+  end)
+
+  it("refuses a listen list with stray keys, or a listener not in a list", function()
+    local c = ca:issue("l", { "l.example.test" })
+    local tls = { certificates = { { cert = c.cert, key = c.key } } }
+    local routes = { { name = "a", prefix = "/", upstream = "echo" } }
+    -- the TLS settings beside the addresses would be ignored and the port served in plain HTTP
+    local code, out = gateway.check({ listen = { "127.0.0.1:8443", tls = tls }, routes = routes })
+    assert.are_not.equal(0, code, out)
+    assert.matches('listen: unknown key "tls"', out, nil, true)
+    code, out = gateway.check({ listen = { address = "127.0.0.1:8443", tls = tls }, routes = routes })
+    assert.are_not.equal(0, code, out)
+    assert.matches("listen: expected a list of listeners: write listen = { { address", out, nil, true)
+  end)
+
+  it("refuses two listeners where one address covers the other on the same port", function()
+    local routes = { { name = "a", prefix = "/", upstream = "echo" } }
+    local code, out = gateway.check({ listen = { "0.0.0.0:8443", "127.0.0.1:8443" }, routes = routes })
+    assert.are_not.equal(0, code, out)
+    assert.matches('listen[2]: "127.0.0.1:8443" shares its port with "0.0.0.0:8443"', out, nil, true)
+    code, out = gateway.check({ listen = { "127.0.0.1:8443", "[::]:8443" }, routes = routes })
+    assert.are_not.equal(0, code, out)
+    code, out = gateway.check({ listen = { "127.0.0.1:8443", "127.0.0.2:8443", "0.0.0.0:8444" }, routes = routes })
+    assert.equal(0, code, out)
+  end)
+
+  it("refuses more than 16 listeners", function()
+    local listen = {}
+    for i = 1, 17 do listen[i] = "127.0.0.1:" .. (9000 + i) end
+    local code, out = gateway.check({ listen = listen, routes = { { name = "a", prefix = "/", upstream = "echo" } } })
+    assert.are_not.equal(0, code, out)
+    assert.matches("listen: at most 16 listeners", out, nil, true)
+  end)
+
   it("refuses no certificates and unknown keys", function()
-    refused({ certificates = {} }, "listen[1].tls", "certificates")
+    refused({ certificates = {} }, "listen[1].tls", "certificates: expected a list like")
     local c = ca:issue("k", { "k.example.test" })
     refused({ certs = {}, certificates = { { cert = c.cert, key = c.key } } }, "listen[1].tls", "unknown key \"certs\"")
   end)

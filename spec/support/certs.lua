@@ -5,6 +5,9 @@
 --   local certs = require("spec.support.certs").new(dir)
 --   local c = certs:issue("api", { "api.example.test" }, { key = "rsa", days = 3 })
 --   c.cert, c.key  -- PEM files: the certificate followed by the CA, its key
+--   local sub = certs:intermediate("sub")   -- a CA under the root: what it
+--   sub:issue(...)                           -- issues carries it, not the root
+--   certs.ca                                 -- the root, for a client's cafile
 local proc = require("spec.support.proc")
 
 local format, concat = string.format, table.concat
@@ -34,13 +37,34 @@ function _M.new(dir)
   keygen(self.ca_key, "ec")
   run(format("openssl req -x509 -new -key %s -out %s -days 30 -subj '/CN=corsgate spec CA' "
     .. "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign", q(self.ca_key), q(self.ca)))
+  self.root, self.chain = self.ca, proc.read_file(self.ca)
   return self
 end
 
--- A certificate for names (subjectAltName DNS entries; {} for none).
+-- An intermediate CA signed by this one: certificates it issues are followed
+-- in their file by the intermediate (and not the root), as a public CA's are.
+function mt:intermediate(name, opts)
+  opts = opts or {}
+  local base = self.dir .. "/" .. name
+  keygen(base .. ".key", "ec")
+  run(format("openssl req -new -key %s -out %s -subj %s", q(base .. ".key"), q(base .. ".csr"),
+    q("/CN=corsgate spec " .. name)))
+  proc.write_file(base .. ".ext", "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+  self.serial = self.serial + 1
+  run(format("openssl x509 -req -in %s -CA %s -CAkey %s -set_serial %d -days %d -extfile %s -out %s",
+    q(base .. ".csr"), q(self.ca), q(self.ca_key), self.serial, opts.days or 30, q(base .. ".ext"), q(base .. ".crt")))
+  local sub = setmetatable({ dir = self.dir, serial = self.serial * 100, ca_key = base .. ".key", ca = base .. ".crt",
+    root = self.root }, mt)
+  sub.chain = proc.read_file(sub.ca)
+  return sub
+end
+
+-- A certificate for names (subjectAltName DNS entries, or "IP:10.0.0.1"; {}
+-- for none).
 -- opts.key "ec" (default) or "rsa"; opts.days (default 30); opts.expired: its
 -- validity ended in 2020; opts.chain false: the certificate alone, without
--- the CA after it; opts.reversed: the CA first (a chain out of order).
+-- the CA after it; opts.reversed: the CA first (a chain out of order);
+-- opts.damaged: a broken PEM block between the certificate and the CA.
 function mt:issue(name, names, opts)
   opts = opts or {}
   local base = self.dir .. "/" .. name
@@ -48,7 +72,7 @@ function mt:issue(name, names, opts)
   keygen(key, opts.key)
   run(format("openssl req -new -key %s -out %s -subj %s", q(key), q(csr), q("/CN=" .. (names[1] or name))))
   local sans = {}
-  for _, n in ipairs(names) do sans[#sans + 1] = "DNS:" .. n end
+  for _, n in ipairs(names) do sans[#sans + 1] = n:match("^IP:") and n or ("DNS:" .. n) end
   proc.write_file(ext, #sans > 0 and ("subjectAltName=" .. concat(sans, ",") .. "\n") or "basicConstraints=CA:FALSE\n")
   self.serial = self.serial + 1
   if opts.expired then
@@ -67,9 +91,11 @@ function mt:issue(name, names, opts)
       q(self.ca), q(self.ca_key), self.serial, opts.days or 30, q(ext), q(crt)))
   end
   local pem = base .. ".pem"
-  local leaf, ca = proc.read_file(crt), proc.read_file(self.ca)
+  local leaf, ca = proc.read_file(crt), self.chain
   if opts.chain == false then proc.write_file(pem, leaf)
   elseif opts.reversed then proc.write_file(pem, ca .. leaf)
+  elseif opts.damaged then
+    proc.write_file(pem, leaf .. "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n" .. ca)
   else proc.write_file(pem, leaf .. ca) end
   return { cert = pem, key = key }
 end
