@@ -38,6 +38,7 @@ static int on_message_begin(llhttp_t *p) {
   cg_conn_t *c = p->data;
   if (c->state == CG_CONN_IDLE) {
     c->state = CG_CONN_HEAD;
+    c->trimmed = 0;
     c->x.req.t_start = uv_now(&c->w->loop);
     /* counts from the first byte of the request, not from each read */
     conn_set_timeout(c, c->w->cfg->timeouts.head);
@@ -317,12 +318,27 @@ static void conn_set_timeout(cg_conn_t *c, uint64_t ms) {
   uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
+/* An idle connection gives back what its requests used (the head's store,
+ * the response's buffer); the next request takes it again. Done TRIM_MS
+ * after the connection went idle, not at every response: a busy connection
+ * keeps its memory. */
+#define TRIM_MS 2000
+
+static void conn_trim(cg_conn_t *c) {
+  if (c->state != CG_CONN_IDLE || c->pending_len || c->paused || c->corked || c->obuf.len) return;
+  cg_head_free(&c->x.head);
+  cg_buf_free(&c->obuf);
+  if (c->tls && !c->handshaking) cg_tls_idle(c->tls);
+  c->trimmed = 1;
+}
+
 static void on_timer(uv_timer_t *t) {
   cg_conn_t *c = container_of(t, cg_conn_t, timer);
   cg_req_t *r = &c->x.req;
   if (!c->deadline) return;
   uint64_t now = uv_now(&c->w->loop);
   if (now < c->deadline) {
+    if (!c->trimmed) conn_trim(c);
     c->timer_due = c->deadline;
     uv_timer_start(t, on_timer, c->deadline - now, 0);
     return;
@@ -370,6 +386,14 @@ void cg_conn_arm_timer(cg_conn_t *c) {
     break;
   }
   conn_set_timeout(c, ms);
+  if (c->state == CG_CONN_IDLE && !c->trimmed && ms > TRIM_MS) {
+    /* the timer fires early once, to trim (on_timer re-arms for the deadline) */
+    uint64_t due = uv_now(&c->w->loop) + TRIM_MS;
+    if (c->timer_due > due) {
+      c->timer_due = due;
+      uv_timer_start(&c->timer, on_timer, TRIM_MS, 0);
+    }
+  }
 }
 
 /* --- reading ------------------------------------------------------------- */

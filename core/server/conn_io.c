@@ -163,6 +163,8 @@ static void tls_process(cg_conn_t *c) {
       cg_conn_close(c);
       return;
     }
+    tls_flush(c); /* what reading wrote (a key update's answer) goes before the response */
+    if (c->state == CG_CONN_CLOSING) return;
     cg_conn_input(c, w->tls_plain, (size_t)got);
     if (c->state == CG_CONN_CLOSING) return;
   }

@@ -76,7 +76,7 @@ typedef struct cg_worker {
   cg_cors_override_t **allow_ov; /* per route: what a plain "allowed" answers */
   unsigned char *has_expose;    /* per route: its plugin has an expose_headers hook */
   char rbuf[65536]; /* one read buffer for every socket of the worker: data is consumed in the read callback */
-  char tls_plain[16384]; /* what a TLS connection's read decrypts to, one record at a time */
+  char tls_plain[CG_TLS_READ_CAP]; /* what a TLS connection's read decrypts to, one record at a time */
   int rbuf_busy;
   char cors_scratch[CG_CORS_BUF_SIZE];
   /* Spare blocks for the CORS header lines a request keeps from its decision
@@ -163,6 +163,7 @@ typedef struct cg_conn {
   int handles_open;
   int send_blocked; /* the upstream read is stopped until this client drains */
   int corked;       /* writes collect in obuf and leave in one write at uncork */
+  int trimmed;      /* idle, its buffers given back (conn_trim) */
   cg_buf_t obuf;
 } cg_conn_t;
 

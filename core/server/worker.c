@@ -228,6 +228,7 @@ static void worker_main(void *arg) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   plugins_free(w);
   uv_run(&w->loop, UV_RUN_DEFAULT); /* the close callbacks of what the host held */
+  cg_tls_thread_free();
   cg_proxy_free(w->proxy);
   w->proxy = NULL;
   for (int i = 0; i < w->cfg->n_routes; i++) {

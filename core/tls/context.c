@@ -164,6 +164,7 @@ static SSL_CTX *new_ssl_ctx(int min_version) {
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_tlsext_ticket_key_evp_cb(c, cg_tls_ticket_cb);
   SSL_CTX_set_alpn_select_cb(c, on_alpn, NULL);
+  SSL_CTX_set_keylog_callback(c, cg_tls_keylog_cb);
   if (!ok) {
     SSL_CTX_free(c);
     return NULL;

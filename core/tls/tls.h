@@ -56,7 +56,10 @@ int cg_tls_has_input(const cg_tls_conn_t *t);
 /* Goes on with the handshake: 1 done, 0 more bytes needed, -1 failed (the
  * connection is closed after its output, an alert, is sent). */
 int cg_tls_handshake(cg_tls_conn_t *t);
-/* Decrypted bytes into buf: how many, 0 when more input is needed, -1 when
+/* What cg_tls_read's buffer must hold: a record's plaintext with room for
+ * its padding. */
+#define CG_TLS_READ_CAP (16384 + 256)
+/* Decrypted bytes into buf (CG_TLS_READ_CAP): how many, 0 when more input is needed, -1 when
  * the peer closed (close_notify), -2 when the stream is broken (a bad
  * record, an alert: cg_tls_error says which). */
 ssize_t cg_tls_read(cg_tls_conn_t *t, void *buf, size_t cap);
@@ -64,15 +67,20 @@ ssize_t cg_tls_read(cg_tls_conn_t *t, void *buf, size_t cap);
 int cg_tls_write(cg_tls_conn_t *t, const void *plain, size_t n);
 /* A close_notify alert, queued as output. */
 void cg_tls_close_notify(cg_tls_conn_t *t);
-/* The ciphertext waiting to be sent: a pointer to it and its length. */
+/* The connection idles: what it can make again on its next record is freed. */
+void cg_tls_idle(cg_tls_conn_t *t);
+/* The ciphertext waiting to be sent: a pointer to it and its length. The
+ * buffer is the thread's, shared by its connections: after every call that
+ * may write (handshake, read, write, close_notify) the caller sends or
+ * copies it and clears it before touching another connection. */
 size_t cg_tls_output(cg_tls_conn_t *t, const char **out);
 /* Drops what cg_tls_output gave, all of it (it was sent, or copied). */
 void cg_tls_output_clear(cg_tls_conn_t *t);
+/* Frees the thread's output buffer (a worker thread that ends). */
+void cg_tls_thread_free(void);
 
 /* After the handshake: "TLSv1.3", "TLSv1.2". */
 const char *cg_tls_version(const cg_tls_conn_t *t);
-/* The server name the client asked for (SNI), or "". */
-const char *cg_tls_server_name(const cg_tls_conn_t *t);
 /* The protocol ALPN agreed on ("http/1.1"), or "" when the client offered none. */
 const char *cg_tls_alpn(const cg_tls_conn_t *t);
 /* Why the handshake failed: OpenSSL's reason, for the log. */
