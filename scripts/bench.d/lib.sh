@@ -98,6 +98,16 @@ tree_hwm_kb() {
   echo "$sum"
 }
 
+# tree_rss_kb PID...: current resident memory (VmRSS), summed.
+tree_rss_kb() {
+  local p sum=0 v
+  for p in "$@"; do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || v=
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+
 # cpu_jiffies: "BUSY TOTAL STEAL" for the whole machine from /proc/stat.
 cpu_jiffies() {
   awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; idle = $5 + $6

@@ -1,6 +1,6 @@
 -- corsgate contender. Words between at-signs are filled in by scripts/bench.
 return {
-  listen = "127.0.0.1:@PORT@",
+  listen = @LISTEN@,
   workers = @WORKERS@,
   access_log = false,
   log_level = "warn",

@@ -25,7 +25,10 @@ kind_corsgate_start() {
   local bin=${CORSGATE_BIN:-$ROOT/build/corsgate}
   local top=${SC_CORSGATE_TOP:-}
   top=${top//@REDIS@/127.0.0.1:${REDIS_PORT:-0}}
-  render "$BENCHD/conf/corsgate.lua" "$dir/corsgate.lua" PORT "$port" WORKERS "$workers" \
+  local listen="\"127.0.0.1:$port\""
+  # TLS scenarios: the bench's certificate, TLS 1.2+ (corsgate's fixed policy)
+  ((${SC_TLS:-0})) && listen="{ { address = \"127.0.0.1:$port\", tls = { certificates = { { cert = \"$TLS_CERT\", key = \"$TLS_KEY\" } } } } }"
+  render "$BENCHD/conf/corsgate.lua" "$dir/corsgate.lua" LISTEN "$listen" WORKERS "$workers" \
     UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" ROUTE_EXTRA "${SC_CORSGATE_ROUTE:-}" PLUGINS "$BENCHD/plugins" \
     TOP_EXTRA "$top"
   start_server "$SERVER_CPUS" "$dir" "$bin" run -c "$dir/corsgate.lua"

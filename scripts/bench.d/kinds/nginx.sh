@@ -16,8 +16,16 @@ kind_nginx_start() {
   [[ -f $base.location.conf ]] || { echo "missing $base.location.conf"; return 1; }
   cp "$base.location.conf" "$dir/location.conf"
   if [[ -f $base.http.conf ]]; then cp "$base.http.conf" "$dir/http.conf"; else : >"$dir/http.conf"; fi
+  local ssl="" tls=""
+  # TLS scenarios: the bench's certificate, TLS 1.2 and 1.3, the server's cipher
+  # order, tickets (nginx's defaults otherwise, as corsgate's are)
+  if ((${SC_TLS:-0})); then
+    ssl="ssl "
+    tls="ssl_certificate $TLS_CERT; ssl_certificate_key $TLS_KEY; ssl_protocols TLSv1.2 TLSv1.3; ssl_prefer_server_ciphers on;"
+  fi
   render "$BENCHD/conf/nginx.conf" "$dir/nginx.conf" PORT "$port" WORKERS "$workers" \
-    UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" PREFIX "$dir" USER "$(nginx_user_line)"
+    UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" PREFIX "$dir" USER "$(nginx_user_line)" \
+    SSL "$ssl" TLS "$tls" MAXCONN "${SC_MAXCONN:-4096}"
   nginx -t -q -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/configtest.log" 2>&1 ||
     { cat "$dir/configtest.log"; return 1; }
   start_server "$SERVER_CPUS" "$dir" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
