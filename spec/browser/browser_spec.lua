@@ -7,9 +7,10 @@ local cjson = require("cjson")
 local root = os.getenv("CORSGATE_ROOT") or "."
 local out = os.tmpname()
 
-local function run()
+-- mode: "" (plain HTTP) or "tls" (the gateway in HTTPS)
+local function run(mode)
   -- bounded: 41 scenarios take a few seconds; a stuck browser must not stall CI
-  local cmd = string.format("cd %q && timeout 240 node spec/browser/run.js %q 2>&1", root, out)
+  local cmd = string.format("cd %q && timeout 240 node spec/browser/run.js %q %s 2>&1", root, out, mode)
   local p = io.popen(cmd)
   local log = p:read("*a")
   local ok, _, code = p:close()
@@ -25,30 +26,32 @@ local function run()
   return results, log
 end
 
-local results, log = run()
+for _, mode in ipairs({ "", "tls" }) do
+  local results, log = run(mode)
 
-describe("a browser", function()
-  if not results then
-    it("runs the browser scenarios", function() error(log, 0) end)
-    return
-  end
-  local gateway_log
-  for _, r in ipairs(results) do
-    if r.name == "gateway log" then gateway_log = r.detail end
-  end
-  local scenarios = 0
-  for _, r in ipairs(results) do
-    if r.name ~= "gateway log" then
-      scenarios = scenarios + 1
-      it(r.name, function()
-        if not r.ok then
-          error(r.detail .. (gateway_log and ("\n--- gateway log ---\n" .. gateway_log) or ""), 0)
-        end
-      end)
+  describe(mode == "tls" and "a browser, the gateway in HTTPS" or "a browser", function()
+    if not results then
+      it("runs the browser scenarios", function() error(log, 0) end)
+      return
     end
-  end
-  it("ran every scenario", function()
-    -- a run.js that stopped early would otherwise pass with fewer tests
-    assert.is_true(scenarios >= 41, "only " .. scenarios .. " scenarios reported")
+    local gateway_log
+    for _, r in ipairs(results) do
+      if r.name == "gateway log" then gateway_log = r.detail end
+    end
+    local scenarios = 0
+    for _, r in ipairs(results) do
+      if r.name ~= "gateway log" then
+        scenarios = scenarios + 1
+        it(r.name, function()
+          if not r.ok then
+            error(r.detail .. (gateway_log and ("\n--- gateway log ---\n" .. gateway_log) or ""), 0)
+          end
+        end)
+      end
+    end
+    it("ran every scenario", function()
+      -- a run.js that stopped early would otherwise pass with fewer tests
+      assert.is_true(scenarios >= 41, "only " .. scenarios .. " scenarios reported")
+    end)
   end)
-end)
+end

@@ -5,7 +5,11 @@
 // (Chrome DevTools Protocol network events), whether a cached preflight is
 // reused, whether a cookie was sent.
 //
-//   node spec/browser/run.js RESULTS.json
+//   node spec/browser/run.js RESULTS.json [tls]
+//
+// With "tls" the gateway listens in HTTPS (a certificate for localhost made
+// for the run, which Chromium is told to accept) and every scenario calls it
+// there: the same answers must come through corsgate's TLS.
 //
 // CORSGATE_BROWSER_VERBOSE=1 prints each scenario and the cookies of each request.
 // Writes [{ name, ok, detail }] to RESULTS.json; spec/browser/browser_spec.lua
@@ -14,16 +18,18 @@
 'use strict';
 
 const http = require('http');
+const https = require('https');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawn } = require('child_process');
+const { spawn, execFileSync } = require('child_process');
 const { chromium } = require('playwright-core');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = process.env.CORSGATE_BIN || path.join(ROOT, 'build', 'corsgate');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT = process.argv[2] || '-';
+const TLS = process.argv[3] === 'tls';
 
 function listen(server) {
   return new Promise((resolve, reject) => {
@@ -87,8 +93,11 @@ return _M
 
 function gatewayConfig(gwPort, upPort, pageOrigin, dir) {
   const o = JSON.stringify(pageOrigin);
+  const listen = TLS
+    ? `{ { address = "127.0.0.1:${gwPort}", tls = { certificates = { { cert = ${JSON.stringify(path.join(dir, 'cert.pem'))}, key = ${JSON.stringify(path.join(dir, 'key.pem'))} } } } } }`
+    : `"127.0.0.1:${gwPort}"`;
   return `return {
-  listen = "127.0.0.1:${gwPort}", workers = 1, log_level = "warn", access_log = false,
+  listen = ${listen}, workers = 1, log_level = "warn", access_log = false,
   plugin_paths = { ${JSON.stringify(dir)} },
   limits = { max_body_bytes = 1000 },
   timeouts = { upstream_read = 1 },
@@ -125,7 +134,9 @@ function startGateway(cfgPath, logPath, port) {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + 10000;
     const tryConnect = () => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/plain/ping', timeout: 2000 }, (res) => {
+      const get = TLS ? https.get : http.get;
+      const req = get({ host: '127.0.0.1', port, path: '/plain/ping', timeout: 2000, servername: 'localhost',
+        rejectUnauthorized: false }, (res) => {
         res.resume();
         resolve(child);
       });
@@ -177,8 +188,14 @@ async function main() {
   const pageOrigin = `http://127.0.0.1:${page0.port}`;
   const gwPort = await freePort();
   // another site than the page's: credentialed requests carry a third-party cookie
-  const api = `http://localhost:${gwPort}`;
+  const api = `${TLS ? 'https' : 'http'}://localhost:${gwPort}`;
   try {
+    if (TLS) {
+      // the gateway's certificate for localhost, made for this run
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+        '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '30',
+        '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+    }
     fs.writeFileSync(path.join(dir, 'page_tenant.lua'), PLUGIN);
     fs.writeFileSync(path.join(dir, 'broken_tenant.lua'), PLUGIN_BROKEN);
     const cfg = path.join(dir, 'corsgate.lua');
@@ -195,7 +212,7 @@ async function main() {
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox'],
+      args: ['--no-sandbox'].concat(TLS ? ['--ignore-certificate-errors'] : []),
     });
     browser = context;
     // a cookie of the API's site, sent on credentialed cross-site requests only
