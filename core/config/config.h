@@ -109,6 +109,7 @@ typedef struct cg_listener_conf {
   socklen_t addrlen;
   cg_tls_conf_t tls;          /* as written (no certificates: plain HTTP) */
   struct cg_tls_ctx *tls_ctx; /* its certificates, loaded and checked; NULL: plain HTTP */
+  char *hsts;                 /* "Strict-Transport-Security: ...\r\n" for its responses; NULL: none */
 } cg_listener_conf_t;
 
 enum { CG_MAX_LISTENERS = 16 };

@@ -11,7 +11,8 @@
 #include <string.h>
 
 static const char *const entry_keys[] = {"address", "tls", "http2", NULL};
-static const char *const tls_keys[] = {"certificates", "min_version", "plugin", "plugin_config", NULL};
+static const char *const tls_keys[] = {"certificates", "min_version", "hsts", "plugin", "plugin_config", NULL};
+static const char *const hsts_keys[] = {"max_age", "include_subdomains", "preload", NULL};
 static const char *const cert_keys[] = {"cert", "key", NULL};
 
 static char *dup_or_die(const char *s) {
@@ -43,6 +44,45 @@ static const char *string_field(lua_State *L, int idx, const char *key, const ch
   return s;
 }
 
+/* stack: unchanged. tls.hsts at idx: true (two years), or { max_age =
+ * seconds, include_subdomains = bool, preload = bool }, into l->hsts. */
+static void load_hsts(lua_State *L, int idx, cg_listener_conf_t *l, const char *tpath, cg_diag_t *d) {
+  char p[220];
+  snprintf(p, sizeof p, "%s.hsts", tpath);
+  lua_Number max_age = 63072000;
+  int sub = 0, preload = 0;
+  if (lua_type(L, idx) == LUA_TBOOLEAN) {
+    if (!lua_toboolean(L, idx)) return;
+  } else if (lua_istable(L, idx)) {
+    only_keys(L, idx, p, hsts_keys, d);
+    lua_getfield(L, idx, "max_age");
+    if (lua_type(L, -1) == LUA_TNUMBER) max_age = lua_tonumber(L, -1);
+    else if (!lua_isnil(L, -1)) cg_diag_error(d, p, "max_age: expected seconds, got %s", luaL_typename(L, -1));
+    lua_pop(L, 1);
+    if (max_age < 0 || max_age > 1e9 || max_age != (lua_Number)(long long)max_age)
+      cg_diag_error(d, p, "max_age: expected a whole number of seconds from 0 to 1000000000");
+    const char *flags[] = {"include_subdomains", "preload"};
+    int *vals[] = {&sub, &preload};
+    for (int i = 0; i < 2; i++) {
+      lua_getfield(L, idx, flags[i]);
+      if (lua_type(L, -1) == LUA_TBOOLEAN) *vals[i] = lua_toboolean(L, -1);
+      else if (!lua_isnil(L, -1)) cg_diag_error(d, p, "%s: expected a boolean, got %s", flags[i], luaL_typename(L, -1));
+      lua_pop(L, 1);
+    }
+    /* what browsers' preload lists require of a site that asks in */
+    if (preload && (!sub || max_age < 31536000))
+      cg_diag_error(d, p, "preload: needs include_subdomains = true and max_age of a year (31536000) or more");
+  } else {
+    cg_diag_error(d, p, "expected true or { max_age = 63072000, include_subdomains = true }, got %s",
+                  luaL_typename(L, idx));
+    return;
+  }
+  char line[160];
+  snprintf(line, sizeof line, "Strict-Transport-Security: max-age=%lld%s%s\r\n", (long long)max_age,
+           sub ? "; includeSubDomains" : "", preload ? "; preload" : "");
+  l->hsts = dup_or_die(line);
+}
+
 /* stack: unchanged. tls = { ... } at idx, into l->tls (and l->tls_ctx). */
 static void load_tls(lua_State *L, int idx, cg_listener_conf_t *l, const char *path, cg_diag_t *d) {
   int errors = d->errors;
@@ -64,6 +104,9 @@ static void load_tls(lua_State *L, int idx, cg_listener_conf_t *l, const char *p
                     later[i]);
   }
   l->tls.address = l->address;
+  lua_getfield(L, idx, "hsts");
+  if (!lua_isnil(L, -1)) load_hsts(L, lua_gettop(L), l, p, d);
+  lua_pop(L, 1);
   l->tls.min_version = 12;
   const char *mv = string_field(L, idx, "min_version", p, d);
   if (mv && strcmp(mv, "1.3") == 0) l->tls.min_version = 13;
@@ -245,6 +288,7 @@ void cg_listen_config_free(cg_config_t *c) {
   for (int i = 0; c->listeners && i < c->n_listeners; i++) {
     cg_listener_conf_t *l = &c->listeners[i];
     free(l->address);
+    free(l->hsts);
     for (int k = 0; k < l->tls.n_certs; k++) {
       free(l->tls.certs[k].cert);
       free(l->tls.certs[k].key);

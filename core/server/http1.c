@@ -110,6 +110,8 @@ static void h1_respond(cg_exchange_t *x, int status, const char *headers, size_t
   cg_worker_date(c->w);
   cg_buf_add(&b, c->w->date, c->w->date_len);
   if (headers_len) cg_buf_add(&b, headers, headers_len);
+  const char *hsts = c->w->cfg->listeners[c->listener].hsts;
+  if (hsts) cg_buf_adds(&b, hsts);
   cg_respond_cors_headers(x, &b, NULL);
   if (status >= 200 && status != 204 && status != 304) {
     cg_buf_adds(&b, "Content-Length: ");
@@ -122,6 +124,14 @@ static void h1_respond(cg_exchange_t *x, int status, const char *headers, size_t
   cg_conn_write2(c, b.data, b.len, body, send_body ? body_len : 0);
   cg_buf_free(&b);
   cg_conn_response_done(c);
+}
+
+static int upstream_sets_hsts(const cg_head_t *uh) {
+  static const char name[] = "strict-transport-security";
+  for (int i = 0; i < uh->n; i++)
+    if (cg_ascii_ieq(cg_head_name(uh, i), uh->hdrs[i].name_len, name, sizeof name - 1))
+      return 1;
+  return 0;
 }
 
 /* The upstream's head, decorated: what cg_exchange_keep_upstream_header
@@ -148,6 +158,8 @@ static int h1_response_head(cg_exchange_t *x, int status, const cg_head_t *uh, i
     cg_buf_add(&b, "\r\n", 2);
   }
   cg_plugin_expose(x, uh, status);
+  const char *hsts = c->w->cfg->listeners[c->listener].hsts;
+  if (hsts && !upstream_sets_hsts(uh)) cg_buf_adds(&b, hsts); /* an upstream's own policy wins */
   cg_respond_cors_headers(x, &b, uh);
   if (!no_body) {
     if (content_length >= 0) {

@@ -50,7 +50,7 @@ describe("TLS listener", function()
         "127.0.0.1:" .. plain,
         { address = "127.0.0.1:" .. tls, tls = { certificates = {
           { cert = api.cert, key = api.key }, { cert = api_rsa.cert, key = api_rsa.key },
-          { cert = other.cert, key = other.key } } } },
+          { cert = other.cert, key = other.key } }, hsts = { max_age = 31536000, include_subdomains = true } } },
         { address = "127.0.0.1:" .. tls13, tls = { min_version = "1.3",
           certificates = { { cert = api.cert, key = api.key } } } },
       },
@@ -106,6 +106,30 @@ describe("TLS listener", function()
     assert.truthy(err, "expected the connection to fail")
     res, err = http.request(tls, "GET", "/echo", {}, nil, tls_opts("api.example.test"))
     assert.res_status(200, res, err or gw)
+  end)
+
+  it("sends Strict-Transport-Security over HTTPS when asked to, never over plain HTTP", function()
+    local want = "max-age=31536000; includeSubDomains"
+    local res, err = http.request(tls, "GET", "/echo", {}, nil, tls_opts("api.example.test"))
+    assert.res_status(200, res, err or gw)
+    assert.same({ want }, res.headers:all("strict-transport-security"))
+    -- answers of the gateway's own too: a preflight
+    res, err = http.request(tls, "OPTIONS", "/things", {
+      { "Origin", "https://app.example.test" }, { "Access-Control-Request-Method", "PUT" },
+    }, nil, tls_opts("api.example.test"))
+    assert.res_status(204, res, err or gw)
+    assert.same({ want }, res.headers:all("strict-transport-security"))
+    -- an upstream's own policy is passed on instead
+    res, err = http.request(tls, "GET", "/sts", {}, nil, tls_opts("api.example.test"))
+    assert.res_status(200, res, err or gw)
+    assert.same({ "max-age=60" }, res.headers:all("strict-transport-security"))
+    -- a listener without hsts, and plain HTTP (where browsers ignore it anyway)
+    res, err = http.request(tls13, "GET", "/echo", {}, nil, tls_opts("api.example.test"))
+    assert.res_status(200, res, err or gw)
+    assert.is_nil(res.headers:get("strict-transport-security"))
+    res, err = http.request(plain, "GET", "/echo", {})
+    assert.res_status(200, res, err or gw)
+    assert.is_nil(res.headers:get("strict-transport-security"))
   end)
 
   it("answers a preflight over HTTPS", function()
@@ -567,6 +591,16 @@ describe("TLS config check", function()
     local code, out = gateway.check({ listen = listen, routes = { { name = "a", prefix = "/", upstream = "echo" } } })
     assert.are_not.equal(0, code, out)
     assert.matches("listen: at most 16 listeners", out, nil, true)
+  end)
+
+  it("refuses an HSTS policy browsers would not preload, or of the wrong shape", function()
+    local c = ca:issue("h", { "h.example.test" })
+    local certs = { { cert = c.cert, key = c.key } }
+    refused({ certificates = certs, hsts = { max_age = 600, preload = true, include_subdomains = true } },
+      "listen[1].tls.hsts", "preload: needs include_subdomains = true and max_age of a year")
+    refused({ certificates = certs, hsts = { max_age = -1 } }, "listen[1].tls.hsts", "max_age: expected a whole number")
+    refused({ certificates = certs, hsts = "yes" }, "listen[1].tls.hsts", "expected true or {")
+    refused({ certificates = certs, hsts = { maxage = 5 } }, "listen[1].tls.hsts", 'unknown key "maxage"')
   end)
 
   it("refuses no certificates and unknown keys", function()

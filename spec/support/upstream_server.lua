@@ -26,6 +26,7 @@
 --   /huge-head            a 100 KB response header
 --   /304-with-length      a 304 carrying the Content-Length of the representation
 --   /idle-close/MS        answers like /echo, then closes the idle connection after MS
+--   /sts                  /echo with the upstream's own Strict-Transport-Security
 --   /cors-headers         /echo plus the upstream's own CORS headers and Vary (which
 --                         a route with a policy must replace, and one without pass on)
 --   /count                JSON { requests, connections, open, requests_by_path }:
@@ -268,6 +269,8 @@ local function serve(c, req)
       { "Vary", "Accept-Encoding" },
       { "Vary", "Accept-Language" },
     })
+  elseif path == "/sts" then
+    return echo({ { "Strict-Transport-Security", "max-age=60" } })
   elseif path == "/close" then
     return echo({ { "Connection", "close" } }, true)
   elseif path:match("^/slow/%d+$") then
