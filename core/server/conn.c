@@ -621,6 +621,7 @@ void cg_conn_migrate_if_idle(cg_conn_t *c) {
       cg_conn_write_queue(c) || c->close_when_flushed || c->handshaking || (c->tls && cg_tls_has_input(c->tls)))
     return;
   uv_os_fd_t fd;
+  if (c->tls) cg_tls_input_done(c->tls); /* no pointer into this worker's read buffer goes along */
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
     int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     cg_handover_t h = {.fd = nfd, .listener = c->listener, .tls = c->tls};
@@ -653,12 +654,14 @@ static void on_close(uv_handle_t *h) {
 
 void cg_conn_close(cg_conn_t *c) {
   if (c->state == CG_CONN_CLOSING) return;
+  /* an end the client can take as one: between requests, or after a whole response */
+  int graceful = c->state == CG_CONN_IDLE || (c->close_when_flushed && c->x.req.resp_done);
   c->state = CG_CONN_CLOSING;
   c->x.gone = 1;
   cg_plugin_cancel(&c->x);
   if (c->x.req.kind == CG_REQ_PROXY) cg_proxy_client_gone(&c->x);
   cg_list_remove(&c->link);
-  cg_conn_tls_close(c);
+  cg_conn_tls_close(c, graceful);
   uv_close((uv_handle_t *)&c->timer, on_close);
   uv_close((uv_handle_t *)&c->tcp, on_close);
 }

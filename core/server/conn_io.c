@@ -104,9 +104,10 @@ static int tls_flush(cg_conn_t *c) {
   const char *p;
   size_t n = cg_tls_output(c->tls, &p);
   if (n == 0) return 0;
-  int rc = send_raw(c, p, n, NULL, 0);
+  /* cleared first (p stays valid until the engine writes again): if the
+   * send fails and closes the connection, nothing of it is sent twice */
   cg_tls_output_clear(c->tls);
-  return rc;
+  return send_raw(c, p, n, NULL, 0);
 }
 
 static int tls_send(cg_conn_t *c, const char *a, size_t alen, const char *b, size_t blen) {
@@ -122,6 +123,7 @@ static int tls_send(cg_conn_t *c, const char *a, size_t alen, const char *b, siz
     if (rc == 0) rc = cg_tls_write(c->tls, b, blen);
   }
   if (rc < 0) {
+    cg_tls_output_clear(c->tls); /* whatever the failed write left is not sent */
     cg_conn_close(c);
     return -1;
   }
@@ -185,9 +187,11 @@ void cg_conn_tls_received(cg_conn_t *c, const char *data, size_t n) {
   if (was_handshaking && !c->handshaking && c->state != CG_CONN_CLOSING) cg_conn_migrate_if_idle(c);
 }
 
-void cg_conn_tls_close(cg_conn_t *c) {
-  if (!c->tls || c->handshaking) return;
-  /* best effort: a close_notify, if the socket takes it now */
+void cg_conn_tls_close(cg_conn_t *c, int graceful) {
+  if (!c->tls || c->handshaking || !graceful) return;
+  /* best effort: a close_notify, if the socket takes it now. Only after a
+   * whole response or between requests: a response cut short (an upstream
+   * failing mid-body) must not look complete to the client */
   cg_tls_close_notify(c->tls);
   const char *p;
   size_t n = cg_tls_output(c->tls, &p);

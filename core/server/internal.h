@@ -198,7 +198,7 @@ void cg_conn_flush(cg_conn_t *c);
 /* Bytes read on a TLS connection: the handshake, then decrypted input. */
 void cg_conn_tls_received(cg_conn_t *c, const char *data, size_t n);
 /* A close_notify before the socket closes, if it goes now. */
-void cg_conn_tls_close(cg_conn_t *c);
+void cg_conn_tls_close(cg_conn_t *c, int graceful);
 
 /* http1.c: an exchange's response on an HTTP/1.1 connection. */
 extern const cg_exchange_ops_t cg_http1_ops;

@@ -149,34 +149,68 @@ int cg_tls_rec_seal(cg_tls_rec_t *r, uint8_t type, const unsigned char *p, size_
   return 0;
 }
 
-size_t cg_tls_rec_length(const unsigned char *hdr) {
+int cg_tls_rec_header(const unsigned char *hdr, size_t *len) {
   /* after the handshake every record is application_data outside; the
    * version bytes are legacy (only the major one is checked) */
-  if (hdr[0] != 23 || hdr[1] != 3) return 0;
-  size_t len = (size_t)hdr[3] << 8 | hdr[4];
-  if (len < 1 + TAG || len > CG_TLS_OPEN_CAP) return 0;
-  return 5 + len;
+  if (hdr[0] != 23 || hdr[1] != 3) return 10;
+  size_t l = (size_t)hdr[3] << 8 | hdr[4];
+  if (l > CG_TLS_OPEN_CAP) return 22;
+  if (l < 1 + TAG) return 50;
+  *len = 5 + l;
+  return 0;
 }
 
-ssize_t cg_tls_rec_open(cg_tls_rec_t *r, const unsigned char *rec, size_t len, unsigned char *out, uint8_t *type) {
-  EVP_CIPHER_CTX *c = ctx_of(r->suite, &r->rd, 0);
-  if (!c || len < 5 + 1 + TAG || len - 5 - TAG > CG_TLS_OPEN_CAP) return -1;
+/* Opens rec (whole, header included) with k at its sequence number. */
+static ssize_t open_with(int s, cg_tls_keys_t *k, const unsigned char *rec, size_t len, unsigned char *out,
+                         uint8_t *type) {
+  EVP_CIPHER_CTX *c = ctx_of(s, k, 0);
+  if (!c || len < 5 + 1 + TAG || len - 5 - TAG > CG_TLS_OPEN_CAP) return CG_TLS_OPEN_BAD_MAC;
   size_t plen = len - 5 - TAG;
   unsigned char iv[12];
   int l, l2;
-  if (nonce(&r->rd, iv) < 0 || !EVP_CipherInit_ex2(c, NULL, NULL, iv, 0, NULL) ||
+  if (nonce(k, iv) < 0 || !EVP_CipherInit_ex2(c, NULL, NULL, iv, 0, NULL) ||
       !EVP_CipherUpdate(c, NULL, &l, rec, 5) || !EVP_CipherUpdate(c, out, &l, rec + 5, (int)plen) ||
-      !tag(c, (unsigned char *)(rec + 5 + plen), 0) ||
-      EVP_CipherFinal_ex(c, out + l, &l2) <= 0)
-    return -1; /* bad_record_mac */
-  r->rd.seq++;
+      !tag(c, (unsigned char *)(rec + 5 + plen), 0) || EVP_CipherFinal_ex(c, out + l, &l2) <= 0)
+    return CG_TLS_OPEN_BAD_MAC;
+  k->seq++;
   /* the content type is the last non-zero byte; zeros after it are padding */
   size_t i = plen;
   while (i > 0 && out[i - 1] == 0) i--;
-  if (i == 0) return -1;
+  if (i == 0) return CG_TLS_OPEN_NO_TYPE;
   *type = out[--i];
-  if (i > CG_TLS_MAX_PLAIN) return -1; /* record_overflow */
+  if (i > CG_TLS_MAX_PLAIN) return CG_TLS_OPEN_OVERFLOW;
   return (ssize_t)i;
+}
+
+ssize_t cg_tls_rec_open(cg_tls_rec_t *r, const unsigned char *rec, size_t len, unsigned char *out, uint8_t *type) {
+  return open_with(r->suite, &r->rd, rec, len, out, type);
+}
+
+int cg_tls_rec_take_tickets(cg_tls_rec_t *r, const unsigned char *p, size_t n) {
+  /* our own records, opened with a copy of the write keys (decrypting) */
+  cg_tls_keys_t k = r->wr;
+  k.ctx = NULL;
+  static __thread unsigned char out[CG_TLS_OPEN_CAP];
+  int rc = 0;
+  size_t off = 0;
+  while (off < n && rc == 0) {
+    size_t rl;
+    uint8_t type;
+    if (n - off < 5 || cg_tls_rec_header(p + off, &rl) != 0 || rl > n - off) {
+      rc = -1;
+      break;
+    }
+    ssize_t m = open_with(r->suite, &k, p + off, rl, out, &type);
+    /* one NewSessionTicket (type 4), whole: its 24-bit length says the rest */
+    if (m < 4 || type != 22 || out[0] != 4 || ((size_t)out[1] << 16 | (size_t)out[2] << 8 | out[3]) + 4 != (size_t)m)
+      rc = -1;
+    off += rl;
+  }
+  if (rc == 0) r->wr.seq = k.seq;
+  EVP_CIPHER_CTX_free(k.ctx);
+  OPENSSL_cleanse(&k, sizeof k);
+  OPENSSL_cleanse(out, sizeof out);
+  return rc;
 }
 
 int cg_tls_rec_update(cg_tls_rec_t *r, cg_tls_keys_t *k) {

@@ -39,6 +39,7 @@ typedef struct cg_tls_rec {
  * this does not do. */
 int cg_tls_rec_start(cg_tls_rec_t *r, uint16_t suite_id, const unsigned char *client_secret,
                      const unsigned char *server_secret, size_t secret_len, uint64_t wr_seq);
+
 /* The length of a secret of suite_id's hash, or 0 for a suite this does not do. */
 size_t cg_tls_rec_secret_len(uint16_t suite_id);
 
@@ -48,13 +49,23 @@ size_t cg_tls_rec_secret_len(uint16_t suite_id);
 int cg_tls_rec_seal(cg_tls_rec_t *r, uint8_t type, const unsigned char *p, size_t n,
                     unsigned char *(*reserve)(size_t));
 
-/* The length of the record starting at hdr (5 bytes), header included, or
- * 0 when the header is not a TLS 1.3 protected record of an allowed size. */
-size_t cg_tls_rec_length(const unsigned char *hdr);
-/* Opens one whole record into out (CG_TLS_OPEN_CAP bytes): the plaintext's
- * length with *type its content type, or -1 (a forged or damaged record, an
- * overflow, all padding: the connection is over). */
+/* A record's header (5 bytes): 0 with *len the record's length, header
+ * included, or the alert it calls for (10 unexpected_message: not
+ * application_data outside, as every record after the handshake is; 22
+ * record_overflow; 50 decode_error: too short for a tag). */
+int cg_tls_rec_header(const unsigned char *hdr, size_t *len);
+/* Opens one whole record into out (CG_TLS_OPEN_CAP bytes): the content's
+ * length with *type its content type, or one of CG_TLS_OPEN_* (the
+ * connection is over). */
+enum { CG_TLS_OPEN_BAD_MAC = -1, CG_TLS_OPEN_OVERFLOW = -2, CG_TLS_OPEN_NO_TYPE = -3 };
 ssize_t cg_tls_rec_open(cg_tls_rec_t *r, const unsigned char *rec, size_t len, unsigned char *out, uint8_t *type);
+
+/* Checks what the server sent under its new key before the records became
+ * ours (p, n: the session tickets OpenSSL wrote as the handshake ended):
+ * each must open with the write key at the next sequence number as one
+ * whole NewSessionTicket. Then the write sequence goes on after them. 0, or
+ * -1 when anything differs (the caller keeps OpenSSL). */
+int cg_tls_rec_take_tickets(cg_tls_rec_t *r, const unsigned char *p, size_t n);
 
 /* A KeyUpdate: the direction's next secret, keys, and sequence 0. 0 or -1. */
 int cg_tls_rec_update(cg_tls_rec_t *r, cg_tls_keys_t *k);
