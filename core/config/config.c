@@ -21,6 +21,7 @@
 
 #include "config/cors_config.h"
 #include "config/listen_config.h"
+#include "config/schema.h"
 #include "lua/host.h"
 #include "cors/cors.h"
 #include "util/log.h"
@@ -42,198 +43,7 @@ static void buf_add(srcbuf_t *b, const char *p, size_t n) {
   b->len += n;
 }
 
-typedef struct {
-  lua_State *L;
-  cg_diag_t *d;
-  cg_psl_t *psl;
-} loader_t;
-
-static char *xstrdup(const char *s) {
-  char *p = strdup(s ? s : "");
-  if (!p) abort(); /* config load at startup: nothing sensible to do without memory */
-  return p;
-}
-
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) abort();
-  return p;
-}
-
-static void load_plugin(loader_t *ld, int cors_t, const char *cp, cg_config_t *c, cg_route_t *r);
-
-/* --- schema helpers ------------------------------------------------------ */
-
-static int edit_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 30 || lb > 30) return 99;
-  int prev[32], cur[32];
-  for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    cur[0] = (int)i;
-    for (size_t j = 1; j <= lb; j++) {
-      int cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-      int v = prev[j - 1] + cost;
-      if (prev[j] + 1 < v) v = prev[j] + 1;
-      if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
-      cur[j] = v;
-    }
-    memcpy(prev, cur, sizeof(int) * (lb + 1));
-  }
-  return prev[lb];
-}
-
-static void join_path(char *out, size_t cap, const char *parent, const char *key) {
-  if (parent && *parent)
-    snprintf(out, cap, "%s.%s", parent, key);
-  else
-    snprintf(out, cap, "%s", key);
-}
-
-/* Reports keys of the table at idx that the schema does not know.
- * stack: unchanged */
-static void check_keys(loader_t *ld, int idx, const char *path, const char *const *known) {
-  lua_State *L = ld->L;
-  char p[256];
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) { /* stack: key value */
-    if (lua_type(L, -2) != LUA_TSTRING) {
-      cg_diag_error(ld->d, path, "expected named fields, found a %s key", luaL_typename(L, -2));
-    } else {
-      const char *k = lua_tostring(L, -2);
-      int found = 0;
-      const char *best = NULL;
-      int best_d = 3;
-      for (const char *const *kn = known; *kn; kn++) {
-        if (strcmp(*kn, k) == 0) found = 1;
-        int dist = edit_distance(*kn, k);
-        if (dist < best_d) best_d = dist, best = *kn;
-      }
-      if (!found) {
-        join_path(p, sizeof p, path, k);
-        if (best)
-          cg_diag_error(ld->d, p, "unknown key (did you mean \"%s\"?)", best);
-        else
-          cg_diag_error(ld->d, p, "unknown key");
-      }
-    }
-    lua_pop(L, 1);
-  }
-}
-
-/* Length of the list at idx, or -1 (reported) when it is not a list. */
-static int list_len(loader_t *ld, int idx, const char *path) {
-  lua_State *L = ld->L;
-  int n = (int)lua_objlen(L, idx), count = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    count++;
-    lua_pop(L, 1);
-  }
-  if (count != n) {
-    cg_diag_error(ld->d, path, "expected a list like { \"a\", \"b\" }, got a table with named fields");
-    return -1;
-  }
-  return n;
-}
-
-/* Pushes t[key]; returns its Lua type. stack: +1 */
-static int field(lua_State *L, int tidx, const char *key) {
-  lua_getfield(L, tidx, key);
-  return lua_type(L, -1);
-}
-
-static int want_type(loader_t *ld, int type, const char *path, const char *what) {
-  if (lua_type(ld->L, -1) == type) return 1;
-  cg_diag_error(ld->d, path, "expected %s, got %s", what, luaL_typename(ld->L, -1));
-  return 0;
-}
-
-/* Each get_* reads t[key] into *out when present and valid; returns 1 when set,
- * 0 when absent (a required one is reported), -1 when invalid (reported).
- * stack: unchanged */
-static int get_string(loader_t *ld, int tidx, const char *parent, const char *key, int required,
-                      const char **out) {
-  char p[256];
-  join_path(p, sizeof p, parent, key);
-  int t = field(ld->L, tidx, key);
-  int r = 0;
-  if (t == LUA_TNIL) {
-    if (required) cg_diag_error(ld->d, p, "required");
-  } else if (want_type(ld, LUA_TSTRING, p, "a string")) {
-    *out = lua_tostring(ld->L, -1); /* anchored by the config table, which outlives the walk */
-    r = 1;
-  } else {
-    r = -1;
-  }
-  lua_pop(ld->L, 1);
-  return r;
-}
-
-static int get_number(loader_t *ld, int tidx, const char *parent, const char *key, double lo,
-                      double hi, double *out) {
-  char p[256];
-  join_path(p, sizeof p, parent, key);
-  int t = field(ld->L, tidx, key);
-  int r = 0;
-  if (t != LUA_TNIL) {
-    r = -1;
-    if (want_type(ld, LUA_TNUMBER, p, "a number")) {
-      double v = lua_tonumber(ld->L, -1);
-      if (!(v >= lo && v <= hi))
-        cg_diag_error(ld->d, p, "expected a number between %g and %g, got %g", lo, hi, v);
-      else
-        *out = v, r = 1;
-    }
-  }
-  lua_pop(ld->L, 1);
-  return r;
-}
-
-static int get_int(loader_t *ld, int tidx, const char *parent, const char *key, double lo,
-                   double hi, double *out) {
-  char p[256];
-  join_path(p, sizeof p, parent, key);
-  int t = field(ld->L, tidx, key);
-  int r = 0;
-  if (t != LUA_TNIL) {
-    double v = lua_tonumber(ld->L, -1);
-    if (t != LUA_TNUMBER || floor(v) != v || !(v >= lo && v <= hi)) {
-      cg_diag_error(ld->d, p, "expected an integer between %.0f and %.0f", lo, hi);
-      r = -1;
-    } else {
-      *out = v;
-      r = 1;
-    }
-  }
-  lua_pop(ld->L, 1);
-  return r;
-}
-
-static int get_bool(loader_t *ld, int tidx, const char *parent, const char *key, int *out) {
-  char p[256];
-  join_path(p, sizeof p, parent, key);
-  int t = field(ld->L, tidx, key);
-  int r = 0;
-  if (t != LUA_TNIL) {
-    r = -1;
-    if (want_type(ld, LUA_TBOOLEAN, p, "a boolean")) *out = lua_toboolean(ld->L, -1), r = 1;
-  }
-  lua_pop(ld->L, 1);
-  return r;
-}
-
-/* Pushes t[key] when it is a table (returns 1) ; else pushes nothing and
- * returns 0 (absent) or -1 (wrong type, reported). */
-static int get_table(loader_t *ld, int tidx, const char *parent, const char *key) {
-  char p[256];
-  join_path(p, sizeof p, parent, key);
-  int t = field(ld->L, tidx, key);
-  if (t == LUA_TTABLE) return 1;
-  if (t != LUA_TNIL) cg_diag_error(ld->d, p, "expected a table, got %s", luaL_typename(ld->L, -1));
-  lua_pop(ld->L, 1);
-  return t == LUA_TNIL ? 0 : -1;
-}
+static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t *c, cg_route_t *r);
 
 /* --- values -------------------------------------------------------------- */
 
@@ -315,28 +125,28 @@ static const char *const upstream_keys[] = {"targets", "keepalive", "fail_timeou
 static const char *const route_keys[] = {"name", "host", "prefix", "upstream", "static", "cors", "shadow_cors", "debug", NULL};
 static const char *const static_keys[] = {"status", "body", "headers", NULL};
 
-static void load_limits(loader_t *ld, int tidx, cg_limits_t *lim) {
+static void load_limits(cg_loader_t *ld, int tidx, cg_limits_t *lim) {
   double v;
-  if (get_table(ld, tidx, "", "limits") != 1) return;
+  if (cg_cfg_get_table(ld, tidx, "", "limits") != 1) return;
   int t = lua_gettop(ld->L);
-  check_keys(ld, t, "limits", limit_keys);
-  if (get_int(ld, t, "limits", "max_head_bytes", 1024, 1 << 20, &v) == 1) lim->max_head_bytes = (size_t)v;
-  if (get_int(ld, t, "limits", "max_headers", 1, 10000, &v) == 1) lim->max_headers = (int)v;
-  if (get_int(ld, t, "limits", "max_body_bytes", 0, 1099511627776.0, &v) == 1)
+  cg_cfg_check_keys(ld, t, "limits", limit_keys);
+  if (cg_cfg_get_int(ld, t, "limits", "max_head_bytes", 1024, 1 << 20, &v) == 1) lim->max_head_bytes = (size_t)v;
+  if (cg_cfg_get_int(ld, t, "limits", "max_headers", 1, 10000, &v) == 1) lim->max_headers = (int)v;
+  if (cg_cfg_get_int(ld, t, "limits", "max_body_bytes", 0, 1099511627776.0, &v) == 1)
     lim->max_body_bytes = (uint64_t)v;
-  if (get_int(ld, t, "limits", "max_connections", 1, 1000000, &v) == 1) lim->max_connections = (int)v;
+  if (cg_cfg_get_int(ld, t, "limits", "max_connections", 1, 1000000, &v) == 1) lim->max_connections = (int)v;
   lua_pop(ld->L, 1);
 }
 
-static void load_timeouts(loader_t *ld, int tidx, cg_timeouts_t *to) {
-  if (get_table(ld, tidx, "", "timeouts") != 1) return;
+static void load_timeouts(cg_loader_t *ld, int tidx, cg_timeouts_t *to) {
+  if (cg_cfg_get_table(ld, tidx, "", "timeouts") != 1) return;
   int t = lua_gettop(ld->L);
-  check_keys(ld, t, "timeouts", timeout_keys);
+  cg_cfg_check_keys(ld, t, "timeouts", timeout_keys);
   uint64_t *slots[] = {&to->head,     &to->idle,          &to->body, &to->send,
                        &to->upstream_connect, &to->upstream_read, &to->drain};
   for (int i = 0; timeout_keys[i]; i++) {
     double v;
-    if (get_number(ld, t, "timeouts", timeout_keys[i], 0.001, 86400, &v) == 1)
+    if (cg_cfg_get_number(ld, t, "timeouts", timeout_keys[i], 0.001, 86400, &v) == 1)
       *slots[i] = (uint64_t)(v * 1000 + 0.5);
   }
   lua_pop(ld->L, 1);
@@ -346,15 +156,15 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void load_upstreams(loader_t *ld, int tidx, cg_config_t *c) {
+static void load_upstreams(cg_loader_t *ld, int tidx, cg_config_t *c) {
   lua_State *L = ld->L;
-  if (get_table(ld, tidx, "", "upstreams") != 1) return;
+  if (cg_cfg_get_table(ld, tidx, "", "upstreams") != 1) return;
   int ut = lua_gettop(L);
   /* Sorted so errors and indexes do not depend on Lua's hash order. */
   int n = 0;
   lua_pushnil(L);
   while (lua_next(L, ut)) n++, lua_pop(L, 1);
-  const char **names = xcalloc((size_t)n, sizeof *names);
+  const char **names = cg_cfg_calloc((size_t)n, sizeof *names);
   int k = 0;
   lua_pushnil(L);
   while (lua_next(L, ut)) {
@@ -365,7 +175,7 @@ static void load_upstreams(loader_t *ld, int tidx, cg_config_t *c) {
     lua_pop(L, 1);
   }
   qsort(names, (size_t)k, sizeof *names, cmp_str);
-  c->upstreams = xcalloc((size_t)k, sizeof *c->upstreams);
+  c->upstreams = cg_cfg_calloc((size_t)k, sizeof *c->upstreams);
   for (int i = 0; i < k; i++) {
     char p[256], tp[300];
     snprintf(p, sizeof p, "upstreams.%s", names[i]);
@@ -374,33 +184,33 @@ static void load_upstreams(loader_t *ld, int tidx, cg_config_t *c) {
       continue;
     }
     lua_getfield(L, ut, names[i]);
-    if (!want_type(ld, LUA_TTABLE, p, "a table like { targets = { \"127.0.0.1:9000\" } }")) {
+    if (!cg_cfg_want_type(ld, LUA_TTABLE, p, "a table like { targets = { \"127.0.0.1:9000\" } }")) {
       lua_pop(L, 1);
       continue;
     }
     int t = lua_gettop(L);
-    check_keys(ld, t, p, upstream_keys);
+    cg_cfg_check_keys(ld, t, p, upstream_keys);
     cg_upstream_conf_t *u = &c->upstreams[c->n_upstreams];
-    u->name = xstrdup(names[i]);
+    u->name = cg_cfg_strdup(names[i]);
     u->index = c->n_upstreams++;
     u->keepalive = 32;
     u->fail_timeout_ms = 10000;
     double v;
-    if (get_int(ld, t, p, "keepalive", 0, 10000, &v) == 1) u->keepalive = (int)v;
-    if (get_number(ld, t, p, "fail_timeout", 0, 86400, &v) == 1) u->fail_timeout_ms = (uint64_t)(v * 1000);
+    if (cg_cfg_get_int(ld, t, p, "keepalive", 0, 10000, &v) == 1) u->keepalive = (int)v;
+    if (cg_cfg_get_number(ld, t, p, "fail_timeout", 0, 86400, &v) == 1) u->fail_timeout_ms = (uint64_t)(v * 1000);
     snprintf(tp, sizeof tp, "%s.targets", p);
-    int r = get_table(ld, t, p, "targets");
+    int r = cg_cfg_get_table(ld, t, p, "targets");
     if (r == 0) cg_diag_error(ld->d, tp, "required");
     if (r == 1) {
       int tt = lua_gettop(L);
-      int nt = list_len(ld, tt, tp);
+      int nt = cg_cfg_list_len(ld, tt, tp);
       if (nt == 0) cg_diag_error(ld->d, tp, "needs at least one \"host:port\"");
-      if (nt > 0) u->targets = xcalloc((size_t)nt, sizeof *u->targets);
+      if (nt > 0) u->targets = cg_cfg_calloc((size_t)nt, sizeof *u->targets);
       for (int j = 1; j <= nt; j++) {
         char ep[320];
         snprintf(ep, sizeof ep, "%s[%d]", tp, j);
         lua_rawgeti(L, tt, j);
-        if (want_type(ld, LUA_TSTRING, ep, "a string \"host:port\"")) {
+        if (cg_cfg_want_type(ld, LUA_TSTRING, ep, "a string \"host:port\"")) {
           const char *s = lua_tostring(L, -1);
           cg_target_t *tg = &u->targets[u->n_targets];
           int pr = cg_config_parse_hostport(s, &tg->addr, &tg->addrlen);
@@ -409,7 +219,7 @@ static void load_upstreams(loader_t *ld, int tidx, cg_config_t *c) {
           else if (pr < 0)
             cg_diag_error(ld->d, ep, "expected \"host:port\", got \"%s\"", s);
           else
-            tg->name = xstrdup(s), u->n_targets++;
+            tg->name = cg_cfg_strdup(s), u->n_targets++;
         }
         lua_pop(L, 1);
       }
@@ -421,60 +231,60 @@ static void load_upstreams(loader_t *ld, int tidx, cg_config_t *c) {
   lua_pop(L, 1);
 }
 
-static void load_plugin_settings(loader_t *ld, int tidx, cg_config_t *c) {
+static void load_plugin_settings(cg_loader_t *ld, int tidx, cg_config_t *c) {
   lua_State *L = ld->L;
   double v;
-  int r = get_table(ld, tidx, "", "plugin_paths");
+  int r = cg_cfg_get_table(ld, tidx, "", "plugin_paths");
   if (r == 1) {
     int pt = lua_gettop(L);
-    int n = list_len(ld, pt, "plugin_paths");
-    if (n > 0) c->plugin_paths = xcalloc((size_t)n, sizeof *c->plugin_paths);
+    int n = cg_cfg_list_len(ld, pt, "plugin_paths");
+    if (n > 0) c->plugin_paths = cg_cfg_calloc((size_t)n, sizeof *c->plugin_paths);
     for (int i = 1; i <= n; i++) {
       char p[64];
       snprintf(p, sizeof p, "plugin_paths[%d]", i);
       lua_rawgeti(L, pt, i);
-      if (want_type(ld, LUA_TSTRING, p, "a directory")) c->plugin_paths[c->n_plugin_paths++] = xstrdup(lua_tostring(L, -1));
+      if (cg_cfg_want_type(ld, LUA_TSTRING, p, "a directory")) c->plugin_paths[c->n_plugin_paths++] = cg_cfg_strdup(lua_tostring(L, -1));
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
   }
-  if (get_table(ld, tidx, "", "plugins") == 1) {
+  if (cg_cfg_get_table(ld, tidx, "", "plugins") == 1) {
     int t = lua_gettop(L);
-    check_keys(ld, t, "plugins", plugins_keys);
-    if (get_number(ld, t, "plugins", "timeout", 0.001, 3600, &v) == 1) c->plugins.timeout_ms = (uint64_t)(v * 1000);
-    if (get_int(ld, t, "plugins", "max_instructions", 1000, 1e12, &v) == 1) c->plugins.max_instructions = (uint64_t)v;
-    if (get_int(ld, t, "plugins", "memory_mb", 1, 65536, &v) == 1) c->plugins.memory_kb = (size_t)v * 1024;
+    cg_cfg_check_keys(ld, t, "plugins", plugins_keys);
+    if (cg_cfg_get_number(ld, t, "plugins", "timeout", 0.001, 3600, &v) == 1) c->plugins.timeout_ms = (uint64_t)(v * 1000);
+    if (cg_cfg_get_int(ld, t, "plugins", "max_instructions", 1000, 1e12, &v) == 1) c->plugins.max_instructions = (uint64_t)v;
+    if (cg_cfg_get_int(ld, t, "plugins", "memory_mb", 1, 65536, &v) == 1) c->plugins.memory_kb = (size_t)v * 1024;
     lua_pop(L, 1);
   }
-  if (get_table(ld, tidx, "", "cache") == 1) {
+  if (cg_cfg_get_table(ld, tidx, "", "cache") == 1) {
     int t = lua_gettop(L);
-    check_keys(ld, t, "cache", cache_keys);
-    if (get_int(ld, t, "cache", "max_entries", 1, 1e8, &v) == 1) c->cache.max_entries = (size_t)v;
-    if (get_number(ld, t, "cache", "stale_limit", 0, 86400 * 30, &v) == 1) c->cache.stale_limit_ms = (uint64_t)(v * 1000);
+    cg_cfg_check_keys(ld, t, "cache", cache_keys);
+    if (cg_cfg_get_int(ld, t, "cache", "max_entries", 1, 1e8, &v) == 1) c->cache.max_entries = (size_t)v;
+    if (cg_cfg_get_number(ld, t, "cache", "stale_limit", 0, 86400 * 30, &v) == 1) c->cache.stale_limit_ms = (uint64_t)(v * 1000);
     lua_pop(L, 1);
   }
 }
 
 /* The admin API: loopback by default; anywhere else only with a token. */
-static void load_admin(loader_t *ld, int tidx, cg_config_t *c) {
+static void load_admin(cg_loader_t *ld, int tidx, cg_config_t *c) {
   lua_State *L = ld->L;
   const char *s;
   const char *env = getenv("CORSGATE_ADMIN_TOKEN");
-  if (get_table(ld, tidx, "", "admin") != 1) return;
+  if (cg_cfg_get_table(ld, tidx, "", "admin") != 1) return;
   int t = lua_gettop(L);
-  check_keys(ld, t, "admin", admin_keys);
-  if (get_string(ld, t, "admin", "listen", 1, &s) == 1) {
-    c->admin_listen = xstrdup(s);
+  cg_cfg_check_keys(ld, t, "admin", admin_keys);
+  if (cg_cfg_get_string(ld, t, "admin", "listen", 1, &s) == 1) {
+    c->admin_listen = cg_cfg_strdup(s);
     if (cg_config_parse_hostport(s, &c->admin_addr, &c->admin_addrlen) != 0)
       cg_diag_error(ld->d, "admin.listen", "expected \"host:port\", got \"%s\"", s);
   }
-  if (get_string(ld, t, "admin", "token", 0, &s) == 1) {
+  if (cg_cfg_get_string(ld, t, "admin", "token", 0, &s) == 1) {
     if (strlen(s) < 16) cg_diag_error(ld->d, "admin.token", "too short to guess-proof: use 16 characters or more");
-    c->admin_token = xstrdup(s);
+    c->admin_token = cg_cfg_strdup(s);
   }
   if (env && *env) {
     free(c->admin_token);
-    c->admin_token = xstrdup(env);
+    c->admin_token = cg_cfg_strdup(env);
   }
   if (c->admin_listen && !c->admin_token) {
     int loopback = 0;
@@ -491,18 +301,18 @@ static void load_admin(loader_t *ld, int tidx, cg_config_t *c) {
 
 /* Redis: the address must be an IP literal or localhost, as everywhere else
  * in the config (no resolver runs on a worker's loop). */
-static void load_redis(loader_t *ld, int tidx, cg_config_t *c) {
+static void load_redis(cg_loader_t *ld, int tidx, cg_config_t *c) {
   lua_State *L = ld->L;
   const char *s;
   double v;
   cg_redis_conf_t *r = &c->redis;
-  if (get_table(ld, tidx, "", "redis") != 1) return;
+  if (cg_cfg_get_table(ld, tidx, "", "redis") != 1) return;
   int t = lua_gettop(L);
-  check_keys(ld, t, "redis", redis_keys);
-  if (get_string(ld, t, "redis", "address", 1, &s) == 1) {
+  cg_cfg_check_keys(ld, t, "redis", redis_keys);
+  if (cg_cfg_get_string(ld, t, "redis", "address", 1, &s) == 1) {
     struct sockaddr_storage sa;
     socklen_t sl;
-    r->address = xstrdup(s);
+    r->address = cg_cfg_strdup(s);
     if (cg_config_parse_hostport(s, &sa, &sl) != 0) {
       cg_diag_error(ld->d, "redis.address", "expected \"IP:port\" or \"localhost:port\", got \"%s\"", s);
     } else if (sa.ss_family == AF_INET) {
@@ -513,35 +323,35 @@ static void load_redis(loader_t *ld, int tidx, cg_config_t *c) {
       r->port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
     }
   }
-  if (get_int(ld, t, "redis", "db", 0, 65535, &v) == 1) r->db = (int)v;
-  if (get_string(ld, t, "redis", "password", 0, &s) == 1) r->password = xstrdup(s);
+  if (cg_cfg_get_int(ld, t, "redis", "db", 0, 65535, &v) == 1) r->db = (int)v;
+  if (cg_cfg_get_string(ld, t, "redis", "password", 0, &s) == 1) r->password = cg_cfg_strdup(s);
   const char *env = getenv("CORSGATE_REDIS_PASSWORD");
   if (env && *env) {
     free(r->password);
-    r->password = xstrdup(env);
+    r->password = cg_cfg_strdup(env);
   }
-  if (get_int(ld, t, "redis", "timeout_ms", 1, 600000, &v) == 1) r->timeout_ms = (uint64_t)v;
+  if (cg_cfg_get_int(ld, t, "redis", "timeout_ms", 1, 600000, &v) == 1) r->timeout_ms = (uint64_t)v;
   if (r->timeout_ms >= c->plugins.timeout_ms)
     cg_diag_warn(ld->d, "redis.timeout_ms",
                  "%llu ms is not below plugins.timeout (%llu ms): a hook is cut off before gw.redis can report a "
                  "timeout", (unsigned long long)r->timeout_ms, (unsigned long long)c->plugins.timeout_ms);
-  if (get_int(ld, t, "redis", "connect_timeout_ms", 1, 600000, &v) == 1) r->connect_timeout_ms = (uint64_t)v;
-  if (get_int(ld, t, "redis", "pool_size", 1, 64, &v) == 1) r->pool_size = (int)v;
-  int ct = field(L, t, "channel");
+  if (cg_cfg_get_int(ld, t, "redis", "connect_timeout_ms", 1, 600000, &v) == 1) r->connect_timeout_ms = (uint64_t)v;
+  if (cg_cfg_get_int(ld, t, "redis", "pool_size", 1, 64, &v) == 1) r->pool_size = (int)v;
+  int ct = cg_cfg_field(L, t, "channel");
   lua_pop(L, 1);
   if (ct == LUA_TBOOLEAN) {
     /* channel = false: this instance does not listen for invalidations */
     int on = 1;
-    get_bool(ld, t, "redis", "channel", &on);
+    cg_cfg_get_bool(ld, t, "redis", "channel", &on);
     if (on) cg_diag_error(ld->d, "redis.channel", "expected a channel name, or false for none");
     free(r->channel);
     r->channel = NULL;
-  } else if (get_string(ld, t, "redis", "channel", 0, &s) == 1) {
+  } else if (cg_cfg_get_string(ld, t, "redis", "channel", 0, &s) == 1) {
     if (!*s || strpbrk(s, " \r\n")) {
       cg_diag_error(ld->d, "redis.channel", "expected a channel name without spaces, got \"%s\"", s);
     } else {
       free(r->channel);
-      r->channel = xstrdup(s);
+      r->channel = cg_cfg_strdup(s);
     }
   }
   lua_pop(L, 1);
@@ -553,29 +363,29 @@ static cg_upstream_conf_t *find_upstream(cg_config_t *c, const char *name) {
   return NULL;
 }
 
-static void load_static(loader_t *ld, int tidx, const char *path, cg_static_conf_t *st) {
+static void load_static(cg_loader_t *ld, int tidx, const char *path, cg_static_conf_t *st) {
   lua_State *L = ld->L;
   char p[256];
-  join_path(p, sizeof p, path, "static");
+  cg_cfg_join_path(p, sizeof p, path, "static");
   int t = lua_gettop(L);
   (void)tidx;
-  check_keys(ld, t, p, static_keys);
+  cg_cfg_check_keys(ld, t, p, static_keys);
   double v;
   st->status = 200;
-  if (get_int(ld, t, p, "status", 200, 599, &v) == 1) st->status = (int)v;
+  if (cg_cfg_get_int(ld, t, p, "status", 200, 599, &v) == 1) st->status = (int)v;
   const char *body = "";
-  get_string(ld, t, p, "body", 0, &body);
+  cg_cfg_get_string(ld, t, p, "body", 0, &body);
   lua_getfield(L, t, "body");
   size_t blen = 0;
   if (lua_type(L, -1) == LUA_TSTRING) lua_tolstring(L, -1, &blen);
   lua_pop(L, 1);
-  st->body = xcalloc(blen + 1, 1);
+  st->body = cg_cfg_calloc(blen + 1, 1);
   memcpy(st->body, body, blen);
   st->body_len = blen;
   /* Headers are rendered once here: the response path copies bytes, never formats. */
   size_t cap = 1, len = 0;
-  char *block = xcalloc(1, 1);
-  if (get_table(ld, t, p, "headers") == 1) {
+  char *block = cg_cfg_calloc(1, 1);
+  if (cg_cfg_get_table(ld, t, p, "headers") == 1) {
     int ht = lua_gettop(L);
     char hp[300];
     lua_pushnil(L);
@@ -611,29 +421,29 @@ static void load_static(loader_t *ld, int tidx, const char *path, cg_static_conf
   st->headers_len = len;
 }
 
-static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t *r) {
+static void load_route(cg_loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t *r) {
   lua_State *L = ld->L;
   char p[64];
   snprintf(p, sizeof p, "routes[%d]", idx);
-  check_keys(ld, rt, p, route_keys);
+  cg_cfg_check_keys(ld, rt, p, route_keys);
   r->index = idx;
   const char *s = NULL;
   char defname[32];
   snprintf(defname, sizeof defname, "route%d", idx);
-  r->name = xstrdup(get_string(ld, rt, p, "name", 0, &s) == 1 ? s : defname);
+  r->name = cg_cfg_strdup(cg_cfg_get_string(ld, rt, p, "name", 0, &s) == 1 ? s : defname);
 
   const char *host = "*";
   char hp[96];
   snprintf(hp, sizeof hp, "%s.host", p);
-  get_string(ld, rt, p, "host", 0, &host);
-  char *h = xstrdup(host);
+  cg_cfg_get_string(ld, rt, p, "host", 0, &host);
+  char *h = cg_cfg_strdup(host);
   for (char *q = h; *q; q++) *q = (char)tolower((unsigned char)*q);
   if (strcmp(h, "*") == 0) {
     r->host_kind = CG_HOST_ANY;
     r->host = h;
   } else if (strncmp(h, "*.", 2) == 0 && valid_host_name(h + 2) && strchr(h + 2, '.')) {
     r->host_kind = CG_HOST_WILDCARD;
-    r->host = xstrdup(h + 1); /* keep the dot: matching is a label-boundary suffix test */
+    r->host = cg_cfg_strdup(h + 1); /* keep the dot: matching is a label-boundary suffix test */
     free(h);
   } else if (valid_host_name(h)) {
     r->host_kind = CG_HOST_EXACT;
@@ -646,24 +456,24 @@ static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t
 
   char pp[96];
   snprintf(pp, sizeof pp, "%s.prefix", p);
-  if (get_string(ld, rt, p, "prefix", 1, &s) == 1) {
+  if (cg_cfg_get_string(ld, rt, p, "prefix", 1, &s) == 1) {
     if (s[0] != '/' || strpbrk(s, " ?#\r\n\t"))
       cg_diag_error(ld->d, pp, "expected a path starting with \"/\", got \"%s\"", s);
-    r->prefix = xstrdup(s);
+    r->prefix = cg_cfg_strdup(s);
   } else {
-    r->prefix = xstrdup("/");
+    r->prefix = cg_cfg_strdup("/");
   }
   r->prefix_len = strlen(r->prefix);
 
-  int has_static = field(L, rt, "static") != LUA_TNIL;
+  int has_static = cg_cfg_field(L, rt, "static") != LUA_TNIL;
   lua_pop(L, 1);
   const char *up = NULL;
-  int has_up = get_string(ld, rt, p, "upstream", 0, &up);
+  int has_up = cg_cfg_get_string(ld, rt, p, "upstream", 0, &up);
   if (has_static && has_up) {
     cg_diag_error(ld->d, p, "has both upstream and static: keep one");
   } else if (has_static) {
     r->kind = CG_ROUTE_STATIC;
-    if (get_table(ld, rt, p, "static") == 1) {
+    if (cg_cfg_get_table(ld, rt, p, "static") == 1) {
       load_static(ld, rt, p, &r->static_resp);
       lua_pop(L, 1);
     }
@@ -681,7 +491,7 @@ static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t
     cg_diag_error(ld->d, p, "needs upstream = \"NAME\" (or \"echo\") or static = { ... }");
   }
 
-  int ct = field(L, rt, "cors");
+  int ct = cg_cfg_field(L, rt, "cors");
   if (ct != LUA_TNIL) {
     char cp[96];
     snprintf(cp, sizeof cp, "%s.cors", p);
@@ -716,9 +526,9 @@ static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t
   }
   lua_pop(L, 1);
 
-  get_bool(ld, rt, p, "debug", &r->debug);
+  cg_cfg_get_bool(ld, rt, p, "debug", &r->debug);
 
-  int st = field(L, rt, "shadow_cors");
+  int st = cg_cfg_field(L, rt, "shadow_cors");
   if (st != LUA_TNIL) {
     char sp[96];
     snprintf(sp, sizeof sp, "%s.shadow_cors", p);
@@ -742,7 +552,7 @@ static void load_route(loader_t *ld, int rt, int idx, cg_config_t *c, cg_route_t
 
 /* Lua source for the value at idx (tables of strings, numbers, booleans), so
  * each worker's state can rebuild plugin_config. Returns 0 or -1 (reported). */
-static int serialize(loader_t *ld, int idx, srcbuf_t *b, const char *path, int depth) {
+static int serialize(cg_loader_t *ld, int idx, srcbuf_t *b, const char *path, int depth) {
   lua_State *L = ld->L;
   switch (lua_type(L, idx)) {
   case LUA_TSTRING: {
@@ -807,12 +617,12 @@ static int serialize(loader_t *ld, int idx, srcbuf_t *b, const char *path, int d
   }
 }
 
-static void load_plugin(loader_t *ld, int cors_t, const char *cp, cg_config_t *c, cg_route_t *r) {
+static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t *c, cg_route_t *r) {
   lua_State *L = ld->L;
   const char *name = NULL;
   char pp[128];
   snprintf(pp, sizeof pp, "%s.plugin", cp);
-  if (get_string(ld, cors_t, cp, "plugin", 0, &name) != 1) {
+  if (cg_cfg_get_string(ld, cors_t, cp, "plugin", 0, &name) != 1) {
     for (const char *const *k = cors_plugin_keys + 1; *k; k++) {
       lua_getfield(L, cors_t, *k);
       if (!lua_isnil(L, -1)) {
@@ -824,7 +634,7 @@ static void load_plugin(loader_t *ld, int cors_t, const char *cp, cg_config_t *c
     }
     return;
   }
-  r->plugin = xstrdup(name);
+  r->plugin = cg_cfg_strdup(name);
   r->plugin_file = cg_lua_plugin_find(c, name);
   if (!r->plugin_file) {
     cg_diag_error(ld->d, pp, "no plugin \"%s\" in plugin_paths or the shipped plugins", name);
@@ -833,12 +643,12 @@ static void load_plugin(loader_t *ld, int cors_t, const char *cp, cg_config_t *c
   double v;
   r->plugin_ttl_ms = 60000;
   r->plugin_deny_ttl_ms = 10000;
-  if (get_number(ld, cors_t, cp, "ttl", 0, 86400 * 30, &v) == 1) r->plugin_ttl_ms = (uint64_t)(v * 1000);
-  if (get_number(ld, cors_t, cp, "deny_ttl", 0, 86400 * 30, &v) == 1) r->plugin_deny_ttl_ms = (uint64_t)(v * 1000);
+  if (cg_cfg_get_number(ld, cors_t, cp, "ttl", 0, 86400 * 30, &v) == 1) r->plugin_ttl_ms = (uint64_t)(v * 1000);
+  if (cg_cfg_get_number(ld, cors_t, cp, "deny_ttl", 0, 86400 * 30, &v) == 1) r->plugin_deny_ttl_ms = (uint64_t)(v * 1000);
   char cfp[160];
   snprintf(cfp, sizeof cfp, "%s.plugin_config", cp);
   srcbuf_t b = {0};
-  int t = field(L, cors_t, "plugin_config");
+  int t = cg_cfg_field(L, cors_t, "plugin_config");
   if (t == LUA_TNIL) {
     buf_add(&b, "{}", 2);
   } else if (t != LUA_TTABLE) {
@@ -852,25 +662,25 @@ static void load_plugin(loader_t *ld, int cors_t, const char *cp, cg_config_t *c
   if (t == LUA_TNIL || t == LUA_TTABLE) cg_lua_plugin_check(r, cp, c->redis.address != NULL, ld->d);
 }
 
-static void load_routes(loader_t *ld, int tidx, cg_config_t *c) {
+static void load_routes(cg_loader_t *ld, int tidx, cg_config_t *c) {
   lua_State *L = ld->L;
-  int r = get_table(ld, tidx, "", "routes");
+  int r = cg_cfg_get_table(ld, tidx, "", "routes");
   if (r == 0) cg_diag_error(ld->d, "routes", "required: at least one route");
   if (r != 1) return;
   int rt = lua_gettop(L);
-  int n = list_len(ld, rt, "routes");
+  int n = cg_cfg_list_len(ld, rt, "routes");
   if (n == 0) cg_diag_error(ld->d, "routes", "needs at least one route");
   if (n <= 0) {
     lua_pop(L, 1);
     return;
   }
-  c->routes = xcalloc((size_t)n, sizeof *c->routes);
+  c->routes = cg_cfg_calloc((size_t)n, sizeof *c->routes);
   for (int i = 1; i <= n; i++) {
     char p[64];
     snprintf(p, sizeof p, "routes[%d]", i);
     lua_rawgeti(L, rt, i);
     cg_route_t *route = &c->routes[c->n_routes];
-    if (want_type(ld, LUA_TTABLE, p, "a table like { name = \"api\", prefix = \"/\", upstream = \"echo\" }")) {
+    if (cg_cfg_want_type(ld, LUA_TTABLE, p, "a table like { name = \"api\", prefix = \"/\", upstream = \"echo\" }")) {
       load_route(ld, lua_gettop(L), i, c, route);
       c->n_routes++;
       for (int j = 0; j < c->n_routes - 1; j++) {
@@ -971,8 +781,8 @@ cg_config_t *cg_config_load_buffer(const char *name, const char *src, size_t len
 
 /* src NULL: read the file called name. */
 static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_t *d) {
-  cg_config_t *c = xcalloc(1, sizeof *c);
-  c->source = xstrdup(name);
+  cg_config_t *c = cg_cfg_calloc(1, sizeof *c);
+  c->source = cg_cfg_strdup(name);
   c->workers = (int)default_workers();
   c->log_level = CG_LOG_INFO;
   c->access_log = 1;
@@ -981,7 +791,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
   c->plugins = (cg_plugin_limits_t){.timeout_ms = 1000, .max_instructions = 10000000, .memory_kb = 64 * 1024};
   c->cache = (cg_cache_conf_t){.max_entries = 100000, .stale_limit_ms = 300000};
   c->redis = (cg_redis_conf_t){.timeout_ms = 500, .connect_timeout_ms = 1000, .pool_size = 2,
-                               .channel = xstrdup("corsgate:invalidate")};
+                               .channel = cg_cfg_strdup("corsgate:invalidate")};
   c->timeouts = (cg_timeouts_t){.head = 10000, .idle = 60000, .body = 30000, .send = 60000,
                                 .upstream_connect = 5000, .upstream_read = 30000, .drain = 10000};
 
@@ -997,7 +807,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
   /* the count hook does not run inside compiled traces */
   luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
   lua_sethook(L, config_count_hook, LUA_MASKCOUNT, CONFIG_HOOK_EVERY);
-  loader_t ld = {.L = L, .d = d, .psl = NULL};
+  cg_loader_t ld = {.L = L, .d = d, .psl = NULL};
   int rc;
   if (src) {
     char chunk[128];
@@ -1018,14 +828,14 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
     cg_diag_error(d, NULL, "the file must return a table, like return { listen = \"127.0.0.1:8080\", ... }");
   } else {
     int t = lua_gettop(L);
-    check_keys(&ld, t, "", top_keys);
+    cg_cfg_check_keys(&ld, t, "", top_keys);
     const char *s;
     lua_getfield(L, t, "listen");
     cg_listen_config_load(L, -1, c, d);
     lua_pop(L, 1);
     double v;
-    if (get_int(&ld, t, "", "workers", 1, 256, &v) == 1) c->workers = (int)v;
-    if (get_string(&ld, t, "", "log_level", 0, &s) == 1) {
+    if (cg_cfg_get_int(&ld, t, "", "workers", 1, 256, &v) == 1) c->workers = (int)v;
+    if (cg_cfg_get_string(&ld, t, "", "log_level", 0, &s) == 1) {
       int lv = cg_log_level_parse(s);
       if (lv < 0)
         cg_diag_error(d, "log_level", "expected \"error\", \"warn\", \"info\" or \"debug\", got \"%s\"", s);
@@ -1042,7 +852,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
       lua_pop(L, 1);
     } else {
       lua_pop(L, 1);
-      get_bool(&ld, t, "", "access_log", &c->access_log);
+      cg_cfg_get_bool(&ld, t, "", "access_log", &c->access_log);
     }
     load_limits(&ld, t, &c->limits);
     load_timeouts(&ld, t, &c->timeouts);
