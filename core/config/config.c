@@ -22,6 +22,7 @@
 #include "config/cors_config.h"
 #include "config/listen_config.h"
 #include "config/schema.h"
+#include "config/upstream_config.h"
 #include "lua/host.h"
 #include "cors/cors.h"
 #include "util/log.h"
@@ -121,7 +122,6 @@ static const char *const limit_keys[] = {"max_head_bytes", "max_headers", "max_b
                                          "max_connections", NULL};
 static const char *const timeout_keys[] = {"head", "idle", "body", "send", "upstream_connect",
                                            "upstream_read", "drain", NULL};
-static const char *const upstream_keys[] = {"targets", "keepalive", "fail_timeout", NULL};
 static const char *const route_keys[] = {"name", "host", "prefix", "upstream", "static", "cors", "shadow_cors", "debug", NULL};
 static const char *const static_keys[] = {"status", "body", "headers", NULL};
 
@@ -150,85 +150,6 @@ static void load_timeouts(cg_loader_t *ld, int tidx, cg_timeouts_t *to) {
       *slots[i] = (uint64_t)(v * 1000 + 0.5);
   }
   lua_pop(ld->L, 1);
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static void load_upstreams(cg_loader_t *ld, int tidx, cg_config_t *c) {
-  lua_State *L = ld->L;
-  if (cg_cfg_get_table(ld, tidx, "", "upstreams") != 1) return;
-  int ut = lua_gettop(L);
-  /* Sorted so errors and indexes do not depend on Lua's hash order. */
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, ut)) n++, lua_pop(L, 1);
-  const char **names = cg_cfg_calloc((size_t)n, sizeof *names);
-  int k = 0;
-  lua_pushnil(L);
-  while (lua_next(L, ut)) {
-    if (lua_type(L, -2) == LUA_TSTRING)
-      names[k++] = lua_tostring(L, -2);
-    else
-      cg_diag_error(ld->d, "upstreams", "expected upstreams by name, like upstreams = { api = { ... } }");
-    lua_pop(L, 1);
-  }
-  qsort(names, (size_t)k, sizeof *names, cmp_str);
-  c->upstreams = cg_cfg_calloc((size_t)k, sizeof *c->upstreams);
-  for (int i = 0; i < k; i++) {
-    char p[256], tp[300];
-    snprintf(p, sizeof p, "upstreams.%s", names[i]);
-    if (strcmp(names[i], "echo") == 0) {
-      cg_diag_error(ld->d, p, "the name \"echo\" is reserved for the built-in echo upstream");
-      continue;
-    }
-    lua_getfield(L, ut, names[i]);
-    if (!cg_cfg_want_type(ld, LUA_TTABLE, p, "a table like { targets = { \"127.0.0.1:9000\" } }")) {
-      lua_pop(L, 1);
-      continue;
-    }
-    int t = lua_gettop(L);
-    cg_cfg_check_keys(ld, t, p, upstream_keys);
-    cg_upstream_conf_t *u = &c->upstreams[c->n_upstreams];
-    u->name = cg_cfg_strdup(names[i]);
-    u->index = c->n_upstreams++;
-    u->keepalive = 32;
-    u->fail_timeout_ms = 10000;
-    double v;
-    if (cg_cfg_get_int(ld, t, p, "keepalive", 0, 10000, &v) == 1) u->keepalive = (int)v;
-    if (cg_cfg_get_number(ld, t, p, "fail_timeout", 0, 86400, &v) == 1) u->fail_timeout_ms = (uint64_t)(v * 1000);
-    snprintf(tp, sizeof tp, "%s.targets", p);
-    int r = cg_cfg_get_table(ld, t, p, "targets");
-    if (r == 0) cg_diag_error(ld->d, tp, "required");
-    if (r == 1) {
-      int tt = lua_gettop(L);
-      int nt = cg_cfg_list_len(ld, tt, tp);
-      if (nt == 0) cg_diag_error(ld->d, tp, "needs at least one \"host:port\"");
-      if (nt > 0) u->targets = cg_cfg_calloc((size_t)nt, sizeof *u->targets);
-      for (int j = 1; j <= nt; j++) {
-        char ep[320];
-        snprintf(ep, sizeof ep, "%s[%d]", tp, j);
-        lua_rawgeti(L, tt, j);
-        if (cg_cfg_want_type(ld, LUA_TSTRING, ep, "a string \"host:port\"")) {
-          const char *s = lua_tostring(L, -1);
-          cg_target_t *tg = &u->targets[u->n_targets];
-          int pr = cg_config_parse_hostport(s, &tg->addr, &tg->addrlen);
-          if (pr == -2)
-            cg_diag_error(ld->d, ep, "expected an IP address and port like \"127.0.0.1:9000\", got \"%s\"", s);
-          else if (pr < 0)
-            cg_diag_error(ld->d, ep, "expected \"host:port\", got \"%s\"", s);
-          else
-            tg->name = cg_cfg_strdup(s), u->n_targets++;
-        }
-        lua_pop(L, 1);
-      }
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  free(names);
-  lua_pop(L, 1);
 }
 
 static void load_plugin_settings(cg_loader_t *ld, int tidx, cg_config_t *c) {
@@ -856,7 +777,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
     }
     load_limits(&ld, t, &c->limits);
     load_timeouts(&ld, t, &c->timeouts);
-    load_upstreams(&ld, t, c);
+    cg_upstream_config_load(&ld, t, c);
     load_plugin_settings(&ld, t, c);
     load_admin(&ld, t, c);
     load_redis(&ld, t, c);
@@ -873,12 +794,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
 
 void cg_config_free(cg_config_t *c) {
   if (!c) return;
-  for (int i = 0; i < c->n_upstreams; i++) {
-    for (int j = 0; j < c->upstreams[i].n_targets; j++) free(c->upstreams[i].targets[j].name);
-    free(c->upstreams[i].targets);
-    free(c->upstreams[i].name);
-  }
-  free(c->upstreams);
+  cg_upstream_config_free(c);
   for (int i = 0; i < c->n_routes; i++) {
     cg_route_t *r = &c->routes[i];
     free(r->name);

@@ -12,62 +12,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "proxy/proxy.h"
-
-#include <llhttp.h>
+#include "proxy/internal.h"
 
 #include "http/buf.h"
-#include "util/list.h"
 #include "util/log.h"
-
-#define UP_HIGH_WATER (256 * 1024)
-#define UP_LOW_WATER (64 * 1024)
-#define UP_IDLE_TIMEOUT_MS 60000
-
-typedef struct cg_target_state {
-  uint64_t down_until; /* loop time in ms; 0: up */
-  cg_list_t idle;      /* idle keep-alive cg_upconn_t, most recent last */
-  int n_idle;
-} cg_target_state_t;
-
-typedef struct cg_upstream_state {
-  const cg_upstream_conf_t *conf;
-  cg_target_state_t *targets;
-  unsigned rr;
-} cg_upstream_state_t;
-
-struct cg_proxy {
-  uv_loop_t *loop;
-  const cg_config_t *cfg;
-  char *rbuf;
-  size_t rbuf_len;
-  cg_proxy_error_cb on_error;
-  void *arg;
-  int draining; /* no connection goes back to a pool */
-  cg_upstream_state_t *upstreams; /* one per cfg->upstreams */
-};
-
-typedef struct cg_upconn {
-  uv_tcp_t tcp;
-  uv_connect_t connect_req;
-  uv_timer_t timer;
-  cg_proxy_t *p;
-  cg_upstream_state_t *us;
-  int ti; /* target index */
-  llhttp_t parser;
-  cg_head_t head;
-  cg_exchange_t *x; /* the exchange served; NULL while idle in the pool */
-  cg_list_t idle_link;
-  int handles_open;
-  int closing, connected, reused, idle;
-  int got_bytes;     /* something of the response arrived */
-  int informational; /* a 1xx head is being skipped */
-  int resp_complete;
-  int req_sent; /* the request's end is written */
-  int read_paused;
-  int no_reuse;
-  int pending_writes;
-} cg_upconn_t;
 
 static llhttp_settings_t up_settings;
 static uv_once_t up_settings_once = UV_ONCE_INIT;
@@ -88,58 +36,12 @@ static void init_via_name(void) {
 }
 
 static void proxy_connect(cg_exchange_t *x);
-static void up_close(cg_upconn_t *u);
 static void on_up_timer(uv_timer_t *t);
 static void on_up_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static cg_upstream_state_t *state_of(cg_exchange_t *x) {
   return &x->proxy->upstreams[x->req.route->upstream->index];
-}
-
-/* --- writing to the upstream -------------------------------------------- */
-
-typedef struct up_out {
-  uv_write_t req;
-  char data[];
-} up_out_t;
-
-static void on_up_write(uv_write_t *wr, int status);
-
-static int up_write3(cg_upconn_t *u, const void *a, size_t al, const void *b, size_t bl, const void *x,
-                     size_t xl) {
-  if (u->tcp.write_queue_size == 0 && u->pending_writes == 0 && u->connected) {
-    /* usually all of it goes at once: no copy, no queued write */
-    uv_buf_t bufs[3] = {uv_buf_init((char *)a, (unsigned)al), uv_buf_init((char *)b, (unsigned)bl),
-                        uv_buf_init((char *)x, (unsigned)xl)};
-    int n = uv_try_write((uv_stream_t *)&u->tcp, bufs, xl ? 3 : bl ? 2 : 1);
-    if (n == UV_EAGAIN) n = 0;
-    if (n < 0) return n;
-    size_t done = (size_t)n;
-    if (done >= al + bl + xl) return 0;
-    /* the rest is queued below, as one copy */
-    size_t skip = done;
-    const char *parts[3] = {a, b, x};
-    size_t lens[3] = {al, bl, xl};
-    for (int i = 0; i < 3; i++) {
-      size_t k = skip < lens[i] ? skip : lens[i];
-      parts[i] += k;
-      lens[i] -= k;
-      skip -= k;
-    }
-    a = parts[0], al = lens[0], b = parts[1], bl = lens[1], x = parts[2], xl = lens[2];
-  }
-  up_out_t *o = malloc(sizeof *o + al + bl + xl);
-  if (!o) return -1;
-  memcpy(o->data, a, al);
-  if (bl) memcpy(o->data + al, b, bl);
-  if (xl) memcpy(o->data + al + bl, x, xl);
-  o->req.data = u;
-  uv_buf_t buf = uv_buf_init(o->data, (unsigned)(al + bl + xl));
-  int rc = uv_write(&o->req, (uv_stream_t *)&u->tcp, &buf, 1, on_up_write);
-  if (rc < 0) free(o);
-  else u->pending_writes++;
-  return rc;
 }
 
 /* --- failure and completion ---------------------------------------------- */
@@ -151,7 +53,7 @@ static void detach(cg_upconn_t *u) {
   }
 }
 
-static void mark_down(cg_upconn_t *u, const char *why) {
+void cg_up_mark_down(cg_upconn_t *u, const char *why) {
   const cg_upstream_conf_t *uc = u->us->conf;
   cg_target_state_t *ts = &u->us->targets[u->ti];
   if (uc->fail_timeout_ms) ts->down_until = uv_now(u->p->loop) + uc->fail_timeout_ms;
@@ -161,7 +63,7 @@ static void mark_down(cg_upconn_t *u, const char *why) {
 
 /* The upstream failed this request. Retries on another connection when
  * nothing of the request body is gone yet and nothing of a response came. */
-static void up_fail(cg_upconn_t *u, int status, const char *why, int retryable) {
+void cg_up_fail(cg_upconn_t *u, int status, const char *why, int retryable) {
   cg_exchange_t *x = u->x;
   /* A pooled connection the upstream closed says nothing about the target:
    * retry anywhere. A failed connect is retried only on another target that
@@ -175,7 +77,7 @@ static void up_fail(cg_upconn_t *u, int status, const char *why, int retryable) 
   }
   u->p->on_error(u->p->arg, status, why);
   detach(u);
-  up_close(u);
+  cg_up_close(u);
   if (!x || x->gone) return;
   cg_req_t *r = &x->req;
   int max_attempts = r->route->upstream->n_targets + 1;
@@ -198,7 +100,7 @@ static void release(cg_upconn_t *u) {
   cg_target_state_t *ts = &u->us->targets[u->ti];
   if (u->no_reuse || !u->req_sent || !llhttp_should_keep_alive(&u->parser) || u->p->draining ||
       ts->n_idle >= u->us->conf->keepalive) {
-    up_close(u);
+    cg_up_close(u);
   } else {
     llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings);
     u->parser.data = u;
@@ -222,12 +124,12 @@ static void release(cg_upconn_t *u) {
 static void on_up_timer(uv_timer_t *t) {
   cg_upconn_t *u = container_of(t, cg_upconn_t, timer);
   if (u->idle) {
-    up_close(u);
-  } else if (!u->connected) {
-    mark_down(u, "connect timed out");
-    up_fail(u, 504, "upstream connect timed out", 1);
+    cg_up_close(u);
+  } else if (!u->connected || u->handshaking) {
+    cg_up_mark_down(u, "connect timed out");
+    cg_up_fail(u, 504, "upstream connect timed out", 1);
   } else {
-    up_fail(u, 504, "upstream timed out", 0);
+    cg_up_fail(u, 504, "upstream timed out", 0);
   }
 }
 
@@ -314,70 +216,70 @@ static void on_up_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   buf->len = u->p->rbuf_len;
 }
 
-static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  cg_upconn_t *u = container_of((uv_tcp_t *)s, cg_upconn_t, tcp);
-  if (nread == 0 || u->closing) return;
+void cg_up_eof(cg_upconn_t *u, ssize_t nread, int clean) {
   if (u->idle) {
-    up_close(u); /* closed by the upstream, or bytes nobody asked for */
+    cg_up_close(u); /* the upstream closed a pooled connection */
     return;
   }
-  cg_exchange_t *x = u->x;
-  if (nread < 0) {
-    if (nread == UV_EOF && u->got_bytes && !u->resp_complete) {
-      llhttp_finish(&u->parser); /* a close-delimited body ends here */
-      u->no_reuse = 1;
-      if (u->resp_complete) {
-        release(u);
-        return;
-      }
+  if (nread == UV_EOF && clean && u->got_bytes && !u->resp_complete) {
+    llhttp_finish(&u->parser); /* a close-delimited body ends here */
+    u->no_reuse = 1;
+    if (u->resp_complete) {
+      release(u);
+      return;
     }
-    int stale = u->reused && !u->got_bytes;
-    up_fail(u, 502, nread == UV_EOF ? "upstream closed the connection" : uv_strerror((int)nread), stale);
-    return;
   }
+  int stale = u->reused && !u->got_bytes;
+  cg_up_fail(u, 502, nread == UV_EOF ? "upstream closed the connection" : uv_strerror((int)nread), stale);
+}
+
+void cg_up_parse(cg_upconn_t *u, const char *data, size_t n) {
+  cg_exchange_t *x = u->x;
   u->got_bytes = 1;
   if (x) arm(u, u->p->cfg->timeouts.upstream_read);
-  u->head.exec_start = buf->base;
+  u->head.exec_start = data;
   /* a head and the body behind it in one read leave in one write */
   if (x) x->ops->cork(x);
-  llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)nread);
+  llhttp_errno_t err = llhttp_execute(&u->parser, data, n);
   cg_head_sync(&u->head);
   /* an exchange cut off meanwhile had its corks released by its protocol */
   if (x && u->x == x) x->ops->uncork(x);
   if (u->closing) return;
   if (err == HPE_PAUSED) {
     const char *pos = llhttp_get_error_pos(&u->parser);
-    if (pos && pos < buf->base + nread) u->no_reuse = 1; /* bytes past the response */
+    if (pos && pos < data + n) u->no_reuse = 1; /* bytes past the response */
     release(u);
     return;
   }
   if (err != HPE_OK) {
     cg_log_warn("upstream %s: invalid response: %s", u->us->conf->name, llhttp_get_error_reason(&u->parser));
-    up_fail(u, 502, "invalid response from upstream", 0);
+    cg_up_fail(u, 502, "invalid response from upstream", 0);
   }
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  cg_upconn_t *u = container_of((uv_tcp_t *)s, cg_upconn_t, tcp);
+  if (nread == 0 || u->closing) return;
+  if (nread < 0) {
+    /* over TLS the clean end is a close_notify (cg_up_tls_received): a TCP
+     * end without one may be a response cut short */
+    cg_up_eof(u, nread, !u->tls);
+    return;
+  }
+  if (u->tls) {
+    cg_up_tls_received(u, buf->base, (size_t)nread);
+    return;
+  }
+  if (u->idle) {
+    cg_up_close(u); /* bytes nobody asked for */
+    return;
+  }
+  cg_up_parse(u, buf->base, (size_t)nread);
 }
 
 /* --- the request --------------------------------------------------------- */
 
-static void on_up_write(uv_write_t *wr, int status) {
-  up_out_t *o = container_of(wr, up_out_t, req);
-  cg_upconn_t *u = wr->data;
-  free(o);
-  u->pending_writes--;
-  if (u->closing) return;
-  if (status < 0) {
-    int stale = u->reused && !u->got_bytes && u->x && u->x->req.up_sent == 0;
-    up_fail(u, 502, "upstream write failed", stale);
-    return;
-  }
-  cg_exchange_t *x = u->x;
-  if (x && x->req.body_bp && u->tcp.write_queue_size < UP_LOW_WATER) {
-    x->req.body_bp = 0;
-    x->ops->body_drained(x);
-  }
-}
-
-static void send_head(cg_upconn_t *u) {
+void cg_up_ready(cg_upconn_t *u) {
   cg_exchange_t *x = u->x;
   cg_req_t *r = &x->req;
   const cg_head_t *h = &x->head;
@@ -450,10 +352,10 @@ static void send_head(cg_upconn_t *u) {
     cg_buf_add(&b, "\r\n", 2);
   }
   cg_buf_add(&b, "\r\n", 2);
-  int rc = up_write3(u, b.data, b.len, NULL, 0, NULL, 0);
+  int rc = cg_up_write3(u, b.data, b.len, NULL, 0, NULL, 0);
   cg_buf_free(&b);
   if (rc < 0) {
-    up_fail(u, 502, "upstream write failed", u->reused);
+    cg_up_fail(u, 502, "upstream write failed", u->reused);
     return;
   }
   r->up_ready = 1;
@@ -467,27 +369,29 @@ static void on_connect(uv_connect_t *creq, int status) {
   cg_upconn_t *u = container_of(creq, cg_upconn_t, connect_req);
   if (u->closing) return;
   if (status < 0) {
-    mark_down(u, uv_strerror(status));
-    up_fail(u, 502, "upstream connection failed", 1);
+    cg_up_mark_down(u, uv_strerror(status));
+    cg_up_fail(u, 502, "upstream connection failed", 1);
     return;
   }
   u->connected = 1;
   uv_tcp_nodelay(&u->tcp, 1);
   uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_up_read);
-  send_head(u);
+  cg_up_connected(u); /* the request now, or after a TLS handshake */
 }
 
 static void on_up_closed(uv_handle_t *h) {
   cg_upconn_t *u = h->data;
   if (--u->handles_open > 0) return;
   cg_head_free(&u->head);
+  cg_tls_conn_free(u->tls);
   free(u);
 }
 
-static void up_close(cg_upconn_t *u) {
+void cg_up_close(cg_upconn_t *u) {
   if (u->closing) return;
   u->closing = 1;
   detach(u);
+  cg_up_tls_close(u); /* an idle HTTPS connection says goodbye */
   if (u->idle) {
     cg_list_remove(&u->idle_link);
     u->us->targets[u->ti].n_idle--;
@@ -531,7 +435,7 @@ static void proxy_connect(cg_exchange_t *x) {
       u->read_paused = 0;
       uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_up_read);
     }
-    send_head(u);
+    cg_up_ready(u);
     return;
   }
   cg_upconn_t *u = calloc(1, sizeof *u);
@@ -556,8 +460,8 @@ static void proxy_connect(cg_exchange_t *x) {
   const cg_target_t *t = &us->conf->targets[ti];
   int rc = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&t->addr, on_connect);
   if (rc < 0) {
-    mark_down(u, uv_strerror(rc));
-    up_fail(u, 502, "upstream connection failed", 1);
+    cg_up_mark_down(u, uv_strerror(rc));
+    cg_up_fail(u, 502, "upstream connection failed", 1);
     return;
   }
   arm(u, p->cfg->timeouts.upstream_connect);
@@ -608,12 +512,12 @@ void cg_proxy_body(cg_exchange_t *x, const char *at, size_t len) {
   if (x->req.chunked) {
     char size[24];
     int n = snprintf(size, sizeof size, "%zx\r\n", len);
-    rc = up_write3(u, size, (size_t)n, at, len, "\r\n", 2);
+    rc = cg_up_write3(u, size, (size_t)n, at, len, "\r\n", 2);
   } else {
-    rc = up_write3(u, at, len, NULL, 0, NULL, 0);
+    rc = cg_up_write3(u, at, len, NULL, 0, NULL, 0);
   }
   if (rc < 0) {
-    up_fail(u, 502, "upstream write failed", 0);
+    cg_up_fail(u, 502, "upstream write failed", 0);
     return;
   }
   x->req.up_sent += len;
@@ -623,9 +527,9 @@ void cg_proxy_body(cg_exchange_t *x, const char *at, size_t len) {
 
 void cg_proxy_body_end(cg_exchange_t *x) {
   cg_upconn_t *u = x->req.up;
-  if (!u || !x->req.up_ready) return; /* send_head notes the end itself */
-  if (x->req.chunked && up_write3(u, "0\r\n\r\n", 5, NULL, 0, NULL, 0) < 0) {
-    up_fail(u, 502, "upstream write failed", 0);
+  if (!u || !x->req.up_ready) return; /* cg_up_ready notes the end itself */
+  if (x->req.chunked && cg_up_write3(u, "0\r\n\r\n", 5, NULL, 0, NULL, 0) < 0) {
+    cg_up_fail(u, 502, "upstream write failed", 0);
     return;
   }
   u->req_sent = 1;
@@ -635,7 +539,7 @@ void cg_proxy_client_gone(cg_exchange_t *x) {
   cg_upconn_t *u = x->req.up;
   if (!u) return;
   detach(u);
-  up_close(u);
+  cg_up_close(u);
 }
 
 void cg_proxy_client_drained(cg_exchange_t *x) {
@@ -660,6 +564,10 @@ cg_proxy_t *cg_proxy_new(uv_loop_t *loop, const cg_config_t *cfg, unsigned id, c
   for (int i = 0; i < cfg->n_upstreams; i++) {
     cg_upstream_state_t *us = &p->upstreams[i];
     us->conf = &cfg->upstreams[i];
+    if (us->conf->tls && !p->plain && !(p->plain = malloc(CG_TLS_READ_CAP))) {
+      cg_proxy_free(p);
+      return NULL;
+    }
     us->targets = calloc((size_t)us->conf->n_targets, sizeof *us->targets);
     if (!us->targets) {
       cg_proxy_free(p);
@@ -678,13 +586,18 @@ void cg_proxy_drain(cg_proxy_t *p) {
     cg_upstream_state_t *us = &p->upstreams[i];
     for (int j = 0; j < us->conf->n_targets; j++)
       while (!cg_list_empty(&us->targets[j].idle))
-        up_close(container_of(us->targets[j].idle.next, cg_upconn_t, idle_link));
+        cg_up_close(container_of(us->targets[j].idle.next, cg_upconn_t, idle_link));
   }
 }
 
 void cg_proxy_free(cg_proxy_t *p) {
   if (!p) return;
-  for (int i = 0; i < p->cfg->n_upstreams; i++) free(p->upstreams[i].targets);
+  for (int i = 0; i < p->cfg->n_upstreams; i++) {
+    cg_upstream_state_t *us = &p->upstreams[i];
+    for (int j = 0; us->targets && j < us->conf->n_targets; j++) cg_tls_session_free(us->targets[j].session);
+    free(us->targets);
+  }
   free(p->upstreams);
+  free(p->plain);
   free(p);
 }

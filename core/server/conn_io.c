@@ -148,7 +148,7 @@ static void tls_process(cg_conn_t *c) {
     if (hs == 0) return;
     c->handshaking = 0;
     c->x.tls = cg_tls_version(c->tls);
-    cg_metrics_tls_handshake(&w->metrics, c->x.tls);
+    cg_metrics_tls_handshake(&w->metrics, c->x.tls, cg_tls_resumed(c->tls));
     cg_conn_arm_timer(c); /* the idle timeout, until the first request */
   }
   for (;;) {

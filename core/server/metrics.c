@@ -17,7 +17,8 @@ static const char *const result_names[CG_M_NRESULTS] = {
     "allowed", "refused-origin", "refused-method", "refused-header", "refused-private-network",
     "malformed-origin", "too-many-headers"};
 static const char *const upstream_kinds[CG_M_UP_NKINDS] = {"connect", "connect_timeout", "timeout", "closed",
-                                                           "reset",   "bad_response",    "write"};
+                                                           "reset",   "bad_response",    "write",
+                                                           "tls"};
 /* seconds */
 static const double hook_bounds[CG_M_HOOK_BUCKETS - 1] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1};
 
@@ -106,8 +107,9 @@ void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status, int refu
     if (preflight_kinds[k].status == status && preflight_kinds[k].refused == !!refused) r->preflights[k]++;
 }
 
-void cg_metrics_tls_handshake(cg_metrics_t *m, const char *version) {
+void cg_metrics_tls_handshake(cg_metrics_t *m, const char *version, int resumed) {
   m->tls_handshakes[strcmp(version, "TLSv1.3") == 0 ? 1 : 0]++;
+  if (resumed) m->tls_resumed++;
 }
 
 const char *cg_metrics_result_name(int reason) { return result_names[result_of(reason)]; }
@@ -130,6 +132,7 @@ void cg_metrics_hook(cg_metrics_t *m, uint64_t us, int failed, int timed_out) {
 void cg_metrics_upstream_error(cg_metrics_t *m, int status, const char *why) {
   int k = CG_M_UP_RESET;
   if (strstr(why, "connect timed out")) k = CG_M_UP_CONNECT_TIMEOUT;
+  else if (strstr(why, "upstream TLS")) k = CG_M_UP_TLS;
   else if (status == 504) k = CG_M_UP_TIMEOUT;
   else if (strstr(why, "connection failed")) k = CG_M_UP_CONNECT;
   else if (strstr(why, "closed")) k = CG_M_UP_CLOSED;
@@ -178,6 +181,7 @@ void cg_metrics_add(cg_metrics_t *sum, const cg_metrics_t *m) {
   sum->connections_total += m->connections_total;
   for (int k = 0; k < 2; k++) sum->tls_handshakes[k] += m->tls_handshakes[k];
   sum->tls_handshake_errors += m->tls_handshake_errors;
+  sum->tls_resumed += m->tls_resumed;
 }
 
 typedef struct {
@@ -356,9 +360,11 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
         "# TYPE corsgate_tls_handshakes_total counter\n"
         "corsgate_tls_handshakes_total{version=\"TLSv1.2\"} %llu\ncorsgate_tls_handshakes_total{version=\"TLSv1.3\"} %llu\n"
         "# HELP corsgate_tls_handshake_errors_total TLS handshakes that failed.\n"
-        "# TYPE corsgate_tls_handshake_errors_total counter\ncorsgate_tls_handshake_errors_total %llu\n",
+        "# TYPE corsgate_tls_handshake_errors_total counter\ncorsgate_tls_handshake_errors_total %llu\n"
+        "# HELP corsgate_tls_resumed_total TLS handshakes that resumed a session (a ticket).\n"
+        "# TYPE corsgate_tls_resumed_total counter\ncorsgate_tls_resumed_total %llu\n",
         (unsigned long long)m->tls_handshakes[0], (unsigned long long)m->tls_handshakes[1],
-        (unsigned long long)m->tls_handshake_errors);
+        (unsigned long long)m->tls_handshake_errors, (unsigned long long)m->tls_resumed);
   add(&b,
       "# HELP corsgate_connections_open Client connections open now.\n"
       "# TYPE corsgate_connections_open gauge\ncorsgate_connections_open %llu\n"

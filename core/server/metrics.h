@@ -34,6 +34,7 @@ typedef enum {
   CG_M_UP_RESET,
   CG_M_UP_BAD_RESPONSE,
   CG_M_UP_WRITE,
+  CG_M_UP_TLS,
   CG_M_UP_NKINDS
 } cg_m_upstream_error_t;
 
@@ -68,6 +69,7 @@ typedef struct cg_metrics {
   uint64_t connections_open, connections_total;
   uint64_t tls_handshakes[2]; /* completed: [0] TLSv1.2, [1] TLSv1.3 */
   uint64_t tls_handshake_errors;
+  uint64_t tls_resumed; /* completed handshakes that resumed a session */
 } cg_metrics_t;
 
 int cg_metrics_init(cg_metrics_t *m, int n_routes);
@@ -79,7 +81,7 @@ void cg_metrics_request(cg_metrics_t *m, int route_index, int status);
 void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *tenant);
 void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status, int refused);
 /* A TLS handshake completed with version ("TLSv1.2", "TLSv1.3"). */
-void cg_metrics_tls_handshake(cg_metrics_t *m, const char *version);
+void cg_metrics_tls_handshake(cg_metrics_t *m, const char *version, int resumed);
 void cg_metrics_shadow(cg_metrics_t *m, int route_index, int differs);
 /* "allowed", "refused-origin", ... for a decision's reason (as in the metric) */
 const char *cg_metrics_result_name(int reason);

@@ -194,12 +194,12 @@ static void make_method(void) {
 
 /* --- life ----------------------------------------------------------------------- */
 
-cg_tls_conn_t *cg_tls_conn_new(cg_tls_ctx_t *ctx) {
+cg_tls_conn_t *cg_tls_engine_new(SSL_CTX *ctx, int server) {
   pthread_once(&engine_method_once, make_method);
   if (!engine_method) return NULL;
   cg_tls_conn_t *t = calloc(1, sizeof *t);
   if (!t) return NULL;
-  t->ssl = SSL_new(cg_tls_ctx_base(ctx));
+  t->ssl = SSL_new(ctx);
   BIO *bio = BIO_new(engine_method);
   if (!t->ssl || !bio) {
     SSL_free(t->ssl);
@@ -209,10 +209,13 @@ cg_tls_conn_t *cg_tls_conn_new(cg_tls_ctx_t *ctx) {
   }
   BIO_set_data(bio, t);
   SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways: SSL holds it once */
-  SSL_set_app_data(t->ssl, t);   /* for the key log callback */
-  SSL_set_accept_state(t->ssl);
+  SSL_set_app_data(t->ssl, t);   /* for the key log and new session callbacks */
+  if (server) SSL_set_accept_state(t->ssl);
+  else SSL_set_connect_state(t->ssl);
   return t;
 }
+
+cg_tls_conn_t *cg_tls_conn_new(cg_tls_ctx_t *ctx) { return cg_tls_engine_new(cg_tls_ctx_base(ctx), 1); }
 
 cg_tls_conn_t *cg_tls_conn_new_records(uint16_t suite, const unsigned char *client_secret,
                                        const unsigned char *server_secret, size_t secret_len) {
@@ -236,6 +239,7 @@ void cg_tls_conn_free(cg_tls_conn_t *t) {
   if (!t) return;
   if (t->ssl) SSL_free(t->ssl); /* and its BIO */
   else cg_tls_rec_clear(&t->rec);
+  SSL_SESSION_free(t->session);
   forget_secrets(t);
   free(t->left);
   free(t);
@@ -286,6 +290,7 @@ void cg_tls_keylog_cb(const SSL *ssl, const char *line) {
  * Finished are still in the input (OpenSSL reads a record at a time), so its
  * sequence starts at 0. */
 static void leave_openssl(cg_tls_conn_t *t, const unsigned char *sent, size_t n) {
+  if (!SSL_is_server(t->ssl)) return; /* a client (to an upstream) keeps OpenSSL */
   const SSL_CIPHER *cipher = SSL_get_current_cipher(t->ssl);
   uint16_t id = cipher ? (uint16_t)SSL_CIPHER_get_protocol_id(cipher) : 0;
   size_t want = cg_tls_rec_secret_len(id);
@@ -315,14 +320,28 @@ int cg_tls_handshake(cg_tls_conn_t *t) {
     unsigned int n = 0;
     SSL_get0_alpn_selected(t->ssl, &p, &n);
     if (p && n < sizeof t->alpn) memcpy(t->alpn, p, n);
+    t->resumed = SSL_session_reused(t->ssl);
     leave_openssl(t, out_len > mark ? (const unsigned char *)out_buf + mark : NULL, out_len - mark);
     return 1;
   }
   int e = SSL_get_error(t->ssl, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
   note_error(t, e);
+  long v = SSL_get_verify_result(t->ssl);
+  if (!SSL_is_server(t->ssl) && v != X509_V_OK) /* the reason a person can act on */
+    snprintf(t->err, sizeof t->err, "certificate verify failed: %s", X509_verify_cert_error_string(v));
   return -1;
 }
+
+cg_tls_session_t *cg_tls_take_session(cg_tls_conn_t *t) {
+  SSL_SESSION *s = t->session;
+  t->session = NULL;
+  return (cg_tls_session_t *)s;
+}
+
+void cg_tls_session_free(cg_tls_session_t *s) { SSL_SESSION_free((SSL_SESSION *)s); }
+
+int cg_tls_resumed(const cg_tls_conn_t *t) { return t->resumed; }
 
 /* --- records -------------------------------------------------------------------- */
 

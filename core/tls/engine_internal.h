@@ -22,6 +22,8 @@ struct cg_tls_conn {
   unsigned char client_secret[CG_TLS_MAX_SECRET], server_secret[CG_TLS_MAX_SECRET];
   size_t client_secret_len, server_secret_len;
   const char *version; /* once the handshake is done: "TLSv1.3", "TLSv1.2" */
+  int resumed;         /* the handshake resumed a session */
+  SSL_SESSION *session; /* a client's: the newest session the server gave, until taken */
   char alpn[16];
   /* input: the bytes of the current read (not copied), after what is left of
    * earlier reads (a record they cut, copied to left + left_off) */
@@ -31,6 +33,9 @@ struct cg_tls_conn {
   size_t left_off, left_len, left_cap;
   char err[160];
 };
+
+/* An engine on ctx, accepting (server) or connecting. NULL when memory runs out. */
+cg_tls_conn_t *cg_tls_engine_new(SSL_CTX *ctx, int server);
 
 /* Room for n more bytes of output at the end of the thread's buffer, or NULL. */
 unsigned char *cg_tls_out_reserve(size_t n);

@@ -1,6 +1,6 @@
 #ifndef CG_TLS_TLS_H
 #define CG_TLS_TLS_H
-/* TLS for the listeners, with OpenSSL 3: a listener's certificates loaded
+/* TLS for the listeners and to upstreams, with OpenSSL 3: a listener's certificates loaded
  * and checked once (a cg_tls_ctx_t, shared by every worker), and each
  * connection's TLS engine (a cg_tls_conn_t) working on memory buffers, so
  * the connection reads and writes its socket as it does in plain HTTP and
@@ -42,6 +42,33 @@ typedef struct cg_tls_conn cg_tls_conn_t;
 
 /* A connection's engine, accepting. NULL when memory runs out. */
 cg_tls_conn_t *cg_tls_conn_new(cg_tls_ctx_t *ctx);
+
+/* --- the client side: HTTPS to upstreams (client.c) --- */
+
+typedef struct cg_tls_client_conf {
+  char *server_name; /* SNI and the name verified; NULL: the target's IP address is verified */
+  char *ca;          /* PEM file (or directory) of trusted CAs; NULL: the system's */
+  int verify;        /* 0: any certificate is taken (refused unless asked for, with a warning) */
+} cg_tls_client_conf_t;
+
+typedef struct cg_tls_client cg_tls_client_t;
+typedef struct cg_tls_session cg_tls_session_t; /* a session to resume (OpenSSL's SSL_SESSION) */
+
+/* The client context of an upstream: TLS 1.2+, OpenSSL's default ciphers at
+ * security level 2, ALPN http/1.1, the CAs loaded (a file that does not load
+ * is reported under path). NULL when d got an error. */
+cg_tls_client_t *cg_tls_client_new(const cg_tls_client_conf_t *conf, const char *path, cg_diag_t *d);
+void cg_tls_client_free(cg_tls_client_t *c);
+/* An engine connecting to a target whose address is ip (verified when no
+ * server_name is configured), resuming session when given. NULL when memory
+ * runs out. */
+cg_tls_conn_t *cg_tls_connect(cg_tls_client_t *c, const char *ip, cg_tls_session_t *session);
+/* The newest session the server gave this connection (the caller owns it),
+ * or NULL: kept per target, so the next connection resumes. */
+cg_tls_session_t *cg_tls_take_session(cg_tls_conn_t *t);
+void cg_tls_session_free(cg_tls_session_t *s);
+/* 1 when the handshake resumed a session. */
+int cg_tls_resumed(const cg_tls_conn_t *t);
 void cg_tls_conn_free(cg_tls_conn_t *t);
 
 /* Bytes read from the socket, for the calls that follow (not copied: they

@@ -1,0 +1,250 @@
+-- HTTPS upstreams: `upstreams.NAME.tls`. The upstream is a second corsgate
+-- with TLS listeners (one certificate for a DNS name, one for an IP address)
+-- in front of the test upstream; the gateway under test listens in plain HTTP
+-- and proxies to it. What a user depends on: requests and bodies arrive
+-- through TLS, the certificate is verified (CA and name, or the address when
+-- no name is set) and a failure is a 502 that says why, in the log and the
+-- metrics; connections are pooled and sessions resumed; a bad `tls` table is
+-- refused at load with its path.
+local gateway = require("spec.support.gateway")
+local http = require("spec.support.http")
+local proc = require("spec.support.proc")
+local upstream = require("spec.support.upstream")
+local certs_mod = require("spec.support.certs")
+local metric = require("spec.support.metrics").value
+local blob = require("spec.support.blob")
+local cjson = require("cjson")
+require("spec.support.assert")
+
+local function seen(res)
+  local j = cjson.decode(res.body)
+  local h = http.headers()
+  for _, kv in ipairs(j.headers) do h[#h + 1] = { name = kv[1], value = kv[2] } end
+  return h, j
+end
+
+describe("HTTPS upstream", function()
+  local dir, ca, other_ca, up, back, front, s12
+  local pb, pb_ip, p12, back_admin, front_admin
+
+  local function metrics(port)
+    local res = assert(http.request(port, "GET", "/metrics", {}))
+    return res.body
+  end
+
+  local function front_config()
+    local billing = { server_name = "billing.test", ca = ca.ca }
+    return {
+      workers = 1,
+      admin = { listen = "127.0.0.1:" .. front_admin },
+      limits = { max_body_bytes = 4 * 1024 * 1024 },
+      upstreams = {
+        good = { targets = { "127.0.0.1:" .. pb }, tls = billing },
+        once = { targets = { "127.0.0.1:" .. pb }, keepalive = 0, tls = billing },
+        wrong_ca = { targets = { "127.0.0.1:" .. pb }, tls = { server_name = "billing.test", ca = other_ca.ca } },
+        wrong_name = { targets = { "127.0.0.1:" .. pb }, tls = { server_name = "ledger.test", ca = ca.ca } },
+        by_ip = { targets = { "127.0.0.1:" .. pb_ip }, tls = { ca = ca.ca } },
+        by_ip_dns_cert = { targets = { "127.0.0.1:" .. pb }, tls = { ca = ca.ca } },
+        unverified = { targets = { "127.0.0.1:" .. pb }, tls = { verify = false } },
+        plain_to_tls = { targets = { "127.0.0.1:" .. pb } },
+        tls12 = { targets = { "127.0.0.1:" .. p12 }, keepalive = 0, tls = billing },
+      },
+      routes = {
+        { name = "good", prefix = "/mnt/good/", upstream = "good",
+          cors = { origins = { "https://app.example.test" } } },
+        { name = "once", prefix = "/mnt/once/", upstream = "once" },
+        { name = "wrong_ca", prefix = "/mnt/wrong-ca/", upstream = "wrong_ca" },
+        { name = "wrong_name", prefix = "/mnt/wrong-name/", upstream = "wrong_name" },
+        { name = "by_ip", prefix = "/mnt/by-ip/", upstream = "by_ip" },
+        { name = "by_ip_dns_cert", prefix = "/mnt/by-ip-dns-cert/", upstream = "by_ip_dns_cert" },
+        { name = "unverified", prefix = "/mnt/unverified/", upstream = "unverified" },
+        { name = "plain_to_tls", prefix = "/mnt/plain/", upstream = "plain_to_tls" },
+        { name = "tls12", prefix = "/s12/", upstream = "tls12" },
+      },
+    }
+  end
+
+  lazy_setup(function()
+    dir = proc.tmpdir("uptls")
+    ca = certs_mod.new(dir)
+    local billing = ca:issue("billing", { "billing.test" })
+    local by_ip = ca:issue("by-ip", { "IP:127.0.0.1" })
+    local odir = dir .. "/other"
+    proc.sh("mkdir -p " .. proc.quote(odir))
+    other_ca = certs_mod.new(odir)
+    up = upstream.start()
+    pb, pb_ip, back_admin, front_admin = proc.free_port(), proc.free_port(), proc.free_port(), proc.free_port()
+    -- a TLS 1.2-only upstream: openssl s_server, whose -www page says
+    -- whether the connection resumed a session ("Reused, TLSv1.2, ...")
+    p12 = proc.free_port()
+    s12 = proc.spawn({ "openssl", "s_server", "-quiet", "-tls1_2", "-accept", "127.0.0.1:" .. p12, "-naccept", "20",
+      "-cert", billing.cert, "-key", billing.key, "-www" }, dir .. "/s_server.log")
+    assert.truthy(proc.wait_for(function() return proc.port_open(p12) end, 5), proc.read_file(dir .. "/s_server.log"))
+    back = gateway.start({
+      workers = 1,
+      listen = {
+        { address = "127.0.0.1:" .. pb, tls = { certificates = { { cert = billing.cert, key = billing.key } } } },
+        { address = "127.0.0.1:" .. pb_ip, tls = { certificates = { { cert = by_ip.cert, key = by_ip.key } } } },
+      },
+      limits = { max_body_bytes = 4 * 1024 * 1024 },
+      admin = { listen = "127.0.0.1:" .. back_admin },
+      upstreams = { api = { targets = { up:target() } } },
+      routes = { { name = "api", prefix = "/", upstream = "api" } },
+    }, { port = pb })
+    assert.truthy(proc.wait_for(function() return proc.port_open(pb_ip) end, 5))
+    front = gateway.start(front_config())
+  end)
+
+  lazy_teardown(function()
+    if front then front:stop_clean() end
+    if back then back:stop_clean() end
+    if up then up:stop() end
+    if s12 then proc.stop(s12) end
+    proc.rmdir_all(dir)
+  end)
+
+  it("proxies through TLS to a verified name, with CORS on the way back", function()
+    local res, err = http.request(front:port(), "GET", "/mnt/good/echo", { { "Origin", "https://app.example.test" } })
+    assert.res_status(200, res, err or front)
+    assert.header(res, "access-control-allow-origin", "https://app.example.test")
+    -- the test upstream sits behind the TLS listener, so it was told https
+    local h = seen(res)
+    assert.same({ "https" }, h:all("x-forwarded-proto"))
+    local m = metrics(back_admin)
+    assert.truthy(metric(m, "corsgate_tls_handshakes_total", '{version="TLSv1.3"}') >= 1)
+  end)
+
+  it("streams 1 MB each way and keeps the connection for the next request", function()
+    local c0 = metric(metrics(back_admin), "corsgate_connections_total")
+    local c = assert(http.connect(front:port()))
+    local res, err = c:request("GET", "/mnt/good/bytes/1000000", {})
+    assert.res_status(200, res, err or front)
+    assert.equal(1000000, #res.body)
+    assert.equal(blob.checksum(1000000), blob.sum(res.body))
+    local body = string.rep("0123456789abcdef", 65536) -- 1 MiB
+    res, err = c:request("PUT", "/mnt/good/echo", { { "Content-Length", #body } }, body)
+    assert.res_status(200, res, err or front)
+    local _, j = seen(res)
+    assert.equal(#body, j.body_bytes)
+    assert.equal(blob.sum(body), j.body_checksum)
+    -- chunked upload: each chunk is framed inside the TLS records
+    res, err = c:request("POST", "/mnt/good/echo", { { "Transfer-Encoding", "chunked" } },
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    assert.res_status(200, res, err or front)
+    _, j = seen(res)
+    assert.equal(11, j.body_bytes)
+    for i = 1, 5 do
+      res, err = c:request("GET", "/mnt/good/echo?n=" .. i, {})
+      assert.res_status(200, res, err or front)
+    end
+    c:close()
+    -- the first test's pooled connection served all of these
+    assert.equal(c0, metric(metrics(back_admin), "corsgate_connections_total"))
+  end)
+
+  it("resumes the TLS session on a new connection to the same target", function()
+    local r0 = metric(metrics(back_admin), "corsgate_tls_resumed_total")
+    -- keepalive = 0: every request a new connection, the first pays a full handshake
+    for i = 1, 3 do
+      local res, err = http.request(front:port(), "GET", "/mnt/once/echo?n=" .. i, {})
+      assert.res_status(200, res, err or front)
+    end
+    assert.truthy(proc.wait_for(function()
+      return metric(metrics(back_admin), "corsgate_tls_resumed_total") >= r0 + 2
+    end, 3), "expected the second and third connections to resume: "
+      .. metric(metrics(back_admin), "corsgate_tls_resumed_total") - r0 .. "\n" .. front:log_tail(20))
+  end)
+
+  it("resumes TLS 1.2 sessions too", function()
+    local got = {}
+    for i = 1, 3 do
+      local res, err = http.request(front:port(), "GET", "/s12/", {})
+      assert.res_status(200, res, err or front)
+      got[i] = res.body:match("\n(%a+), TLSv1%.2,") or res.body:sub(1, 200)
+    end
+    assert.same({ "New", "Reused", "Reused" }, got)
+  end)
+
+  it("refuses a certificate from a CA it does not trust: 502, said in the log and the metrics", function()
+    local e0 = metric(metrics(front_admin), "corsgate_upstream_errors_total", '{kind="tls"}')
+    local n0 = up:count().requests
+    local res, err = http.request(front:port(), "GET", "/mnt/wrong-ca/echo", {})
+    assert.res_status(502, res, err or front)
+    assert.truthy(proc.wait_for(function() return front:log():find("certificate verify failed", 1, true) end, 2),
+      front:log_tail(10))
+    assert.truthy(metric(metrics(front_admin), "corsgate_upstream_errors_total", '{kind="tls"}') >= e0 + 1)
+    assert.equal(n0, up:count().requests, "the request went through an untrusted certificate")
+  end)
+
+  it("refuses a certificate for another name", function()
+    local n0 = up:count().requests
+    local res, err = http.request(front:port(), "GET", "/mnt/wrong-name/echo", {})
+    assert.res_status(502, res, err or front)
+    assert.truthy(proc.wait_for(function()
+      return front:log():find("hostname mismatch", 1, true)
+    end, 2), front:log_tail(10))
+    assert.equal(n0, up:count().requests, "the request went through a certificate for another name")
+  end)
+
+  it("without server_name, verifies the target's address against the certificate", function()
+    local res, err = http.request(front:port(), "GET", "/mnt/by-ip/echo", {})
+    assert.res_status(200, res, err or front)
+    res, err = http.request(front:port(), "GET", "/mnt/by-ip-dns-cert/echo", {})
+    assert.res_status(502, res, err or front)
+    assert.truthy(proc.wait_for(function()
+      return front:log():find("IP address mismatch", 1, true)
+    end, 2), front:log_tail(10))
+  end)
+
+  it("takes any certificate with verify = false", function()
+    local res, err = http.request(front:port(), "GET", "/mnt/unverified/echo", {})
+    assert.res_status(200, res, err or front)
+  end)
+
+  it("fails plain HTTP to a TLS port with 502, not a hang", function()
+    local res, err = http.request(front:port(), "GET", "/mnt/plain/echo", {})
+    assert.res_status(502, res, err or front)
+  end)
+
+  describe("config", function()
+    local function check(tls)
+      return gateway.check({
+        upstreams = { billing = { targets = { "127.0.0.1:9" }, tls = tls } },
+        routes = { { prefix = "/", upstream = "billing" } },
+      })
+    end
+
+    it("warns that verify = false takes any certificate", function()
+      local code, out = check({ verify = false })
+      assert.equal(0, code, out)
+      assert.matches("upstreams.billing.tls: verify = false", out, 1, true)
+    end)
+
+    it("refuses a CA file that does not load, naming the field", function()
+      local code, out = check({ server_name = "billing.test", ca = dir .. "/missing.pem" })
+      assert.is_not.equal(0, code)
+      assert.matches("upstreams.billing.tls: ca: cannot load the CAs in " .. dir .. "/missing.pem", out, 1, true)
+    end)
+
+    it("refuses a server_name that is not a DNS name", function()
+      local code, out = check({ server_name = "https://billing.test/" })
+      assert.is_not.equal(0, code)
+      assert.matches('upstreams.billing.tls: server_name: expected a DNS name', out, 1, true)
+    end)
+
+    it("refuses keys it does not know and a tls of the wrong type", function()
+      local code, out = check({ server_name = "billing.test", sni = "x" })
+      assert.is_not.equal(0, code)
+      assert.matches("upstreams.billing.tls", out, 1, true)
+      assert.matches("sni", out, 1, true)
+      code, out = check("yes")
+      assert.is_not.equal(0, code)
+      assert.matches("upstreams.billing.tls: expected true or { server_name = ..., ca = ... }, got string", out, 1, true)
+    end)
+
+    it("takes tls = true (the system's CAs, the address verified)", function()
+      local code, out = check(true)
+      assert.equal(0, code, out)
+    end)
+  end)
+end)
