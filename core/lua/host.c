@@ -736,7 +736,7 @@ int cg_lua_expose_run(cg_lua_host_t *h, const cg_route_t *r, const char *origin,
 
 /* --- states ----------------------------------------------------------------- */
 
-static int push_prelude(lua_State *L) {
+int cg_lua_push_prelude(lua_State *L) {
   /* stack: -> prelude module (or error message; returns nonzero) */
   if (luaL_loadbuffer(L, cg_lua_prelude, cg_lua_prelude_len, "=prelude") != 0) return -1;
   lua_newtable(L);
@@ -767,7 +767,7 @@ static int push_prelude(lua_State *L) {
 
 /* h: the host whose memory_mb the state's allocator enforces, or NULL (a
  * state that runs no hooks). */
-static lua_State *new_state(cg_lua_host_t *h) {
+lua_State *cg_lua_new_state(cg_lua_host_t *h) {
   lua_State *L = lua_newstate(state_alloc, h);
   if (L) {
     lua_atpanic(L, on_panic);
@@ -782,166 +782,6 @@ static lua_State *new_state(cg_lua_host_t *h) {
   return L;
 }
 
-char *cg_lua_plugin_find(const cg_config_t *cfg, const char *name) {
-  for (const char *p = name; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-      return NULL; /* a name, never a path */
-  char path[4096];
-  int n = cfg ? cfg->n_plugin_paths : 0;
-  for (int i = 0; i <= n; i++) {
-    const char *dir = i < n ? cfg->plugin_paths[i] : cg_lua_shipped_plugins_dir();
-    if (!dir) continue;
-    const char *forms[] = {"%s/%s.lua", "%s/%s/init.lua"};
-    for (int f = 0; f < 2; f++) {
-      int len = snprintf(path, sizeof path, forms[f], dir, name);
-      if (len > 0 && (size_t)len < sizeof path && access(path, R_OK) == 0) return strdup(path);
-    }
-  }
-  return NULL;
-}
-
-void cg_lua_runtime_version(char *buf, size_t n) {
-  snprintf(buf, n, "%s", LUAJIT_VERSION); /* what it was built with, unless the library says */
-  lua_State *L = luaL_newstate();
-  if (!L) return;
-  luaL_openlibs(L);
-  lua_getglobal(L, "jit"); /* stack: jit */
-  if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, "version"); /* stack: jit, version */
-    if (lua_isstring(L, -1)) snprintf(buf, n, "%s", lua_tostring(L, -1));
-  }
-  lua_close(L);
-}
-
-/* The shipped plugins, first found of:
- *   1. where `cmake --install` put them, when this binary is the installed one
- *      (the package's /usr/share/corsgate/plugins);
- *   2. $CORSGATE_PLUGINS_DIR;
- *   3. PREFIX/share/corsgate/plugins next to the binary's PREFIX/bin (an
- *      installed tree moved, or installed with --prefix);
- *   4. the source tree the binary was built from (a build directory anywhere);
- *   5. plugins/ next to the binary or its parent;
- *   6. the install location again: a copy of the installed binary.
- * A developer's build therefore never picks up an older installed copy, and
- * `corsgate version` says which one is used. */
-static int usable(char *out, size_t n, const char *dir) {
-  if (!dir || !*dir || access(dir, R_OK) != 0) return 0;
-  if (!realpath(dir, out)) snprintf(out, n, "%s", dir);
-  return 1;
-}
-
-const char *cg_lua_shipped_plugins_dir(void) {
-  static char dir[PATH_MAX];
-  static int done;
-  if (done) return dir[0] ? dir : NULL;
-  done = 1;
-  char exe[PATH_MAX] = "", bindir[PATH_MAX] = "", guess[PATH_MAX + 64];
-  if (realpath("/proc/self/exe", exe)) {
-    snprintf(bindir, sizeof bindir, "%s", exe);
-    char *slash = strrchr(bindir, '/');
-    if (slash) *slash = 0;
-  }
-#ifdef CORSGATE_INSTALL_BINARY
-  if (strcmp(exe, CORSGATE_INSTALL_BINARY) == 0 && usable(dir, sizeof dir, CORSGATE_PLUGINS_INSTALL_DIR)) return dir;
-#endif
-  if (usable(dir, sizeof dir, getenv("CORSGATE_PLUGINS_DIR"))) return dir;
-  if (bindir[0]) {
-    snprintf(guess, sizeof guess, "%s/../share/corsgate/plugins", bindir);
-    if (usable(dir, sizeof dir, guess)) return dir;
-  }
-#ifdef CORSGATE_SOURCE_PLUGINS_DIR
-  if (usable(dir, sizeof dir, CORSGATE_SOURCE_PLUGINS_DIR)) return dir;
-#endif
-  const char *near[] = {"%s/../plugins", "%s/plugins"};
-  for (int i = 0; i < 2 && bindir[0]; i++) {
-    snprintf(guess, sizeof guess, near[i], bindir);
-    if (usable(dir, sizeof dir, guess)) return dir;
-  }
-#ifdef CORSGATE_PLUGINS_INSTALL_DIR
-  if (usable(dir, sizeof dir, CORSGATE_PLUGINS_INSTALL_DIR)) return dir;
-#endif
-  dir[0] = 0;
-  return NULL;
-}
-
-/* stack: unchanged. Loads and configures route r's plugin in L; returns 0 or
- * writes why into err. */
-static int load_route_plugin(lua_State *L, int prelude, const cg_route_t *r, int configure, char *err, size_t errlen) {
-  lua_getfield(L, prelude, "load");
-  lua_pushstring(L, r->plugin);
-  lua_pushstring(L, r->plugin_file);
-  if (lua_pcall(L, 2, 0, 0) != 0) {
-    snprintf(err, errlen, "%s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return -1;
-  }
-  if (!configure) return 0;
-  lua_getfield(L, prelude, "configure");
-  lua_pushinteger(L, r->index);
-  lua_pushstring(L, r->plugin);
-  lua_pushstring(L, r->plugin_conf ? r->plugin_conf : "{}");
-  if (lua_pcall(L, 3, 0, 0) != 0) {
-    snprintf(err, errlen, "%s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return -1;
-  }
-  return 0;
-}
-
-void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, cg_diag_t *d) {
-  lua_State *L = new_state(NULL);
-  if (!L) {
-    cg_diag_error(d, path, "cannot create a Lua state");
-    return;
-  }
-  char p[300];
-  if (push_prelude(L) != 0) {
-    cg_diag_error(d, path, "plugin host: %s", lua_tostring(L, -1));
-    lua_close(L);
-    return;
-  }
-  int prelude = lua_gettop(L);
-  char err[512];
-  snprintf(p, sizeof p, "%s.plugin", path);
-  if (load_route_plugin(L, prelude, r, 0, err, sizeof err) != 0) {
-    cg_diag_error(d, p, "%s", err);
-    lua_close(L);
-    return;
-  }
-  lua_getfield(L, prelude, "requires");
-  lua_pushstring(L, r->plugin);
-  lua_pushstring(L, "redis");
-  if (lua_pcall(L, 2, 1, 0) == 0 && lua_toboolean(L, -1) && !has_redis)
-    cg_diag_error(d, p, "%s reads from Redis: add a top-level redis = { address = \"127.0.0.1:6379\" }", r->plugin);
-  lua_pop(L, 1);
-  /* every schema problem, each with its own path */
-  lua_pushfstring(L, "return %s", r->plugin_conf ? r->plugin_conf : "{}");
-  if (luaL_loadstring(L, lua_tostring(L, -1)) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
-    cg_diag_error(d, path, "plugin_config: %s", lua_tostring(L, -1));
-    lua_close(L);
-    return;
-  }
-  int conf = lua_gettop(L);
-  snprintf(p, sizeof p, "%s.plugin_config", path);
-  lua_getfield(L, prelude, "validate");
-  lua_pushstring(L, r->plugin);
-  lua_pushvalue(L, conf);
-  lua_pushstring(L, p);
-  if (lua_pcall(L, 3, 2, 0) != 0) {
-    cg_diag_error(d, p, "%s", lua_tostring(L, -1));
-  } else if (lua_istable(L, -1)) { /* stack: ... nil problems */
-    int n = (int)lua_objlen(L, -1);
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      cg_diag_error(d, lua_tostring(L, -2), "%s", lua_tostring(L, -1));
-      lua_pop(L, 3);
-    }
-  }
-  lua_close(L);
-}
-
 cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   cg_lua_host_t *h = calloc(1, sizeof *h);
   if (!h) return NULL;
@@ -952,13 +792,13 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   h->memory_kb = cfg->plugins.memory_kb;
   cg_list_init(&h->calls);
   cg_list_init(&h->http_idle);
-  h->L = new_state(h);
+  h->L = cg_lua_new_state(h);
   if (!h->L) {
     free(h);
     return NULL;
   }
   lua_State *L = h->L;
-  if (push_prelude(L) != 0) {
+  if (cg_lua_push_prelude(L) != 0) {
     cg_log_error("plugin host: %s", lua_tostring(L, -1));
     lua_close(L);
     free(h);
@@ -969,7 +809,7 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
     const cg_route_t *r = &cfg->routes[i];
     if (!r->plugin) continue;
     char err[512];
-    if (load_route_plugin(L, prelude, r, 1, err, sizeof err) != 0) {
+    if (cg_lua_load_route_plugin(L, prelude, r, 1, err, sizeof err) != 0) {
       cg_log_error("routes[%d].cors.plugin: %s", r->index, err);
       lua_close(L);
       free(h);

@@ -99,4 +99,15 @@ int cg_lua_redis_call(lua_State *L);
 void cg_lua_redis_start(struct cg_lua_host *h); /* connects the pool when the config has redis */
 void cg_lua_redis_free(struct cg_lua_host *h);
 
+/* host.c: a state (h: the host whose memory limit its allocator enforces, or
+ * NULL for one that runs no hooks), and the prelude module pushed on its
+ * stack (or an error message, returning nonzero). */
+lua_State *cg_lua_new_state(struct cg_lua_host *h);
+int cg_lua_push_prelude(lua_State *L);
+/* plugin_check.c: loads route r's plugin in L (prelude: the prelude's stack
+ * index) and, with configure, validates and applies its plugin_config.
+ * Stack unchanged; 0, or -1 with why in err. */
+int cg_lua_load_route_plugin(lua_State *L, int prelude, const cg_route_t *r, int configure, char *err,
+                             size_t errlen);
+
 #endif
