@@ -1,6 +1,7 @@
 /* Reading `upstreams` (see upstream_config.h). */
 #include "config/upstream_config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <lauxlib.h>
 #include <stdio.h>
@@ -46,7 +47,12 @@ static void load_tls(cg_loader_t *ld, int t, const char *p, cg_upstream_conf_t *
     cg_cfg_check_keys(ld, tt, tp, tls_keys);
     const char *s;
     if (cg_cfg_get_string(ld, tt, tp, "server_name", 0, &s) == 1) {
-      if (dns_name(s)) tc->server_name = cg_cfg_strdup(s);
+      const char *last = strrchr(s, '.');
+      unsigned char a6[16];
+      if (inet_pton(AF_INET6, s, a6) == 1 || (dns_name(s) && isdigit((unsigned char)(last ? last[1] : s[0]))))
+        cg_diag_error(ld->d, tp, "server_name: \"%s\" is an address, not a name (SNI carries names only): leave "
+                                 "server_name out and the target's address is verified", s);
+      else if (dns_name(s)) tc->server_name = cg_cfg_strdup(s);
       else cg_diag_error(ld->d, tp, "server_name: expected a DNS name like \"billing.internal\", got \"%s\"", s);
     }
     if (cg_cfg_get_string(ld, tt, tp, "ca", 0, &s) == 1) tc->ca = cg_cfg_strdup(s);
@@ -54,6 +60,7 @@ static void load_tls(cg_loader_t *ld, int t, const char *p, cg_upstream_conf_t *
     if (!tc->verify)
       cg_diag_warn(ld->d, tp, "verify = false: any certificate is taken, so whoever answers at the targets' "
                               "addresses gets the requests and their credentials; for a lab only");
+    if (!tc->verify && tc->ca) cg_diag_warn(ld->d, tp, "ca is not used with verify = false");
   } else if (ty != LUA_TBOOLEAN) {
     cg_diag_error(ld->d, tp, "expected true or { server_name = ..., ca = ... }, got %s", luaL_typename(L, -1));
   }

@@ -91,13 +91,21 @@ void cg_up_fail(cg_upconn_t *u, int status, const char *why, int retryable) {
     return;
   }
   cg_log_warn("%s: %d %s", x->peer, status, why);
-  x->ops->fail(x, status, why);
+  /* the client is told what failed; TLS's details (OpenSSL's reasons) stay in the log */
+  const char *shown = why;
+  if (strncmp(why, "upstream TLS handshake failed", 29) == 0) shown = "upstream TLS handshake failed";
+  else if (strncmp(why, "upstream TLS", 12) == 0) shown = "upstream TLS stream broken";
+  x->ops->fail(x, status, shown);
 }
 
 static void release(cg_upconn_t *u) {
   cg_exchange_t *x = u->x;
   detach(u);
   cg_target_state_t *ts = &u->us->targets[u->ti];
+  /* Over TLS, records of this read past the response's end would be taken
+   * for the next request's response if the connection went back to the
+   * pool now (a pipelined request takes it before the read is done). */
+  if (u->tls && cg_tls_has_input(u->tls)) u->no_reuse = 1;
   if (u->no_reuse || !u->req_sent || !llhttp_should_keep_alive(&u->parser) || u->p->draining ||
       ts->n_idle >= u->us->conf->keepalive) {
     cg_up_close(u);
@@ -217,6 +225,14 @@ static void on_up_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 }
 
 void cg_up_eof(cg_upconn_t *u, ssize_t nread, int clean) {
+  if (u->handshaking) { /* says no more about the request than a refused connection */
+    char why[128];
+    snprintf(why, sizeof why, "upstream TLS handshake failed: %s",
+             nread == UV_EOF ? "the connection was closed" : uv_strerror((int)nread));
+    cg_up_mark_down(u, why);
+    cg_up_fail(u, 502, why, 1);
+    return;
+  }
   if (u->idle) {
     cg_up_close(u); /* the upstream closed a pooled connection */
     return;

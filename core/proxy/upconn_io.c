@@ -3,6 +3,7 @@
  * upstream its TLS (core/tls, connecting): the handshake once TCP is up,
  * the request encrypted on its way out, the response decrypted before the
  * parser sees it, the sessions servers give kept per target to resume. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,15 +114,13 @@ static void keep_session(cg_upconn_t *u) {
   ts->session = s;
 }
 
-/* The target's address without its port, for verifying a certificate that
- * names no host ("10.0.0.7:443" -> "10.0.0.7", "[::1]:443" -> "::1"). */
-static void target_ip(const char *name, char *out, size_t cap) {
-  const char *start = name, *end = strrchr(name, ':');
-  if (name[0] == '[') start = name + 1, end = strchr(name, ']');
-  size_t n = end && end > start ? (size_t)(end - start) : strlen(start);
-  if (n >= cap) n = cap - 1;
-  memcpy(out, start, n);
-  out[n] = 0;
+/* The target's address as text, for verifying a certificate that names no
+ * host: from the address connected to ("localhost:443" is 127.0.0.1). */
+static void target_ip(const cg_target_t *t, char *out, size_t cap) {
+  const struct sockaddr *sa = (const struct sockaddr *)&t->addr;
+  const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                                            : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+  if (!inet_ntop(sa->sa_family, a, out, (socklen_t)cap)) out[0] = 0;
 }
 
 /* Goes on with the handshake (a first call sends the ClientHello). */
@@ -150,11 +149,11 @@ void cg_up_connected(cg_upconn_t *u) {
     cg_up_ready(u);
     return;
   }
-  char ip[64];
-  target_ip(uc->targets[u->ti].name, ip, sizeof ip);
+  char ip[INET6_ADDRSTRLEN];
+  target_ip(&uc->targets[u->ti], ip, sizeof ip);
   u->tls = cg_tls_connect(uc->tls, ip, u->us->targets[u->ti].session);
   if (!u->tls) {
-    cg_up_fail(u, 502, "out of memory", 0);
+    cg_up_fail(u, 502, "upstream TLS handshake failed: cannot set up TLS (out of memory)", 0);
     return;
   }
   u->handshaking = 1;
@@ -166,7 +165,7 @@ void cg_up_tls_received(cg_upconn_t *u, const char *data, size_t n) {
   if (u->handshaking) {
     handshake(u);
     if (u->closing || u->handshaking) {
-      if (!u->closing) cg_tls_input_done(u->tls);
+      if (!u->closing && cg_tls_input_done(u->tls) < 0) cg_up_fail(u, 502, "out of memory", 1);
       return;
     }
   }
@@ -174,7 +173,8 @@ void cg_up_tls_received(cg_upconn_t *u, const char *data, size_t n) {
     ssize_t got = cg_tls_read(u->tls, u->p->plain, CG_TLS_READ_CAP);
     keep_session(u); /* TLS 1.3 tickets come after the handshake, maybe with the response */
     if (tls_flush(u) < 0) { /* a key update's answer */
-      cg_up_fail(u, 502, "upstream write failed", 0);
+      if (u->idle) cg_up_close(u);
+      else cg_up_fail(u, 502, "upstream write failed", 0);
       return;
     }
     if (got == 0) break;
@@ -183,6 +183,10 @@ void cg_up_tls_received(cg_upconn_t *u, const char *data, size_t n) {
       return;
     }
     if (got < 0) {
+      if (u->idle) { /* no exchange failed: the pool loses a connection */
+        cg_up_close(u);
+        return;
+      }
       char why[256];
       snprintf(why, sizeof why, "upstream TLS stream broken: %s", cg_tls_error(u->tls));
       cg_up_fail(u, 502, why, 0);
@@ -195,11 +199,16 @@ void cg_up_tls_received(cg_upconn_t *u, const char *data, size_t n) {
     cg_up_parse(u, u->p->plain, (size_t)got);
     if (u->closing) return;
   }
-  cg_tls_input_done(u->tls);
+  if (cg_tls_input_done(u->tls) < 0) { /* a record cut by the read could not be kept */
+    if (u->idle) cg_up_close(u);
+    else cg_up_fail(u, 502, "out of memory", 0);
+  }
 }
 
 void cg_up_tls_close(cg_upconn_t *u) {
-  if (!u->tls || u->handshaking || !u->idle) return;
+  /* after whole exchanges only: a response or request cut short must not
+   * look complete to the other side */
+  if (!u->tls || u->handshaking || !(u->idle || u->resp_complete)) return;
   cg_tls_close_notify(u->tls);
   const char *p;
   size_t n = cg_tls_output(u->tls, &p);

@@ -2,7 +2,10 @@
  * the name it verifies), an engine a connection (engine.c, connecting), and
  * the sessions servers give kept so the next connection to a target resumes
  * rather than paying a full handshake. */
+#include <ctype.h>
+#include <dirent.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,40 @@ static int on_new_session(SSL *s, SSL_SESSION *sess) {
   return 0; /* OpenSSL keeps its reference */
 }
 
+/* 1 when dir (NULL: the system's store, its file or its directory) holds a
+ * certificate: a file of them, or the hashed names (NNNNNNNN.0) OpenSSL
+ * looks CAs up by. */
+static int store_has_cas(const char *dir) {
+  if (!dir) {
+    const char *file = getenv(X509_get_default_cert_file_env());
+    if (!file) file = X509_get_default_cert_file();
+    FILE *f = fopen(file, "r");
+    if (f) {
+      X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+      fclose(f);
+      ERR_clear_error();
+      if (x) {
+        X509_free(x);
+        return 1;
+      }
+    }
+    dir = getenv(X509_get_default_cert_dir_env());
+    if (!dir) dir = X509_get_default_cert_dir();
+  }
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int found = 0;
+  struct dirent *e;
+  while (!found && (e = readdir(d)) != NULL) {
+    const char *n = e->d_name;
+    size_t len = strlen(n), i = 0;
+    while (i < 8 && isxdigit((unsigned char)n[i])) i++;
+    found = i == 8 && len > 9 && n[8] == '.' && isdigit((unsigned char)n[9]);
+  }
+  closedir(d);
+  return found;
+}
+
 cg_tls_client_t *cg_tls_client_new(const cg_tls_client_conf_t *conf, const char *path, cg_diag_t *d) {
   char err[256];
   cg_tls_client_t *c = calloc(1, sizeof *c);
@@ -44,6 +81,7 @@ cg_tls_client_t *cg_tls_client_new(const cg_tls_client_conf_t *conf, const char 
   }
   SSL_CTX *s = c->ssl;
   SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+  SSL_CTX_set_cipher_list(s, CG_TLS_CIPHERS_12); /* what the listeners take: ECDHE and AEAD only */
   SSL_CTX_set_security_level(s, 2);
   SSL_CTX_set_options(s, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
@@ -54,14 +92,19 @@ cg_tls_client_t *cg_tls_client_new(const cg_tls_client_conf_t *conf, const char 
   if (conf->server_name) c->server_name = strdup(conf->server_name);
   if (conf->verify) {
     SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
-    int ok;
+    int ok, is_dir = 0;
     struct stat st;
-    if (!conf->ca) ok = SSL_CTX_set_default_verify_paths(s);
-    else if (stat(conf->ca, &st) == 0 && S_ISDIR(st.st_mode)) ok = SSL_CTX_load_verify_locations(s, NULL, conf->ca);
+    /* a directory (or the system's store) loads lazily, whatever it holds:
+     * one with no certificate in it would fail every request, not the load */
+    if (!conf->ca) ok = SSL_CTX_set_default_verify_paths(s) && store_has_cas(NULL);
+    else if ((is_dir = stat(conf->ca, &st) == 0 && S_ISDIR(st.st_mode)))
+      ok = SSL_CTX_load_verify_locations(s, NULL, conf->ca) && store_has_cas(conf->ca);
     else ok = SSL_CTX_load_verify_locations(s, conf->ca, NULL);
     if (!ok) {
       unsigned long e = ERR_get_error();
       if (e) ERR_error_string_n(e, err, sizeof err);
+      else if (!conf->ca) snprintf(err, sizeof err, "no certificates in it (install ca-certificates, or set ca)");
+      else if (is_dir) snprintf(err, sizeof err, "no certificates under hashed names in it (openssl rehash makes them)");
       else snprintf(err, sizeof err, "no certificates in it");
       ERR_clear_error();
       cg_diag_error(d, path, "ca: cannot load the CAs in %s: %s", conf->ca ? conf->ca : "the system's store", err);

@@ -16,11 +16,6 @@
 
 #include "tls/tls_internal.h"
 
-/* TLS 1.2: ECDHE key exchange (forward secrecy) with AEAD ciphers only. TLS
- * 1.3's suites are all both. */
-static const char CIPHERS_12[] =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 static const char SUITES_13[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 /* ALPN, in the server's order of preference (wire format: length-prefixed). */
 static const unsigned char ALPN[] = "\x08http/1.1";
@@ -152,7 +147,7 @@ static SSL_CTX *new_ssl_ctx(int min_version) {
   SSL_CTX *c = SSL_CTX_new(TLS_server_method());
   if (!c) return NULL;
   int ok = SSL_CTX_set_min_proto_version(c, min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION) &&
-           SSL_CTX_set_cipher_list(c, CIPHERS_12) && SSL_CTX_set_ciphersuites(c, SUITES_13) &&
+           SSL_CTX_set_cipher_list(c, CG_TLS_CIPHERS_12) && SSL_CTX_set_ciphersuites(c, SUITES_13) &&
            SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384");
   /* RSA and DH of 2048 bits or more, ECC of 224 or more, whatever the
    * system's openssl.cnf says */

@@ -6,6 +6,12 @@
 
 #include "tls/tls.h"
 
+/* TLS 1.2: ECDHE key exchange (forward secrecy) with AEAD ciphers only, on
+ * listeners and to upstreams. TLS 1.3's suites are all both. */
+#define CG_TLS_CIPHERS_12                                                                          \
+  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"      \
+  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 /* The session-ticket callback every context uses (tickets.c): keys drawn at
  * random, a new one every hour, the previous still accepted; one set for the
  * whole process, so a ticket works on every worker and after a reload. */

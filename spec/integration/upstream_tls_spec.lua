@@ -24,8 +24,8 @@ local function seen(res)
 end
 
 describe("HTTPS upstream", function()
-  local dir, ca, other_ca, up, back, front, s12
-  local pb, pb_ip, p12, back_admin, front_admin
+  local dir, ca, other_ca, up, back, front, s12, py
+  local pb, pb_ip, p12, ppy, pclose, back_admin, front_admin
 
   local function metrics(port)
     local res = assert(http.request(port, "GET", "/metrics", {}))
@@ -48,6 +48,9 @@ describe("HTTPS upstream", function()
         unverified = { targets = { "127.0.0.1:" .. pb }, tls = { verify = false } },
         plain_to_tls = { targets = { "127.0.0.1:" .. pb } },
         tls12 = { targets = { "127.0.0.1:" .. p12 }, keepalive = 0, tls = billing },
+        py = { targets = { "127.0.0.1:" .. ppy }, tls = billing },
+        -- the first target closes every connection it accepts, saying nothing
+        flaky = { targets = { "127.0.0.1:" .. pclose, "127.0.0.1:" .. pb }, tls = billing },
       },
       routes = {
         { name = "good", prefix = "/mnt/good/", upstream = "good",
@@ -60,6 +63,8 @@ describe("HTTPS upstream", function()
         { name = "unverified", prefix = "/mnt/unverified/", upstream = "unverified" },
         { name = "plain_to_tls", prefix = "/mnt/plain/", upstream = "plain_to_tls" },
         { name = "tls12", prefix = "/s12/", upstream = "tls12" },
+        { name = "py", prefix = "/py/", upstream = "py" },
+        { name = "flaky", prefix = "/mnt/flaky/", upstream = "flaky" },
       },
     }
   end
@@ -77,9 +82,18 @@ describe("HTTPS upstream", function()
     -- a TLS 1.2-only upstream: openssl s_server, whose -www page says
     -- whether the connection resumed a session ("Reused, TLSv1.2, ...")
     p12 = proc.free_port()
+    -- its default certificate names another host: only a client that sends
+    -- SNI billing.test gets the certificate for it (-cert2)
     s12 = proc.spawn({ "openssl", "s_server", "-quiet", "-tls1_2", "-accept", "127.0.0.1:" .. p12, "-naccept", "20",
-      "-cert", billing.cert, "-key", billing.key, "-www" }, dir .. "/s_server.log")
+      "-cert", by_ip.cert, "-key", by_ip.key, "-servername", "billing.test", "-cert2", billing.cert,
+      "-key2", billing.key, "-www" }, dir .. "/s_server.log")
     assert.truthy(proc.wait_for(function() return proc.port_open(p12) end, 5), proc.read_file(dir .. "/s_server.log"))
+    local pf = dir .. "/py.port"
+    py = proc.spawn({ "python3", gateway.root .. "/spec/support/tls_upstream.py", pf, billing.cert,
+      billing.key }, dir .. "/py.log")
+    assert.truthy(proc.wait_for(function() return proc.read_file(pf) end, 5), proc.read_file(dir .. "/py.log"))
+    local ports = proc.read_file(pf)
+    ppy, pclose = tonumber(ports:match("^(%d+)")), tonumber(ports:match(" (%d+)"))
     back = gateway.start({
       workers = 1,
       listen = {
@@ -100,6 +114,7 @@ describe("HTTPS upstream", function()
     if back then back:stop_clean() end
     if up then up:stop() end
     if s12 then proc.stop(s12) end
+    if py then proc.stop(py) end
     proc.rmdir_all(dir)
   end)
 
@@ -155,6 +170,33 @@ describe("HTTPS upstream", function()
       .. metric(metrics(back_admin), "corsgate_tls_resumed_total") - r0 .. "\n" .. front:log_tail(20))
   end)
 
+  it("never hands a pipelined request records the upstream sent past a response", function()
+    local c = assert(http.connect(front:port()))
+    c:send(http.build_request("GET", "/py/extra", {}) .. http.build_request("GET", "/py/next", {}))
+    local res = c:read_responses(2)
+    c:close()
+    assert.equal(2, #res)
+    assert.equal("first!", res[1].body)
+    assert.equal("ok:/py/next", res[2].body)
+  end)
+
+  it("ends a close-delimited body only at a close_notify: a bare TCP close cuts it short", function()
+    local res, err = http.request(front:port(), "GET", "/py/whole", {})
+    assert.res_status(200, res, err or front)
+    assert.equal(1000, #res.body)
+    res, err = http.request(front:port(), "GET", "/py/cut", {})
+    assert.is_nil(res, "a response cut short was passed on as complete")
+    assert.truthy(err)
+  end)
+
+  it("tries the next target when one closes the connection during the handshake", function()
+    for i = 1, 4 do
+      local res, err = http.request(front:port(), "GET", "/mnt/flaky/echo?n=" .. i, {})
+      assert.res_status(200, res, err or front)
+    end
+    assert.truthy(front:log():find("upstream TLS handshake failed", 1, true), front:log_tail(10))
+  end)
+
   it("resumes TLS 1.2 sessions too", function()
     local got = {}
     for i = 1, 3 do
@@ -170,6 +212,8 @@ describe("HTTPS upstream", function()
     local n0 = up:count().requests
     local res, err = http.request(front:port(), "GET", "/mnt/wrong-ca/echo", {})
     assert.res_status(502, res, err or front)
+    -- OpenSSL's reason is for the log, not for the client
+    assert.equal("upstream TLS handshake failed", cjson.decode(res.body).error)
     assert.truthy(proc.wait_for(function() return front:log():find("certificate verify failed", 1, true) end, 2),
       front:log_tail(10))
     assert.truthy(metric(metrics(front_admin), "corsgate_upstream_errors_total", '{kind="tls"}') >= e0 + 1)
@@ -245,6 +289,28 @@ describe("HTTPS upstream", function()
     it("takes tls = true (the system's CAs, the address verified)", function()
       local code, out = check(true)
       assert.equal(0, code, out)
+    end)
+
+    it("refuses a CA directory with no certificate in it, and a system store without any", function()
+      local empty = dir .. "/empty-cas"
+      proc.sh("mkdir -p " .. proc.quote(empty))
+      local code, out = check({ ca = empty })
+      assert.is_not.equal(0, code)
+      assert.matches("upstreams.billing.tls: ca: cannot load the CAs in " .. empty
+        .. ": no certificates under hashed names in it", out, 1, true)
+      -- the system's store, pointed elsewhere by OpenSSL's own variables
+      local cfg = dir .. "/sys.lua"
+      proc.write_file(cfg, 'return { upstreams = { b = { targets = { "127.0.0.1:9" }, tls = true } }, '
+        .. 'routes = { { prefix = "/", upstream = "b" } } }')
+      local _, o2 = proc.sh(string.format("SSL_CERT_FILE=%s SSL_CERT_DIR=%s %s check -c %s 2>&1",
+        proc.quote(dir .. "/none.pem"), proc.quote(empty), proc.quote(gateway.bin()), proc.quote(cfg)))
+      assert.matches("no certificates in it (install ca-certificates, or set ca)", o2, 1, true)
+    end)
+
+    it("refuses an address as server_name", function()
+      local code, out = check({ server_name = "10.0.0.7" })
+      assert.is_not.equal(0, code)
+      assert.matches('server_name: "10.0.0.7" is an address, not a name', out, 1, true)
     end)
   end)
 end)
