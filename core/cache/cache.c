@@ -36,7 +36,7 @@ struct cg_dcache_entry {
   cg_dcache_entry_t *hnext;
   cg_list_t lru;
   cg_list_t waiters;
-  cg_cors_override_t *ov;
+  void *val; /* the answer's value: a cg_cors_override_t, or what the cache was made for */
   tenant_t *tenant;
   cg_list_t tlink; /* in tenant->entries while the entry is in the table */
   uint64_t expires;
@@ -61,6 +61,8 @@ struct cg_dcache {
    * worker's loop at every scrape of /metrics. */
   uint64_t entry_bytes;
   cg_dcache_stats_t st;
+  void (*free_val)(void *);
+  size_t (*size_val)(const void *);
 };
 
 /* Keyed (util/hash.h): the origins are the client's choice, and with an
@@ -76,9 +78,19 @@ static cg_dcache_entry_t *find(const cg_dcache_t *c, uint32_t route, const char 
   return e;
 }
 
+static void free_override(void *v) { cg_cors_override_free(v); }
+static size_t size_override(const void *v) { return cg_cors_override_size(v); }
+
 cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
+  return cg_dcache_new_values(max_entries, stale_limit_ms, free_override, size_override);
+}
+
+cg_dcache_t *cg_dcache_new_values(size_t max_entries, uint64_t stale_limit_ms, void (*free_val)(void *),
+                                  size_t (*size_val)(const void *)) {
   cg_dcache_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
+  c->free_val = free_val;
+  c->size_val = size_val;
   c->nslots = 64;
   c->slots = calloc(c->nslots, sizeof *c->slots);
   if (!c->slots) {
@@ -92,7 +104,9 @@ cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
   return c;
 }
 
-static uint64_t value_bytes(const cg_dcache_entry_t *e) { return cg_cors_override_size(e->ov); }
+static uint64_t value_bytes(const cg_dcache_t *c, const cg_dcache_entry_t *e) {
+  return e->val ? c->size_val(e->val) : 0;
+}
 
 /* Only entries in the table count: a detached one was taken off when it left. */
 static int counted(const cg_dcache_entry_t *e) { return !(e->flags & F_DETACHED); }
@@ -164,9 +178,9 @@ static void tenant_unlink(cg_dcache_entry_t *e) {
 
 /* c is NULL when the whole cache is being freed (its tenants go with it). */
 static void drop_value(cg_dcache_t *c, cg_dcache_entry_t *e) {
-  if (c && counted(e)) c->entry_bytes -= value_bytes(e);
-  cg_cors_override_free(e->ov);
-  e->ov = NULL;
+  if (c && counted(e)) c->entry_bytes -= value_bytes(c, e);
+  if (e->val && c) c->free_val(e->val); /* without c: cg_dcache_free freed it */
+  e->val = NULL;
   if (e->tenant && c) { /* else the list's neighbours may be freed already */
     tenant_unlink(e);
     tenant_unref(c, e->tenant);
@@ -190,7 +204,7 @@ static void unlink_entry(cg_dcache_t *c, cg_dcache_entry_t *e) {
   cg_list_remove(&e->lru);
   tenant_unlink(e);
   c->count--;
-  c->entry_bytes -= sizeof *e + e->key_len + 1 + value_bytes(e);
+  c->entry_bytes -= sizeof *e + e->key_len + 1 + value_bytes(c, e);
   e->flags |= F_DETACHED; /* counted for nothing from here on */
 }
 
@@ -208,6 +222,8 @@ void cg_dcache_free(cg_dcache_t *c) {
     cg_dcache_entry_t *e = c->slots[i];
     while (e) {
       cg_dcache_entry_t *next = e->hnext;
+      if (e->val) c->free_val(e->val);
+      e->val = NULL;
       entry_free(NULL, e);
       e = next;
     }
@@ -346,17 +362,22 @@ static void wake(cg_dcache_t *c, cg_dcache_entry_t *e) {
 
 void cg_dcache_set(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_override_t *ov, const char *tenant,
                    uint64_t ttl_ms, uint64_t now) {
+  cg_dcache_set_value(c, e, allow, ov, tenant, ttl_ms, now);
+}
+
+void cg_dcache_set_value(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, void *val, const char *tenant,
+                         uint64_t ttl_ms, uint64_t now) {
   if (!e) {
-    cg_cors_override_free(ov);
+    if (val) c->free_val(val);
     return;
   }
   /* the new tenant first: a refresh naming the same one keeps it alive */
   tenant_t *t = tenant && *tenant ? tenant_ref(c, tenant) : NULL;
   drop_value(c, e);
-  e->ov = ov;
+  e->val = val;
   e->tenant = t;
   if (e->tenant && counted(e)) cg_list_push(&e->tenant->entries, &e->tlink);
-  if (counted(e)) c->entry_bytes += value_bytes(e);
+  if (counted(e)) c->entry_bytes += value_bytes(c, e);
   e->flags |= F_VALUE | (allow ? F_ALLOW : 0);
   e->expires = now + ttl_ms;
   e->retry_at = 0;
@@ -378,7 +399,8 @@ void cg_dcache_fail(cg_dcache_t *c, cg_dcache_entry_t *e, uint64_t deny_ttl_ms, 
 }
 
 int cg_dcache_entry_allow(const cg_dcache_entry_t *e) { return (e->flags & F_ALLOW) != 0; }
-const cg_cors_override_t *cg_dcache_entry_override(const cg_dcache_entry_t *e) { return e->ov; }
+const cg_cors_override_t *cg_dcache_entry_override(const cg_dcache_entry_t *e) { return e->val; }
+const void *cg_dcache_entry_value(const cg_dcache_entry_t *e) { return e->val; }
 const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e) { return e->tenant ? e->tenant->name : NULL; }
 
 size_t cg_dcache_purge_all(cg_dcache_t *c) {

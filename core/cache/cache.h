@@ -45,6 +45,12 @@ enum {
 };
 
 cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms);
+/* The same machinery for answers of another kind (a certificate per server
+ * name): values are freed with free_val and measured with size_val.
+ * cg_dcache_set_value and cg_dcache_entry_value hold them; a value may be
+ * NULL. */
+cg_dcache_t *cg_dcache_new_values(size_t max_entries, uint64_t stale_limit_ms, void (*free_val)(void *),
+                                  size_t (*size_val)(const void *));
 /* Frees everything. Waiters still registered are dropped without a call. */
 void cg_dcache_free(cg_dcache_t *c);
 
@@ -60,6 +66,9 @@ void cg_dcache_cancel(cg_dcache_waiter_t *w);
  * then wakes its waiters. */
 void cg_dcache_set(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_override_t *ov, const char *tenant,
                    uint64_t ttl_ms, uint64_t now);
+void cg_dcache_set_value(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, void *val, const char *tenant,
+                         uint64_t ttl_ms, uint64_t now);
+const void *cg_dcache_entry_value(const cg_dcache_entry_t *e);
 /* The hook failed (error, overrun, wrong answer): stale serving goes on if
  * the entry's answer is young enough, else it becomes a denial for
  * deny_ttl_ms. Wakes the waiters. */
