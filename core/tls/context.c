@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tls/tls_internal.h"
+#include "tls/engine_internal.h"
 
 static const char SUITES_13[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 /* ALPN, in the server's order of preference (wire format: length-prefixed). */
@@ -31,20 +31,12 @@ typedef struct group {
 } group_t;
 
 struct cg_tls_ctx {
-  group_t *groups; /* groups[0] holds the first certificate: the default */
+  group_t *groups; /* groups[0] holds the first certificate: the default (none with a hook and no files) */
   int n_groups;
+  int cert_hook; /* names no group covers are asked of the listener's certificate hook */
 };
 
 SSL_CTX *cg_tls_ctx_base(cg_tls_ctx_t *ctx) { return ctx->groups[0].ssl; }
-
-/* OpenSSL's last error, as text (and its queue cleared). */
-static const char *ossl_error(char *buf, size_t n) {
-  unsigned long e = ERR_get_error();
-  if (!e) snprintf(buf, n, "unknown error");
-  else ERR_error_string_n(e, buf, n);
-  ERR_clear_error();
-  return buf;
-}
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -143,6 +135,45 @@ static int on_sni(SSL *s, int *alert, void *arg) {
   return SSL_TLSEXT_ERR_OK;
 }
 
+/* The server name of a ClientHello, lower-case without a trailing dot, into
+ * out: 0, or -1 when it has none (or one that is no host name). */
+static int hello_name(SSL *s, char *out, size_t cap) {
+  const unsigned char *p;
+  size_t len;
+  if (!SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) || len < 5) return -1;
+  /* server_name_list: its length, then (type 0 host_name, length, name) */
+  size_t list = (size_t)p[0] << 8 | p[1], n = (size_t)p[3] << 8 | p[4];
+  if (list + 2 != len || p[2] != 0 || n + 3 > list || n == 0 || n >= cap) return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = p[5 + i];
+    if (!(isalnum(ch) || ch == '-' || ch == '.' || ch == '_')) return -1;
+    out[i] = (char)tolower(ch);
+  }
+  if (out[n - 1] == '.') n--;
+  out[n] = 0;
+  return n ? 0 : -1;
+}
+
+/* The ClientHello, before SNI is acted on: a name no certificate file
+ * covers pauses the handshake (SSL_CLIENT_HELLO_RETRY) until the
+ * certificate hook has answered (cg_tls_give_cert); OpenSSL calls back
+ * again when the handshake goes on. */
+static int on_client_hello(SSL *s, int *alert, void *arg) {
+  const cg_tls_ctx_t *t = arg;
+  cg_tls_conn_t *c = SSL_get_app_data(s);
+  if (!c || !t->cert_hook || c->cert_state == CG_CERT_GIVEN) return SSL_CLIENT_HELLO_SUCCESS;
+  if (c->cert_state == CG_CERT_FAILED) {
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  if (hello_name(s, c->want_name, sizeof c->want_name) != 0 || lookup(t, c->want_name)) {
+    c->cert_state = CG_CERT_GIVEN; /* no name, or one a file covers */
+    return SSL_CLIENT_HELLO_SUCCESS;
+  }
+  c->cert_state = CG_CERT_WAITING;
+  return SSL_CLIENT_HELLO_RETRY;
+}
+
 static SSL_CTX *new_ssl_ctx(int min_version) {
   SSL_CTX *c = SSL_CTX_new(TLS_server_method());
   if (!c) return NULL;
@@ -167,12 +198,6 @@ static SSL_CTX *new_ssl_ctx(int min_version) {
   return c;
 }
 
-/* The passphrase callback of a key read: there is none to give. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u) {
-  (void)buf, (void)size, (void)rwflag, (void)u;
-  return -1;
-}
-
 /* A session resumes only where it began: on the same listening address
  * and certificate names (the ticket keys are the process's). */
 static int set_sid_ctx(SSL_CTX *c, const char *address, char **names, int n) {
@@ -187,121 +212,6 @@ static int set_sid_ctx(SSL_CTX *c, const char *address, char **names, int n) {
   return ok && SSL_CTX_set_session_id_context(c, md, len) ? 0 : -1;
 }
 
-/* cc's certificate file: its first certificate into *leaf, the rest into
- * *chain. 0, or -1 with the problem in d. */
-static int read_certs(const cg_tls_cert_conf_t *cc, const char *at, X509 **leaf, STACK_OF(X509) **chain,
-                      cg_diag_t *d) {
-  char err[256];
-  *leaf = NULL;
-  *chain = sk_X509_new_null();
-  BIO *bio = BIO_new_file(cc->cert, "r");
-  if (!bio || !*chain) {
-    cg_diag_error(d, at, "cannot read the certificate file %s: %s", cc->cert, ossl_error(err, sizeof err));
-    BIO_free(bio);
-    return -1;
-  }
-  ERR_clear_error();
-  *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-  X509 *x;
-  while (*leaf && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) sk_X509_push(*chain, x);
-  /* the end of the file reads as "no start line"; anything else is a block
-   * that is not a certificate, which would leave the chain short */
-  unsigned long e = ERR_peek_last_error();
-  int bad = e && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
-  ERR_clear_error();
-  BIO_free(bio);
-  if (!*leaf) {
-    cg_diag_error(d, at, "%s holds no PEM certificate", cc->cert);
-    return -1;
-  }
-  if (bad) {
-    cg_diag_error(d, at, "certificate %d in %s cannot be read (a damaged PEM block)", sk_X509_num(*chain) + 2,
-                  cc->cert);
-    return -1;
-  }
-  return 0;
-}
-
-/* cc's private key, or NULL with the problem in d. An encrypted key is
- * refused rather than asked a passphrase for on a terminal. */
-static EVP_PKEY *read_key(const cg_tls_cert_conf_t *cc, const char *at, cg_diag_t *d) {
-  char err[256], text[65536];
-  FILE *f = fopen(cc->key, "r");
-  size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-  if (f) fclose(f);
-  if (!f) {
-    cg_diag_error(d, at, "cannot read a private key from %s: %s", cc->key, strerror(errno));
-    return NULL;
-  }
-  text[n] = 0;
-  if (strstr(text, "ENCRYPTED")) {
-    cg_diag_error(d, at, "the key in %s is encrypted: corsgate reads keys without a passphrase (keep the file "
-                         "readable by its user only)", cc->key);
-    OPENSSL_cleanse(text, n);
-    return NULL;
-  }
-  BIO *bio = BIO_new_mem_buf(text, (int)n);
-  ERR_clear_error();
-  EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
-  BIO_free(bio);
-  OPENSSL_cleanse(text, n);
-  if (!key) cg_diag_error(d, at, "cannot read a private key from %s: %s", cc->key, ossl_error(err, sizeof err));
-  return key;
-}
-
-/* The key belongs to the leaf and each certificate is issued by the next. */
-static int check_pair(const cg_tls_cert_conf_t *cc, const char *at, X509 *leaf, STACK_OF(X509) *chain,
-                      EVP_PKEY *key, cg_diag_t *d) {
-  if (X509_check_private_key(leaf, key) != 1) {
-    ERR_clear_error();
-    int later = 0; /* the key's certificate further down: the chain is out of order */
-    for (int i = 0; i < sk_X509_num(chain) && !later; i++)
-      if (X509_check_private_key(sk_X509_value(chain, i), key) == 1) later = i + 2;
-    ERR_clear_error();
-    if (later)
-      cg_diag_error(d, at,
-                    "the chain in %s is out of order: the key in %s belongs to certificate %d; the file holds "
-                    "the certificate first, then its intermediates",
-                    cc->cert, cc->key, later);
-    else
-      cg_diag_error(d, at, "the key in %s does not belong to the certificate in %s", cc->key, cc->cert);
-    return -1;
-  }
-  for (int i = 0; i < sk_X509_num(chain); i++) {
-    X509 *child = i == 0 ? leaf : sk_X509_value(chain, i - 1), *parent = sk_X509_value(chain, i);
-    if (X509_check_issued(parent, child) != X509_V_OK) {
-      cg_diag_error(d, at,
-                    "the chain in %s is out of order: certificate %d is not issued by the next one (the file "
-                    "holds the certificate, then its intermediates, each followed by its issuer)",
-                    cc->cert, i + 1);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-/* Every certificate of the file within its dates: expired is an error,
- * expiring within EXPIRY_WARN_DAYS a warning. */
-static int check_dates(const cg_tls_cert_conf_t *cc, const char *at, X509 *leaf, STACK_OF(X509) *chain,
-                       cg_diag_t *d) {
-  time_t now = time(NULL), soon = now + EXPIRY_WARN_DAYS * 86400;
-  for (int i = -1; i < sk_X509_num(chain); i++) {
-    X509 *x = i < 0 ? leaf : sk_X509_value(chain, i);
-    char which[64];
-    if (i < 0) snprintf(which, sizeof which, "the certificate");
-    else snprintf(which, sizeof which, "certificate %d (an intermediate)", i + 2);
-    if (X509_cmp_time(X509_get0_notAfter(x), &now) < 0) {
-      cg_diag_error(d, at, "%s in %s has expired", which, cc->cert);
-      return -1;
-    }
-    if (X509_cmp_time(X509_get0_notAfter(x), &soon) < 0)
-      cg_diag_warn(d, at, "%s in %s expires within %d days", which, cc->cert, EXPIRY_WARN_DAYS);
-    if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0)
-      cg_diag_warn(d, at, "%s in %s is not valid yet", which, cc->cert);
-  }
-  return 0;
-}
-
 /* One certificate: loaded, checked, and added to its group. 0 or -1 (in d). */
 static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const char *path, cg_diag_t *d) {
   const cg_tls_cert_conf_t *cc = &conf->certs[idx];
@@ -312,8 +222,9 @@ static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const c
   EVP_PKEY *key = NULL;
   int rc = -1, n_names = 0;
   char **names = NULL;
-  if (read_certs(cc, at, &leaf, &chain, d) < 0 || (key = read_key(cc, at, d)) == NULL ||
-      check_pair(cc, at, leaf, chain, key, d) < 0 || check_dates(cc, at, leaf, chain, d) < 0)
+  if (cg_tls_read_cert_file(cc->cert, at, &leaf, &chain, d) < 0 || (key = cg_tls_read_key_file(cc->key, at, d)) == NULL ||
+      cg_tls_check_pair(cc->cert, cc->key, at, leaf, chain, key, d) < 0 ||
+      cg_tls_check_dates(cc->cert, at, leaf, chain, d) < 0)
     goto out;
   names = san_names(leaf, &n_names);
   if (n_names == 0) {
@@ -352,7 +263,7 @@ static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const c
     n_names = 0;
   }
   if (SSL_CTX_use_cert_and_key(g->ssl, leaf, key, chain, 1) != 1) {
-    cg_diag_error(d, at, "OpenSSL refused the certificate in %s: %s", cc->cert, ossl_error(err, sizeof err));
+    cg_diag_error(d, at, "OpenSSL refused the certificate in %s: %s", cc->cert, cg_tls_ossl_error(err, sizeof err));
     goto out;
   }
   g->key_types[g->n_keys++] = type;
@@ -375,8 +286,19 @@ cg_tls_ctx_t *cg_tls_ctx_new(const cg_tls_conf_t *conf, const char *path, cg_dia
     cg_diag_error(d, path, "out of memory");
     return NULL;
   }
-  if (conf->n_certs == 0) cg_diag_error(d, path, "certificates: at least one { cert = ..., key = ... } is required");
+  if (conf->n_certs == 0 && !conf->cert_hook)
+    cg_diag_error(d, path, "certificates: at least one { cert = ..., key = ... } is required");
   for (int i = 0; i < conf->n_certs; i++) load_one(t, conf, i, path, d);
+  t->cert_hook = conf->cert_hook;
+  if (t->n_groups == 0 && conf->cert_hook && d->errors == errors) {
+    /* only the hook's certificates: a base without one, for the handshakes to start on */
+    t->groups = calloc(1, sizeof *t->groups);
+    if (!t->groups || !(t->groups[0].ssl = new_ssl_ctx(conf->min_version)) ||
+        set_sid_ctx(t->groups[0].ssl, conf->address, NULL, 0) < 0)
+      cg_diag_error(d, path, "out of memory");
+    else
+      t->n_groups = 1;
+  }
   if (d->errors > errors || t->n_groups == 0) {
     cg_tls_ctx_free(t);
     return NULL;
@@ -386,6 +308,7 @@ cg_tls_ctx_t *cg_tls_ctx_new(const cg_tls_conf_t *conf, const char *path, cg_dia
   for (int g = 0; g < t->n_groups; g++) {
     SSL_CTX_set_tlsext_servername_callback(t->groups[g].ssl, on_sni);
     SSL_CTX_set_tlsext_servername_arg(t->groups[g].ssl, t);
+    SSL_CTX_set_client_hello_cb(t->groups[g].ssl, on_client_hello, t);
   }
   return t;
 }

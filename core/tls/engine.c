@@ -326,6 +326,7 @@ int cg_tls_handshake(cg_tls_conn_t *t) {
   }
   int e = SSL_get_error(t->ssl, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+  if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB && t->cert_state == CG_CERT_WAITING) return CG_TLS_WANT_CERT;
   note_error(t, e);
   long v = SSL_get_verify_result(t->ssl);
   if (!SSL_is_server(t->ssl) && SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE && v != X509_V_OK)
@@ -343,6 +344,16 @@ cg_tls_session_t *cg_tls_take_session(cg_tls_conn_t *t) {
 void cg_tls_session_free(cg_tls_session_t *s) { SSL_SESSION_free((SSL_SESSION *)s); }
 
 int cg_tls_resumed(const cg_tls_conn_t *t) { return t->resumed; }
+
+const char *cg_tls_wanted_name(const cg_tls_conn_t *t) { return t->want_name; }
+
+void cg_tls_give_cert(cg_tls_conn_t *t, const cg_tls_cert_t *c, int failed) {
+  t->cert_state = CG_CERT_GIVEN;
+  if (failed || (c && cg_tls_cert_use(t->ssl, c) < 0)) {
+    ERR_clear_error();
+    t->cert_state = CG_CERT_FAILED;
+  }
+}
 
 /* --- records -------------------------------------------------------------------- */
 

@@ -23,6 +23,8 @@ struct cg_tls_conn {
   size_t client_secret_len, server_secret_len;
   const char *version; /* once the handshake is done: "TLSv1.3", "TLSv1.2" */
   int resumed;         /* the handshake resumed a session */
+  int cert_state;      /* CG_CERT_*: a certificate hook's answer for want_name */
+  char want_name[256];
   SSL_SESSION *session; /* a client's: the newest session the server gave, until taken */
   char alpn[16];
   /* input: the bytes of the current read (not copied), after what is left of
@@ -33,6 +35,8 @@ struct cg_tls_conn {
   size_t left_off, left_len, left_cap;
   char err[160];
 };
+
+enum { CG_CERT_NONE, CG_CERT_WAITING, CG_CERT_GIVEN, CG_CERT_FAILED };
 
 /* An engine on ctx, accepting (server) or connecting. NULL when memory runs out. */
 cg_tls_conn_t *cg_tls_engine_new(SSL_CTX *ctx, int server);

@@ -24,11 +24,13 @@ typedef struct cg_tls_cert_conf {
 typedef struct cg_tls_conf {
   const char *address; /* the listener's "host:port" (sessions resume only there) */
   cg_tls_cert_conf_t *certs;
-  int n_certs;
+  int n_certs;     /* may be 0 with a certificate hook */
   int min_version; /* 12 or 13 */
+  int cert_hook;   /* names no certificate covers are asked of a hook (CG_TLS_WANT_CERT) */
 } cg_tls_conf_t;
 
 typedef struct cg_tls_ctx cg_tls_ctx_t;
+typedef struct cg_tls_cert cg_tls_cert_t;
 
 /* Loads conf's certificates and checks them: each key matches its
  * certificate, each chain is in order (every certificate issued by the
@@ -81,8 +83,27 @@ int cg_tls_input_done(cg_tls_conn_t *t);
  * is not moved to another worker. */
 int cg_tls_has_input(const cg_tls_conn_t *t);
 /* Goes on with the handshake: 1 done, 0 more bytes needed, -1 failed (the
- * connection is closed after its output, an alert, is sent). */
+ * connection is closed after its output, an alert, is sent),
+ * CG_TLS_WANT_CERT paused until cg_tls_give_cert answers for
+ * cg_tls_wanted_name (a listener with a certificate hook, a name no file
+ * covers). */
 int cg_tls_handshake(cg_tls_conn_t *t);
+#define CG_TLS_WANT_CERT 2
+/* The server name a paused handshake waits on: lower-case, no trailing dot. */
+const char *cg_tls_wanted_name(const cg_tls_conn_t *t);
+/* The answer for the wanted name: c to serve (its references taken, c
+ * need not outlive the call), NULL for the listener's first certificate;
+ * failed: the handshake fails. Then cg_tls_handshake goes on. */
+void cg_tls_give_cert(cg_tls_conn_t *t, const cg_tls_cert_t *c, int failed);
+
+/* A certificate from a hook: the leaf, its chain and key as PEM text,
+ * checked (key match, chain order, dates, and that it names name). NULL
+ * with why in err. */
+cg_tls_cert_t *cg_tls_cert_from_pem(const char *cert, size_t cert_len, const char *key, size_t key_len,
+                                    const char *name, char *err, size_t errlen);
+void cg_tls_cert_free(cg_tls_cert_t *c);
+/* About the bytes it holds, for the cache's accounting. */
+size_t cg_tls_cert_size(const cg_tls_cert_t *c);
 /* What cg_tls_read's buffer must hold: a record's plaintext with room for
  * its padding. */
 #define CG_TLS_READ_CAP (16384 + 256)

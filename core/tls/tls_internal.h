@@ -28,6 +28,18 @@ void cg_tls_keylog_cb(const SSL *ssl, const char *line);
 cg_tls_conn_t *cg_tls_conn_new_records(uint16_t suite, const unsigned char *client_secret,
                                        const unsigned char *server_secret, size_t secret_len);
 
+/* certkey.c: OpenSSL's last error as text (its queue cleared); a PEM file's
+ * certificate and chain, a PEM key file, and their checks. Problems go to d
+ * under at, naming the files (labels); 0 / non-NULL when all is well. */
+const char *cg_tls_ossl_error(char *buf, size_t n);
+int cg_tls_read_cert_file(const char *file, const char *at, X509 **leaf, STACK_OF(X509) **chain, cg_diag_t *d);
+EVP_PKEY *cg_tls_read_key_file(const char *file, const char *at, cg_diag_t *d);
+int cg_tls_check_pair(const char *cert_label, const char *key_label, const char *at, X509 *leaf,
+                      STACK_OF(X509) *chain, EVP_PKEY *key, cg_diag_t *d);
+int cg_tls_check_dates(const char *label, const char *at, X509 *leaf, STACK_OF(X509) *chain, cg_diag_t *d);
+/* Serves c on s (instead of the context's certificates). 0 or -1. */
+int cg_tls_cert_use(SSL *s, const cg_tls_cert_t *c);
+
 /* The context a new connection starts on (the listener's first certificate). */
 SSL_CTX *cg_tls_ctx_base(cg_tls_ctx_t *ctx);
 
