@@ -27,23 +27,6 @@
 #include "cors/cors.h"
 #include "util/log.h"
 
-typedef struct {
-  char *data;
-  size_t len, cap;
-} srcbuf_t;
-
-static void buf_add(srcbuf_t *b, const char *p, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < b->len + n) cap *= 2;
-    b->data = realloc(b->data, cap);
-    if (!b->data) abort();
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-}
-
 static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t *c, cg_route_t *r);
 
 /* --- values -------------------------------------------------------------- */
@@ -471,73 +454,6 @@ static void load_route(cg_loader_t *ld, int rt, int idx, cg_config_t *c, cg_rout
   lua_pop(L, 1);
 }
 
-/* Lua source for the value at idx (tables of strings, numbers, booleans), so
- * each worker's state can rebuild plugin_config. Returns 0 or -1 (reported). */
-static int serialize(cg_loader_t *ld, int idx, srcbuf_t *b, const char *path, int depth) {
-  lua_State *L = ld->L;
-  switch (lua_type(L, idx)) {
-  case LUA_TSTRING: {
-    size_t n;
-    const char *v = lua_tolstring(L, idx, &n);
-    buf_add(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-      char esc[8];
-      unsigned char ch = (unsigned char)v[i];
-      if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f) {
-        snprintf(esc, sizeof esc, "\\%03u", ch);
-        buf_add(b, esc, 4);
-      } else {
-        buf_add(b, (const char *)&v[i], 1);
-      }
-    }
-    buf_add(b, "\"", 1);
-    return 0;
-  }
-  case LUA_TNUMBER: {
-    char num[40];
-    snprintf(num, sizeof num, "%.17g", lua_tonumber(L, idx));
-    buf_add(b, num, strlen(num));
-    return 0;
-  }
-  case LUA_TBOOLEAN:
-    buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
-    return 0;
-  case LUA_TTABLE: {
-    if (depth > 16) {
-      cg_diag_error(ld->d, path, "nested too deeply");
-      return -1;
-    }
-    int t = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    int rc = 0;
-    buf_add(b, "{", 1);
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-      char sub[300];
-      if (lua_type(L, -2) == LUA_TSTRING)
-        snprintf(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
-      else
-        snprintf(sub, sizeof sub, "%s[%g]", path, lua_tonumber(L, -2));
-      buf_add(b, "[", 1);
-      if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER) {
-        cg_diag_error(ld->d, path, "keys must be strings or numbers");
-        rc = -1;
-      } else if (serialize(ld, -2, b, sub, depth + 1) < 0) {
-        rc = -1;
-      }
-      buf_add(b, "]=", 2);
-      if (serialize(ld, -1, b, sub, depth + 1) < 0) rc = -1;
-      buf_add(b, ",", 1);
-      lua_pop(L, 1);
-    }
-    buf_add(b, "}", 1);
-    return rc;
-  }
-  default:
-    cg_diag_error(ld->d, path, "expected strings, numbers, booleans or tables, got %s", luaL_typename(L, idx));
-    return -1;
-  }
-}
-
 static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t *c, cg_route_t *r) {
   lua_State *L = ld->L;
   const char *name = NULL;
@@ -566,21 +482,8 @@ static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t
   r->plugin_deny_ttl_ms = 10000;
   if (cg_cfg_get_number(ld, cors_t, cp, "ttl", 0, 86400 * 30, &v) == 1) r->plugin_ttl_ms = (uint64_t)(v * 1000);
   if (cg_cfg_get_number(ld, cors_t, cp, "deny_ttl", 0, 86400 * 30, &v) == 1) r->plugin_deny_ttl_ms = (uint64_t)(v * 1000);
-  char cfp[160];
-  snprintf(cfp, sizeof cfp, "%s.plugin_config", cp);
-  srcbuf_t b = {0};
-  int t = cg_cfg_field(L, cors_t, "plugin_config");
-  if (t == LUA_TNIL) {
-    buf_add(&b, "{}", 2);
-  } else if (t != LUA_TTABLE) {
-    cg_diag_error(ld->d, cfp, "expected a table, got %s", luaL_typename(L, -1));
-  } else {
-    serialize(ld, -1, &b, cfp, 0);
-  }
-  lua_pop(L, 1);
-  buf_add(&b, "", 1);
-  r->plugin_conf = b.data;
-  if (t == LUA_TNIL || t == LUA_TTABLE) cg_lua_plugin_check(r, cp, c->redis.address != NULL, ld->d);
+  r->plugin_conf = cg_cfg_plugin_config(ld, cors_t, cp);
+  if (r->plugin_conf) cg_lua_plugin_check(r, cp, c->redis.address != NULL, ld->d);
 }
 
 static void load_routes(cg_loader_t *ld, int tidx, cg_config_t *c) {
@@ -782,6 +685,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
     load_admin(&ld, t, c);
     load_redis(&ld, t, c);
     load_routes(&ld, t, c);
+    cg_listen_config_plugins(&ld, c);
   }
   if (ld.psl) cg_psl_free(ld.psl);
   lua_close(L);

@@ -112,6 +112,10 @@ typedef struct cg_listener_conf {
   cg_tls_conf_t tls;          /* as written (no certificates: plain HTTP) */
   struct cg_tls_ctx *tls_ctx; /* its certificates, loaded and checked; NULL: plain HTTP */
   char *hsts;                 /* "Strict-Transport-Security: ...\r\n" for its responses; NULL: none */
+  int index;                  /* in cfg->listeners */
+  /* tls.plugin: certificates for the names no file covers, from a Lua hook */
+  char *cert_plugin, *cert_plugin_file;
+  char *cert_plugin_conf; /* plugin_config as Lua source of a table */
 } cg_listener_conf_t;
 
 enum { CG_MAX_LISTENERS = 16 };

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua/host.h"
+
 static const char *const entry_keys[] = {"address", "tls", "http2", NULL};
 static const char *const tls_keys[] = {"certificates", "min_version", "hsts", "plugin", "plugin_config", NULL};
 static const char *const hsts_keys[] = {"max_age", "include_subdomains", "preload", NULL};
@@ -94,14 +96,18 @@ static void load_tls(lua_State *L, int idx, cg_listener_conf_t *l, const char *p
     return;
   }
   only_keys(L, idx, p, tls_keys, d);
-  static const char *const later[] = {"plugin", "plugin_config", NULL};
-  for (int i = 0; later[i]; i++) {
-    lua_getfield(L, idx, later[i]);
-    int has = !lua_isnil(L, -1);
+  /* a certificate hook: its plugin is found and checked once the whole
+   * config is read (plugin_paths, redis: cg_listen_config_plugins) */
+  const char *plugin = string_field(L, idx, "plugin", p, d);
+  cg_loader_t ld = {L, d, NULL};
+  if (plugin) {
+    l->cert_plugin = dup_or_die(plugin);
+    l->cert_plugin_conf = cg_cfg_plugin_config(&ld, idx, p);
+    l->tls.cert_hook = 1;
+  } else {
+    lua_getfield(L, idx, "plugin_config");
+    if (!lua_isnil(L, -1)) cg_diag_error(d, p, "plugin_config: only meaningful with plugin = \"NAME\"");
     lua_pop(L, 1);
-    if (has)
-      cg_diag_error(d, p, "%s: certificates from a Lua hook are not supported yet; list the certificates",
-                    later[i]);
   }
   l->tls.address = l->address;
   lua_getfield(L, idx, "hsts");
@@ -115,6 +121,12 @@ static void load_tls(lua_State *L, int idx, cg_listener_conf_t *l, const char *p
   lua_getfield(L, idx, "certificates"); /* stack: certs */
   int ct = lua_gettop(L);
   int n = lua_istable(L, ct) ? (int)lua_objlen(L, ct) : 0;
+  if (n == 0 && plugin && lua_isnil(L, ct)) {
+    /* every certificate from the hook; a name it has none for fails */
+    lua_pop(L, 1);
+    if (d->errors == errors) l->tls_ctx = cg_tls_ctx_new(&l->tls, p, d);
+    return;
+  }
   if (!lua_istable(L, ct) || n == 0) {
     cg_diag_error(d, p, "certificates: expected a list like { { cert = \"/etc/corsgate/tls/api.pem\", key = "
                         "\"/etc/corsgate/tls/api.key\" } }");
@@ -207,7 +219,7 @@ static void load_entry(lua_State *L, int idx, cg_config_t *c, const char *path, 
     }
   }
   l->address = dup_or_die(addr);
-  c->n_listeners++;
+  l->index = c->n_listeners++;
   if (entry_t) {
     lua_getfield(L, entry_t, "tls"); /* stack: tls */
     if (!lua_isnil(L, -1)) load_tls(L, lua_gettop(L), l, path, d);
@@ -284,11 +296,31 @@ void cg_listen_config_load(lua_State *L, int idx, cg_config_t *c, cg_diag_t *d) 
   }
 }
 
+void cg_listen_config_plugins(cg_loader_t *ld, cg_config_t *c) {
+  for (int i = 0; i < c->n_listeners; i++) {
+    cg_listener_conf_t *l = &c->listeners[i];
+    if (!l->cert_plugin || !l->cert_plugin_conf) continue;
+    char p[60], pp[80];
+    snprintf(p, sizeof p, "listen[%d].tls", i + 1);
+    snprintf(pp, sizeof pp, "%s.plugin", p);
+    l->cert_plugin_file = cg_lua_plugin_find(c, l->cert_plugin);
+    if (!l->cert_plugin_file) {
+      cg_diag_error(ld->d, pp, "no plugin \"%s\" in plugin_paths or the shipped plugins", l->cert_plugin);
+      continue;
+    }
+    cg_lua_plugin_use_t u = cg_lua_listener_plugin(l);
+    cg_lua_plugin_check_use(&u, p, c->redis.address != NULL, ld->d);
+  }
+}
+
 void cg_listen_config_free(cg_config_t *c) {
   for (int i = 0; c->listeners && i < c->n_listeners; i++) {
     cg_listener_conf_t *l = &c->listeners[i];
     free(l->address);
     free(l->hsts);
+    free(l->cert_plugin);
+    free(l->cert_plugin_file);
+    free(l->cert_plugin_conf);
     for (int k = 0; k < l->tls.n_certs; k++) {
       free(l->tls.certs[k].cert);
       free(l->tls.certs[k].key);

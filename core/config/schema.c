@@ -191,3 +191,112 @@ int cg_cfg_get_table(cg_loader_t *ld, int tidx, const char *parent, const char *
   return t == LUA_TNIL ? 0 : -1;
 }
 
+/* --- Lua source of a value ------------------------------------------------------ */
+
+typedef struct {
+  char *data;
+  size_t len, cap;
+} srcbuf_t;
+
+static void buf_add(srcbuf_t *b, const char *p, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->len + n) cap *= 2;
+    b->data = realloc(b->data, cap);
+    if (!b->data) abort();
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+/* Lua source for the value at idx (tables of strings, numbers, booleans), so
+ * each worker's state can rebuild plugin_config. Returns 0 or -1 (reported). */
+static int serialize(cg_loader_t *ld, int idx, srcbuf_t *b, const char *path, int depth) {
+  lua_State *L = ld->L;
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING: {
+    size_t n;
+    const char *v = lua_tolstring(L, idx, &n);
+    buf_add(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+      char esc[8];
+      unsigned char ch = (unsigned char)v[i];
+      if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f) {
+        snprintf(esc, sizeof esc, "\\%03u", ch);
+        buf_add(b, esc, 4);
+      } else {
+        buf_add(b, (const char *)&v[i], 1);
+      }
+    }
+    buf_add(b, "\"", 1);
+    return 0;
+  }
+  case LUA_TNUMBER: {
+    char num[40];
+    snprintf(num, sizeof num, "%.17g", lua_tonumber(L, idx));
+    buf_add(b, num, strlen(num));
+    return 0;
+  }
+  case LUA_TBOOLEAN:
+    buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
+    return 0;
+  case LUA_TTABLE: {
+    if (depth > 16) {
+      cg_diag_error(ld->d, path, "nested too deeply");
+      return -1;
+    }
+    int t = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    int rc = 0;
+    buf_add(b, "{", 1);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      char sub[300];
+      if (lua_type(L, -2) == LUA_TSTRING)
+        snprintf(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
+      else
+        snprintf(sub, sizeof sub, "%s[%g]", path, lua_tonumber(L, -2));
+      buf_add(b, "[", 1);
+      if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER) {
+        cg_diag_error(ld->d, path, "keys must be strings or numbers");
+        rc = -1;
+      } else if (serialize(ld, -2, b, sub, depth + 1) < 0) {
+        rc = -1;
+      }
+      buf_add(b, "]=", 2);
+      if (serialize(ld, -1, b, sub, depth + 1) < 0) rc = -1;
+      buf_add(b, ",", 1);
+      lua_pop(L, 1);
+    }
+    buf_add(b, "}", 1);
+    return rc;
+  }
+  default:
+    cg_diag_error(ld->d, path, "expected strings, numbers, booleans or tables, got %s", luaL_typename(L, idx));
+    return -1;
+  }
+}
+
+char *cg_cfg_plugin_config(cg_loader_t *ld, int t, const char *parent) {
+  lua_State *L = ld->L;
+  char path[300];
+  cg_cfg_join_path(path, sizeof path, parent, "plugin_config");
+  srcbuf_t b = {0};
+  int ty = cg_cfg_field(L, t, "plugin_config");
+  int ok = 1;
+  if (ty == LUA_TNIL) {
+    buf_add(&b, "{}", 2);
+  } else if (ty != LUA_TTABLE) {
+    cg_diag_error(ld->d, path, "expected a table, got %s", luaL_typename(L, -1));
+    ok = 0;
+  } else {
+    ok = serialize(ld, -1, &b, path, 0) == 0;
+  }
+  lua_pop(L, 1);
+  buf_add(&b, "", 1);
+  if (!ok) {
+    free(b.data);
+    return NULL;
+  }
+  return b.data;
+}

@@ -48,4 +48,9 @@ int cg_cfg_get_bool(cg_loader_t *ld, int tidx, const char *parent, const char *k
  * returns 0 (absent) or -1 (wrong type, reported). */
 int cg_cfg_get_table(cg_loader_t *ld, int tidx, const char *parent, const char *key);
 
+/* t.plugin_config (parent: t's path) as Lua source of a table, for every
+ * worker's state to rebuild ("{}" when absent); NULL when it is no table or
+ * holds what a config cannot (functions, ...: reported). malloc'd. */
+char *cg_cfg_plugin_config(cg_loader_t *ld, int t, const char *parent);
+
 #endif

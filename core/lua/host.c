@@ -69,8 +69,12 @@ static void log_failure(cg_lua_host_t *h, const cg_hook_call_t *call, const char
   h->log_lines++;
   slot->hash = hash;
   slot->at = now ? now : 1;
-  cg_log_warn("plugin %s (route %s): origin %s denied: %s", call->route->plugin, call->route->name,
-              call->origin[0] ? call->origin : "-", msg);
+  if (call->kind == CG_HOOK_CERT)
+    cg_log_warn("plugin %s (listener %s): no certificate for %s, the handshake fails: %s", call->plugin,
+                call->listener->address, call->origin, msg);
+  else
+    cg_log_warn("plugin %s (route %s): origin %s denied: %s", call->plugin, call->route->name,
+                call->origin[0] ? call->origin : "-", msg);
 }
 
 /* --- the count hook ------------------------------------------------------ */
@@ -240,7 +244,7 @@ static int l_log(lua_State *L) {
   }
   luaL_pushresult(&b);
   cg_hook_call_t *call = cg_lua_current(L);
-  cg_log(level, "plugin %s: %s", call ? call->route->plugin : "-", lua_tostring(L, -1));
+  cg_log(level, "plugin %s: %s", call ? call->plugin : "-", lua_tostring(L, -1));
   return 0;
 }
 
@@ -349,8 +353,8 @@ static int l_sleep(lua_State *L) {
 
 cg_hook_call_t *cg_lua_yieldable(lua_State *L, const char *what) {
   cg_hook_call_t *call = cg_lua_current(L);
-  if (!call || call->kind != CG_HOOK_ORIGIN || L != call->co)
-    luaL_error(L, "%s: only legal in origin(), where the hook may wait", what);
+  if (!call || call->kind == CG_HOOK_EXPOSE || L != call->co)
+    luaL_error(L, "%s: only legal in origin() and certificate(), where the hook may wait", what);
   return call;
 }
 
@@ -387,148 +391,55 @@ static void call_free(cg_hook_call_t *call) {
     free(call);
 }
 
-static void read_list(lua_State *L, int idx, const char *field, const char ***out, int *count, int *has, int *any,
-                      char *err, size_t errlen) {
-  lua_getfield(L, idx, field);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return;
+/* 1 when the hook died (killed by a budget, or an error: why into err),
+ * 0 when it returned (its values on the coroutine's stack). */
+static int run_failed(cg_hook_call_t *call, int rc, char *err, size_t n) {
+  if (call->killed) {
+    snprintf(err, n, "%s", call->reason);
+    if (strcmp(call->reason, "timed out") == 0) call->host->stats.timeouts++;
+    return 1;
   }
-  *has = 1;
-  if (any && lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "*") == 0) {
-    *any = 1;
-    lua_pop(L, 1);
-    return;
+  if (rc != 0) {
+    snprintf(err, n, "%s", lua_isstring(call->co, -1) ? lua_tostring(call->co, -1) : "error");
+    return 1;
   }
-  if (!lua_istable(L, -1)) {
-    snprintf(err, errlen, "%s: expected a list of strings, got %s", field, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return;
-  }
-  int n = (int)lua_objlen(L, -1);
-  *out = calloc((size_t)n + 1, sizeof **out);
-  for (int i = 1; i <= n && *out; i++) {
-    lua_rawgeti(L, -1, i);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      snprintf(err, errlen, "%s[%d]: expected a string, got %s", field, i, luaL_typename(L, -1));
-      lua_pop(L, 1);
-      break;
-    }
-    /* anchored by the result table, which stays on the coroutine's stack */
-    (*out)[(*count)++] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  return 0;
 }
 
-/* Turns origin()'s return value (top of co) into a result. */
-static void decode_decision(cg_hook_call_t *call, lua_State *co, cg_lua_result_t *res) {
-  int top = lua_gettop(co);
-  if (top >= 1 && lua_type(co, 1) == LUA_TBOOLEAN) {
-    res->allow = lua_toboolean(co, 1);
-  } else if (top >= 1 && lua_type(co, 1) == LUA_TTABLE) {
-    lua_getfield(co, 1, "allow");
-    if (lua_type(co, -1) != LUA_TBOOLEAN) {
-      snprintf(res->error, sizeof res->error, "origin() returned a table without allow = true|false");
-      res->failed = 1;
-      lua_pop(co, 1);
-      return;
-    }
-    res->allow = lua_toboolean(co, -1);
-    lua_pop(co, 1);
-  } else {
-    snprintf(res->error, sizeof res->error, "origin() must return true, false or a decision table, got %s",
-             top >= 1 ? luaL_typename(co, 1) : "nothing");
-    res->failed = 1;
-    return;
+static void finish_cert(cg_hook_call_t *call, int rc) {
+  cg_lua_host_t *h = call->host;
+  cg_lua_cert_result_t res;
+  memset(&res, 0, sizeof res);
+  res.ttl = -1;
+  res.failed = run_failed(call, rc, res.error, sizeof res.error);
+  if (!res.failed) {
+    cg_lua_decode_cert(call->co, &res);
+    call->recycle = 1;
   }
-  cg_cors_decision_spec_t spec;
-  memset(&spec, 0, sizeof spec);
-  spec.allow = res->allow;
-  spec.origin = call->origin;
-  spec.origin_len = strlen(call->origin);
-  char err[200] = "";
-  const char **expose = NULL, **methods = NULL, **headers = NULL;
-  if (lua_type(co, 1) != LUA_TTABLE) goto check;
-  lua_getfield(co, 1, "credentials");
-  if (lua_type(co, -1) == LUA_TBOOLEAN)
-    spec.has_credentials = 1, spec.credentials = lua_toboolean(co, -1);
-  else if (!lua_isnil(co, -1))
-    snprintf(err, sizeof err, "credentials: expected a boolean, got %s", luaL_typename(co, -1));
-  lua_pop(co, 1);
-  lua_getfield(co, 1, "max_age");
-  if (lua_type(co, -1) == LUA_TNUMBER)
-    spec.has_max_age = 1, spec.max_age = (long long)lua_tonumber(co, -1);
-  else if (!lua_isnil(co, -1))
-    snprintf(err, sizeof err, "max_age: expected a number, got %s", luaL_typename(co, -1));
-  lua_pop(co, 1);
-  lua_getfield(co, 1, "ttl");
-  if (lua_type(co, -1) == LUA_TNUMBER && lua_tonumber(co, -1) >= 0)
-    res->ttl = lua_tonumber(co, -1);
-  else if (!lua_isnil(co, -1))
-    snprintf(err, sizeof err, "ttl: expected a number of seconds");
-  lua_pop(co, 1);
-  lua_getfield(co, 1, "tenant");
-  if (lua_type(co, -1) == LUA_TSTRING) {
-    size_t tl;
-    const char *t = lua_tolstring(co, -1, &tl);
-    if (tl >= sizeof res->tenant || tl == 0)
-      snprintf(err, sizeof err, "tenant: expected a label of 1 to %zu bytes", sizeof res->tenant - 1);
-    else
-      memcpy(res->tenant, t, tl + 1);
-  } else if (!lua_isnil(co, -1)) {
-    snprintf(err, sizeof err, "tenant: expected a string, got %s", luaL_typename(co, -1));
+  if (res.failed) {
+    h->stats.errors++;
+    log_failure(h, call, res.error);
   }
-  lua_pop(co, 1);
-  if (!err[0])
-    read_list(co, 1, "expose_headers", &expose, &spec.expose_headers_count, &spec.has_expose, &spec.expose_any, err,
-              sizeof err);
-  if (!err[0])
-    read_list(co, 1, "methods", &methods, &spec.methods_count, &spec.has_methods, &spec.methods_any, err,
-              sizeof err);
-  if (!err[0])
-    read_list(co, 1, "headers", &headers, &spec.headers_count, &spec.has_headers, &spec.headers_any, err, sizeof err);
-  spec.expose_headers = expose;
-  spec.methods = methods;
-  spec.headers = headers;
-check:
-  if (!err[0] && res->allow) {
-    /* Plain answers are checked too (credentials on the route and an http
-     * origin), then served by the route's shared override. */
-    cg_diag_t d;
-    cg_diag_init(&d);
-    if (cg_cors_decision_is_plain(&spec)) {
-      if (cg_cors_decision_check_plain(call->route->cors, &spec, &d) != 0)
-        snprintf(err, sizeof err, "%s", d.count ? d.items[0].text : "invalid decision");
-    } else {
-      res->ov = cg_cors_override_compile(call->route->cors, &spec, &d);
-      if (!res->ov) snprintf(err, sizeof err, "%s", d.count ? d.items[0].text : "invalid decision");
-    }
-    cg_diag_free(&d);
-  }
-  free(expose);
-  free(methods);
-  free(headers);
-  if (err[0]) {
-    snprintf(res->error, sizeof res->error, "invalid decision: %s", err);
-    res->failed = 1;
-  }
+  cg_lua_cert_cb cb = call->cert_cb;
+  void *arg = call->arg;
+  call->cert_cb = NULL;
+  call_free(call);
+  if (cb) cb(arg, &res);
+  else free(res.cert), free(res.key);
 }
 
 static void finish(cg_hook_call_t *call, int rc) {
   cg_lua_host_t *h = call->host;
+  if (call->kind == CG_HOOK_CERT) {
+    finish_cert(call, rc);
+    return;
+  }
   cg_lua_result_t res;
   memset(&res, 0, sizeof res);
   res.ttl = -1;
-  if (call->killed) {
-    res.failed = 1;
-    snprintf(res.error, sizeof res.error, "%s", call->reason);
-    if (strcmp(call->reason, "timed out") == 0) h->stats.timeouts++;
-  } else if (rc != 0) {
-    res.failed = 1;
-    snprintf(res.error, sizeof res.error, "%s", lua_isstring(call->co, -1) ? lua_tostring(call->co, -1) : "error");
-  } else {
-    decode_decision(call, call->co, &res);
+  res.failed = run_failed(call, rc, res.error, sizeof res.error);
+  if (!res.failed) {
+    cg_lua_decode_decision(call, call->co, &res);
     call->recycle = 1;
   }
   if (res.failed) {
@@ -596,41 +507,49 @@ static void on_deadline(uv_timer_t *t) {
   finish(call, LUA_ERRRUN);
 }
 
+/* A hook call, started: linked, counted, its deadline set, its coroutine
+ * taken from the pool or made. NULL when memory runs out. */
+static cg_hook_call_t *call_new(cg_lua_host_t *h, cg_hook_kind_t kind, const char *plugin, const char *key,
+                                size_t key_len, void *arg) {
+  cg_hook_call_t *call = calloc(1, sizeof *call);
+  if (!call) return NULL;
+  call->host = h;
+  call->kind = kind;
+  call->plugin = plugin;
+  call->arg = arg;
+  call->co_ref = LUA_NOREF;
+  size_t kl = key_len < sizeof call->origin - 1 ? key_len : sizeof call->origin - 1;
+  memcpy(call->origin, key, kl);
+  cg_list_init(&call->link);
+  cg_list_push(&h->calls, &call->link);
+  h->stats.runs++;
+  call->deadline_ns = now_ns() + h->timeout_ms * 1000000ull;
+  if (h->n_co_pool > 0) {
+    h->n_co_pool--;
+    call->co = h->co_pool[h->n_co_pool];
+    call->co_ref = h->co_pool_ref[h->n_co_pool];
+  } else {
+    call->co = lua_newthread(h->L);
+    call->co_ref = luaL_ref(h->L, LUA_REGISTRYINDEX); /* the registry keeps the coroutine alive while it waits */
+  }
+  call->token = ++h->next_token;
+  return call;
+}
+
 void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t *req, cg_lua_origin_cb cb,
                        void *arg) {
-  cg_hook_call_t *call = calloc(1, sizeof *call);
-  cg_lua_result_t fail;
+  cg_hook_call_t *call = call_new(h, CG_HOOK_ORIGIN, r->plugin, req->origin, req->origin_len, arg);
   if (!call) {
+    cg_lua_result_t fail;
     memset(&fail, 0, sizeof fail);
     fail.failed = 1;
     snprintf(fail.error, sizeof fail.error, "out of memory");
     cb(arg, &fail);
     return;
   }
-  lua_State *L = h->L;
-  call->host = h;
-  call->kind = CG_HOOK_ORIGIN;
   call->route = r;
   call->cb = cb;
-  call->arg = arg;
-  call->co_ref = LUA_NOREF;
-  size_t ol = req->origin_len < sizeof call->origin - 1 ? req->origin_len : sizeof call->origin - 1;
-  memcpy(call->origin, req->origin, ol);
-  cg_list_init(&call->link);
-  cg_list_push(&h->calls, &call->link);
-  h->stats.runs++;
-  call->deadline_ns = now_ns() + h->timeout_ms * 1000000ull;
-
-  if (h->n_co_pool > 0) {
-    h->n_co_pool--;
-    call->co = h->co_pool[h->n_co_pool];
-    call->co_ref = h->co_pool_ref[h->n_co_pool];
-  } else {
-    call->co = lua_newthread(L);
-    call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the registry keeps the coroutine alive while it waits */
-  }
   lua_State *co = call->co;
-  call->token = ++h->next_token;
   call->hdrs = (cg_lua_headers_t){req->n_headers, req->header_names, req->header_values, req->header_name_lens,
                                   req->header_value_lens};
   lua_rawgeti(co, LUA_REGISTRYINDEX, h->runner_ref[r->index]);
@@ -648,6 +567,26 @@ void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t
   /* call may be gone: it finished, or copied what it needs when it waited */
 }
 
+void cg_lua_cert_run(cg_lua_host_t *h, const cg_listener_conf_t *l, const char *server_name, cg_lua_cert_cb cb,
+                     void *arg) {
+  cg_hook_call_t *call = NULL;
+  if (l->index < h->n_listeners && h->cert_runner_ref[l->index] != LUA_NOREF)
+    call = call_new(h, CG_HOOK_CERT, l->cert_plugin, server_name, strlen(server_name), arg);
+  if (!call) {
+    cg_lua_cert_result_t fail;
+    memset(&fail, 0, sizeof fail);
+    fail.failed = 1;
+    snprintf(fail.error, sizeof fail.error, "out of memory");
+    cb(arg, &fail);
+    return;
+  }
+  call->listener = l;
+  call->cert_cb = cb;
+  lua_rawgeti(call->co, LUA_REGISTRYINDEX, h->cert_runner_ref[l->index]);
+  lua_pushstring(call->co, call->origin);
+  cg_lua_resume(call, 1);
+}
+
 /* --- expose_headers ------------------------------------------------------- */
 
 int cg_lua_expose_run(cg_lua_host_t *h, const cg_route_t *r, const char *origin, size_t origin_len,
@@ -658,6 +597,7 @@ int cg_lua_expose_run(cg_lua_host_t *h, const cg_route_t *r, const char *origin,
   memset(&call, 0, sizeof call);
   call.host = h;
   call.kind = CG_HOOK_EXPOSE;
+  call.plugin = r->plugin;
   call.route = r;
   call.co = L;
   call.deadline_ns = now_ns() + h->timeout_ms * 1000000ull;
@@ -782,6 +722,29 @@ lua_State *cg_lua_new_state(cg_lua_host_t *h) {
   return L;
 }
 
+/* stack: prelude at its index. A runner (prelude.fn(name, a, b)) into the
+ * registry: its reference, or LUA_NOREF with the error logged. */
+static int runner(lua_State *L, int prelude, const char *fn, const char *name, int a, const char *b,
+                  const char *where) {
+  lua_getfield(L, prelude, fn);
+  lua_pushstring(L, name);
+  lua_pushinteger(L, a);
+  lua_pushstring(L, b);
+  if (lua_pcall(L, 3, 1, 0) != 0) {
+    cg_log_error("%s: %s", where, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return LUA_NOREF;
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void host_fail(cg_lua_host_t *h) {
+  lua_close(h->L);
+  free(h->runner_ref);
+  free(h->cert_runner_ref);
+  free(h);
+}
+
 cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   cg_lua_host_t *h = calloc(1, sizeof *h);
   if (!h) return NULL;
@@ -800,45 +763,52 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   lua_State *L = h->L;
   if (cg_lua_push_prelude(L) != 0) {
     cg_log_error("plugin host: %s", lua_tostring(L, -1));
-    lua_close(L);
-    free(h);
+    host_fail(h);
     return NULL;
   }
   int prelude = lua_gettop(L);
-  for (int i = 0; i < cfg->n_routes; i++) {
-    const cg_route_t *r = &cfg->routes[i];
-    if (!r->plugin) continue;
-    char err[512];
-    if (cg_lua_load_route_plugin(L, prelude, r, 1, err, sizeof err) != 0) {
-      cg_log_error("routes[%d].cors.plugin: %s", r->index, err);
-      lua_close(L);
-      free(h);
-      return NULL;
-    }
-  }
   h->n_runners = cfg->n_routes + 1;
+  h->n_listeners = cfg->n_listeners;
   h->runner_ref = malloc((size_t)h->n_runners * sizeof *h->runner_ref);
-  if (!h->runner_ref) {
-    lua_close(L);
-    free(h);
+  h->cert_runner_ref = malloc((size_t)(h->n_listeners + 1) * sizeof *h->cert_runner_ref);
+  if (!h->runner_ref || !h->cert_runner_ref) {
+    host_fail(h);
     return NULL;
   }
   for (int i = 0; i < h->n_runners; i++) h->runner_ref[i] = LUA_NOREF;
+  for (int i = 0; i < h->n_listeners; i++) h->cert_runner_ref[i] = LUA_NOREF;
+  char err[512], where[64];
   for (int i = 0; i < cfg->n_routes; i++) {
     const cg_route_t *r = &cfg->routes[i];
     if (!r->plugin) continue;
-    lua_getfield(L, prelude, "origin_runner");
-    lua_pushstring(L, r->plugin);
-    lua_pushinteger(L, r->index);
-    lua_pushstring(L, r->name);
-    if (lua_pcall(L, 3, 1, 0) != 0) {
-      cg_log_error("routes[%d].cors.plugin: %s", r->index, lua_tostring(L, -1));
-      lua_close(L);
-      free(h->runner_ref);
-      free(h);
+    cg_lua_plugin_use_t u = cg_lua_route_plugin(r);
+    snprintf(where, sizeof where, "routes[%d].cors.plugin", r->index);
+    if (cg_lua_load_plugin(L, prelude, &u, 1, err, sizeof err) != 0) {
+      cg_log_error("%s: %s", where, err);
+      host_fail(h);
       return NULL;
     }
-    h->runner_ref[r->index] = luaL_ref(L, LUA_REGISTRYINDEX);
+    h->runner_ref[r->index] = runner(L, prelude, "origin_runner", r->plugin, r->index, r->name, where);
+    if (h->runner_ref[r->index] == LUA_NOREF) {
+      host_fail(h);
+      return NULL;
+    }
+  }
+  for (int i = 0; i < cfg->n_listeners; i++) {
+    const cg_listener_conf_t *l = &cfg->listeners[i];
+    if (!l->cert_plugin) continue;
+    cg_lua_plugin_use_t u = cg_lua_listener_plugin(l);
+    snprintf(where, sizeof where, "listen[%d].tls.plugin", i + 1);
+    if (cg_lua_load_plugin(L, prelude, &u, 1, err, sizeof err) != 0) {
+      cg_log_error("%s: %s", where, err);
+      host_fail(h);
+      return NULL;
+    }
+    h->cert_runner_ref[i] = runner(L, prelude, "cert_runner", l->cert_plugin, u.key, "", where);
+    if (h->cert_runner_ref[i] == LUA_NOREF) {
+      host_fail(h);
+      return NULL;
+    }
   }
   lua_pushvalue(L, prelude);
   h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -861,6 +831,7 @@ void cg_lua_host_free(cg_lua_host_t *h) {
   cg_lua_redis_free(h);
   lua_close(h->L);
   free(h->runner_ref);
+  free(h->cert_runner_ref);
   free(h);
 }
 

@@ -57,6 +57,22 @@ void cg_lua_host_free(cg_lua_host_t *h);
 void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t *req, cg_lua_origin_cb cb,
                        void *arg);
 
+/* What a certificate(ctx) hook answered. */
+typedef struct cg_lua_cert_result {
+  int failed;       /* error, overrun or a wrong return: the handshake fails */
+  char *cert, *key; /* PEM text, malloc'd (the callback takes them); NULL: none for the name */
+  size_t cert_len, key_len;
+  double ttl; /* seconds the answer may be cached; < 0: the default */
+  char error[256];
+} cg_lua_cert_result_t;
+
+typedef void (*cg_lua_cert_cb)(void *arg, cg_lua_cert_result_t *res);
+
+/* Runs listener l's certificate(ctx) hook for server_name. cb runs exactly
+ * once, possibly before this returns. */
+void cg_lua_cert_run(cg_lua_host_t *h, const cg_listener_conf_t *l, const char *server_name, cg_lua_cert_cb cb,
+                     void *arg);
+
 /* Runs route's expose_headers(ctx, response) synchronously (it may not wait
  * on I/O). Writes a replacement "Access-Control-Expose-Headers: ...\r\n" line
  * into buf and returns its length, 0 to keep the current exposure (the hook
@@ -64,6 +80,19 @@ void cg_lua_origin_run(cg_lua_host_t *h, const cg_route_t *r, const cg_lua_req_t
 int cg_lua_expose_run(cg_lua_host_t *h, const cg_route_t *r, const char *origin, size_t origin_len,
                       const char *tenant, int status, const char *const *names, const size_t *name_lens,
                       const char *const *values, const size_t *value_lens, int n, char *buf, size_t buflen);
+
+/* A plugin as the config uses it: a route's policy (hook "origin") or a TLS
+ * listener's certificates (hook "certificate"). key: its plugin_config's
+ * key in a state (a route's index, or -(listener index + 1)). */
+typedef struct cg_lua_plugin_use {
+  const char *name, *file, *conf; /* conf: plugin_config as Lua source */
+  int key;
+  const char *hook;
+} cg_lua_plugin_use_t;
+cg_lua_plugin_use_t cg_lua_route_plugin(const cg_route_t *r);
+cg_lua_plugin_use_t cg_lua_listener_plugin(const cg_listener_conf_t *l);
+/* cg_lua_plugin_check for any use (a listener's: path "listen[2].tls"). */
+void cg_lua_plugin_check_use(const cg_lua_plugin_use_t *u, const char *path, int has_redis, cg_diag_t *d);
 
 /* Validates a route's plugin at config load, in a throwaway state: the module
  * loads, has an origin hook, plugin_config (Lua source of a table) fits its

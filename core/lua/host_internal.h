@@ -21,7 +21,7 @@ typedef struct cg_lua_headers {
 
 #define CG_LUA_CO_POOL 16
 
-typedef enum { CG_HOOK_ORIGIN, CG_HOOK_EXPOSE } cg_hook_kind_t;
+typedef enum { CG_HOOK_ORIGIN, CG_HOOK_EXPOSE, CG_HOOK_CERT } cg_hook_kind_t;
 
 typedef struct cg_hook_call {
   struct cg_lua_host *host;
@@ -38,9 +38,12 @@ typedef struct cg_hook_call {
   char reason[96];
   void *io;                 /* what the hook waits on */
   void (*cancel)(void *io); /* disarms it when the hook dies first */
+  const char *plugin;                     /* its name, for the log */
+  const cg_listener_conf_t *listener;     /* CG_HOOK_CERT: whose certificate */
   cg_lua_origin_cb cb;
+  cg_lua_cert_cb cert_cb; /* CG_HOOK_CERT */
   void *arg;
-  char origin[256];
+  char origin[256]; /* the origin decided, or the server name a certificate is for */
   /* ctx.headers' source, read when the hook first asks: the request's own
    * arrays (valid until the hook first waits), then hdr_copy, taken at that
    * wait, which hdrs then points into. */
@@ -59,6 +62,8 @@ struct cg_lua_host {
   int prelude_ref, run_expose_ref;
   int *runner_ref; /* by route index: the route's origin_runner */
   int n_runners;
+  int *cert_runner_ref; /* by listener index: its certificate hook's cert_runner, or LUA_NOREF */
+  int n_listeners;
   double next_token;
   /* Finished hook coroutines, reused: a new thread and its registry slot per
    * hook were a tenth of a cold decision. */
@@ -99,15 +104,20 @@ int cg_lua_redis_call(lua_State *L);
 void cg_lua_redis_start(struct cg_lua_host *h); /* connects the pool when the config has redis */
 void cg_lua_redis_free(struct cg_lua_host *h);
 
+/* answers.c: the values a hook returned (on co's stack, from index 1) as a
+ * result; a wrong answer sets res->failed and res->error. */
+void cg_lua_decode_decision(const cg_hook_call_t *call, lua_State *co, cg_lua_result_t *res);
+void cg_lua_decode_cert(lua_State *co, cg_lua_cert_result_t *res);
+
 /* host.c: a state (h: the host whose memory limit its allocator enforces, or
  * NULL for one that runs no hooks), and the prelude module pushed on its
  * stack (or an error message, returning nonzero). */
 lua_State *cg_lua_new_state(struct cg_lua_host *h);
 int cg_lua_push_prelude(lua_State *L);
-/* plugin_check.c: loads route r's plugin in L (prelude: the prelude's stack
- * index) and, with configure, validates and applies its plugin_config.
- * Stack unchanged; 0, or -1 with why in err. */
-int cg_lua_load_route_plugin(lua_State *L, int prelude, const cg_route_t *r, int configure, char *err,
-                             size_t errlen);
+/* plugin_check.c: loads a plugin in L (prelude: the prelude's stack index),
+ * checks it has the hook its use needs and, with configure, validates and
+ * applies its plugin_config. Stack unchanged; 0, or -1 with why in err. */
+int cg_lua_load_plugin(lua_State *L, int prelude, const cg_lua_plugin_use_t *u, int configure, char *err,
+                       size_t errlen);
 
 #endif

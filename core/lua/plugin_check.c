@@ -3,25 +3,36 @@
  * its plugin_config without running a hook. */
 #include <lauxlib.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lua/host_internal.h"
 
-/* stack: unchanged. Loads and configures route r's plugin in L; returns 0 or
- * writes why into err. */
-int cg_lua_load_route_plugin(lua_State *L, int prelude, const cg_route_t *r, int configure, char *err, size_t errlen) {
+int cg_lua_load_plugin(lua_State *L, int prelude, const cg_lua_plugin_use_t *u, int configure, char *err,
+                       size_t errlen) {
   lua_getfield(L, prelude, "load");
-  lua_pushstring(L, r->plugin);
-  lua_pushstring(L, r->plugin_file);
+  lua_pushstring(L, u->name);
+  lua_pushstring(L, u->file);
   if (lua_pcall(L, 2, 0, 0) != 0) {
     snprintf(err, errlen, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
     return -1;
   }
+  lua_getfield(L, prelude, "has_hook");
+  lua_pushstring(L, u->name);
+  lua_pushstring(L, u->hook);
+  int has = lua_pcall(L, 2, 1, 0) == 0 && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!has) {
+    snprintf(err, errlen, "%s: the plugin has no %s(ctx) hook, which %s", u->file, u->hook,
+             strcmp(u->hook, "origin") == 0 ? "a route's policy plugin needs"
+                                            : "a TLS listener's certificate plugin needs");
+    return -1;
+  }
   if (!configure) return 0;
   lua_getfield(L, prelude, "configure");
-  lua_pushinteger(L, r->index);
-  lua_pushstring(L, r->plugin);
-  lua_pushstring(L, r->plugin_conf ? r->plugin_conf : "{}");
+  lua_pushinteger(L, u->key);
+  lua_pushstring(L, u->name);
+  lua_pushstring(L, u->conf ? u->conf : "{}");
   if (lua_pcall(L, 3, 0, 0) != 0) {
     snprintf(err, errlen, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
@@ -30,7 +41,21 @@ int cg_lua_load_route_plugin(lua_State *L, int prelude, const cg_route_t *r, int
   return 0;
 }
 
+cg_lua_plugin_use_t cg_lua_route_plugin(const cg_route_t *r) {
+  return (cg_lua_plugin_use_t){r->plugin, r->plugin_file, r->plugin_conf, r->index, "origin"};
+}
+
+cg_lua_plugin_use_t cg_lua_listener_plugin(const cg_listener_conf_t *l) {
+  return (cg_lua_plugin_use_t){l->cert_plugin, l->cert_plugin_file, l->cert_plugin_conf, -(l->index + 1),
+                               "certificate"};
+}
+
 void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, cg_diag_t *d) {
+  cg_lua_plugin_use_t u = cg_lua_route_plugin(r);
+  cg_lua_plugin_check_use(&u, path, has_redis, d);
+}
+
+void cg_lua_plugin_check_use(const cg_lua_plugin_use_t *u, const char *path, int has_redis, cg_diag_t *d) {
   lua_State *L = cg_lua_new_state(NULL);
   if (!L) {
     cg_diag_error(d, path, "cannot create a Lua state");
@@ -45,19 +70,19 @@ void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, c
   int prelude = lua_gettop(L);
   char err[512];
   snprintf(p, sizeof p, "%s.plugin", path);
-  if (cg_lua_load_route_plugin(L, prelude, r, 0, err, sizeof err) != 0) {
+  if (cg_lua_load_plugin(L, prelude, u, 0, err, sizeof err) != 0) {
     cg_diag_error(d, p, "%s", err);
     lua_close(L);
     return;
   }
   lua_getfield(L, prelude, "requires");
-  lua_pushstring(L, r->plugin);
+  lua_pushstring(L, u->name);
   lua_pushstring(L, "redis");
   if (lua_pcall(L, 2, 1, 0) == 0 && lua_toboolean(L, -1) && !has_redis)
-    cg_diag_error(d, p, "%s reads from Redis: add a top-level redis = { address = \"127.0.0.1:6379\" }", r->plugin);
+    cg_diag_error(d, p, "%s reads from Redis: add a top-level redis = { address = \"127.0.0.1:6379\" }", u->name);
   lua_pop(L, 1);
   /* every schema problem, each with its own path */
-  lua_pushfstring(L, "return %s", r->plugin_conf ? r->plugin_conf : "{}");
+  lua_pushfstring(L, "return %s", u->conf ? u->conf : "{}");
   if (luaL_loadstring(L, lua_tostring(L, -1)) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
     cg_diag_error(d, path, "plugin_config: %s", lua_tostring(L, -1));
     lua_close(L);
@@ -66,7 +91,7 @@ void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, c
   int conf = lua_gettop(L);
   snprintf(p, sizeof p, "%s.plugin_config", path);
   lua_getfield(L, prelude, "validate");
-  lua_pushstring(L, r->plugin);
+  lua_pushstring(L, u->name);
   lua_pushvalue(L, conf);
   lua_pushstring(L, p);
   if (lua_pcall(L, 3, 2, 0) != 0) {

@@ -88,14 +88,14 @@ function _M.load(name, file)
   if type(mod) ~= "table" then
     error(file .. ": a plugin must return a table of hooks, got " .. type(mod), 0)
   end
-  if mod.origin ~= nil and type(mod.origin) ~= "function" then
-    error(file .. ": origin must be a function", 0)
+  for _, hook in ipairs({ "origin", "expose_headers", "certificate" }) do
+    if mod[hook] ~= nil and type(mod[hook]) ~= "function" then
+      error(file .. ": " .. hook .. " must be a function", 0)
+    end
   end
-  if mod.expose_headers ~= nil and type(mod.expose_headers) ~= "function" then
-    error(file .. ": expose_headers must be a function", 0)
-  end
-  if type(mod.origin) ~= "function" then
-    error(file .. ": a policy plugin needs an origin(ctx) hook", 0)
+  if type(mod.origin) ~= "function" and type(mod.certificate) ~= "function" then
+    error(file .. ": a plugin needs an origin(ctx) hook (a route's policy) or a certificate(ctx) hook "
+      .. "(a TLS listener's)", 0)
   end
   plugins[name] = mod
   return mod
@@ -156,6 +156,12 @@ function _M.requires(name, what)
   return type(req) == "table" and req[what] == true
 end
 
+-- Whether the plugin has the hook its use needs (origin for a route,
+-- certificate for a listener).
+function _M.has_hook(name, hook)
+  return plugins[name] ~= nil and type(plugins[name][hook]) == "function"
+end
+
 function _M.has_expose(name)
   return plugins[name] and type(plugins[name].expose_headers) == "function"
 end
@@ -190,6 +196,15 @@ function _M.origin_runner(name, route, route_name)
     }, ctx_mt)
     tokens[ctx] = token
     return mod.origin(ctx)
+  end
+end
+
+-- The function a TLS listener's certificate hook coroutines start with
+-- (key: the listener's, as configure got it).
+function _M.cert_runner(name, key)
+  local mod, config = plugins[name], configs[key]
+  return function(server_name)
+    return mod.certificate({ server_name = server_name, config = config })
   end
 end
 

@@ -3,6 +3,7 @@
  * explain. Workers are asked through cg_worker_rpc, so their state is only
  * ever touched by their own thread. One request per connection: it is an
  * operator's tool, not a hot path. */
+#include <ctype.h>
 #include <llhttp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -157,7 +158,7 @@ static const char *qget(const query_t *q, const char *key) {
 
 typedef struct {
   cg_metrics_t m;
-  cg_dcache_stats_t cache;
+  cg_dcache_stats_t cache, certs;
   int ok;
 } snapshot_t;
 
@@ -165,16 +166,22 @@ static void rpc_snapshot(cg_worker_t *w, void *arg) {
   snapshot_t *s = arg;
   s->ok = cg_metrics_copy(&s->m, &w->metrics) == 0;
   if (w->dcache) cg_dcache_stats(w->dcache, &s->cache);
+  if (w->cert_cache) cg_dcache_stats(w->cert_cache, &s->certs);
 }
 
 typedef struct {
-  const char *origin, *tenant;
+  const char *origin, *tenant, *cert;
   size_t purged;
 } purge_t;
 
 static void rpc_purge(cg_worker_t *w, void *arg) {
   purge_t *p = arg;
-  if (!w->dcache) return;
+  if (w->cert_cache && p->cert) {
+    p->purged += cg_dcache_purge_origin(w->cert_cache, p->cert, strlen(p->cert));
+    return;
+  }
+  if (w->cert_cache && !p->origin && !p->tenant) p->purged += cg_dcache_purge_all(w->cert_cache);
+  if (!w->dcache || p->cert) return;
   if (p->origin) p->purged += cg_dcache_purge_origin(w->dcache, p->origin, strlen(p->origin));
   else if (p->tenant) p->purged += cg_dcache_purge_tenant(w->dcache, p->tenant);
   else p->purged += cg_dcache_purge_all(w->dcache);
@@ -228,6 +235,7 @@ static void get_metrics(admin_conn_t *c) {
 static void get_cache(admin_conn_t *c) {
   admin_t *a = c->a;
   cg_dcache_stats_t t = {0};
+  uint64_t certs = 0;
   for (int i = 0; i < a->n_workers; i++) {
     snapshot_t s;
     memset(&s, 0, sizeof s);
@@ -242,11 +250,12 @@ static void get_cache(admin_conn_t *c) {
     t.evictions += s.cache.evictions;
     t.expired += s.cache.expired;
     t.bytes += s.cache.bytes;
+    certs += s.certs.entries;
   }
   reply_json(c, 200,
-             "{\"entries\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,\"refreshes\":%llu,\"failures\":%llu,"
+             "{\"certificates\":%llu,\"entries\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,\"refreshes\":%llu,\"failures\":%llu,"
              "\"evictions\":%llu,\"expired\":%llu,\"bytes\":%llu,\"max_entries_per_worker\":%zu,\"workers\":%d}",
-             (unsigned long long)t.entries, (unsigned long long)t.hits, (unsigned long long)t.misses,
+             (unsigned long long)certs, (unsigned long long)t.entries, (unsigned long long)t.hits, (unsigned long long)t.misses,
              (unsigned long long)t.stale, (unsigned long long)t.refreshes, (unsigned long long)t.failures,
              (unsigned long long)t.evictions, (unsigned long long)t.expired, (unsigned long long)t.bytes,
              a->cfg->cache.max_entries, a->n_workers);
@@ -272,8 +281,21 @@ long cg_admin_purge(const char *origin, const char *tenant) {
   return (long)p.purged;
 }
 
+long cg_admin_purge_cert(const char *name) {
+  char norm[256];
+  size_t n = strlen(name);
+  if (n == 0 || n >= sizeof norm) return -1;
+  for (size_t i = 0; i < n; i++) norm[i] = (char)tolower((unsigned char)name[i]);
+  if (norm[n - 1] == '.') n--;
+  norm[n] = 0;
+  purge_t p = {.cert = norm};
+  for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_purge, &p);
+  return (long)p.purged;
+}
+
 static void rpc_expire(cg_worker_t *w, void *arg) {
   if (w->dcache) *(size_t *)arg += cg_dcache_expire_all(w->dcache, uv_now(&w->loop));
+  if (w->cert_cache) *(size_t *)arg += cg_dcache_expire_all(w->cert_cache, uv_now(&w->loop));
 }
 
 size_t cg_admin_expire_all(void) {
@@ -283,7 +305,17 @@ size_t cg_admin_expire_all(void) {
 }
 
 static void delete_cache(admin_conn_t *c, const query_t *q) {
-  const char *origin = qget(q, "origin"), *tenant = qget(q, "tenant");
+  const char *origin = qget(q, "origin"), *tenant = qget(q, "tenant"), *name = qget(q, "server_name");
+  if (name) {
+    long n = cg_admin_purge_cert(name);
+    if (n < 0) {
+      reply_json(c, 400, "{\"error\":\"server_name: not a host name\"}");
+      return;
+    }
+    cg_log_info("admin: certificate cache purged (%s): %ld entries", name, n);
+    reply_json(c, 200, "{\"purged\":%ld}", n);
+    return;
+  }
   long purged = cg_admin_purge(origin, origin ? NULL : tenant);
   if (purged < 0) {
     reply_json(c, 400, "{\"error\":\"origin: not a valid origin\"}");

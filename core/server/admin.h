@@ -15,6 +15,9 @@ void cg_admin_update(const cg_config_t *cfg, struct cg_worker *workers, int n_wo
  * of it; -1 when it is not an origin), by tenant label, or all (both NULL).
  * Returns how many. Main thread only; also used by the fleet's channel. */
 long cg_admin_purge(const char *origin, const char *tenant);
+/* Drops every listener's cached certificate-hook answer for a server name
+ * (any case, a trailing dot or not): how many, or -1 when it is no name. */
+long cg_admin_purge_cert(const char *name);
 /* Every worker's decisions expire now and serve stale while they refresh. */
 size_t cg_admin_expire_all(void);
 /* Stops listening (at shutdown), so the main loop can end. */

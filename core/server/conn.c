@@ -659,6 +659,7 @@ void cg_conn_close(cg_conn_t *c) {
   c->state = CG_CONN_CLOSING;
   c->x.gone = 1;
   cg_plugin_cancel(&c->x);
+  cg_cert_cancel(c);
   if (c->x.req.kind == CG_REQ_PROXY) cg_proxy_client_gone(&c->x);
   cg_list_remove(&c->link);
   cg_conn_tls_close(c, graceful);

@@ -135,6 +135,10 @@ static void tls_process(cg_conn_t *c) {
   cg_worker_t *w = c->w;
   if (c->handshaking) {
     int hs = cg_tls_handshake(c->tls);
+    if (hs == CG_TLS_WANT_CERT) {
+      if (!cg_cert_lookup(c)) return; /* the hook runs: cg_conn_tls_resume follows */
+      hs = cg_tls_handshake(c->tls);
+    }
     tls_flush(c); /* the server's flight, or the alert of a failure */
     if (c->state == CG_CONN_CLOSING) return;
     if (hs < 0) {
@@ -185,6 +189,13 @@ void cg_conn_tls_received(cg_conn_t *c, const char *data, size_t n) {
   }
   /* a connection whose handshake ended after a reload began moves now */
   if (was_handshaking && !c->handshaking && c->state != CG_CONN_CLOSING) cg_conn_migrate_if_idle(c);
+}
+
+void cg_conn_tls_resume(cg_conn_t *c) {
+  if (c->state == CG_CONN_CLOSING || !c->handshaking) return;
+  tls_process(c);
+  /* a connection whose handshake ended after a reload began moves now */
+  if (!c->handshaking && c->state != CG_CONN_CLOSING) cg_conn_migrate_if_idle(c);
 }
 
 void cg_conn_tls_close(cg_conn_t *c, int graceful) {

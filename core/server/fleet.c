@@ -6,6 +6,7 @@
  * A message is one or more lines:
  *   origin https://app.acme.com     every route's decision for that origin
  *   tenant acme                     every decision labelled with that tenant
+ *   cert api.acme.com               the certificate hook's answer for that name
  *   all                             everything
  *
  * Messages published while this instance was not listening are lost (Redis
@@ -40,8 +41,11 @@ static long apply_line(const char *line, size_t n) {
     purged = cg_admin_purge(buf + 7, NULL);
   } else if (strncmp(buf, "tenant ", 7) == 0 && buf[7]) {
     purged = cg_admin_purge(NULL, buf + 7);
+  } else if (strncmp(buf, "cert ", 5) == 0 && buf[5]) {
+    purged = cg_admin_purge_cert(buf + 5);
   } else {
-    cg_log_warn("fleet: unknown invalidation \"%.80s\" (expected \"origin O\", \"tenant T\" or \"all\")", buf);
+    cg_log_warn("fleet: unknown invalidation \"%.80s\" (expected \"origin O\", \"tenant T\", \"cert NAME\" or "
+                "\"all\")", buf);
     return 0;
   }
   if (purged < 0) {

@@ -72,6 +72,7 @@ typedef struct cg_worker {
   cg_proxy_t *proxy; /* the upstream pools */
   struct cg_lua_host *lua;      /* NULL when no route names a plugin */
   cg_dcache_t *dcache;
+  cg_dcache_t *cert_cache; /* certificates from listeners' hooks; NULL when no listener has one */
   cg_cors_override_t **deny_ov;  /* per route: what a denial or a failed hook answers */
   cg_cors_override_t **allow_ov; /* per route: what a plain "allowed" answers */
   unsigned char *has_expose;    /* per route: its plugin has an expose_headers hook */
@@ -146,6 +147,8 @@ typedef struct cg_conn {
   int listener;       /* index into cfg->listeners */
   cg_tls_conn_t *tls; /* NULL: plain HTTP */
   int handshaking;    /* TLS: the handshake is not done (the head timeout runs from the accept) */
+  cg_dcache_waiter_t cert_waiter; /* the handshake waits on its listener's certificate hook */
+  int cert_waiting, cert_in_lookup;
   /* this request's HTTP/1.x particulars, cleared with it */
   int http_minor;
   int keep_alive;   /* the connection goes on after this response */
@@ -197,6 +200,8 @@ size_t cg_conn_write_queue(const cg_conn_t *c);
 void cg_conn_flush(cg_conn_t *c);
 /* Bytes read on a TLS connection: the handshake, then decrypted input. */
 void cg_conn_tls_received(cg_conn_t *c, const char *data, size_t n);
+/* The handshake goes on after its certificate hook answered. */
+void cg_conn_tls_resume(cg_conn_t *c);
 /* A close_notify before the socket closes, if it goes now. */
 void cg_conn_tls_close(cg_conn_t *c, int graceful);
 
@@ -232,6 +237,16 @@ void cg_cors_hdrs_free_spares(cg_worker_t *w);
 /* 1: the request waits for a decision (x->ops->decided follows); 0: decided. */
 int cg_plugin_decide(cg_exchange_t *x);
 void cg_plugin_cancel(cg_exchange_t *x);
+
+/* cert_glue.c: certificates from a listener's hook (tls.plugin). How long an
+ * answer is kept: a certificate (unless the hook says), none, a failure. */
+enum { CG_CERT_TTL_MS = 3600000, CG_CERT_NONE_TTL_MS = 60000, CG_CERT_FAIL_TTL_MS = 10000 };
+/* c's handshake paused for a certificate (CG_TLS_WANT_CERT): 1 when it was
+ * answered now (the handshake goes on), 0 when c waits for the hook
+ * (cg_conn_tls_resume follows). */
+int cg_cert_lookup(cg_conn_t *c);
+void cg_cert_cancel(cg_conn_t *c);
+cg_dcache_t *cg_cert_cache_new(const cg_config_t *cfg);
 void cg_plugin_expose(cg_exchange_t *x, const cg_head_t *upstream_head, int status);
 /* conn.c: goes on with a request whose decision just arrived. */
 void cg_conn_dispatch(cg_conn_t *c);

@@ -329,7 +329,7 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
         (unsigned long long)rs.commands, (unsigned long long)rs.errors, (unsigned long long)rs.timeouts,
         (unsigned long long)rs.reconnects, (unsigned long long)rs.invalidations, (unsigned long long)rs.invalidated);
   }
-  add(&b, "# HELP corsgate_hook_duration_seconds Plugin origin() runs, I/O included.\n"
+  add(&b, "# HELP corsgate_hook_duration_seconds Plugin hook runs (origin(), certificate()), I/O included.\n"
           "# TYPE corsgate_hook_duration_seconds histogram\n");
   uint64_t cum = 0;
   for (int k = 0; k < CG_M_HOOK_BUCKETS; k++) {
@@ -341,7 +341,7 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
   }
   add(&b,
       "corsgate_hook_duration_seconds_sum %.6f\ncorsgate_hook_duration_seconds_count %llu\n"
-      "# HELP corsgate_hook_errors_total Hook runs that failed (error, overrun, wrong answer): the origin was denied.\n"
+      "# HELP corsgate_hook_errors_total Hook runs that failed (error, overrun, wrong answer): the origin was denied, or the handshake failed.\n"
       "# TYPE corsgate_hook_errors_total counter\ncorsgate_hook_errors_total %llu\n"
       "# HELP corsgate_hook_timeouts_total Hook runs cut off by plugins.timeout.\n"
       "# TYPE corsgate_hook_timeouts_total counter\ncorsgate_hook_timeouts_total %llu\n",

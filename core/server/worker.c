@@ -46,6 +46,8 @@ static void plugins_free(cg_worker_t *w) {
   w->lua = NULL;
   cg_dcache_free(w->dcache);
   w->dcache = NULL;
+  cg_dcache_free(w->cert_cache);
+  w->cert_cache = NULL;
 }
 
 static void rpc_run(uv_async_t *a) {
@@ -266,10 +268,12 @@ static int open_listener(const cg_listener_conf_t *lc) {
  * worker. Returns 0, or -1 when a plugin cannot start (logged). */
 static int plugins_init(cg_worker_t *w) {
   const cg_config_t *cfg = w->cfg;
-  int any = 0;
+  int any = 0, certs = 0;
   for (int i = 0; i < cfg->n_routes; i++) any |= cfg->routes[i].plugin != NULL;
-  if (!any) return 0;
+  for (int i = 0; i < cfg->n_listeners; i++) certs |= cfg->listeners[i].cert_plugin != NULL;
+  if (!any && !certs) return 0;
   w->lua = cg_lua_host_new(&w->loop, cfg);
+  if (certs && !(w->cert_cache = cg_cert_cache_new(cfg))) return -1;
   w->dcache = cg_dcache_new(cfg->cache.max_entries, cfg->cache.stale_limit_ms);
   w->deny_ov = calloc((size_t)cfg->n_routes, sizeof *w->deny_ov);
   w->allow_ov = calloc((size_t)cfg->n_routes, sizeof *w->allow_ov);

@@ -521,11 +521,6 @@ describe("TLS config check", function()
   end)
 
   it("refuses what is not built yet rather than ignoring it", function()
-    local c = ca:issue("p", { "p.example.test" })
-    refused({ plugin = "certs", certificates = { { cert = c.cert, key = c.key } } }, "listen[1].tls",
-      "not supported yet")
-    refused({ plugin_config = {}, certificates = { { cert = c.cert, key = c.key } } }, "listen[1].tls",
-      "plugin_config: certificates from a Lua hook are not supported yet")
     local code, out = gateway.check({ listen = { { address = "127.0.0.1:8443", http2 = true } },
       routes = { { name = "a", prefix = "/", upstream = "echo" } } })
     assert.are_not.equal(0, code, out)
