@@ -425,6 +425,22 @@ size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len) {
   return n;
 }
 
+size_t cg_dcache_purge_if(cg_dcache_t *c, int (*match)(const char *key, size_t len, void *arg), void *arg) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->nslots; i++) {
+    cg_dcache_entry_t *e = c->slots[i];
+    while (e) {
+      cg_dcache_entry_t *next = e->hnext; /* purge_entry unlinks e */
+      if (match(e->key, e->key_len, arg)) {
+        purge_entry(c, e);
+        n++;
+      }
+      e = next;
+    }
+  }
+  return n;
+}
+
 size_t cg_dcache_purge_tenant(cg_dcache_t *c, const char *tenant) {
   if (!tenant || !c->tslots) return 0;
   size_t len = strlen(tenant);

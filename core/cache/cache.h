@@ -83,6 +83,9 @@ const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e); /* NULL when non
 size_t cg_dcache_purge_all(cg_dcache_t *c);
 size_t cg_dcache_purge_origin(cg_dcache_t *c, const char *origin, size_t len);
 size_t cg_dcache_purge_tenant(cg_dcache_t *c, const char *tenant);
+/* Every entry whose key match() says 1 for. Walks the whole table: for
+ * small caches (certificates per name) or rare purges. */
+size_t cg_dcache_purge_if(cg_dcache_t *c, int (*match)(const char *key, size_t len, void *arg), void *arg);
 /* Every decision expires now but keeps serving stale while its refresh runs
  * (after invalidations may have been missed: nothing goes cold at once).
  * Returns how many were fresh. */

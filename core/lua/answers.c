@@ -8,9 +8,20 @@
 
 #include "lua/host_internal.h"
 
+/* Pushes t[key] without metamethods: an answer's __index could raise an
+ * error here, outside any protected call, or hand back a string nothing
+ * anchors. */
+static void cg_rawfield(lua_State *L, int idx, const char *key) {
+  lua_pushstring(L, key);
+  lua_rawget(L, idx < 0 ? idx - 1 : idx);
+}
+
+/* A hook's ttl: at most 30 days (a bigger one, or infinity, is 30 days). */
+static double clamp_ttl(double ttl) { return ttl > 30 * 86400.0 ? 30 * 86400.0 : ttl; }
+
 static void read_list(lua_State *L, int idx, const char *field, const char ***out, int *count, int *has, int *any,
                       char *err, size_t errlen) {
-  lua_getfield(L, idx, field);
+  cg_rawfield(L, idx, field);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return;
@@ -48,7 +59,7 @@ void cg_lua_decode_decision(const cg_hook_call_t *call, lua_State *co, cg_lua_re
   if (top >= 1 && lua_type(co, 1) == LUA_TBOOLEAN) {
     res->allow = lua_toboolean(co, 1);
   } else if (top >= 1 && lua_type(co, 1) == LUA_TTABLE) {
-    lua_getfield(co, 1, "allow");
+    cg_rawfield(co, 1, "allow");
     if (lua_type(co, -1) != LUA_TBOOLEAN) {
       snprintf(res->error, sizeof res->error, "origin() returned a table without allow = true|false");
       res->failed = 1;
@@ -71,25 +82,25 @@ void cg_lua_decode_decision(const cg_hook_call_t *call, lua_State *co, cg_lua_re
   char err[200] = "";
   const char **expose = NULL, **methods = NULL, **headers = NULL;
   if (lua_type(co, 1) != LUA_TTABLE) goto check;
-  lua_getfield(co, 1, "credentials");
+  cg_rawfield(co, 1, "credentials");
   if (lua_type(co, -1) == LUA_TBOOLEAN)
     spec.has_credentials = 1, spec.credentials = lua_toboolean(co, -1);
   else if (!lua_isnil(co, -1))
     snprintf(err, sizeof err, "credentials: expected a boolean, got %s", luaL_typename(co, -1));
   lua_pop(co, 1);
-  lua_getfield(co, 1, "max_age");
+  cg_rawfield(co, 1, "max_age");
   if (lua_type(co, -1) == LUA_TNUMBER)
     spec.has_max_age = 1, spec.max_age = (long long)lua_tonumber(co, -1);
   else if (!lua_isnil(co, -1))
     snprintf(err, sizeof err, "max_age: expected a number, got %s", luaL_typename(co, -1));
   lua_pop(co, 1);
-  lua_getfield(co, 1, "ttl");
+  cg_rawfield(co, 1, "ttl");
   if (lua_type(co, -1) == LUA_TNUMBER && lua_tonumber(co, -1) >= 0)
-    res->ttl = lua_tonumber(co, -1);
+    res->ttl = clamp_ttl(lua_tonumber(co, -1));
   else if (!lua_isnil(co, -1))
     snprintf(err, sizeof err, "ttl: expected a number of seconds");
   lua_pop(co, 1);
-  lua_getfield(co, 1, "tenant");
+  cg_rawfield(co, 1, "tenant");
   if (lua_type(co, -1) == LUA_TSTRING) {
     size_t tl;
     const char *t = lua_tolstring(co, -1, &tl);
@@ -151,15 +162,15 @@ void cg_lua_decode_cert(lua_State *co, cg_lua_cert_result_t *res) {
   const char *got[2] = {NULL, NULL};
   size_t lens[2] = {0, 0};
   for (int i = 0; i < 2; i++) {
-    lua_getfield(co, 1, fields[i]);
+    cg_rawfield(co, 1, fields[i]);
     if (lua_type(co, -1) == LUA_TSTRING) got[i] = lua_tolstring(co, -1, &lens[i]);
     else if (!res->failed)
       snprintf(res->error, sizeof res->error, "%s: expected PEM text, got %s", fields[i], luaL_typename(co, -1)),
           res->failed = 1;
     lua_pop(co, 1); /* the strings stay anchored by the table */
   }
-  lua_getfield(co, 1, "ttl");
-  if (lua_type(co, -1) == LUA_TNUMBER && lua_tonumber(co, -1) >= 0) res->ttl = lua_tonumber(co, -1);
+  cg_rawfield(co, 1, "ttl");
+  if (lua_type(co, -1) == LUA_TNUMBER && lua_tonumber(co, -1) >= 0) res->ttl = clamp_ttl(lua_tonumber(co, -1));
   else if (!lua_isnil(co, -1) && !res->failed)
     snprintf(res->error, sizeof res->error, "ttl: expected a number of seconds"), res->failed = 1;
   lua_pop(co, 1);

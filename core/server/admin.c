@@ -174,10 +174,20 @@ typedef struct {
   size_t purged;
 } purge_t;
 
+/* key is one label below the wildcard "*.parent" arg names. */
+static int under_wildcard(const char *key, size_t len, void *arg) {
+  const char *parent = (const char *)arg + 1; /* ".acme.com" */
+  size_t pl = strlen(parent);
+  if (len <= pl || memcmp(key + len - pl, parent, pl) != 0) return 0;
+  return memchr(key, '.', len - pl) == NULL; /* exactly one label before it */
+}
+
 static void rpc_purge(cg_worker_t *w, void *arg) {
   purge_t *p = arg;
   if (w->cert_cache && p->cert) {
-    p->purged += cg_dcache_purge_origin(w->cert_cache, p->cert, strlen(p->cert));
+    /* a wildcard's answers are cached under the names asked for */
+    if (strncmp(p->cert, "*.", 2) == 0) p->purged += cg_dcache_purge_if(w->cert_cache, under_wildcard, (void *)p->cert);
+    else p->purged += cg_dcache_purge_origin(w->cert_cache, p->cert, strlen(p->cert));
     return;
   }
   if (w->cert_cache && !p->origin && !p->tenant) p->purged += cg_dcache_purge_all(w->cert_cache);

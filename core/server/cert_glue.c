@@ -59,6 +59,8 @@ static void on_cert(void *arg, cg_lua_cert_result_t *res) {
     cg_dcache_fail(w->cert_cache, rf->entry, CG_CERT_FAIL_TTL_MS, now);
   } else {
     uint64_t ttl = res->ttl >= 0 ? (uint64_t)(res->ttl * 1000) : cert ? CG_CERT_TTL_MS : CG_CERT_NONE_TTL_MS;
+    /* never served (fresh) past its certificates' end */
+    if (cert && ttl / 1000 > (uint64_t)cg_tls_cert_seconds_left(cert)) ttl = (uint64_t)cg_tls_cert_seconds_left(cert) * 1000;
     cg_dcache_set_value(w->cert_cache, rf->entry, 1, cert, NULL, ttl, now);
   }
   free(rf);
@@ -80,9 +82,12 @@ static void start_hook(cg_conn_t *c, cg_dcache_entry_t *e, const char *name) {
 }
 
 /* The entry's answer, to the paused handshake: a certificate, none (the
- * listener's first), or a failure. */
+ * listener's first; a failure on a listener without one), or a failure. */
 static void give(cg_conn_t *c, const cg_dcache_entry_t *e) {
-  cg_tls_give_cert(c->tls, cg_dcache_entry_value(e), !cg_dcache_entry_allow(e));
+  const cg_tls_cert_t *cert = cg_dcache_entry_value(e);
+  int none_here = !cert && c->w->cfg->listeners[c->listener].tls.n_certs == 0;
+  int expired = cert && cg_tls_cert_seconds_left(cert) == 0; /* an old answer served stale */
+  cg_tls_give_cert(c->tls, cert, !cg_dcache_entry_allow(e) || none_here || expired);
 }
 
 static void on_waiter(cg_dcache_waiter_t *wt, const cg_dcache_entry_t *e) {
@@ -90,6 +95,7 @@ static void on_waiter(cg_dcache_waiter_t *wt, const cg_dcache_entry_t *e) {
   c->cert_waiting = 0;
   give(c, e);
   if (c->cert_in_lookup) return; /* answered while starting: the handshake goes on there */
+  cg_conn_update_reading(c);
   cg_conn_tls_resume(c);
 }
 
@@ -113,19 +119,25 @@ int cg_cert_lookup(cg_conn_t *c) {
     give(c, e);
     return 1;
   case CG_DC_STALE_REFRESH:
-    /* a hook that never waits replaces the value before start_hook returns:
-     * the answer is taken after it */
-    start_hook(c, e, name);
-    give(c, e);
-    return 1;
+    if (cg_dcache_entry_allow(e)) {
+      /* a hook that never waits replaces the value before start_hook
+       * returns: the answer is taken after it */
+      start_hook(c, e, name);
+      give(c, e);
+      return 1;
+    }
+    /* an old failure is not served stale: wait for the new answer */
+    /* fall through */
   default:
     c->cert_waiter.cb = on_waiter;
     c->cert_waiting = 1;
     c->cert_in_lookup = 1;
     cg_dcache_wait(e, &c->cert_waiter);
-    if (rc == CG_DC_MISS_RUN) start_hook(c, e, name);
+    if (rc == CG_DC_MISS_RUN || rc == CG_DC_STALE_REFRESH) start_hook(c, e, name);
     c->cert_in_lookup = 0;
-    return c->cert_waiting ? 0 : 1;
+    if (!c->cert_waiting) return 1;
+    cg_conn_update_reading(c); /* nothing more is read (or kept) until the answer */
+    return 0;
   }
 }
 

@@ -442,7 +442,7 @@ void cg_conn_input(cg_conn_t *c, const char *data, size_t n) {
 }
 
 void cg_conn_update_reading(cg_conn_t *c) {
-  int want = c->state != CG_CONN_CLOSING && !c->x.req.body_bp && !c->close_when_flushed &&
+  int want = c->state != CG_CONN_CLOSING && !c->x.req.body_bp && !c->close_when_flushed && !c->cert_waiting &&
              !(c->paused && c->pending_len >= PENDING_MAX);
   if (want && !c->reading) {
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;

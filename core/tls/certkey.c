@@ -20,6 +20,8 @@ struct cg_tls_cert {
   X509 *leaf;
   STACK_OF(X509) *chain;
   EVP_PKEY *key;
+  time_t not_after; /* the soonest end of the leaf's and the chain's validity */
+  unsigned char sid_ctx[32]; /* sessions made with it resume only with it, for its name */
 };
 
 const char *cg_tls_ossl_error(char *buf, size_t n) {
@@ -164,6 +166,45 @@ int cg_tls_check_dates(const char *label, const char *at, X509 *leaf, STACK_OF(X
 
 /* --- a hook's certificate -------------------------------------------------------- */
 
+/* What a listener's context will refuse when the certificate is served
+ * (security level 2: RSA below 2048 bits, SHA-1 signatures, ...), found
+ * now, with OpenSSL's reason, rather than at every handshake. */
+static int openssl_takes(const cg_tls_cert_t *c, cg_diag_t *d) {
+  char err[256];
+  SSL_CTX *s = SSL_CTX_new(TLS_server_method());
+  int ok = s != NULL;
+  if (ok) {
+    SSL_CTX_set_security_level(s, 2);
+    ok = SSL_CTX_use_cert_and_key(s, c->leaf, c->key, c->chain, 1) == 1;
+  }
+  if (!ok) cg_diag_error(d, "", "OpenSSL refuses it at security level 2: %s", cg_tls_ossl_error(err, sizeof err));
+  SSL_CTX_free(s);
+  return ok ? 0 : -1;
+}
+
+/* The certificate's end of validity, and the session context of the
+ * sessions it serves: the name and the certificate, so a session resumes
+ * only where the same certificate is served for the same name. */
+static int fill_ids(cg_tls_cert_t *c, const char *name, cg_diag_t *d) {
+  c->not_after = 0;
+  for (int i = -1; i < sk_X509_num(c->chain); i++) {
+    X509 *x = i < 0 ? c->leaf : sk_X509_value(c->chain, i);
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) continue;
+    time_t t = timegm(&tm);
+    if (c->not_after == 0 || t < c->not_after) c->not_after = t;
+  }
+  unsigned char fp[EVP_MAX_MD_SIZE];
+  unsigned int fpl = 0;
+  EVP_MD_CTX *m = EVP_MD_CTX_new();
+  int ok = m && X509_digest(c->leaf, EVP_sha256(), fp, &fpl) && EVP_DigestInit_ex(m, EVP_sha256(), NULL) &&
+           EVP_DigestUpdate(m, name, strlen(name) + 1) && EVP_DigestUpdate(m, fp, fpl) &&
+           EVP_DigestFinal_ex(m, c->sid_ctx, NULL);
+  EVP_MD_CTX_free(m);
+  if (!ok) cg_diag_error(d, "", "out of memory");
+  return ok ? 0 : -1;
+}
+
 cg_tls_cert_t *cg_tls_cert_from_pem(const char *cert, size_t cert_len, const char *key, size_t key_len,
                                     const char *name, char *err, size_t errlen) {
   cg_diag_t d;
@@ -176,10 +217,14 @@ cg_tls_cert_t *cg_tls_cert_from_pem(const char *cert, size_t cert_len, const cha
   if (ok) ok = (c->key = read_key(key, key_len, "key", "", &d)) != NULL;
   if (ok) ok = cg_tls_check_pair("cert", "key", "", c->leaf, c->chain, c->key, &d) == 0;
   if (ok) ok = cg_tls_check_dates("cert", "", c->leaf, c->chain, &d) == 0;
-  if (ok && X509_check_host(c->leaf, name, strlen(name), 0, NULL) != 1) {
+  /* as browsers match: subjectAltName only, whole-label wildcards */
+  if (ok && X509_check_host(c->leaf, name, strlen(name),
+                            X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) != 1) {
     cg_diag_error(&d, "", "the certificate does not name %s in subjectAltName", name);
     ok = 0;
   }
+  if (ok) ok = openssl_takes(c, &d) == 0;
+  if (ok) ok = fill_ids(c, name, &d) == 0;
   BIO_free(bio);
   ERR_clear_error();
   if (!ok) {
@@ -206,14 +251,28 @@ void cg_tls_cert_free(cg_tls_cert_t *c) {
   free(c);
 }
 
+/* An estimate: parsed, a certificate holds about three times its DER size. */
+static size_t der_size(X509 *x) {
+  int n = i2d_X509(x, NULL);
+  return n > 0 ? 3 * (size_t)n : 0;
+}
+
 size_t cg_tls_cert_size(const cg_tls_cert_t *c) {
   if (!c) return 0;
-  /* the DER sizes, a fair measure of what the parsed objects hold */
-  size_t n = sizeof *c + (size_t)i2d_X509(c->leaf, NULL) + 512;
-  for (int i = 0; i < sk_X509_num(c->chain); i++) n += (size_t)i2d_X509(sk_X509_value(c->chain, i), NULL);
+  size_t n = sizeof *c + der_size(c->leaf) + 1024; /* the key */
+  for (int i = 0; i < sk_X509_num(c->chain); i++) n += der_size(sk_X509_value(c->chain, i));
   return n;
 }
 
+int64_t cg_tls_cert_seconds_left(const cg_tls_cert_t *c) {
+  time_t now = time(NULL);
+  return c->not_after > now ? (int64_t)(c->not_after - now) : 0;
+}
+
 int cg_tls_cert_use(SSL *s, const cg_tls_cert_t *c) {
-  return SSL_use_cert_and_key(s, c->leaf, c->key, c->chain, 1) == 1 ? 0 : -1;
+  /* only c: what the listener's context holds in other key types' slots
+   * (its first certificate) would otherwise be preferred by clients */
+  SSL_certs_clear(s);
+  if (SSL_use_cert_and_key(s, c->leaf, c->key, c->chain, 1) != 1) return -1;
+  return SSL_set_session_id_context(s, c->sid_ctx, sizeof c->sid_ctx) == 1 ? 0 : -1;
 }

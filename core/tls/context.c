@@ -161,12 +161,21 @@ static int hello_name(SSL *s, char *out, size_t cap) {
 static int on_client_hello(SSL *s, int *alert, void *arg) {
   const cg_tls_ctx_t *t = arg;
   cg_tls_conn_t *c = SSL_get_app_data(s);
-  if (!c || !t->cert_hook || c->cert_state == CG_CERT_GIVEN) return SSL_CLIENT_HELLO_SUCCESS;
+  if (!c || !t->cert_hook) return SSL_CLIENT_HELLO_SUCCESS;
+  if (c->cert_state == CG_CERT_GIVEN) {
+    /* a second ClientHello (after a HelloRetryRequest) must ask for the same name */
+    char again[sizeof c->want_name];
+    if (hello_name(s, again, sizeof again) != 0) again[0] = 0;
+    if (strcmp(again, c->want_name) == 0) return SSL_CLIENT_HELLO_SUCCESS;
+    *alert = SSL_AD_ILLEGAL_PARAMETER;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
   if (c->cert_state == CG_CERT_FAILED) {
     *alert = SSL_AD_INTERNAL_ERROR;
     return SSL_CLIENT_HELLO_ERROR;
   }
-  if (hello_name(s, c->want_name, sizeof c->want_name) != 0 || lookup(t, c->want_name)) {
+  if (hello_name(s, c->want_name, sizeof c->want_name) != 0) c->want_name[0] = 0;
+  if (!c->want_name[0] || lookup(t, c->want_name)) {
     c->cert_state = CG_CERT_GIVEN; /* no name, or one a file covers */
     return SSL_CLIENT_HELLO_SUCCESS;
   }

@@ -12,6 +12,7 @@
  * rotate every hour and are shared by every context of the process, so a
  * session resumes on any worker and across reloads. */
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util/diag.h"
@@ -104,6 +105,8 @@ cg_tls_cert_t *cg_tls_cert_from_pem(const char *cert, size_t cert_len, const cha
 void cg_tls_cert_free(cg_tls_cert_t *c);
 /* About the bytes it holds, for the cache's accounting. */
 size_t cg_tls_cert_size(const cg_tls_cert_t *c);
+/* Seconds until the first of its certificates expires (0: expired). */
+int64_t cg_tls_cert_seconds_left(const cg_tls_cert_t *c);
 /* What cg_tls_read's buffer must hold: a record's plaintext with room for
  * its padding. */
 #define CG_TLS_READ_CAP (16384 + 256)

@@ -23,7 +23,10 @@ return {
     local label = name:match("^([^.]+)")
     if label == "error" then error("tenant store down") end
     if label == "loop" then while true do end end
-    if label == "hang" then gw.sleep(30) end
+    if label:match("^hang") then gw.sleep(30) end
+    if label == "strict" then
+      return setmetatable({}, { __index = function(_, k) error("no field " .. k) end })
+    end
     if label == "none" then return nil end
     if label == "garbage" then return { cert = "not PEM", key = "not PEM either" } end
     if label == "nokey" then return { cert = "x" } end
@@ -31,7 +34,8 @@ return {
     local file = ctx.config.dir .. "/" .. (label == "wrongname" and "acme.tenants.test" or name)
     local cert = gw.read_file(file .. ".pem")
     if not cert then return false end
-    return { cert = cert, key = gw.read_file(file .. ".key"), ttl = label == "short" and 1 or nil }
+    return { cert = cert, key = gw.read_file(file .. ".key"),
+             ttl = label == "short" and 1 or label == "huge" and math.huge or nil }
   end,
 }
 ]]
@@ -41,7 +45,7 @@ return { origin = function(ctx) return true end }
 ]]
 
 describe("certificates from a hook", function()
-  local dir, ca, gw, port, only_hook, admin, r, shipped, acme_a, acme_b, wild
+  local dir, ca, gw, port, only_hook, admin, r, shipped, acme_a, acme_b, wild, wild2
 
   -- `openssl s_client` with SNI name: the served certificate's subject CN, or
   -- nil and the output (a failed handshake)
@@ -63,9 +67,9 @@ describe("certificates from a hook", function()
     ca = certs_mod.new(dir)
     local file_cert = ca:issue("api", { "api.example.test" })
     local names = { "acme.tenants.test", "short.tenants.test", "none.tenants.test", "slow.tenants.test",
-      "slow2.tenants.test", "after.tenants.test" }
+      "slow2.tenants.test", "after.tenants.test", "rsa.tenants.test", "huge.tenants.test", "cached.tenants.test" }
     for _, n in ipairs(names) do
-      local c = ca:issue(n, { n })
+      local c = ca:issue(n, { n }, { key = n:match("^rsa") and "rsa" or nil })
       proc.sh(format("cp %s %s/%s.pem && cp %s %s/%s.key", proc.quote(c.cert), proc.quote(dir), n,
         proc.quote(c.key), proc.quote(dir), n))
     end
@@ -74,6 +78,7 @@ describe("certificates from a hook", function()
     acme_a = ca:issue("acme-a", { "api.acme.test" })
     acme_b = ca:issue("acme-b", { "api.acme.test" })
     wild = ca:issue("wild", { "*.wild.test" })
+    wild2 = ca:issue("wild2", { "*.wild.test" })
     port, only_hook, admin, shipped = proc.free_port(), proc.free_port(), proc.free_port(), proc.free_port()
     r = redis.start()
     gw = gateway.start({
@@ -108,14 +113,93 @@ describe("certificates from a hook", function()
     assert.equal("hello\n", res.body)
   end)
 
+  it("serves the hook's RSA certificate alone, beside an ECDSA first certificate", function()
+    -- an ECDSA-capable client would otherwise be given the file's ECDSA one
+    assert.equal("rsa.tenants.test", (served(port, "rsa.tenants.test")))
+    local res, err = http.request(port, "GET", "/", {}, nil, { tls = { servername = "rsa.tenants.test", cafile = ca.ca } })
+    assert.res_status(200, res, err or gw)
+  end)
+
+  it("survives an answer whose fields raise errors: the handshake fails, the gateway serves on", function()
+    local cn, out = served(port, "strict.tenants.test")
+    assert.is_nil(cn, out)
+    assert.truthy(gw:alive())
+    assert.matches("no certificate for strict.tenants.test, the handshake fails: cert: expected PEM text, got nil",
+      gw:log(), 1, true)
+    assert.equal("acme.tenants.test", (served(port, "acme.tenants.test")))
+  end)
+
+  it("caps a ttl beyond reason: math.huge is cached, not asked again at every handshake", function()
+    assert.truthy(proc.wait_for(function()
+      assert.equal("huge.tenants.test", (served(port, "huge.tenants.test")))
+      return hook_calls("huge.tenants.test") == 2
+    end, 5, 0))
+    for _ = 1, 4 do served(port, "huge.tenants.test") end
+    assert.equal(2, hook_calls("huge.tenants.test"))
+  end)
+
+  it("reads nothing more from a client while its handshake waits on the hook", function()
+    -- a ClientHello for a name whose hook waits, then as much junk as the
+    -- gateway takes in 1.5 s: only the sockets' buffers, not the client's will
+    local script = dir .. "/flood.py"
+    proc.write_file(script, [[
+import socket, ssl, sys, time, select
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+inc, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inc, outb, server_hostname="hang2.tenants.test")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(outb.read())
+s.setblocking(False)
+junk = bytes([0x17, 3, 3, 0x40, 0]) + b"x" * 16384
+sent, end = 0, time.time() + 1.5
+while time.time() < end:
+    _, w, _ = select.select([], [s], [], 0.05)
+    if w:
+        try:
+            sent += s.send(junk)
+        except (BlockingIOError, OSError):
+            break
+print("sent", sent)
+]])
+    local _, out = proc.sh(format("python3 %s %d", proc.quote(script), port))
+    local sent = tonumber(out:match("sent (%d+)"))
+    assert.truthy(sent, out)
+    assert.truthy(sent < 32 * 1024 * 1024, "the gateway took " .. tostring(sent) .. " bytes while the hook waited")
+    assert.truthy(gw:alive())
+  end)
+
+  it("resumes a session only for the name and certificate it was made with", function()
+    local sess = dir .. "/acme.sess"
+    local function s_client(name, extra)
+      local _, out = proc.sh(format("sleep 0.5 | timeout 10 openssl s_client -connect 127.0.0.1:%d -servername %s %s 2>&1",
+        only_hook, name, extra))
+      return out
+    end
+    local out = s_client("acme.tenants.test", "-sess_out " .. proc.quote(sess))
+    assert.matches("subject=CN ?= ?acme%.tenants%.test", out)
+    assert.matches("^New,", out:match("\n(New,[^\n]*)") or out:match("\n(Reused,[^\n]*)") or "")
+    out = s_client("acme.tenants.test", "-sess_in " .. proc.quote(sess))
+    assert.matches("\nReused,", out)
+    -- another name, which the hook has no certificate for: no resumption, no handshake
+    out = s_client("none.tenants.test", "-sess_in " .. proc.quote(sess))
+    assert.is_nil(out:match("\nReused,"), out)
+    assert.matches("alert internal error", out, 1, true)
+  end)
+
   it("serves a name a file covers from the file, without asking the hook", function()
     assert.equal("api.example.test", (served(port, "api.example.test")))
     assert.equal(0, hook_calls("api.example.test"))
   end)
 
   it("asks the hook once per name and worker: later handshakes are served from the cache", function()
-    for _ = 1, 6 do assert.equal("acme.tenants.test", (served(port, "acme.tenants.test"))) end
-    local n = hook_calls("acme.tenants.test")
+    for _ = 1, 7 do assert.equal("cached.tenants.test", (served(port, "cached.tenants.test"))) end
+    local n = hook_calls("cached.tenants.test")
     assert.truthy(n >= 1 and n <= 2, n .. " hook runs for 7 handshakes on 2 workers")
   end)
 
@@ -265,13 +349,43 @@ describe("certificates from a hook", function()
       code, out = tenants_load("--cert", "api.acme.test", acme_a.cert, acme_b.key)
       assert.is_not.equal(0, code)
       assert.matches("does not belong to the certificate", out, 1, true)
+      -- the leaf, then a certificate that did not issue it
+      local bad = dir .. "/bad-chain.pem"
+      proc.write_file(bad, proc.read_file(acme_a.cert):match("^(.-END CERTIFICATE%-%-%-%-%-\n)")
+        .. proc.read_file(wild.cert))
+      code, out = tenants_load("--cert", "api.acme.test", bad, acme_a.key)
+      assert.is_not.equal(0, code)
+      assert.matches("is not issued by the next one", out, 1, true)
       assert.equal("0", r:cli("EXISTS", "corsgate:cert:api.other.test"))
+    end)
+
+    it("serves a replaced wildcard certificate everywhere within 1 s", function()
+      -- both workers hold the first one (4 handshakes in a row served it)
+      assert.truthy(proc.wait_for(function()
+        for _ = 1, 4 do
+          if fingerprint("c.wild.test") ~= certs_mod.fingerprint(wild.cert) then return false end
+        end
+        return true
+      end, 3))
+      local code, out = tenants_load("--cert", "*.wild.test", wild2.cert, wild2.key)
+      assert.equal(0, code, out)
+      assert.truthy(proc.wait_for(function()
+        for _ = 1, 4 do
+          if fingerprint("c.wild.test") ~= certs_mod.fingerprint(wild2.cert) then return false end
+        end
+        return true
+      end, 1), "the old wildcard certificate was still served 1 s after the load")
     end)
 
     it("stops serving a certificate that was dropped", function()
       local code, out = tenants_load("--drop-cert", "*.wild.test")
       assert.equal(0, code, out)
-      assert.truthy(proc.wait_for(function() return fingerprint("a.wild.test") == "" end, 2))
+      assert.truthy(proc.wait_for(function()
+        for _ = 1, 4 do
+          if fingerprint("a.wild.test") ~= "" then return false end
+        end
+        return true
+      end, 2))
     end)
   end)
 
