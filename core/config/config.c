@@ -95,8 +95,8 @@ static const char *const top_keys[] = {"listen",    "workers", "log_level",    "
                                        "upstreams", "routes",  "plugin_paths", "plugins",    "cache",  "admin",
                                        "redis",     NULL};
 static const char *const admin_keys[] = {"listen", "token", NULL};
-static const char *const redis_keys[] = {"address", "db", "password", "timeout_ms", "connect_timeout_ms",
-                                         "pool_size", "channel", NULL};
+static const char *const redis_keys[] = {"address", "sentinels", "master_name", "db", "password", "timeout_ms",
+                                         "connect_timeout_ms", "pool_size", "channel", NULL};
 static const char *const plugins_keys[] = {"timeout", "max_instructions", "memory_mb", NULL};
 static const char *const cache_keys[] = {"max_entries", "stale_limit", NULL};
 /* Keys of a route's cors table that belong to the plugin host, not the engine. */
@@ -205,6 +205,55 @@ static void load_admin(cg_loader_t *ld, int tidx, cg_config_t *c) {
 
 /* Redis: the address must be an IP literal or localhost, as everywhere else
  * in the config (no resolver runs on a worker's loop). */
+/* "IP:port" (or localhost) into host and port: 0 or -1. */
+static int redis_node(const char *s, char *host, size_t cap, int *port) {
+  struct sockaddr_storage sa;
+  socklen_t sl;
+  if (cg_config_parse_hostport(s, &sa, &sl) != 0) return -1;
+  if (sa.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host, (socklen_t)cap);
+    *port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+  } else {
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, host, (socklen_t)cap);
+    *port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+  }
+  return 0;
+}
+
+/* redis.sentinels = { "IP:port", ... } and redis.master_name. */
+static void load_sentinels(cg_loader_t *ld, int t, cg_redis_conf_t *r) {
+  lua_State *L = ld->L;
+  const char *s;
+  if (cg_cfg_get_table(ld, t, "redis", "sentinels") == 1) {
+    int st = lua_gettop(L);
+    int n = cg_cfg_list_len(ld, st, "redis.sentinels");
+    if (n == 0) cg_diag_error(ld->d, "redis.sentinels", "needs at least one \"IP:port\" (three, for a quorum)");
+    if (n > CG_MAX_SENTINELS) cg_diag_error(ld->d, "redis.sentinels", "at most %d sentinels", CG_MAX_SENTINELS);
+    for (int i = 1; i <= n && i <= CG_MAX_SENTINELS; i++) {
+      char p[40];
+      snprintf(p, sizeof p, "redis.sentinels[%d]", i);
+      lua_rawgeti(L, st, i);
+      if (cg_cfg_want_type(ld, LUA_TSTRING, p, "a string \"IP:port\"")) {
+        cg_redis_node_t *nd = &r->sentinels[r->n_sentinels];
+        if (redis_node(lua_tostring(L, -1), nd->host, sizeof nd->host, &nd->port) == 0) r->n_sentinels++;
+        else cg_diag_error(ld->d, p, "expected \"IP:port\", got \"%s\"", lua_tostring(L, -1));
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  if (cg_cfg_get_string(ld, t, "redis", "master_name", 1, &s) == 1) {
+    if (!*s || strpbrk(s, " \r\n")) {
+      cg_diag_error(ld->d, "redis.master_name", "expected the name the sentinels monitor, got \"%s\"", s);
+    } else {
+      r->master_name = cg_cfg_strdup(s);
+      char desc[200];
+      snprintf(desc, sizeof desc, "%s via %d sentinel(s)", s, r->n_sentinels);
+      r->address = cg_cfg_strdup(desc);
+    }
+  }
+}
+
 static void load_redis(cg_loader_t *ld, int tidx, cg_config_t *c) {
   lua_State *L = ld->L;
   const char *s;
@@ -213,19 +262,21 @@ static void load_redis(cg_loader_t *ld, int tidx, cg_config_t *c) {
   if (cg_cfg_get_table(ld, tidx, "", "redis") != 1) return;
   int t = lua_gettop(L);
   cg_cfg_check_keys(ld, t, "redis", redis_keys);
-  if (cg_cfg_get_string(ld, t, "redis", "address", 1, &s) == 1) {
-    struct sockaddr_storage sa;
-    socklen_t sl;
+  int has_sentinels = cg_cfg_field(L, t, "sentinels") != LUA_TNIL;
+  lua_pop(L, 1);
+  if (has_sentinels) {
+    load_sentinels(ld, t, r);
+    lua_getfield(L, t, "address");
+    if (!lua_isnil(L, -1))
+      cg_diag_error(ld->d, "redis.address", "address or sentinels, not both (with sentinels the primary is found "
+                                            "through them)");
+    lua_pop(L, 1);
+  } else if (cg_cfg_get_string(ld, t, "redis", "address", 0, &s) == 1) {
     r->address = cg_cfg_strdup(s);
-    if (cg_config_parse_hostport(s, &sa, &sl) != 0) {
+    if (redis_node(s, &r->host[0], sizeof r->host, &r->port) != 0)
       cg_diag_error(ld->d, "redis.address", "expected \"IP:port\" or \"localhost:port\", got \"%s\"", s);
-    } else if (sa.ss_family == AF_INET) {
-      inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, r->host, sizeof r->host);
-      r->port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
-    } else {
-      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, r->host, sizeof r->host);
-      r->port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-    }
+  } else {
+    cg_diag_error(ld->d, "redis", "address = \"IP:port\" (one server) or sentinels = { ... } with master_name");
   }
   if (cg_cfg_get_int(ld, t, "redis", "db", 0, 65535, &v) == 1) r->db = (int)v;
   if (cg_cfg_get_string(ld, t, "redis", "password", 0, &s) == 1) r->password = cg_cfg_strdup(s);
@@ -719,6 +770,7 @@ void cg_config_free(cg_config_t *c) {
   free(c->admin_listen);
   free(c->admin_token);
   free(c->redis.address);
+  free(c->redis.master_name);
   free(c->redis.password);
   free(c->redis.channel);
   free(c->source);

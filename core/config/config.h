@@ -93,10 +93,22 @@ typedef struct cg_cache_conf {
 /* The shared store of a fleet (top-level `redis = { ... }`): gw.redis in
  * plugins, and the channel every instance listens on for cache
  * invalidations. */
-typedef struct cg_redis_conf {
-  char *address; /* "host:port" as written; NULL: no Redis */
-  char host[64]; /* the IP literal hiredis connects to */
+enum { CG_MAX_SENTINELS = 16 };
+
+typedef struct cg_redis_node {
+  char host[64]; /* an IP literal */
   int port;
+} cg_redis_node_t;
+
+typedef struct cg_redis_conf {
+  char *address; /* "host:port" as written (with sentinels: "NAME via sentinels"); NULL: no Redis */
+  char host[64]; /* the IP literal hiredis connects to (without sentinels) */
+  int port;
+  /* sentinels: the primary of master_name is found through them, and
+   * followed when they fail over */
+  cg_redis_node_t sentinels[CG_MAX_SENTINELS];
+  int n_sentinels;
+  char *master_name;
   int db;
   char *password; /* NULL: none (CORSGATE_REDIS_PASSWORD wins over the file) */
   uint64_t timeout_ms, connect_timeout_ms;

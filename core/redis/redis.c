@@ -20,8 +20,10 @@
 #include "util/list.h"
 #include "util/log.h"
 
-enum { R_DOWN, R_CONNECTING, R_UP, R_CLOSED };
-enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, KEEPALIVE_S = 5 };
+enum { R_DOWN, R_DISCOVERING, R_CONNECTING, R_UP, R_CLOSED };
+/* With sentinels the backoff stays short: the primary comes back elsewhere
+ * as soon as a failover ends, and each attempt asks the sentinels anew. */
+enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, SENTINEL_BACKOFF_MAX_MS = 500, KEEPALIVE_S = 5 };
 
 typedef struct pending {
   cg_list_t link;
@@ -40,9 +42,15 @@ struct cg_redis {
   uint64_t backoff_ms;
   unsigned failures; /* attempts since the connection was last up */
   cg_list_t pending; /* oldest first: replies come in this order */
-  char host[64];
+  char host[64]; /* the server: as configured, or the primary the sentinels named */
   int port, db;
   char *password, *channel;
+  /* sentinels: asked in turn (si) for master's address before each connect */
+  cg_redis_node_t sentinels[CG_MAX_SENTINELS];
+  int n_sentinels, si;
+  char *master;
+  redisAsyncContext *sac; /* asking a sentinel */
+  redisAsyncContext *wac; /* a subscriber's watch: +switch-master on a sentinel */
   uint64_t timeout_ms, connect_timeout_ms;
   cg_redis_msg_cb on_msg;
   cg_redis_state_cb on_state;
@@ -50,9 +58,37 @@ struct cg_redis {
 };
 
 static _Atomic uint64_t st_conns, st_commands, st_errors, st_timeouts, st_reconnects, st_up, st_subs, st_subs_up, st_inval,
-    st_invalidated;
+    st_invalidated, st_failovers;
+/* The primary the sentinels named last ("ip:port"), for /healthz and the
+ * count of failovers: a change of it is one. */
+static uv_mutex_t primary_mu;
+static uv_once_t primary_once = UV_ONCE_INIT;
+static char primary_now[80];
+static void primary_init(void) { uv_mutex_init(&primary_mu); }
+
+static void primary_seen(const char *host, int port) {
+  char addr[80];
+  snprintf(addr, sizeof addr, "%s:%d", host, port);
+  uv_once(&primary_once, primary_init);
+  uv_mutex_lock(&primary_mu);
+  int moved = primary_now[0] && strcmp(primary_now, addr) != 0;
+  if (!primary_now[0] || moved) snprintf(primary_now, sizeof primary_now, "%s", addr);
+  uv_mutex_unlock(&primary_mu);
+  if (moved) {
+    atomic_fetch_add(&st_failovers, 1);
+    cg_log_warn("redis: the sentinels name a new primary: %s", addr);
+  }
+}
+
+void cg_redis_primary(char *out, size_t n) {
+  uv_once(&primary_once, primary_init);
+  uv_mutex_lock(&primary_mu);
+  snprintf(out, n, "%s", primary_now);
+  uv_mutex_unlock(&primary_mu);
+}
 
 static void start_connect(cg_redis_t *r);
+static void start_watch(cg_redis_t *r);
 static void on_timer(uv_timer_t *t);
 
 static void arm(cg_redis_t *r) {
@@ -91,9 +127,11 @@ static void lost(cg_redis_t *r, const char *why) {
     cg_log_warn("redis %s:%d: cannot connect (%s); retrying with backoff", r->host, r->port, why);
   }
   r->failures++;
+  if (r->n_sentinels) r->si = (r->si + 1) % r->n_sentinels; /* the next one asked, should this one be the trouble */
   /* jitter spreads the reconnects of many workers and replicas */
   uint64_t wait = r->backoff_ms + uv_hrtime() % (r->backoff_ms / 2 + 1);
-  r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+  uint64_t max = r->n_sentinels ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
+  r->backoff_ms = r->backoff_ms * 2 > max ? max : r->backoff_ms * 2;
   uv_timer_start(&r->timer, on_timer, wait, 0);
 }
 
@@ -107,9 +145,21 @@ static redisAsyncContext *detach(cg_redis_t *r) {
   return ac;
 }
 
+/* The sentinel contexts (asking, watching): given back to hiredis. */
+static void drop_sentinels(cg_redis_t *r) {
+  redisAsyncContext *s[2] = {r->sac, r->wac};
+  r->sac = r->wac = NULL;
+  for (int i = 0; i < 2; i++)
+    if (s[i]) {
+      s[i]->data = NULL;
+      redisAsyncFree(s[i]);
+    }
+}
+
 static void drop(cg_redis_t *r, const char *why) {
   redisAsyncContext *ac = detach(r);
   if (ac) redisAsyncFree(ac);
+  drop_sentinels(r);
   lost(r, why);
 }
 
@@ -124,7 +174,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   const redisReply *rep = reply;
   if (rep && rep->type == REDIS_REPLY_ERROR) atomic_fetch_add(&st_errors, 1);
   if (was_head && ac->data) arm(r);
+  /* a primary turned replica under us (a failover it missed): find the new one */
+  int moved = rep && ac->data && r->n_sentinels && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "READONLY", 8) == 0;
   if (cb) cb(arg, rep, rep ? NULL : (r->state == R_CLOSED ? "closed" : "connection lost"));
+  if (moved && r->ac == ac) drop(r, "the server is a replica now (READONLY)");
 }
 
 static void on_message(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -156,6 +209,17 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata) {
     drop(r, why);
     return;
   }
+  if (strcmp(what, "ROLE") == 0) { /* with sentinels: what they named must still be the primary */
+    const char *role = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_STRING
+                           ? rep->element[0]->str
+                           : "?";
+    if (strcmp(role, "master") != 0) {
+      char why[120];
+      snprintf(why, sizeof why, "not the primary (its role: %.20s)", role);
+      drop(r, why);
+    }
+    return;
+  }
   if (strcmp(what, "PING") != 0) return;
   if (r->failures) cg_log_info("redis %s:%d: connected again after %u failed attempt(s)", r->host, r->port, r->failures);
   r->state = R_UP;
@@ -166,6 +230,7 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata) {
     const char *argv[] = {"SUBSCRIBE", r->channel};
     size_t lens[] = {9, strlen(r->channel)};
     if (redisAsyncCommandArgv(ac, on_message, r, 2, argv, lens) != REDIS_OK) drop(r, "cannot subscribe");
+    else start_watch(r);
     return;
   }
   atomic_fetch_add(&st_up, 1);
@@ -200,27 +265,149 @@ static void keepalive(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 }
 
-static void start_connect(cg_redis_t *r) {
-  redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+/* A context to host:port on r's loop, or NULL with why. */
+static redisAsyncContext *open_ctx(cg_redis_t *r, const char *host, int port, char *why, size_t n) {
+  redisAsyncContext *ac = redisAsyncConnect(host, port);
   if (!ac || ac->err) {
-    char why[128];
-    snprintf(why, sizeof why, "%s", ac ? ac->errstr : "out of memory");
+    snprintf(why, n, "%s", ac ? ac->errstr : "out of memory");
     if (ac) redisAsyncFree(ac);
-    lost(r, why);
-    return;
+    return NULL;
   }
   if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
     /* the adapter set its hooks before failing, with no data for them */
     memset(&ac->ev, 0, sizeof ac->ev);
     redisAsyncFree(ac);
-    lost(r, "cannot watch the socket");
-    return;
+    snprintf(why, n, "cannot watch the socket");
+    return NULL;
+  }
+  keepalive(ac->c.fd);
+  return ac;
+}
+
+static void connect_server(cg_redis_t *r);
+
+/* A context to host:port made r's *slot, its callbacks set; or NULL (when
+ * report, the attempt is reported lost). */
+static redisAsyncContext *open_slot(cg_redis_t *r, const char *host, int port, redisAsyncContext **slot,
+                                    redisConnectCallback *on_conn, redisDisconnectCallback *on_disc, int report) {
+  char why[200];
+  redisAsyncContext *ac = open_ctx(r, host, port, why, sizeof why);
+  if (!ac) {
+    if (report) lost(r, why);
+    return NULL;
   }
   ac->data = r;
-  r->ac = ac;
-  keepalive(ac->c.fd);
-  redisAsyncSetConnectCallback(ac, on_connect);
-  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  *slot = ac;
+  redisAsyncSetConnectCallback(ac, on_conn);
+  redisAsyncSetDisconnectCallback(ac, on_disc);
+  return ac;
+}
+
+/* The sentinel's answer to SENTINEL get-master-addr-by-name: connect there. */
+static void on_master_addr(redisAsyncContext *ac, void *reply, void *privdata) {
+  cg_redis_t *r = ac->data;
+  const redisReply *rep = reply;
+  (void)privdata;
+  if (!r || r->sac != ac) return;
+  r->sac = NULL;
+  ac->data = NULL;
+  redisAsyncFree(ac); /* deferred by hiredis until this returns */
+  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
+      rep->element[1]->type != REDIS_REPLY_STRING) {
+    char why[200];
+    snprintf(why, sizeof why, "sentinel %s:%d does not name a primary for %s%s%.100s",
+             r->sentinels[r->si].host, r->sentinels[r->si].port, r->master,
+             rep && rep->type == REDIS_REPLY_ERROR ? ": " : "", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+    lost(r, why);
+    return;
+  }
+  snprintf(r->host, sizeof r->host, "%s", rep->element[0]->str);
+  r->port = atoi(rep->element[1]->str);
+  primary_seen(r->host, r->port);
+  connect_server(r);
+}
+
+static void on_sentinel_connect(const redisAsyncContext *ac, int status) {
+  cg_redis_t *r = ac->data;
+  if (!r || status == REDIS_OK) return;
+  ((redisAsyncContext *)ac)->data = NULL; /* hiredis frees it */
+  if (r->sac == ac) {
+    r->sac = NULL;
+    char why[200];
+    snprintf(why, sizeof why, "sentinel %s:%d: %s", r->sentinels[r->si].host, r->sentinels[r->si].port,
+             ac->errstr[0] ? ac->errstr : "connect failed");
+    lost(r, why);
+  } else if (r->wac == ac) {
+    r->wac = NULL;
+  }
+}
+
+static void on_sentinel_disconnect(const redisAsyncContext *ac, int status) {
+  cg_redis_t *r = ac->data;
+  (void)status;
+  if (!r) return;
+  if (r->sac == ac) {
+    r->sac = NULL;
+    lost(r, "the sentinel closed the connection");
+  } else if (r->wac == ac) {
+    r->wac = NULL; /* watched again at the next connect */
+  }
+}
+
+/* Asks sentinel si where the primary is; connects there on the answer. */
+static void start_discover(cg_redis_t *r) {
+  const cg_redis_node_t *s = &r->sentinels[r->si];
+  redisAsyncContext *ac = open_slot(r, s->host, s->port, &r->sac, on_sentinel_connect, on_sentinel_disconnect, 1);
+  if (!ac) return;
+  r->state = R_DISCOVERING;
+  const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->master};
+  size_t lens[] = {8, 23, strlen(r->master)};
+  redisAsyncCommandArgv(ac, on_master_addr, NULL, 3, argv, lens);
+  uv_timer_start(&r->timer, on_timer, r->connect_timeout_ms, 0);
+}
+
+/* +switch-master on the watch: the subscriber moves to the new primary. */
+static void on_switch(redisAsyncContext *ac, void *reply, void *privdata) {
+  cg_redis_t *r = ac->data;
+  const redisReply *rep = reply;
+  (void)privdata;
+  if (!r || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
+  const redisReply *kind = rep->element[0], *msg = rep->element[2];
+  if (kind->type != REDIS_REPLY_STRING || strcasecmp(kind->str, "message") != 0 || msg->type != REDIS_REPLY_STRING)
+    return;
+  /* "<name> <old-ip> <old-port> <new-ip> <new-port>" */
+  char name[128], oldh[64], newh[64];
+  int oldp, newp;
+  if (sscanf(msg->str, "%127s %63s %d %63s %d", name, oldh, &oldp, newh, &newp) != 5 || strcmp(name, r->master) != 0)
+    return;
+  primary_seen(newh, newp);
+  if (strcmp(newh, r->host) != 0 || newp != r->port) {
+    r->backoff_ms = BACKOFF_MIN_MS;
+    drop(r, "the sentinels failed over to another primary");
+  }
+}
+
+/* A subscriber watches the sentinel it asked for +switch-master, so it
+ * follows a failover at once (its own connection may stay up: a demoted
+ * primary keeps serving its subscribers). */
+static void start_watch(cg_redis_t *r) {
+  if (!r->n_sentinels || !r->channel || r->wac) return;
+  const cg_redis_node_t *s = &r->sentinels[r->si];
+  redisAsyncContext *ac = open_slot(r, s->host, s->port, &r->wac, on_sentinel_connect, on_sentinel_disconnect, 0);
+  if (!ac) return;
+  const char *argv[] = {"SUBSCRIBE", "+switch-master"};
+  size_t lens[] = {9, 14};
+  redisAsyncCommandArgv(ac, on_switch, NULL, 2, argv, lens);
+}
+
+static void start_connect(cg_redis_t *r) {
+  if (r->n_sentinels) start_discover(r);
+  else connect_server(r);
+}
+
+static void connect_server(cg_redis_t *r) {
+  redisAsyncContext *ac = open_slot(r, r->host, r->port, &r->ac, on_connect, on_disconnect, 1);
+  if (!ac) return;
   r->state = R_CONNECTING;
   if (r->password) {
     const char *argv[] = {"AUTH", r->password};
@@ -233,6 +420,11 @@ static void start_connect(cg_redis_t *r) {
     const char *argv[] = {"SELECT", db};
     size_t lens[] = {6, (size_t)n};
     redisAsyncCommandArgv(ac, on_setup, "SELECT", 2, argv, lens);
+  }
+  if (r->n_sentinels) {
+    const char *argv[] = {"ROLE"};
+    size_t lens[] = {4};
+    redisAsyncCommandArgv(ac, on_setup, "ROLE", 1, argv, lens);
   }
   const char *argv[] = {"PING"};
   size_t lens[] = {4};
@@ -249,6 +441,9 @@ static void on_timer(uv_timer_t *t) {
     break;
   case R_CONNECTING:
     drop(r, "connect timeout");
+    break;
+  case R_DISCOVERING:
+    drop(r, "the sentinel did not answer in time");
     break;
   case R_UP: {
     if (cg_list_empty(&r->pending)) break;
@@ -284,6 +479,10 @@ cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const cha
   snprintf(r->host, sizeof r->host, "%s", conf->host);
   r->port = conf->port;
   r->db = conf->db;
+  r->n_sentinels = conf->n_sentinels;
+  memcpy(r->sentinels, conf->sentinels, sizeof r->sentinels);
+  r->master = conf->master_name ? strdup(conf->master_name) : NULL;
+  if (r->n_sentinels) r->si = (int)(uv_hrtime() % (uint64_t)r->n_sentinels); /* spread over the sentinels */
   r->password = conf->password ? strdup(conf->password) : NULL;
   r->channel = channel ? strdup(channel) : NULL;
   r->timeout_ms = conf->timeout_ms;
@@ -304,6 +503,7 @@ static void on_closed(uv_handle_t *h) {
   cg_redis_t *r = h->data;
   free(r->password);
   free(r->channel);
+  free(r->master);
   free(r);
 }
 
@@ -312,6 +512,7 @@ void cg_redis_free(cg_redis_t *r) {
   if (r->state == R_UP) count_down(r);
   atomic_fetch_sub(r->channel ? &st_subs : &st_conns, 1);
   r->state = R_CLOSED;
+  drop_sentinels(r);
   redisAsyncContext *ac = r->ac;
   r->ac = NULL;
   if (ac) {
@@ -326,8 +527,17 @@ int cg_redis_up(const cg_redis_t *r) { return r && r->state == R_UP && r->ac && 
 int cg_redis_matches(const cg_redis_t *r, const cg_redis_conf_t *c, const char *channel) {
   int same_pw = (!r->password && !c->password) || (r->password && c->password && strcmp(r->password, c->password) == 0);
   int same_ch = (!r->channel && !channel) || (r->channel && channel && strcmp(r->channel, channel) == 0);
-  return strcmp(r->host, c->host) == 0 && r->port == c->port && r->db == c->db && same_pw && same_ch &&
-         r->timeout_ms == c->timeout_ms && r->connect_timeout_ms == c->connect_timeout_ms;
+  if (r->n_sentinels != c->n_sentinels) return 0;
+  if (r->n_sentinels) {
+    /* host and port are whatever the sentinels named: compare what was configured */
+    if (memcmp(r->sentinels, c->sentinels, sizeof r->sentinels) != 0 || !c->master_name ||
+        strcmp(r->master, c->master_name) != 0)
+      return 0;
+  } else if (strcmp(r->host, c->host) != 0 || r->port != c->port) {
+    return 0;
+  }
+  return r->db == c->db && same_pw && same_ch && r->timeout_ms == c->timeout_ms &&
+         r->connect_timeout_ms == c->connect_timeout_ms;
 }
 
 int cg_redis_connecting(const cg_redis_t *r) { return r && r->state == R_CONNECTING && r->ac; }
@@ -372,6 +582,7 @@ void cg_redis_stats(cg_redis_stats_t *out) {
   out->subscribers_up = atomic_load(&st_subs_up);
   out->invalidations = atomic_load(&st_inval);
   out->invalidated = atomic_load(&st_invalidated);
+  out->failovers = atomic_load(&st_failovers);
 }
 
 void cg_redis_count_invalidation(uint64_t n) {

@@ -10,6 +10,11 @@
  * timeout_ms means the server stopped answering; the connection is dropped
  * (every command waiting on it fails) and built again.
  *
+ * With sentinels (redis.sentinels, master_name), each connect first asks a
+ * sentinel (in turn, the next after a failure) where the primary is, checks
+ * with ROLE that it is one, and a READONLY reply sends it looking again; a
+ * subscriber also watches +switch-master and moves at once.
+ *
  * Single-threaded: a cg_redis_t belongs to the loop that made it. The
  * process-wide counters (cg_redis_stats) are atomics, read by /metrics. */
 #include <hiredis/hiredis.h>
@@ -53,9 +58,12 @@ typedef struct cg_redis_stats {
   uint64_t connections, connections_up; /* command connections (every worker's pool) */
   uint64_t commands, errors, timeouts, reconnects;
   uint64_t subscribers, subscribers_up, invalidations, invalidated;
+  uint64_t failovers; /* with sentinels: times they named a new primary */
 } cg_redis_stats_t;
 void cg_redis_stats(cg_redis_stats_t *out);
 /* An invalidation message was applied and dropped n cache entries. */
 void cg_redis_count_invalidation(uint64_t n);
+/* With sentinels: the primary they named last ("ip:port"), or "". */
+void cg_redis_primary(char *out, size_t n);
 
 #endif

@@ -456,16 +456,22 @@ static void handle(admin_conn_t *c) {
      * decisions, static routes), and a load balancer that pulled every
      * replica at once over a shared store would turn a Redis outage into a
      * full one. */
-    char redis[160] = "";
+    char redis[400] = "";
     int redis_ok = 1;
     if (a->cfg->redis.address) {
       cg_redis_stats_t rs;
       cg_redis_stats(&rs);
       int fleet = cg_fleet_state();
       redis_ok = cg_fleet_redis_ok();
-      snprintf(redis, sizeof redis, ",\"redis\":{\"state\":\"%s\",\"subscriber\":\"%s\",\"connections\":%llu,\"connections_up\":%llu}",
+      char primary[80], sent[200] = "";
+      cg_redis_primary(primary, sizeof primary);
+      if (a->cfg->redis.n_sentinels)
+        snprintf(sent, sizeof sent, ",\"primary\":\"%s\",\"failovers\":%llu", primary,
+                 (unsigned long long)rs.failovers);
+      snprintf(redis, sizeof redis,
+               ",\"redis\":{\"state\":\"%s\",\"subscriber\":\"%s\",\"connections\":%llu,\"connections_up\":%llu%s}",
                redis_ok ? "up" : "down", fleet < 0 ? "off" : fleet ? "up" : "down",
-               (unsigned long long)rs.connections, (unsigned long long)rs.connections_up);
+               (unsigned long long)rs.connections, (unsigned long long)rs.connections_up, sent);
     }
     reply_json(c, up == a->n_workers ? 200 : 503,
                "{\"status\":\"%s\",\"workers\":%d,\"workers_up\":%d,\"uptime_s\":%llu%s}",

@@ -323,11 +323,19 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
         "# HELP corsgate_redis_invalidations_total Invalidation lines received on the channel.\n"
         "# TYPE corsgate_redis_invalidations_total counter\ncorsgate_redis_invalidations_total %llu\n"
         "# HELP corsgate_redis_invalidated_total Decisions those invalidations dropped.\n"
-        "# TYPE corsgate_redis_invalidated_total counter\ncorsgate_redis_invalidated_total %llu\n",
+        "# TYPE corsgate_redis_invalidated_total counter\ncorsgate_redis_invalidated_total %llu\n"
+        "# HELP corsgate_redis_failovers_total With sentinels: times they named a new primary.\n"
+        "# TYPE corsgate_redis_failovers_total counter\ncorsgate_redis_failovers_total %llu\n",
         cg_fleet_redis_ok(),
         (unsigned long long)rs.connections_up, (unsigned long long)(rs.connections - rs.connections_up), fleet == 1,
         (unsigned long long)rs.commands, (unsigned long long)rs.errors, (unsigned long long)rs.timeouts,
-        (unsigned long long)rs.reconnects, (unsigned long long)rs.invalidations, (unsigned long long)rs.invalidated);
+        (unsigned long long)rs.reconnects, (unsigned long long)rs.invalidations, (unsigned long long)rs.invalidated,
+        (unsigned long long)rs.failovers);
+    char primary[80];
+    cg_redis_primary(primary, sizeof primary);
+    if (primary[0])
+      add(&b, "# HELP corsgate_redis_primary The primary the sentinels name now (value 1).\n"
+              "# TYPE corsgate_redis_primary gauge\ncorsgate_redis_primary{address=\"%s\"} 1\n", primary);
   }
   add(&b, "# HELP corsgate_hook_duration_seconds Plugin hook runs (origin(), certificate()), I/O included.\n"
           "# TYPE corsgate_hook_duration_seconds histogram\n");

@@ -2,6 +2,9 @@
 -- fleet (Debian's redis-server, installed by scripts/setup).
 --
 --   local r = redis.start({ password = "..." })   -- a free port, no persistence
+--   redis.start({ replicaof = primary })           -- a replica of another
+--   redis.start({ sentinel = primary, name = "corsgate", down_after_ms = 1000 })
+--                                                   -- a sentinel watching primary
 --   r:port(), r:address(), r:cli("HGETALL", "k") -> redis-cli's output
 --   r:kill()   SIGKILL, as a crash          r:restart()  on the same port
 --   r:pause()  SIGSTOP (stops answering)    r:resume()   SIGCONT
@@ -17,6 +20,24 @@ mt.__index = mt
 local function spawn(self)
   local argv = { "redis-server", "--port", tostring(self._port), "--bind", "127.0.0.1", "--save", "",
     "--appendonly", "no", "--protected-mode", "no" }
+  if self.sentinel then
+    -- a sentinel rewrites its config file: one of its own
+    local conf = self.dir .. "/sentinel.conf"
+    if not proc.read_file(conf) then
+      local o = self.sentinel
+      proc.write_file(conf, concat({
+        "port " .. self._port, "bind 127.0.0.1", "protected-mode no",
+        format("sentinel monitor %s 127.0.0.1 %d %d", o.name, o.primary:port(), o.quorum or 2),
+        format("sentinel down-after-milliseconds %s %d", o.name, o.down_after_ms or 1000),
+        format("sentinel failover-timeout %s %d", o.name, o.failover_timeout_ms or 3000),
+        format("sentinel parallel-syncs %s 1", o.name), "" }, "\n"))
+    end
+    argv = { "redis-server", conf, "--sentinel" }
+  elseif self.replicaof then
+    argv[#argv + 1] = "--replicaof"
+    argv[#argv + 1] = "127.0.0.1"
+    argv[#argv + 1] = tostring(self.replicaof:port())
+  end
   if self.password then
     argv[#argv + 1] = "--requirepass"
     argv[#argv + 1] = self.password
@@ -31,7 +52,12 @@ end
 
 function _M.start(opts)
   opts = opts or {}
-  local self = setmetatable({ _port = proc.free_port(), dir = proc.tmpdir("redis"), password = opts.password }, mt)
+  local self = setmetatable({ _port = proc.free_port(), dir = proc.tmpdir("redis"), password = opts.password,
+    replicaof = opts.replicaof }, mt)
+  if opts.sentinel then
+    self.sentinel = { primary = opts.sentinel, name = opts.name or "corsgate", quorum = opts.quorum,
+      down_after_ms = opts.down_after_ms, failover_timeout_ms = opts.failover_timeout_ms }
+  end
   spawn(self)
   return self
 end
