@@ -18,15 +18,16 @@ local mt = {}
 mt.__index = mt
 
 local function spawn(self)
+  -- --dir: a replica's sync writes an RDB file, into the spec's directory
   local argv = { "redis-server", "--port", tostring(self._port), "--bind", "127.0.0.1", "--save", "",
-    "--appendonly", "no", "--protected-mode", "no" }
+    "--appendonly", "no", "--protected-mode", "no", "--dir", self.dir }
   if self.sentinel then
     -- a sentinel rewrites its config file: one of its own
     local conf = self.dir .. "/sentinel.conf"
     if not proc.read_file(conf) then
       local o = self.sentinel
       proc.write_file(conf, concat({
-        "port " .. self._port, "bind 127.0.0.1", "protected-mode no",
+        "port " .. self._port, "bind 127.0.0.1", "protected-mode no", "dir " .. self.dir,
         format("sentinel monitor %s 127.0.0.1 %d %d", o.name, o.primary:port(), o.quorum or 2),
         format("sentinel down-after-milliseconds %s %d", o.name, o.down_after_ms or 1000),
         format("sentinel failover-timeout %s %d", o.name, o.failover_timeout_ms or 3000),
