@@ -483,15 +483,23 @@ static void handle(admin_conn_t *c) {
     get_cache(c);
   } else if (strcmp(path, "/cache") == 0 && m == HTTP_DELETE) {
     delete_cache(c, &q);
+  } else if (strcmp(path, "/refused") == 0 && m == HTTP_GET) {
+    const char *lim = qget(&q, "limit");
+    size_t len = 0;
+    char *body = cg_refused_render(a->workers, a->n_workers, a->cfg, lim ? atoi(lim) : 100, &len);
+    if (body) reply(c, 200, "application/json", body, len);
+    else reply_json(c, 500, "{\"error\":\"out of memory\"}");
+    free(body);
   } else if (strcmp(path, "/explain") == 0 && m == HTTP_GET) {
     get_explain(c, &q);
   } else if (strcmp(path, "/reload") == 0 && m == HTTP_POST) {
     post_reload(c);
   } else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0 || strcmp(path, "/cache") == 0 ||
-             strcmp(path, "/explain") == 0 || strcmp(path, "/reload") == 0) {
+             strcmp(path, "/explain") == 0 || strcmp(path, "/reload") == 0 || strcmp(path, "/refused") == 0) {
     reply_json(c, 405, "{\"error\":\"method not allowed\"}");
   } else {
-    reply_json(c, 404, "{\"error\":\"no such endpoint: /healthz, /metrics, /cache, /explain, /reload\"}");
+    reply_json(c, 404,
+               "{\"error\":\"no such endpoint: /healthz, /metrics, /cache, /refused, /explain, /reload\"}");
   }
 }
 

@@ -118,8 +118,10 @@ void cg_cors_decide(cg_exchange_t *x, int as_actual) {
   }
   int n = cg_cors_evaluate(r->route->cors, r->decision_ov, &q, &r->cors, w->cors_scratch, sizeof w->cors_scratch);
   r->decision_ov = NULL; /* the cache may drop it from here on */
-  if (n >= 0 && r->cors.reason != CG_CORS_NO_ORIGIN && r->cors.kind != CG_CORS_NO_CORS)
+  if (n >= 0 && r->cors.reason != CG_CORS_NO_ORIGIN && r->cors.kind != CG_CORS_NO_CORS) {
     cg_metrics_cors(&w->metrics, r->route->index, r->cors.reason, r->tenant);
+    if (r->cors.reason != CG_CORS_OK) cg_refused_note(x, r->cors.origin, r->cors.origin_len);
+  }
   if (n >= 0 && r->cors.origin && r->cors.origin_len < sizeof r->cors_origin) {
     memcpy(r->cors_origin, r->cors.origin, r->cors.origin_len);
     r->cors_origin[r->cors.origin_len] = 0;

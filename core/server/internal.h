@@ -21,6 +21,7 @@
 #include "server/metrics.h"
 #include "util/ascii.h"
 #include "util/list.h"
+#include "util/topk.h"
 
 /* --- worker -------------------------------------------------------------- */
 
@@ -86,6 +87,7 @@ typedef struct cg_worker {
   char *hdr_blocks[CG_HDR_BLOCKS];
   int n_hdr_blocks;
   cg_metrics_t metrics; /* written by this worker only; the admin API reads snapshots */
+  cg_topk_t refused;    /* the top refused (route, reason, origin): GET /refused */
   uv_async_t rpc_async;
   uv_mutex_t rpc_mu;
   uv_cond_t rpc_cv;
@@ -237,6 +239,12 @@ void cg_cors_hdrs_free_spares(cg_worker_t *w);
 /* 1: the request waits for a decision (x->ops->decided follows); 0: decided. */
 int cg_plugin_decide(cg_exchange_t *x);
 void cg_plugin_cancel(cg_exchange_t *x);
+
+/* refused.c: a CORS refusal into the worker's top refused origins (origin:
+ * the normalized one, or NULL for the Origin bytes as sent); the workers'
+ * summaries merged as the JSON of GET /refused (malloc'd; limit <= 0: all). */
+void cg_refused_note(cg_exchange_t *x, const char *origin, size_t origin_len);
+char *cg_refused_render(cg_worker_t *workers, int n_workers, const cg_config_t *cfg, int limit, size_t *len);
 
 /* cert_glue.c: certificates from a listener's hook (tls.plugin). How long an
  * answer is kept: a certificate (unless the hook says), none, a failure. */

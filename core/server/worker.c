@@ -320,6 +320,7 @@ int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, const int 
     }
   }
   if (cg_metrics_init(&w->metrics, cfg->n_routes) != 0) return -1;
+  cg_topk_init(&w->refused);
   uv_async_init(&w->loop, &w->wake, on_wake);
   uv_async_init(&w->loop, &w->rpc_async, rpc_run);
   uv_async_init(&w->loop, &w->adopt_async, adopt_run);

@@ -1,0 +1,108 @@
+/* A space-saving summary of refusals; see topk.h. */
+#include "util/topk.h"
+
+#include <string.h>
+
+/* FNV-1a. Unkeyed on purpose: a chain holds at most CG_TOPK_K items
+ * whatever a client chooses, so colliding origins cost a bounded walk, and a
+ * refusal stays cheap. */
+static uint32_t fnv(uint32_t h, const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h;
+}
+
+void cg_topk_init(cg_topk_t *t) {
+  memset(t, 0, sizeof *t);
+  memset(t->head, 0xff, sizeof t->head);
+  memset(t->next, 0xff, sizeof t->next);
+}
+
+/* Copies n bytes of s into a field of cap bytes, cut to fit, NUL-ended. */
+static void put(char *dst, size_t cap, const char *s, size_t n) {
+  if (!s) n = 0;
+  if (n >= cap) n = cap - 1;
+  if (n) memcpy(dst, s, n);
+  dst[n] = 0;
+}
+
+static int same(const cg_topk_item_t *it, uint32_t h, int route, int reason, const char *origin, size_t olen,
+                const char *detail, size_t dlen) {
+  return it->hash == h && it->route == route && it->reason == reason && it->origin_len == olen &&
+         it->detail_len == dlen && memcmp(it->origin, origin, olen) == 0 && memcmp(it->detail, detail, dlen) == 0;
+}
+
+static void unchain(cg_topk_t *t, int i) {
+  int16_t *p = &t->head[t->items[i].hash & 255];
+  while (*p >= 0 && *p != i) p = &t->next[*p];
+  if (*p == i) *p = t->next[i];
+  t->next[i] = -1;
+}
+
+static void chain(cg_topk_t *t, int i) {
+  int b = (int)(t->items[i].hash & 255);
+  t->next[i] = t->head[b];
+  t->head[b] = (int16_t)i;
+}
+
+void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t origin_len, const char *detail,
+                 size_t detail_len, const char *tenant, uint64_t now_ms) {
+  /* the key as kept: cut to the fields' size */
+  if (!origin) origin_len = 0;
+  if (!detail) detail_len = 0;
+  if (origin_len >= CG_TOPK_ORIGIN) origin_len = CG_TOPK_ORIGIN - 1;
+  if (detail_len >= CG_TOPK_DETAIL) detail_len = CG_TOPK_DETAIL - 1;
+  uint32_t h = fnv(fnv(2166136261u ^ (uint32_t)(route * 31 + reason), origin, origin_len), detail, detail_len);
+  for (int i = t->head[h & 255]; i >= 0; i = t->next[i]) {
+    cg_topk_item_t *it = &t->items[i];
+    if (same(it, h, route, reason, origin, origin_len, detail, detail_len)) {
+      it->count++;
+      it->last_ms = now_ms;
+      if (tenant && *tenant) put(it->tenant, sizeof it->tenant, tenant, strlen(tenant));
+      return;
+    }
+  }
+  int i;
+  uint64_t base = 0;
+  if (t->n < CG_TOPK_K) {
+    i = t->n++;
+  } else {
+    /* the smallest counter makes room, and passes its count on */
+    i = 0;
+    for (int k = 1; k < CG_TOPK_K; k++)
+      if (t->items[k].count < t->items[i].count) i = k;
+    base = t->items[i].count;
+    unchain(t, i);
+  }
+  cg_topk_item_t *it = &t->items[i];
+  it->count = base + 1;
+  it->error = base;
+  it->first_ms = it->last_ms = now_ms;
+  it->hash = h;
+  it->route = route;
+  it->reason = reason;
+  put(it->origin, sizeof it->origin, origin, origin_len);
+  put(it->detail, sizeof it->detail, detail, detail_len);
+  it->origin_len = (uint16_t)origin_len;
+  it->detail_len = (uint16_t)detail_len;
+  put(it->tenant, sizeof it->tenant, tenant, tenant ? strlen(tenant) : 0);
+  chain(t, i);
+}
+
+int cg_topk_merge(cg_topk_item_t *dst, int n, int cap, const cg_topk_item_t *src, int src_n) {
+  for (int s = 0; s < src_n; s++) {
+    const cg_topk_item_t *it = &src[s];
+    int found = 0;
+    for (int i = 0; i < n && !found; i++) {
+      cg_topk_item_t *d = &dst[i];
+      if (!same(d, it->hash, it->route, it->reason, it->origin, it->origin_len, it->detail, it->detail_len)) continue;
+      d->count += it->count;
+      d->error += it->error;
+      if (it->first_ms < d->first_ms) d->first_ms = it->first_ms;
+      if (it->last_ms > d->last_ms) d->last_ms = it->last_ms;
+      if (!d->tenant[0]) memcpy(d->tenant, it->tenant, sizeof d->tenant);
+      found = 1;
+    }
+    if (!found && n < cap) dst[n++] = *it;
+  }
+  return n;
+}

@@ -1,0 +1,41 @@
+#ifndef CG_UTIL_TOPK_H
+#define CG_UTIL_TOPK_H
+/* The heavy hitters of a stream of refusals, in fixed memory: a
+ * space-saving summary (Metwally et al.) of CG_TOPK_K counters keyed by
+ * (route, reason, origin, detail). A key it holds counts up; a new key takes
+ * the smallest counter's place and starts from its count (so counts may
+ * over-estimate by at most `error`, and any key seen more than N/K times in
+ * N adds is held). One worker's: single-threaded. An add is a hash lookup,
+ * plus a scan of the K counters when the key is new. */
+#include <stddef.h>
+#include <stdint.h>
+
+enum { CG_TOPK_K = 100, CG_TOPK_ORIGIN = 128, CG_TOPK_DETAIL = 64, CG_TOPK_TENANT = 64 };
+
+typedef struct cg_topk_item {
+  uint64_t count, error; /* error: what the count may over-state */
+  uint64_t first_ms, last_ms; /* the caller's clock */
+  uint32_t hash;
+  uint16_t origin_len, detail_len;
+  int route;
+  int reason;
+  char origin[CG_TOPK_ORIGIN]; /* cut to fit; bytes as sent */
+  char detail[CG_TOPK_DETAIL]; /* the method or header refused, or "" */
+  char tenant[CG_TOPK_TENANT]; /* the tenant a plugin named, or "" */
+} cg_topk_item_t;
+
+typedef struct cg_topk {
+  cg_topk_item_t items[CG_TOPK_K];
+  int n;
+  int16_t head[256], next[CG_TOPK_K]; /* hash chains of item indexes, -1 ends */
+} cg_topk_t;
+
+void cg_topk_init(cg_topk_t *t);
+void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t origin_len, const char *detail,
+                 size_t detail_len, const char *tenant, uint64_t now_ms);
+/* Adds the items of src into dst's list (a merge of workers' summaries):
+ * the same key's counts summed, first and last seen widened. dst holds cap
+ * items; returns how many it holds. */
+int cg_topk_merge(cg_topk_item_t *dst, int n, int cap, const cg_topk_item_t *src, int src_n);
+
+#endif
