@@ -47,8 +47,8 @@ static void chain(cg_topk_t *t, int i) {
 void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t origin_len, const char *detail,
                  size_t detail_len, const char *tenant, uint64_t now_ms) {
   /* the key as kept: cut to the fields' size */
-  if (!origin) origin_len = 0;
-  if (!detail) detail_len = 0;
+  if (!origin) origin = "", origin_len = 0;
+  if (!detail) detail = "", detail_len = 0;
   if (origin_len >= CG_TOPK_ORIGIN) origin_len = CG_TOPK_ORIGIN - 1;
   if (detail_len >= CG_TOPK_DETAIL) detail_len = CG_TOPK_DETAIL - 1;
   uint32_t h = fnv(fnv(2166136261u ^ (uint32_t)(route * 31 + reason), origin, origin_len), detail, detail_len);
