@@ -95,8 +95,9 @@ static const char *const top_keys[] = {"listen",    "workers", "log_level",    "
                                        "upstreams", "routes",  "plugin_paths", "plugins",    "cache",  "admin",
                                        "redis",     NULL};
 static const char *const admin_keys[] = {"listen", "token", NULL};
-static const char *const redis_keys[] = {"address", "sentinels", "master_name", "db", "password", "timeout_ms",
-                                         "connect_timeout_ms", "pool_size", "channel", NULL};
+static const char *const redis_keys[] = {"address",    "sentinels",          "master_name", "sentinel_password",
+                                         "db",         "password",           "timeout_ms",  "connect_timeout_ms",
+                                         "pool_size",  "channel",            NULL};
 static const char *const plugins_keys[] = {"timeout", "max_instructions", "memory_mb", NULL};
 static const char *const cache_keys[] = {"max_entries", "stale_limit", NULL};
 /* Keys of a route's cors table that belong to the plugin host, not the engine. */
@@ -242,8 +243,14 @@ static void load_sentinels(cg_loader_t *ld, int t, cg_redis_conf_t *r) {
     }
     lua_pop(L, 1);
   }
+  if (cg_cfg_get_string(ld, t, "redis", "sentinel_password", 0, &s) == 1) r->sentinel_password = cg_cfg_strdup(s);
+  const char *env = getenv("CORSGATE_SENTINEL_PASSWORD");
+  if (env && *env) {
+    free(r->sentinel_password);
+    r->sentinel_password = cg_cfg_strdup(env);
+  }
   if (cg_cfg_get_string(ld, t, "redis", "master_name", 1, &s) == 1) {
-    if (!*s || strpbrk(s, " \r\n")) {
+    if (!*s || strpbrk(s, " \r\n") || strlen(s) > 100) {
       cg_diag_error(ld->d, "redis.master_name", "expected the name the sentinels monitor, got \"%s\"", s);
     } else {
       r->master_name = cg_cfg_strdup(s);
@@ -272,6 +279,16 @@ static void load_redis(cg_loader_t *ld, int tidx, cg_config_t *c) {
                                             "through them)");
     lua_pop(L, 1);
   } else if (cg_cfg_get_string(ld, t, "redis", "address", 0, &s) == 1) {
+    const char *only[] = {"master_name", "sentinel_password"};
+    for (int i = 0; i < 2; i++) {
+      lua_getfield(L, t, only[i]);
+      if (!lua_isnil(L, -1)) {
+        char p[40];
+        snprintf(p, sizeof p, "redis.%s", only[i]);
+        cg_diag_error(ld->d, p, "only meaningful with sentinels = { ... }");
+      }
+      lua_pop(L, 1);
+    }
     r->address = cg_cfg_strdup(s);
     if (redis_node(s, &r->host[0], sizeof r->host, &r->port) != 0)
       cg_diag_error(ld->d, "redis.address", "expected \"IP:port\" or \"localhost:port\", got \"%s\"", s);
@@ -771,6 +788,7 @@ void cg_config_free(cg_config_t *c) {
   free(c->admin_token);
   free(c->redis.address);
   free(c->redis.master_name);
+  free(c->redis.sentinel_password);
   free(c->redis.password);
   free(c->redis.channel);
   free(c->source);

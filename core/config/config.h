@@ -109,6 +109,7 @@ typedef struct cg_redis_conf {
   cg_redis_node_t sentinels[CG_MAX_SENTINELS];
   int n_sentinels;
   char *master_name;
+  char *sentinel_password; /* NULL: the sentinels take none (CORSGATE_SENTINEL_PASSWORD wins) */
   int db;
   char *password; /* NULL: none (CORSGATE_REDIS_PASSWORD wins over the file) */
   uint64_t timeout_ms, connect_timeout_ms;

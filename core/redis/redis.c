@@ -9,6 +9,7 @@
 
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -49,8 +50,13 @@ struct cg_redis {
   cg_redis_node_t sentinels[CG_MAX_SENTINELS];
   int n_sentinels, si;
   char *master;
+  char *sentinel_password;
   redisAsyncContext *sac; /* asking a sentinel */
   redisAsyncContext *wac; /* a subscriber's watch: +switch-master on a sentinel */
+  uv_timer_t watch_timer; /* the watch's next attempt, when it ended */
+  int wi;                 /* the sentinel watched */
+  int handles;            /* open timers, for the free */
+  uint64_t gen;           /* the process's failover count when this connection came up */
   uint64_t timeout_ms, connect_timeout_ms;
   cg_redis_msg_cb on_msg;
   cg_redis_state_cb on_state;
@@ -68,7 +74,7 @@ static void primary_init(void) { uv_mutex_init(&primary_mu); }
 
 static void primary_seen(const char *host, int port) {
   char addr[80];
-  snprintf(addr, sizeof addr, "%s:%d", host, port);
+  snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
   uv_once(&primary_once, primary_init);
   uv_mutex_lock(&primary_mu);
   int moved = primary_now[0] && strcmp(primary_now, addr) != 0;
@@ -89,6 +95,8 @@ void cg_redis_primary(char *out, size_t n) {
 
 static void start_connect(cg_redis_t *r);
 static void start_watch(cg_redis_t *r);
+static void watch_ended(cg_redis_t *r);
+static void sentinel_auth(cg_redis_t *r, redisAsyncContext *ac);
 static void on_timer(uv_timer_t *t);
 
 static void arm(cg_redis_t *r) {
@@ -124,13 +132,19 @@ static void lost(cg_redis_t *r, const char *why) {
     cg_log_warn("redis %s:%d: connection lost (%s); reconnecting", r->host, r->port, why);
     if (r->on_state) r->on_state(r->arg, 0);
   } else if (r->failures == 0) {
-    cg_log_warn("redis %s:%d: cannot connect (%s); retrying with backoff", r->host, r->port, why);
+    if (r->n_sentinels)
+      cg_log_warn("redis (primary of %s, through sentinels): cannot connect (%s); retrying with backoff", r->master,
+                  why);
+    else
+      cg_log_warn("redis %s:%d: cannot connect (%s); retrying with backoff", r->host, r->port, why);
   }
   r->failures++;
   if (r->n_sentinels) r->si = (r->si + 1) % r->n_sentinels; /* the next one asked, should this one be the trouble */
   /* jitter spreads the reconnects of many workers and replicas */
   uint64_t wait = r->backoff_ms + uv_hrtime() % (r->backoff_ms / 2 + 1);
-  uint64_t max = r->n_sentinels ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
+  /* a failover ends in seconds: retried often for a while, then as with one
+   * address (a wrong master_name, a password the sentinels refuse) */
+  uint64_t max = r->n_sentinels && r->failures <= 20 ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
   r->backoff_ms = r->backoff_ms * 2 > max ? max : r->backoff_ms * 2;
   uv_timer_start(&r->timer, on_timer, wait, 0);
 }
@@ -203,6 +217,12 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata) {
   const redisReply *rep = reply;
   const char *what = privdata;
   if (!r || !rep) return; /* the connection is going: lost() reports it */
+  if (rep->type == REDIS_REPLY_ERROR && strcmp(what, "ROLE") == 0 && strncmp(rep->str, "NOPERM", 6) == 0) {
+    /* an ACL user without +role: the sentinels' word is taken */
+    cg_log_warn("redis %s:%d: ROLE is not permitted for this user (add +role): the primary is not checked", r->host,
+                r->port);
+    return;
+  }
   if (rep->type == REDIS_REPLY_ERROR) {
     char why[160];
     snprintf(why, sizeof why, "%s refused: %.120s", what, rep->str);
@@ -222,6 +242,10 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata) {
   }
   if (strcmp(what, "PING") != 0) return;
   if (r->failures) cg_log_info("redis %s:%d: connected again after %u failed attempt(s)", r->host, r->port, r->failures);
+  if (r->n_sentinels) {
+    primary_seen(r->host, r->port); /* what ROLE confirmed */
+    r->gen = atomic_load(&st_failovers);
+  }
   r->state = R_UP;
   r->failures = 0;
   r->backoff_ms = BACKOFF_MIN_MS;
@@ -312,8 +336,23 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *privdata) {
   r->sac = NULL;
   ac->data = NULL;
   redisAsyncFree(ac); /* deferred by hiredis until this returns */
-  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
-      rep->element[1]->type != REDIS_REPLY_STRING) {
+  /* an IP literal and a port: a host name would need a resolver, which the
+   * workers' loops do not run */
+  unsigned char ab[16];
+  int port = 0;
+  int good = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+             rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING &&
+             rep->element[0]->len < sizeof r->host &&
+             (inet_pton(AF_INET, rep->element[0]->str, ab) == 1 || inet_pton(AF_INET6, rep->element[0]->str, ab) == 1) &&
+             (port = atoi(rep->element[1]->str)) > 0 && port < 65536;
+  if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && !good) {
+    char why[200];
+    snprintf(why, sizeof why, "sentinel %s:%d names a primary that is not an IP address and port (announce-hostnames?)",
+             r->sentinels[r->si].host, r->sentinels[r->si].port);
+    lost(r, why);
+    return;
+  }
+  if (!good) {
     char why[200];
     snprintf(why, sizeof why, "sentinel %s:%d does not name a primary for %s%s%.100s",
              r->sentinels[r->si].host, r->sentinels[r->si].port, r->master,
@@ -322,8 +361,7 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *privdata) {
     return;
   }
   snprintf(r->host, sizeof r->host, "%s", rep->element[0]->str);
-  r->port = atoi(rep->element[1]->str);
-  primary_seen(r->host, r->port);
+  r->port = port;
   connect_server(r);
 }
 
@@ -339,6 +377,7 @@ static void on_sentinel_connect(const redisAsyncContext *ac, int status) {
     lost(r, why);
   } else if (r->wac == ac) {
     r->wac = NULL;
+    watch_ended(r);
   }
 }
 
@@ -350,7 +389,8 @@ static void on_sentinel_disconnect(const redisAsyncContext *ac, int status) {
     r->sac = NULL;
     lost(r, "the sentinel closed the connection");
   } else if (r->wac == ac) {
-    r->wac = NULL; /* watched again at the next connect */
+    r->wac = NULL;
+    watch_ended(r);
   }
 }
 
@@ -360,10 +400,24 @@ static void start_discover(cg_redis_t *r) {
   redisAsyncContext *ac = open_slot(r, s->host, s->port, &r->sac, on_sentinel_connect, on_sentinel_disconnect, 1);
   if (!ac) return;
   r->state = R_DISCOVERING;
+  sentinel_auth(r, ac);
   const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->master};
   size_t lens[] = {8, 23, strlen(r->master)};
   redisAsyncCommandArgv(ac, on_master_addr, NULL, 3, argv, lens);
   uv_timer_start(&r->timer, on_timer, r->connect_timeout_ms, 0);
+}
+
+/* The watch ended (its sentinel went away, refused it, or never answered):
+ * it starts again on the next sentinel, after a pause. */
+static void on_watch_timer(uv_timer_t *t) {
+  cg_redis_t *r = t->data;
+  start_watch(r);
+}
+
+static void watch_ended(cg_redis_t *r) {
+  if (r->state == R_CLOSED || !r->channel) return;
+  r->wi = (r->wi + 1) % r->n_sentinels;
+  uv_timer_start(&r->watch_timer, on_watch_timer, 1000, 0);
 }
 
 /* +switch-master on the watch: the subscriber moves to the new primary. */
@@ -371,7 +425,17 @@ static void on_switch(redisAsyncContext *ac, void *reply, void *privdata) {
   cg_redis_t *r = ac->data;
   const redisReply *rep = reply;
   (void)privdata;
-  if (!r || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
+  if (!r || !rep) return;
+  if (rep->type == REDIS_REPLY_ERROR) { /* SUBSCRIBE refused (NOAUTH...): try again elsewhere */
+    cg_log_warn("redis: sentinel %s:%d refused the +switch-master watch: %.120s", r->sentinels[r->wi].host,
+                r->sentinels[r->wi].port, rep->str);
+    r->wac = NULL;
+    ac->data = NULL;
+    redisAsyncFree(ac);
+    watch_ended(r);
+    return;
+  }
+  if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
   const redisReply *kind = rep->element[0], *msg = rep->element[2];
   if (kind->type != REDIS_REPLY_STRING || strcasecmp(kind->str, "message") != 0 || msg->type != REDIS_REPLY_STRING)
     return;
@@ -380,28 +444,65 @@ static void on_switch(redisAsyncContext *ac, void *reply, void *privdata) {
   int oldp, newp;
   if (sscanf(msg->str, "%127s %63s %d %63s %d", name, oldh, &oldp, newh, &newp) != 5 || strcmp(name, r->master) != 0)
     return;
-  primary_seen(newh, newp);
   if (strcmp(newh, r->host) != 0 || newp != r->port) {
     r->backoff_ms = BACKOFF_MIN_MS;
+    r->failures = 1; /* ask the sentinels, not the primary known before */
     drop(r, "the sentinels failed over to another primary");
   }
 }
 
-/* A subscriber watches the sentinel it asked for +switch-master, so it
- * follows a failover at once (its own connection may stay up: a demoted
- * primary keeps serving its subscribers). */
+/* AUTH to a sentinel first, when they want one (redis.sentinel_password). */
+static void sentinel_auth(cg_redis_t *r, redisAsyncContext *ac) {
+  if (!r->sentinel_password) return;
+  const char *argv[] = {"AUTH", r->sentinel_password};
+  size_t lens[] = {4, strlen(r->sentinel_password)};
+  redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, lens);
+}
+
+/* A subscriber watches a sentinel for +switch-master, so it follows a
+ * failover at once: a primary that stopped answering (stalled, cut off)
+ * can hold its subscribers' connections open, and they would hear nothing.
+ * When the watch ends it starts again on the next sentinel. */
 static void start_watch(cg_redis_t *r) {
-  if (!r->n_sentinels || !r->channel || r->wac) return;
-  const cg_redis_node_t *s = &r->sentinels[r->si];
+  if (!r->n_sentinels || !r->channel || r->wac || r->state == R_CLOSED) return;
+  const cg_redis_node_t *s = &r->sentinels[r->wi];
   redisAsyncContext *ac = open_slot(r, s->host, s->port, &r->wac, on_sentinel_connect, on_sentinel_disconnect, 0);
-  if (!ac) return;
+  if (!ac) {
+    watch_ended(r);
+    return;
+  }
+  sentinel_auth(r, ac);
   const char *argv[] = {"SUBSCRIBE", "+switch-master"};
   size_t lens[] = {9, 14};
   redisAsyncCommandArgv(ac, on_switch, NULL, 2, argv, lens);
 }
 
+/* The primary the process last confirmed (ROLE), into host and port: 0, or
+ * -1 when none is known. */
+static int known_primary(char *host, size_t n, int *port) {
+  char addr[80];
+  cg_redis_primary(addr, sizeof addr);
+  char *colon = strrchr(addr, ':');
+  if (!addr[0] || !colon) return -1;
+  *colon = 0;
+  const char *h = addr;
+  if (h[0] == '[') {
+    h++;
+    char *end = strchr(addr, ']');
+    if (end) *end = 0;
+  }
+  size_t hl = strlen(h);
+  if (hl >= n) return -1;
+  memcpy(host, h, hl + 1);
+  *port = atoi(colon + 1);
+  return 0;
+}
+
 static void start_connect(cg_redis_t *r) {
-  if (r->n_sentinels) start_discover(r);
+  /* With sentinels, a first attempt goes straight to the primary another
+   * connection of the process confirmed (commands queue behind it, as with
+   * one address); later attempts, or none known, ask the sentinels. */
+  if (r->n_sentinels && (r->failures > 0 || known_primary(r->host, sizeof r->host, &r->port) != 0)) start_discover(r);
   else connect_server(r);
 }
 
@@ -482,6 +583,7 @@ cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const cha
   r->n_sentinels = conf->n_sentinels;
   memcpy(r->sentinels, conf->sentinels, sizeof r->sentinels);
   r->master = conf->master_name ? strdup(conf->master_name) : NULL;
+  r->sentinel_password = conf->sentinel_password ? strdup(conf->sentinel_password) : NULL;
   if (r->n_sentinels) r->si = (int)(uv_hrtime() % (uint64_t)r->n_sentinels); /* spread over the sentinels */
   r->password = conf->password ? strdup(conf->password) : NULL;
   r->channel = channel ? strdup(channel) : NULL;
@@ -494,6 +596,10 @@ cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const cha
   cg_list_init(&r->pending);
   uv_timer_init(loop, &r->timer);
   r->timer.data = r;
+  uv_timer_init(loop, &r->watch_timer);
+  r->watch_timer.data = r;
+  r->handles = 2;
+  r->wi = r->si;
   atomic_fetch_add(channel ? &st_subs : &st_conns, 1);
   start_connect(r);
   return r;
@@ -501,7 +607,9 @@ cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const cha
 
 static void on_closed(uv_handle_t *h) {
   cg_redis_t *r = h->data;
+  if (--r->handles > 0) return;
   free(r->password);
+  free(r->sentinel_password);
   free(r->channel);
   free(r->master);
   free(r);
@@ -520,6 +628,7 @@ void cg_redis_free(cg_redis_t *r) {
     redisAsyncFree(ac); /* waiting commands fail with "closed" */
   }
   uv_close((uv_handle_t *)&r->timer, on_closed);
+  uv_close((uv_handle_t *)&r->watch_timer, on_closed);
 }
 
 int cg_redis_up(const cg_redis_t *r) { return r && r->state == R_UP && r->ac && (!r->channel || r->subscribed); }
@@ -544,6 +653,19 @@ int cg_redis_connecting(const cg_redis_t *r) { return r && r->state == R_CONNECT
 
 int cg_redis_command(cg_redis_t *r, int argc, const char **argv, const size_t *lens, cg_redis_cb cb, void *arg,
                      void **handle) {
+  /* Another connection of the process confirmed a new primary since this
+   * one came up (a failover its own connection may not notice: a stalled
+   * primary closes nothing): connect there first, the command queued behind
+   * the handshake. Only when idle, so no caller hears of it from in here. */
+  if (r->n_sentinels && r->state == R_UP && r->ac && cg_list_empty(&r->pending) &&
+      r->gen != atomic_load(&st_failovers)) {
+    redisAsyncContext *ac = detach(r);
+    count_down(r);
+    r->state = R_DOWN;
+    redisAsyncFree(ac); /* nothing waits on it */
+    cg_log_info("redis %s:%d: the primary moved; reconnecting", r->host, r->port);
+    start_connect(r);
+  }
   /* while connecting, commands queue behind the handshake; while down they
    * fail at once, so a caller never waits on a server known to be gone */
   if ((r->state != R_UP && r->state != R_CONNECTING) || !r->ac || r->channel) return -1;

@@ -333,7 +333,7 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
         (unsigned long long)rs.failovers);
     char primary[80];
     cg_redis_primary(primary, sizeof primary);
-    if (primary[0])
+    if (primary[0] && cfg->redis.n_sentinels)
       add(&b, "# HELP corsgate_redis_primary The primary the sentinels name now (value 1).\n"
               "# TYPE corsgate_redis_primary gauge\ncorsgate_redis_primary{address=\"%s\"} 1\n", primary);
   }
