@@ -15,9 +15,21 @@
 #define UP_LOW_WATER (64 * 1024)
 #define UP_IDLE_TIMEOUT_MS 60000
 
+/* HTTPS: the session kept per target to resume, not resumed further than a
+ * day from the full handshake it came from (the certificate is then checked
+ * again). A session may serve several connections: no early data is sent,
+ * so there is nothing to replay, and a gateway's connections to its own
+ * upstreams have no privacy to lose by being linkable. */
+#define UP_SESSION_MAX_AGE_MS (24ull * 3600 * 1000)
+
+typedef struct cg_up_session {
+  cg_tls_session_t *s;
+  uint64_t born; /* loop time of the full handshake it descends from */
+} cg_up_session_t;
+
 typedef struct cg_target_state {
   uint64_t down_until; /* loop time in ms; 0: up */
-  cg_tls_session_t *session; /* HTTPS: the newest session a connection was given, to resume */
+  cg_up_session_t session; /* .s NULL: none */
   cg_list_t idle;      /* idle keep-alive cg_upconn_t, most recent last */
   int n_idle;
 } cg_target_state_t;
@@ -62,6 +74,7 @@ typedef struct cg_upconn {
   int pending_writes;
   cg_tls_conn_t *tls; /* HTTPS: the connection's TLS; NULL: plain */
   int handshaking;    /* HTTPS: connected, the handshake not done (the connect timeout runs on) */
+  uint64_t session_born; /* HTTPS: when the full handshake this connection's session descends from was */
 } cg_upconn_t;
 
 

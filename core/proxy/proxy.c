@@ -610,7 +610,7 @@ void cg_proxy_free(cg_proxy_t *p) {
   if (!p) return;
   for (int i = 0; i < p->cfg->n_upstreams; i++) {
     cg_upstream_state_t *us = &p->upstreams[i];
-    for (int j = 0; us->targets && j < us->conf->n_targets; j++) cg_tls_session_free(us->targets[j].session);
+    for (int j = 0; us->targets && j < us->conf->n_targets; j++) cg_tls_session_free(us->targets[j].session.s);
     free(us->targets);
   }
   free(p->upstreams);

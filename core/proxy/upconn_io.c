@@ -110,8 +110,20 @@ static void keep_session(cg_upconn_t *u) {
   cg_tls_session_t *s = cg_tls_take_session(u->tls);
   if (!s) return;
   cg_target_state_t *ts = &u->us->targets[u->ti];
-  cg_tls_session_free(ts->session);
-  ts->session = s;
+  cg_tls_session_free(ts->session.s);
+  ts->session = (cg_up_session_t){s, u->session_born};
+}
+
+/* The session kept for the target, when young enough (it stays kept), or
+ * NULL. */
+static cg_tls_session_t *young_session(cg_upconn_t *u, uint64_t now, uint64_t *born) {
+  cg_up_session_t *e = &u->us->targets[u->ti].session;
+  if (e->s && now - e->born > UP_SESSION_MAX_AGE_MS) {
+    cg_tls_session_free(e->s);
+    e->s = NULL;
+  }
+  if (e->s) *born = e->born;
+  return e->s;
 }
 
 /* The target's address as text, for verifying a certificate that names no
@@ -139,6 +151,7 @@ static void handshake(cg_upconn_t *u) {
     return;
   }
   u->handshaking = 0;
+  if (!cg_tls_resumed(u->tls)) u->session_born = uv_now(u->p->loop); /* a full handshake */
   keep_session(u);
   cg_up_ready(u);
 }
@@ -151,7 +164,9 @@ void cg_up_connected(cg_upconn_t *u) {
   }
   char ip[INET6_ADDRSTRLEN];
   target_ip(&uc->targets[u->ti], ip, sizeof ip);
-  u->tls = cg_tls_connect(uc->tls, ip, u->us->targets[u->ti].session);
+  uint64_t now = uv_now(u->p->loop);
+  u->session_born = now;
+  u->tls = cg_tls_connect(uc->tls, ip, young_session(u, now, &u->session_born)); /* which takes a copy */
   if (!u->tls) {
     cg_up_fail(u, 502, "upstream TLS handshake failed: cannot set up TLS (out of memory)", 0);
     return;
