@@ -106,6 +106,9 @@ static void release(cg_upconn_t *u) {
    * for the next request's response if the connection went back to the
    * pool now (a pipelined request takes it before the read is done). */
   if (u->tls && cg_tls_has_input(u->tls)) u->no_reuse = 1;
+  /* a connection whose session is a day from its full handshake is not
+   * kept: the next one checks the upstream's certificate again */
+  if (u->tls && uv_now(u->p->loop) - u->session_born > UP_SESSION_MAX_AGE_MS) u->no_reuse = 1;
   if (u->no_reuse || !u->req_sent || !llhttp_should_keep_alive(&u->parser) || u->p->draining ||
       ts->n_idle >= u->us->conf->keepalive) {
     cg_up_close(u);

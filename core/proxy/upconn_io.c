@@ -110,6 +110,10 @@ static void keep_session(cg_upconn_t *u) {
   cg_tls_session_t *s = cg_tls_take_session(u->tls);
   if (!s) return;
   cg_target_state_t *ts = &u->us->targets[u->ti];
+  if (ts->session.s && u->session_born < ts->session.born) { /* an older line than the one kept */
+    cg_tls_session_free(s);
+    return;
+  }
   cg_tls_session_free(ts->session.s);
   ts->session = (cg_up_session_t){s, u->session_born};
 }

@@ -88,21 +88,18 @@ void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t
   chain(t, i);
 }
 
-int cg_topk_merge(cg_topk_item_t *dst, int n, int cap, const cg_topk_item_t *src, int src_n) {
-  for (int s = 0; s < src_n; s++) {
-    const cg_topk_item_t *it = &src[s];
-    int found = 0;
-    for (int i = 0; i < n && !found; i++) {
-      cg_topk_item_t *d = &dst[i];
-      if (!same(d, it->hash, it->route, it->reason, it->origin, it->origin_len, it->detail, it->detail_len)) continue;
-      d->count += it->count;
-      d->error += it->error;
-      if (it->first_ms < d->first_ms) d->first_ms = it->first_ms;
-      if (it->last_ms > d->last_ms) d->last_ms = it->last_ms;
-      if (!d->tenant[0]) memcpy(d->tenant, it->tenant, sizeof d->tenant);
-      found = 1;
-    }
-    if (!found && n < cap) dst[n++] = *it;
-  }
-  return n;
+int cg_topk_find(const cg_topk_t *t, const cg_topk_item_t *key) {
+  for (int i = t->head[key->hash & 255]; i >= 0; i = t->next[i])
+    if (same(&t->items[i], key->hash, key->route, key->reason, key->origin, key->origin_len, key->detail,
+             key->detail_len))
+      return i;
+  return -1;
+}
+
+uint64_t cg_topk_floor(const cg_topk_t *t) {
+  if (t->n < CG_TOPK_K) return 0; /* not full: what it does not hold, it never saw */
+  uint64_t m = t->items[0].count;
+  for (int i = 1; i < t->n; i++)
+    if (t->items[i].count < m) m = t->items[i].count;
+  return m;
 }

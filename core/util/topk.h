@@ -33,9 +33,11 @@ typedef struct cg_topk {
 void cg_topk_init(cg_topk_t *t);
 void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t origin_len, const char *detail,
                  size_t detail_len, const char *tenant, uint64_t now_ms);
-/* Adds the items of src into dst's list (a merge of workers' summaries):
- * the same key's counts summed, first and last seen widened. dst holds cap
- * items; returns how many it holds. */
-int cg_topk_merge(cg_topk_item_t *dst, int n, int cap, const cg_topk_item_t *src, int src_n);
+/* The index of key's item in t (the same route, reason, origin, detail), or -1. */
+int cg_topk_find(const cg_topk_t *t, const cg_topk_item_t *key);
+/* What a key t does not hold may still have been seen up to this many times
+ * (its smallest count when full, else 0): a merge adds it to such a key's
+ * count and error. */
+uint64_t cg_topk_floor(const cg_topk_t *t);
 
 #endif

@@ -102,5 +102,24 @@ describe("top refused origins", function()
     -- space-saving: the count never under-states, and over-states by at most error
     assert.truthy(top.count >= 300 and top.count - top.error <= 300, cjson.encode(top))
     assert.equal(5, #refused("?limit=5").refused)
+    -- the same origin refused on both workers (new connections land on either):
+    -- the merged count still never under-states
+    for _ = 1, 20 do
+      local res = assert(http.request(gw:port(), "OPTIONS", "/api/x", { { "Origin", "https://heavy.test" },
+        { "Access-Control-Request-Method", "PUT" } }))
+      assert.equal(403, res.status)
+    end
+    top = refused("?limit=1").refused[1]
+    assert.equal("https://heavy.test", top.origin)
+    assert.truthy(top.count >= 320 and top.count - top.error <= 320, cjson.encode(top))
+  end)
+
+  it("lists several Origin headers as a problem, not under one of them", function()
+    local res = assert(http.raw(gw:port(), "OPTIONS /api/x HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.com\r\n"
+      .. "Origin: https://other.test\r\nAccess-Control-Request-Method: PUT\r\nConnection: close\r\n\r\n"))
+    assert.equal(403, res.status)
+    local e = find(refused("?limit=0").refused, "", "malformed-origin")
+    assert.truthy(e, "no entry for several Origin headers")
+    assert.equal("several Origin headers", e.problem)
   end)
 end)
