@@ -240,6 +240,10 @@ void cg_cors_hdrs_free_spares(cg_worker_t *w);
 int cg_plugin_decide(cg_exchange_t *x);
 void cg_plugin_cancel(cg_exchange_t *x);
 
+/* console.c: the console's page, script or style for path: 1 with its
+ * type and bytes, or 0. */
+int cg_console_asset(const char *path, size_t path_len, const char **type, const char **body, size_t *len);
+
 /* refused.c: a CORS refusal into the worker's top refused origins (origin:
  * the normalized one, or NULL for the Origin bytes as sent); the workers'
  * summaries merged as the JSON of GET /refused (malloc'd; limit <= 0: all). */

@@ -1,0 +1,269 @@
+// corsgate's console: the admin API's answers at a glance, refreshed every few
+// seconds. Served by the admin listener itself (no external assets; a strict
+// Content-Security-Policy), it asks for the admin token when the API wants one
+// and keeps it in sessionStorage for the tab.
+"use strict";
+
+const REFRESH_MS = 3000;
+const HISTORY = 100; // reads kept for the charts: 5 minutes at 3 s
+const KEY = "corsgate-admin-token";
+const history = []; // { t, routes: { name: { req, ref } } }
+let timer = null;
+
+const $ = (id) => document.getElementById(id);
+
+function token() { return sessionStorage.getItem(KEY) || ""; }
+
+async function api(path) {
+  const headers = {};
+  if (token()) headers.Authorization = "Bearer " + token();
+  const res = await fetch(path, { headers, cache: "no-store" });
+  if (res.status === 401) {
+    const err = new Error("unauthorized");
+    err.unauthorized = true;
+    throw err;
+  }
+  if (!res.ok) throw new Error(path + ": " + res.status);
+  return res;
+}
+
+// Prometheus text: [{ name, labels: {...}, value }]
+function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    if (!line || line[0] === "#") continue;
+    const m = line.match(/^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)$/);
+    if (!m) continue;
+    const labels = {};
+    if (m[3]) for (const l of m[3].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2].replace(/\\(.)/g, "$1");
+    out.push({ name: m[1], labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+function sum(ms, name, pred) {
+  let s = 0;
+  for (const m of ms) if (m.name === name && (!pred || pred(m.labels))) s += m.value;
+  return s;
+}
+
+// The q quantile from a cumulative histogram: the upper bound of its bucket.
+function quantile(ms, name, q) {
+  const buckets = ms.filter((m) => m.name === name + "_bucket").map((m) => [m.labels.le === "+Inf" ? Infinity : Number(m.labels.le), m.value]);
+  buckets.sort((a, b) => a[0] - b[0]);
+  const total = buckets.length ? buckets[buckets.length - 1][1] : 0;
+  if (!total) return null;
+  for (const [le, c] of buckets) if (c >= q * total) return le;
+  return Infinity;
+}
+
+function ms(v) {
+  if (v === null) return "–";
+  if (v === Infinity) return "> 1 s";
+  return v < 0.001 ? "< 1 ms" : Math.round(v * 1000) + " ms";
+}
+
+function fmt(n) { return n >= 100 ? Math.round(n).toLocaleString("en") : n.toFixed(1); }
+
+function showMetrics(text) {
+  const m = parseMetrics(text);
+  const now = Date.now() / 1000;
+  const routes = {};
+  for (const x of m) {
+    if (x.name === "corsgate_requests_total") (routes[x.labels.route] ||= { req: 0, ref: 0 }).req += x.value;
+    if (x.name === "corsgate_cors_decisions_total" && x.labels.result !== "allowed")
+      (routes[x.labels.route] ||= { req: 0, ref: 0 }).ref += x.value;
+  }
+  history.push({ t: now, routes });
+  if (history.length > HISTORY) history.shift();
+  const prev = history.length > 1 ? history[history.length - 2] : null;
+  let rps = 0, refs = 0;
+  if (prev) {
+    const dt = now - prev.t || 1;
+    for (const [name, r] of Object.entries(routes)) {
+      const p = prev.routes[name] || { req: 0, ref: 0 };
+      rps += Math.max(0, r.req - p.req) / dt;
+      refs += Math.max(0, r.ref - p.ref) / dt;
+    }
+    $("rps").textContent = fmt(rps);
+    $("refusals").textContent = fmt(refs);
+  }
+  const hits = sum(m, "corsgate_cache_hits_total"), misses = sum(m, "corsgate_cache_misses_total");
+  $("cache").textContent = hits + misses ? Math.round((100 * hits) / (hits + misses)) + "% hits" : "no lookups";
+  $("cache-size").textContent = sum(m, "corsgate_cache_entries").toLocaleString("en") + " cached";
+  const runs = sum(m, "corsgate_hook_duration_seconds_count");
+  $("hooks").textContent = runs ? ms(quantile(m, "corsgate_hook_duration_seconds", 0.5)) + " / " +
+    ms(quantile(m, "corsgate_hook_duration_seconds", 0.99)) : "no runs";
+  $("hook-errors").textContent = sum(m, "corsgate_hook_errors_total") + " errors, " +
+    sum(m, "corsgate_hook_timeouts_total") + " timeouts";
+  drawCharts();
+}
+
+function series(name, key) {
+  const pts = [];
+  for (let i = 1; i < history.length; i++) {
+    const a = history[i - 1], b = history[i];
+    const va = (a.routes[name] || {})[key] || 0, vb = (b.routes[name] || {})[key] || 0;
+    pts.push([b.t, Math.max(0, vb - va) / ((b.t - a.t) || 1)]);
+  }
+  return pts;
+}
+
+function path(pts, t0, t1, max) {
+  return pts.map(([t, v], i) => (i ? "L" : "M") + ((600 * (t - t0)) / (t1 - t0 || 1)).toFixed(1) + "," +
+    (68 - (64 * v) / (max || 1)).toFixed(1)).join(" ");
+}
+
+function drawCharts() {
+  const box = $("charts");
+  const last = history[history.length - 1];
+  if (!last || history.length < 2) return;
+  const t0 = history[0].t, t1 = last.t;
+  box.textContent = "";
+  for (const name of Object.keys(last.routes).sort()) {
+    const req = series(name, "req"), ref = series(name, "ref");
+    const max = Math.max(1, ...req.map((p) => p[1]), ...ref.map((p) => p[1]));
+    const div = document.createElement("div");
+    div.className = "chart";
+    const title = document.createElement("div");
+    const nowReq = req.length ? req[req.length - 1][1] : 0, nowRef = ref.length ? ref[ref.length - 1][1] : 0;
+    title.textContent = name + ": " + fmt(nowReq) + " requests/s, " + fmt(nowRef) + " refused/s (peak " + fmt(max) + ")";
+    div.appendChild(title);
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 600 70");
+    svg.setAttribute("preserveAspectRatio", "none");
+    for (const [pts, cls] of [[req, "req"], [ref, "ref"]]) {
+      const p = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      p.setAttribute("d", path(pts, t0, t1, max));
+      p.setAttribute("class", cls);
+      svg.appendChild(p);
+    }
+    div.appendChild(svg);
+    box.appendChild(div);
+  }
+}
+
+function showHealth(h) {
+  $("workers").textContent = h.workers_up + " / " + h.workers + " up";
+  if (h.redis) {
+    $("fleet").textContent = "Redis " + h.redis.state + ", channel " + h.redis.subscriber;
+    $("primary").textContent = h.redis.primary ? "primary " + h.redis.primary + ", " + h.redis.failovers + " failover(s)" : "";
+  } else {
+    $("fleet").textContent = "no Redis";
+  }
+  $("status").textContent = h.status + " · up " + h.uptime_s + " s";
+}
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function showRefused(j) {
+  const body = $("refused").querySelector("tbody");
+  body.textContent = "";
+  $("refused-empty").hidden = j.refused.length > 0;
+  for (const e of j.refused) {
+    const tr = document.createElement("tr");
+    cell(tr, e.origin, "origin");
+    cell(tr, e.route);
+    cell(tr, e.reason + (e.method ? " " + e.method : "") + (e.header ? " " + e.header : ""), "reason");
+    cell(tr, e.tenant || "");
+    cell(tr, e.count.toLocaleString("en"));
+    cell(tr, new Date(e.last_seen).toLocaleTimeString());
+    const a = document.createElement("a");
+    a.href = "#explain-form";
+    a.textContent = "explain";
+    a.className = "explain-link";
+    a.addEventListener("click", () => fillExplain(e));
+    cell(tr, "").appendChild(a);
+    body.appendChild(tr);
+  }
+}
+
+function fillExplain(e) {
+  const f = $("explain-form");
+  f.origin.value = e.origin;
+  f.method.value = e.method || (e.header ? "GET" : "PUT");
+  f.header.value = e.header || "";
+  f.requestSubmit();
+}
+
+function line(parent, label, text, cls) {
+  const p = document.createElement("div");
+  const b = document.createElement("strong");
+  b.textContent = label + " ";
+  p.appendChild(b);
+  const s = document.createElement("span");
+  s.textContent = text;
+  if (cls) s.className = cls;
+  p.appendChild(s);
+  parent.appendChild(p);
+}
+
+function headersText(list) { return (list || []).map(([k, v]) => k + ": " + v).join("\n"); }
+
+async function explain(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  const q = new URLSearchParams();
+  for (const k of ["origin", "method", "path", "host"]) if (f[k].value) q.set(k, f[k].value);
+  for (const h of f.header.value.split(",").map((s) => s.trim()).filter(Boolean)) q.append("header", h);
+  const out = $("verdict");
+  out.textContent = "";
+  try {
+    const j = await (await api("/explain?" + q)).json();
+    line(out, "verdict", j.allowed ? "allowed: the page can read the response" : "blocked: the browser reports a CORS error",
+      j.allowed ? "allowed" : "blocked");
+    if (j.route) line(out, "route", (j.route.name || "#" + j.route.index) + (j.route.plugin ? " (plugin " + j.route.plugin + ")" : ""));
+    if (j.decided_by) line(out, "decided by", j.decided_by.kind + ": " + (j.decided_by.rule || ""));
+    for (const [name, part] of [["preflight", j.preflight], ["request", j.actual]]) {
+      if (!part) continue;
+      line(out, name, part.result + (part.detail ? ": " + part.detail : "") + (part.status ? " (" + part.status + ")" : ""));
+      if (part.problems && part.problems.length > 1)
+        for (const p of part.problems) line(out, "  problem", p.result + ": " + p.detail);
+      const pre = document.createElement("pre");
+      pre.textContent = headersText(part.headers);
+      if (pre.textContent) out.appendChild(pre);
+    }
+  } catch (e) {
+    if (e.unauthorized) return askToken(true);
+    line(out, "error", String(e.message || e), "blocked");
+  }
+}
+
+function askToken(refused) {
+  clearTimeout(timer);
+  $("token-form").hidden = false;
+  $("token-error").textContent = refused && token() ? "The admin token was refused." : "";
+  $("status").textContent = "the admin API wants a token";
+  $("token").focus();
+}
+
+async function refresh() {
+  try {
+    const [metrics, health, refused] = await Promise.all([api("/metrics"), api("/healthz"), api("/refused?limit=20")]);
+    showMetrics(await metrics.text());
+    showHealth(await health.json());
+    showRefused(await refused.json());
+    $("token-form").hidden = true;
+  } catch (e) {
+    if (e.unauthorized) return askToken(true);
+    $("status").textContent = "cannot reach the admin API: " + (e.message || e);
+  }
+  timer = setTimeout(refresh, REFRESH_MS);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, $("token").value);
+    $("token-error").textContent = "";
+    refresh();
+  });
+  $("explain-form").addEventListener("submit", explain);
+  refresh();
+});

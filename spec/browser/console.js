@@ -1,0 +1,89 @@
+// Drives corsgate's console (the admin listener's page) in Debian's headless
+// Chromium and writes what it saw as JSON, for spec/browser/console_spec.lua
+// to assert on:
+//
+//   node spec/browser/console.js ADMIN_URL TOKEN GATEWAY_URL OUT.json SHOTS_DIR CASES_JSON
+//
+// CASES_JSON: [{ origin, method, header, path, host }] for the explain form.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const [admin, token, gwUrl, out, shots, casesJson] = process.argv.slice(2);
+const cases = JSON.parse(casesJson);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+async function traffic(n) {
+  // requests through the gateway: some allowed, some refused
+  for (let i = 0; i < n; i++) {
+    await fetch(gwUrl + '/api/x', { method: 'OPTIONS', headers: { Origin: i % 2 ? 'https://evil.test' : 'https://app.example.com',
+      'Access-Control-Request-Method': 'PUT' } }).catch(() => {});
+  }
+}
+
+(async () => {
+  const report = {};
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1100 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // (the 401s before the token is given are the point, not errors)
+    page.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(m.text()); });
+    await page.goto(admin + '/');
+    // no token yet: the page asks for one
+    await page.waitForSelector('#token-form:not([hidden])', { timeout: 10000 });
+    report.asks_token = true;
+    await page.fill('#token', 'not-the-token');
+    await page.click('#token-form button');
+    await page.waitForFunction(() => document.getElementById('token-error').textContent !== '', null, { timeout: 10000 });
+    report.wrong_token_message = await page.textContent('#token-error');
+    await page.screenshot({ path: path.join(shots, 'console-token.png') });
+    // the right one: the numbers come
+    await page.fill('#token', token);
+    await page.click('#token-form button');
+    await page.waitForSelector('#token-form[hidden]', { state: 'attached', timeout: 10000 });
+    await page.waitForFunction(() => document.querySelector('#refused tbody tr'), null, { timeout: 10000 });
+    report.refused_rows = await page.$$eval('#refused tbody tr', (trs) => trs.map((tr) =>
+      Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)));
+    report.workers = await page.textContent('#workers');
+    // traffic between two reads: the rates move
+    await traffic(200);
+    await page.waitForFunction(() => {
+      const v = Number(document.getElementById('rps').textContent.replace(/,/g, ''));
+      return v > 0;
+    }, null, { timeout: 15000 });
+    report.rps = await page.textContent('#rps');
+    report.refusals = await page.textContent('#refusals');
+    report.cache = await page.textContent('#cache');
+    report.charts = await page.$$eval('#charts .chart', (cs) => cs.map((c) => c.firstChild.textContent));
+    await page.screenshot({ path: path.join(shots, 'console.png'), fullPage: true });
+    // the explain form
+    report.explain = [];
+    for (const c of cases) {
+      for (const k of ['origin', 'method', 'header', 'path', 'host']) await page.fill(`#explain-form [name=${k}]`, c[k] || '');
+      await page.evaluate(() => { document.getElementById('verdict').textContent = ''; });
+      await page.click('#explain-form button');
+      await page.waitForFunction(() => document.getElementById('verdict').textContent !== '', null, { timeout: 10000 });
+      report.explain.push({
+        verdict: await page.textContent('#verdict .allowed, #verdict .blocked'),
+        text: await page.textContent('#verdict'),
+        headers: await page.$$eval('#verdict pre', (ps) => ps.map((p) => p.textContent)),
+      });
+    }
+    // a refused row's link fills the form with that origin
+    await page.evaluate(() => { document.getElementById('verdict').textContent = ''; });
+    await page.click('#refused tbody tr a.explain-link');
+    await page.waitForFunction(() => document.getElementById('verdict').textContent !== '', null, { timeout: 10000 });
+    report.linked = { origin: await page.inputValue('#explain-form [name=origin]'), text: await page.textContent('#verdict') };
+    await page.screenshot({ path: path.join(shots, 'console-explain.png'), fullPage: true });
+    report.errors = errors;
+  } catch (e) {
+    report.failure = String(e && e.stack || e);
+  } finally {
+    await browser.close();
+  }
+  fs.writeFileSync(out, JSON.stringify(report));
+})();
