@@ -22,8 +22,8 @@ void cg_refused_note(cg_exchange_t *x, const char *origin, size_t origin_len) {
     detail = r->cors.detail_arg;
     dlen = r->cors.detail_arg_len;
   }
+  const cg_head_t *h = &x->head;
   if (!origin) { /* a malformed Origin: its bytes as sent */
-    const cg_head_t *h = &x->head;
     int oi = cg_head_find_id(h, CG_H_ORIGIN, 0);
     if (cg_head_count_id(h, CG_H_ORIGIN) > 1) { /* no one of them is "the" origin */
       detail = "several Origin headers";
@@ -32,9 +32,15 @@ void cg_refused_note(cg_exchange_t *x, const char *origin, size_t origin_len) {
       origin = cg_head_value(h, oi), origin_len = h->hdrs[oi].val_len;
     }
   }
+  /* the request, to explain it again: its path (no query) and Host */
+  const char *url = h->buf + h->url_off;
+  const char *q = memchr(url, '?', h->url_len);
+  int hi = cg_head_find_id(h, CG_H_HOST, 0);
+  cg_topk_sample_t sample = {url, hi >= 0 ? cg_head_value(h, hi) : NULL, q ? (size_t)(q - url) : h->url_len,
+                             hi >= 0 ? h->hdrs[hi].val_len : 0};
   /* the loop's clock: uv_hrtime's, read once per iteration */
   cg_topk_add(&x->w->refused, r->route->index, reason, origin, origin ? origin_len : 0, detail, dlen, r->tenant,
-              uv_now(&x->w->loop));
+              &sample, uv_now(&x->w->loop));
 }
 
 static void rpc_copy(cg_worker_t *w, void *arg) { memcpy(arg, &w->refused, sizeof w->refused); }
@@ -155,6 +161,10 @@ char *cg_refused_render(cg_worker_t *workers, int n_workers, const cg_config_t *
       cg_buf_adds(&b, ",\"tenant\":");
       cg_buf_json(&b, it->tenant, strlen(it->tenant));
     }
+    cg_buf_adds(&b, ",\"path\":");
+    cg_buf_json(&b, it->path, strlen(it->path));
+    cg_buf_adds(&b, ",\"host\":");
+    cg_buf_json(&b, it->host, strlen(it->host));
     cg_buf_addf(&b, ",\"count\":%llu,\"error\":%llu,\"first_seen\":\"%s\",\"last_seen\":\"%s\"}",
                 (unsigned long long)it->count, (unsigned long long)it->error, first, last);
   }

@@ -45,7 +45,7 @@ static void chain(cg_topk_t *t, int i) {
 }
 
 void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t origin_len, const char *detail,
-                 size_t detail_len, const char *tenant, uint64_t now_ms) {
+                 size_t detail_len, const char *tenant, const cg_topk_sample_t *sample, uint64_t now_ms) {
   /* the key as kept: cut to the fields' size */
   if (!origin) origin = "", origin_len = 0;
   if (!detail) detail = "", detail_len = 0;
@@ -85,6 +85,8 @@ void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t
   it->origin_len = (uint16_t)origin_len;
   it->detail_len = (uint16_t)detail_len;
   put(it->tenant, sizeof it->tenant, tenant, tenant ? strlen(tenant) : 0);
+  put(it->path, sizeof it->path, sample ? sample->path : NULL, sample ? sample->path_len : 0);
+  put(it->host, sizeof it->host, sample ? sample->host : NULL, sample ? sample->host_len : 0);
   chain(t, i);
 }
 

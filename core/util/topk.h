@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { CG_TOPK_K = 100, CG_TOPK_ORIGIN = 128, CG_TOPK_DETAIL = 64, CG_TOPK_TENANT = 64 };
+enum { CG_TOPK_K = 100, CG_TOPK_ORIGIN = 128, CG_TOPK_DETAIL = 64, CG_TOPK_TENANT = 64, CG_TOPK_PATH = 96,
+       CG_TOPK_HOST = 64 };
 
 typedef struct cg_topk_item {
   uint64_t count, error; /* error: what the count may over-state */
@@ -22,7 +23,15 @@ typedef struct cg_topk_item {
   char origin[CG_TOPK_ORIGIN]; /* cut to fit; bytes as sent */
   char detail[CG_TOPK_DETAIL]; /* the method or header refused, or "" */
   char tenant[CG_TOPK_TENANT]; /* the tenant a plugin named, or "" */
+  /* a request that was refused so, to explain it again: the first one's */
+  char path[CG_TOPK_PATH], host[CG_TOPK_HOST];
 } cg_topk_item_t;
+
+/* What a refusal's request was, kept with a new key only. */
+typedef struct cg_topk_sample {
+  const char *path, *host;
+  size_t path_len, host_len;
+} cg_topk_sample_t;
 
 typedef struct cg_topk {
   cg_topk_item_t items[CG_TOPK_K];
@@ -32,7 +41,7 @@ typedef struct cg_topk {
 
 void cg_topk_init(cg_topk_t *t);
 void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t origin_len, const char *detail,
-                 size_t detail_len, const char *tenant, uint64_t now_ms);
+                 size_t detail_len, const char *tenant, const cg_topk_sample_t *sample, uint64_t now_ms);
 /* The index of key's item in t (the same route, reason, origin, detail), or -1. */
 int cg_topk_find(const cg_topk_t *t, const cg_topk_item_t *key);
 /* What a key t does not hold may still have been seen up to this many times

@@ -58,7 +58,11 @@ async function traffic(n) {
     report.rps = await page.textContent('#rps');
     report.refusals = await page.textContent('#refusals');
     report.cache = await page.textContent('#cache');
+    // a line needs two rates: a third read
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#charts path.req'))
+      .some((p) => (p.getAttribute('d') || '').includes('L')), null, { timeout: 15000 });
     report.charts = await page.$$eval('#charts .chart', (cs) => cs.map((c) => c.firstChild.textContent));
+    report.chart_line = true;
     await page.screenshot({ path: path.join(shots, 'console.png'), fullPage: true });
     // the explain form
     report.explain = [];
@@ -73,11 +77,19 @@ async function traffic(n) {
         headers: await page.$$eval('#verdict pre', (ps) => ps.map((p) => p.textContent)),
       });
     }
-    // a refused row's link fills the form with that origin
-    await page.evaluate(() => { document.getElementById('verdict').textContent = ''; });
-    await page.click('#refused tbody tr a.explain-link');
+    // a refused row's link, on a fresh page (the form as it starts): the
+    // refused-header row's request explained again
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#refused tbody tr'), null, { timeout: 10000 });
+    const rows = await page.$$('#refused tbody tr');
+    for (const row of rows) {
+      if (!(await row.textContent()).includes('refused-header')) continue;
+      await (await row.$('a.explain-link')).click();
+      break;
+    }
     await page.waitForFunction(() => document.getElementById('verdict').textContent !== '', null, { timeout: 10000 });
-    report.linked = { origin: await page.inputValue('#explain-form [name=origin]'), text: await page.textContent('#verdict') };
+    report.linked = { origin: await page.inputValue('#explain-form [name=origin]'),
+      path: await page.inputValue('#explain-form [name=path]'), text: await page.textContent('#verdict') };
     await page.screenshot({ path: path.join(shots, 'console-explain.png'), fullPage: true });
     report.errors = errors;
   } catch (e) {

@@ -38,6 +38,7 @@ describe("the console", function()
     cases = {
       { origin = "https://evil.test", method = "PUT", path = "/api/x" },
       { origin = "https://app.example.com", method = "PUT", header = "X-Secret", path = "/api/x" },
+      { origin = "https://app.example.com", method = "PUT", header = "Content-Type, X-Secret", path = "/api/x" },
       { origin = "https://app.example.com", method = "PUT", header = "Content-Type", path = "/api/x" },
     }
     local out = os.tmpname()
@@ -87,25 +88,37 @@ describe("the console", function()
     assert.truthy(tonumber((report.rps:gsub(",", ""))) > 0, report.rps)
     assert.truthy(tonumber((report.refusals:gsub(",", ""))) > 0, report.refusals)
     assert.matches("api: ", report.charts[1] or "", 1, true)
+    assert.truthy(report.chart_line, "the chart drew no line")
   end)
 
   it("gives the same verdict and headers as corsgate explain", function()
     for i, c in ipairs(cases) do
       local args = { "explain", "--json", "-c", gw.config_path, "--origin", c.origin, "--method", c.method, "--path", c.path }
-      if c.header then args[#args + 1] = "--header"; args[#args + 1] = c.header end
+      for h in (c.header or ""):gmatch("[^,%s]+") do args[#args + 1] = "--header"; args[#args + 1] = h end
       local _, out = gateway.cli(args)
       local want = cjson.decode(out)
       local got = report.explain[i]
       assert.equal(want.allowed and "allowed: the page can read the response"
         or "blocked: the browser reports a CORS error", got.verdict, "case " .. i)
-      local part = want.preflight or want.actual
-      assert.matches(part.result, got.text, 1, true)
-      local lines = {}
-      for _, h in ipairs(part.headers) do lines[#lines + 1] = h[1] .. ": " .. h[2] end
-      assert.equal(table.concat(lines, "\n"), got.headers[1], "case " .. i)
+      assert.matches("route api", got.text, 1, true)
+      local blocks = {}
+      for _, part in ipairs({ want.preflight or false, want.actual or false }) do
+        if part and part.sent ~= false then
+          assert.matches(part.result, got.text, 1, true)
+          if part.detail_arg then assert.matches("(" .. part.detail_arg .. ")", got.text, 1, true) end
+          local lines = {}
+          for _, h in ipairs(part.headers) do lines[#lines + 1] = h[1] .. ": " .. h[2] end
+          blocks[#blocks + 1] = table.concat(lines, "\n")
+        elseif part then
+          assert.matches("not sent: the browser stops at the refused preflight", got.text, 1, true)
+        end
+      end
+      assert.same(blocks, got.headers, "case " .. i)
     end
-    -- a refused row's link explains that origin
-    assert.equal("https://evil.test", report.linked.origin)
-    assert.matches("blocked", report.linked.text, 1, true)
+    -- a refused row's link explains that row's request: same route, same reason
+    assert.equal("https://app.example.com", report.linked.origin)
+    assert.equal("/api/x", report.linked.path)
+    assert.matches("route api", report.linked.text, 1, true)
+    assert.matches("refused-header: the header is not in headers (X-Secret)", report.linked.text, 1, true)
   end)
 end)

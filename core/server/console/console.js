@@ -14,7 +14,8 @@ const $ = (id) => document.getElementById(id);
 
 function token() { return sessionStorage.getItem(KEY) || ""; }
 
-async function api(path) {
+// ok: statuses whose body is an answer (/healthz says 503 with its JSON)
+async function api(path, ok = [200]) {
   const headers = {};
   if (token()) headers.Authorization = "Bearer " + token();
   const res = await fetch(path, { headers, cache: "no-store" });
@@ -23,7 +24,7 @@ async function api(path) {
     err.unauthorized = true;
     throw err;
   }
-  if (!res.ok) throw new Error(path + ": " + res.status);
+  if (!ok.includes(res.status)) throw new Error(path + ": " + res.status);
   return res;
 }
 
@@ -35,7 +36,9 @@ function parseMetrics(text) {
     const m = line.match(/^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)$/);
     if (!m) continue;
     const labels = {};
-    if (m[3]) for (const l of m[3].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2].replace(/\\(.)/g, "$1");
+    if (m[3])
+      for (const l of m[3].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g))
+        labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
     out.push({ name: m[1], labels, value: Number(m[4]) });
   }
   return out;
@@ -47,32 +50,54 @@ function sum(ms, name, pred) {
   return s;
 }
 
-// The q quantile from a cumulative histogram: the upper bound of its bucket.
-function quantile(ms, name, q) {
-  const buckets = ms.filter((m) => m.name === name + "_bucket").map((m) => [m.labels.le === "+Inf" ? Infinity : Number(m.labels.le), m.value]);
-  buckets.sort((a, b) => a[0] - b[0]);
-  const total = buckets.length ? buckets[buckets.length - 1][1] : 0;
+// A counter's growth between two reads: a counter that went down was reset
+// (a reload starts new workers at zero), and all of its value is new.
+function grow(cur, prev) { return prev === undefined ? 0 : cur >= prev ? cur - prev : cur; }
+
+// [[le, cumulative count]] of a histogram, sorted.
+function buckets(ms, name) {
+  const b = ms.filter((m) => m.name === name + "_bucket").map((m) => [m.labels.le === "+Inf" ? Infinity : Number(m.labels.le), m.value]);
+  return b.sort((x, y) => x[0] - y[0]);
+}
+
+// The q quantile of the runs between two reads (or of all of them at the
+// first read), interpolated in its bucket as Prometheus's
+// histogram_quantile does.
+function quantile(now, before, q) {
+  const d = now.map(([le, c], i) => [le, before && before[i] ? grow(c, before[i][1]) : c]);
+  const total = d.length ? d[d.length - 1][1] : 0;
   if (!total) return null;
-  for (const [le, c] of buckets) if (c >= q * total) return le;
+  let lo = 0, below = 0;
+  for (const [le, c] of d) {
+    if (c >= q * total) {
+      if (le === Infinity) return Infinity;
+      return lo + ((le - lo) * (q * total - below)) / ((c - below) || 1);
+    }
+    lo = le;
+    below = c;
+  }
   return Infinity;
 }
 
 function ms(v) {
   if (v === null) return "–";
   if (v === Infinity) return "> 1 s";
-  return v < 0.001 ? "< 1 ms" : Math.round(v * 1000) + " ms";
+  return v < 0.001 ? (v * 1000).toFixed(2) + " ms" : Math.round(v * 1000) + " ms";
 }
 
 function fmt(n) { return n >= 100 ? Math.round(n).toLocaleString("en") : n.toFixed(1); }
+
+let last = null; // the previous read: { hits, misses, hook } for the deltas
 
 function showMetrics(text) {
   const m = parseMetrics(text);
   const now = Date.now() / 1000;
   const routes = {};
   for (const x of m) {
-    if (x.name === "corsgate_requests_total") (routes[x.labels.route] ||= { req: 0, ref: 0 }).req += x.value;
+    const route = x.labels.route || "(no route)";
+    if (x.name === "corsgate_requests_total") (routes[route] ||= { req: 0, ref: 0 }).req += x.value;
     if (x.name === "corsgate_cors_decisions_total" && x.labels.result !== "allowed")
-      (routes[x.labels.route] ||= { req: 0, ref: 0 }).ref += x.value;
+      (routes[route] ||= { req: 0, ref: 0 }).ref += x.value;
   }
   history.push({ t: now, routes });
   if (history.length > HISTORY) history.shift();
@@ -82,18 +107,22 @@ function showMetrics(text) {
     const dt = now - prev.t || 1;
     for (const [name, r] of Object.entries(routes)) {
       const p = prev.routes[name] || { req: 0, ref: 0 };
-      rps += Math.max(0, r.req - p.req) / dt;
-      refs += Math.max(0, r.ref - p.ref) / dt;
+      rps += grow(r.req, p.req) / dt;
+      refs += grow(r.ref, p.ref) / dt;
     }
     $("rps").textContent = fmt(rps);
     $("refusals").textContent = fmt(refs);
   }
-  const hits = sum(m, "corsgate_cache_hits_total"), misses = sum(m, "corsgate_cache_misses_total");
+  // since the last read (all time at the first)
+  const read = { hits: sum(m, "corsgate_cache_hits_total"), misses: sum(m, "corsgate_cache_misses_total"),
+    hook: buckets(m, "corsgate_hook_duration_seconds") };
+  const hits = last ? grow(read.hits, last.hits) : read.hits, misses = last ? grow(read.misses, last.misses) : read.misses;
   $("cache").textContent = hits + misses ? Math.round((100 * hits) / (hits + misses)) + "% hits" : "no lookups";
   $("cache-size").textContent = sum(m, "corsgate_cache_entries").toLocaleString("en") + " cached";
-  const runs = sum(m, "corsgate_hook_duration_seconds_count");
-  $("hooks").textContent = runs ? ms(quantile(m, "corsgate_hook_duration_seconds", 0.5)) + " / " +
-    ms(quantile(m, "corsgate_hook_duration_seconds", 0.99)) : "no runs";
+  const before = last ? last.hook : null;
+  const p50 = quantile(read.hook, before, 0.5);
+  $("hooks").textContent = p50 === null ? "no runs" : ms(p50) + " / " + ms(quantile(read.hook, before, 0.99));
+  last = read;
   $("hook-errors").textContent = sum(m, "corsgate_hook_errors_total") + " errors, " +
     sum(m, "corsgate_hook_timeouts_total") + " timeouts";
   drawCharts();
@@ -104,7 +133,7 @@ function series(name, key) {
   for (let i = 1; i < history.length; i++) {
     const a = history[i - 1], b = history[i];
     const va = (a.routes[name] || {})[key] || 0, vb = (b.routes[name] || {})[key] || 0;
-    pts.push([b.t, Math.max(0, vb - va) / ((b.t - a.t) || 1)]);
+    pts.push([b.t, grow(vb, va) / ((b.t - a.t) || 1)]);
   }
   return pts;
 }
@@ -170,7 +199,8 @@ function showRefused(j) {
     const tr = document.createElement("tr");
     cell(tr, e.origin, "origin");
     cell(tr, e.route);
-    cell(tr, e.reason + (e.method ? " " + e.method : "") + (e.header ? " " + e.header : ""), "reason");
+    cell(tr, e.reason + (e.method ? " " + e.method : "") + (e.header ? " " + e.header : "") +
+      (e.problem ? " (" + e.problem + ")" : ""), "reason");
     cell(tr, e.tenant || "");
     cell(tr, e.count.toLocaleString("en"));
     cell(tr, new Date(e.last_seen).toLocaleTimeString());
@@ -184,11 +214,15 @@ function showRefused(j) {
   }
 }
 
+// The row's first refused request again: its origin, path and host, and the
+// method or header refused (else a PUT: a method with a preflight).
 function fillExplain(e) {
   const f = $("explain-form");
   f.origin.value = e.origin;
-  f.method.value = e.method || (e.header ? "GET" : "PUT");
+  f.method.value = e.method || "PUT";
   f.header.value = e.header || "";
+  f.path.value = e.path || "/";
+  f.host.value = e.host || "";
   f.requestSubmit();
 }
 
@@ -218,13 +252,26 @@ async function explain(ev) {
     const j = await (await api("/explain?" + q)).json();
     line(out, "verdict", j.allowed ? "allowed: the page can read the response" : "blocked: the browser reports a CORS error",
       j.allowed ? "allowed" : "blocked");
-    if (j.route) line(out, "route", (j.route.name || "#" + j.route.index) + (j.route.plugin ? " (plugin " + j.route.plugin + ")" : ""));
-    if (j.decided_by) line(out, "decided by", j.decided_by.kind + ": " + (j.decided_by.rule || ""));
+    if (!j.route || j.route.index === undefined) {
+      line(out, "route", "no route matches this host and path (404, no CORS headers)");
+      return;
+    }
+    line(out, "route", (j.route.name || "#" + j.route.index) + (j.route.plugin ? " (plugin " + j.route.plugin + ")" : ""));
+    const d = j.decided_by;
+    if (d && d.kind === "plugin")
+      line(out, "decided by", "plugin " + d.plugin + ": " + (d.error ? "FAILED (" + d.error + "): denied, fails closed"
+        : (d.allow ? "allowed" : "denied") + (d.tenant ? ", tenant " + d.tenant : "")));
+    else if (d) line(out, "decided by", d.kind + ": " + (d.rule || ""));
     for (const [name, part] of [["preflight", j.preflight], ["request", j.actual]]) {
       if (!part) continue;
-      line(out, name, part.result + (part.detail ? ": " + part.detail : "") + (part.status ? " (" + part.status + ")" : ""));
+      if (part.sent === false) {
+        line(out, name, "not sent: the browser stops at the refused preflight");
+        continue;
+      }
+      line(out, name, part.result + (part.detail ? ": " + part.detail : "") + (part.detail_arg ? " (" + part.detail_arg + ")" : "") +
+        (part.status ? ", " + part.status : ""));
       if (part.problems && part.problems.length > 1)
-        for (const p of part.problems) line(out, "  problem", p.result + ": " + p.detail);
+        for (const p of part.problems) line(out, "  problem", p.result + ": " + p.detail + (p.arg ? " (" + p.arg + ")" : ""));
       const pre = document.createElement("pre");
       pre.textContent = headersText(part.headers);
       if (pre.textContent) out.appendChild(pre);
@@ -243,23 +290,33 @@ function askToken(refused) {
   $("token").focus();
 }
 
+let generation = 0;
+
+// One read of everything, each part shown on its own (a degraded /healthz
+// must not hide the rest); then the next, unless a newer loop started.
 async function refresh() {
-  try {
-    const [metrics, health, refused] = await Promise.all([api("/metrics"), api("/healthz"), api("/refused?limit=20")]);
-    showMetrics(await metrics.text());
-    showHealth(await health.json());
-    showRefused(await refused.json());
-    $("token-form").hidden = true;
-  } catch (e) {
-    if (e.unauthorized) return askToken(true);
-    $("status").textContent = "cannot reach the admin API: " + (e.message || e);
-  }
+  clearTimeout(timer);
+  const gen = ++generation;
+  const parts = await Promise.allSettled([
+    api("/metrics").then((r) => r.text()).then(showMetrics),
+    api("/healthz", [200, 503]).then((r) => r.json()).then(showHealth),
+    api("/refused?limit=20").then((r) => r.json()).then(showRefused),
+  ]);
+  if (gen !== generation) return;
+  const failed = parts.filter((p) => p.status === "rejected").map((p) => p.reason);
+  if (failed.some((e) => e.unauthorized)) return askToken(true);
+  if (failed.length) $("status").textContent = "cannot read the admin API: " + failed.map((e) => e.message || e).join("; ");
+  else $("token-form").hidden = true;
   timer = setTimeout(refresh, REFRESH_MS);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("token-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
+    if (!$("token").value) {
+      $("token-error").textContent = "Enter the admin token (admin.token in the config).";
+      return;
+    }
     sessionStorage.setItem(KEY, $("token").value);
     $("token-error").textContent = "";
     refresh();
