@@ -576,6 +576,15 @@ int cg_server_run(const cg_config_t *cfg) {
   signal(SIGPIPE, SIG_IGN);
   cg_log_set_level(cfg->log_level);
   uv_loop_init(&main_loop);
+  /* The signals are caught before a port opens: a SIGHUP (a reload) or a
+   * SIGTERM sent as soon as the port answers is handled once the loop runs,
+   * instead of ending the process by its default action. */
+  uv_signal_init(&main_loop, &sig_term);
+  uv_signal_init(&main_loop, &sig_int);
+  uv_signal_init(&main_loop, &sig_hup);
+  uv_signal_start(&sig_term, on_signal, SIGTERM);
+  uv_signal_start(&sig_int, on_signal, SIGINT);
+  uv_signal_start(&sig_hup, on_signal, SIGHUP);
   /* Everything that can fail is set up before any thread starts. */
   gen_t *g = calloc(1, sizeof *g);
   if (!g) return 1;
@@ -595,12 +604,6 @@ int cg_server_run(const cg_config_t *cfg) {
   uv_async_init(&main_loop, &g->exited, on_gen_exited);
   g->exited.data = g;
   current = g;
-  uv_signal_init(&main_loop, &sig_term);
-  uv_signal_init(&main_loop, &sig_int);
-  uv_signal_init(&main_loop, &sig_hup);
-  uv_signal_start(&sig_term, on_signal, SIGTERM);
-  uv_signal_start(&sig_int, on_signal, SIGINT);
-  uv_signal_start(&sig_hup, on_signal, SIGHUP);
   for (int i = 0; i < g->n; i++) {
     g->workers[i].on_exit = &g->exited;
     uv_thread_create(&g->workers[i].thread, worker_main, &g->workers[i]);
