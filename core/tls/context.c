@@ -162,11 +162,12 @@ static int on_client_hello(SSL *s, int *alert, void *arg) {
   const cg_tls_ctx_t *t = arg;
   cg_tls_conn_t *c = SSL_get_app_data(s);
   if (!c || !t->cert_hook) return SSL_CLIENT_HELLO_SUCCESS;
+  char name[256];
+  if (hello_name(s, name, sizeof name) != 0) name[0] = 0;
   if (c->cert_state == CG_CERT_GIVEN) {
-    /* a second ClientHello (after a HelloRetryRequest) must ask for the same name */
-    char again[sizeof c->want_name];
-    if (hello_name(s, again, sizeof again) != 0) again[0] = 0;
-    if (strcmp(again, c->want_name) == 0) return SSL_CLIENT_HELLO_SUCCESS;
+    /* a second ClientHello (after a HelloRetryRequest) must ask for the
+     * name the hook answered for */
+    if (!c->want_name || strcmp(name, c->want_name) == 0) return SSL_CLIENT_HELLO_SUCCESS;
     *alert = SSL_AD_ILLEGAL_PARAMETER;
     return SSL_CLIENT_HELLO_ERROR;
   }
@@ -174,10 +175,15 @@ static int on_client_hello(SSL *s, int *alert, void *arg) {
     *alert = SSL_AD_INTERNAL_ERROR;
     return SSL_CLIENT_HELLO_ERROR;
   }
-  if (hello_name(s, c->want_name, sizeof c->want_name) != 0) c->want_name[0] = 0;
-  if (!c->want_name[0] || lookup(t, c->want_name)) {
+  if (!name[0] || lookup(t, name)) {
     c->cert_state = CG_CERT_GIVEN; /* no name, or one a file covers */
     return SSL_CLIENT_HELLO_SUCCESS;
+  }
+  /* kept only while a name waits on the hook: idle connections hold none */
+  free(c->want_name);
+  if (!(c->want_name = strdup(name))) {
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
   }
   c->cert_state = CG_CERT_WAITING;
   return SSL_CLIENT_HELLO_RETRY;

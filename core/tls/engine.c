@@ -240,6 +240,7 @@ void cg_tls_conn_free(cg_tls_conn_t *t) {
   if (t->ssl) SSL_free(t->ssl); /* and its BIO */
   else cg_tls_rec_clear(&t->rec);
   SSL_SESSION_free(t->session);
+  free(t->want_name);
   forget_secrets(t);
   free(t->left);
   free(t);
@@ -321,6 +322,8 @@ int cg_tls_handshake(cg_tls_conn_t *t) {
     SSL_get0_alpn_selected(t->ssl, &p, &n);
     if (p && n < sizeof t->alpn) memcpy(t->alpn, p, n);
     t->resumed = SSL_session_reused(t->ssl);
+    free(t->want_name); /* asked only during the handshake */
+    t->want_name = NULL;
     leave_openssl(t, out_len > mark ? (const unsigned char *)out_buf + mark : NULL, out_len - mark);
     return 1;
   }
@@ -345,7 +348,7 @@ void cg_tls_session_free(cg_tls_session_t *s) { SSL_SESSION_free((SSL_SESSION *)
 
 int cg_tls_resumed(const cg_tls_conn_t *t) { return t->resumed; }
 
-const char *cg_tls_wanted_name(const cg_tls_conn_t *t) { return t->want_name; }
+const char *cg_tls_wanted_name(const cg_tls_conn_t *t) { return t->want_name ? t->want_name : ""; }
 
 void cg_tls_give_cert(cg_tls_conn_t *t, const cg_tls_cert_t *c, int failed) {
   t->cert_state = CG_CERT_GIVEN;

@@ -24,7 +24,7 @@ struct cg_tls_conn {
   const char *version; /* once the handshake is done: "TLSv1.3", "TLSv1.2" */
   int resumed;         /* the handshake resumed a session */
   int cert_state;      /* CG_CERT_*: a certificate hook's answer for want_name */
-  char want_name[256];
+  char *want_name;     /* the name asked of the hook (malloc'd), during the handshake only */
   SSL_SESSION *session; /* a client's: the newest session the server gave, until taken */
   char alpn[16];
   /* input: the bytes of the current read (not copied), after what is left of
