@@ -357,6 +357,11 @@ print("sent", sent)
       assert.is_not.equal(0, code)
       assert.matches("is not issued by the next one", out, 1, true)
       assert.equal("0", r:cli("EXISTS", "corsgate:cert:api.other.test"))
+      -- a certificate naming its host in the Common Name only
+      local cn_only = ca:issue("cn-only", {})
+      code, out = tenants_load("--cert", "cn-only", cn_only.cert, cn_only.key)
+      assert.is_not.equal(0, code)
+      assert.matches("names no host in subjectAltName", out, 1, true)
     end)
 
     it("serves a replaced wildcard certificate everywhere within 1 s", function()
