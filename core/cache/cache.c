@@ -63,6 +63,7 @@ struct cg_dcache {
   cg_dcache_stats_t st;
   void (*free_val)(void *);
   size_t (*size_val)(const void *);
+  int stale_allowed_only; /* a refusal or failure is never served stale */
 };
 
 /* Keyed (util/hash.h): the origins are the client's choice, and with an
@@ -81,14 +82,11 @@ static cg_dcache_entry_t *find(const cg_dcache_t *c, uint32_t route, const char 
 static void free_override(void *v) { cg_cors_override_free(v); }
 static size_t size_override(const void *v) { return cg_cors_override_size(v); }
 
-cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
-  return cg_dcache_new_values(max_entries, stale_limit_ms, free_override, size_override);
-}
-
-cg_dcache_t *cg_dcache_new_values(size_t max_entries, uint64_t stale_limit_ms, void (*free_val)(void *),
-                                  size_t (*size_val)(const void *)) {
+static cg_dcache_t *make(size_t max_entries, uint64_t stale_limit_ms, void (*free_val)(void *),
+                         size_t (*size_val)(const void *), int stale_allowed_only) {
   cg_dcache_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
+  c->stale_allowed_only = stale_allowed_only;
   c->free_val = free_val;
   c->size_val = size_val;
   c->nslots = 64;
@@ -102,6 +100,16 @@ cg_dcache_t *cg_dcache_new_values(size_t max_entries, uint64_t stale_limit_ms, v
   c->stale_limit = stale_limit_ms;
   cg_list_init(&c->lru);
   return c;
+}
+
+/* Origin decisions: denials and allowances alike serve stale. */
+cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms) {
+  return make(max_entries, stale_limit_ms, free_override, size_override, 0);
+}
+
+cg_dcache_t *cg_dcache_new_values(size_t max_entries, uint64_t stale_limit_ms, void (*free_val)(void *),
+                                  size_t (*size_val)(const void *)) {
+  return make(max_entries, stale_limit_ms, free_val, size_val, 1);
 }
 
 static uint64_t value_bytes(const cg_dcache_t *c, const cg_dcache_entry_t *e) {
@@ -320,8 +328,8 @@ int cg_dcache_get(cg_dcache_t *c, uint32_t route, const char *origin, size_t len
     c->st.hits++;
     return CG_DC_FRESH;
   }
-  if (now - e->expires > c->stale_limit) {
-    /* too old to serve: everyone waits for a new decision */
+  if (now - e->expires > c->stale_limit || (c->stale_allowed_only && !(e->flags & F_ALLOW))) {
+    /* too old to serve (or not to be served stale): everyone waits for a new decision */
     c->st.misses++;
     if (e->flags & F_RUNNING) return CG_DC_PENDING;
     e->flags |= F_RUNNING;
@@ -387,7 +395,8 @@ void cg_dcache_set_value(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, void *
 void cg_dcache_fail(cg_dcache_t *c, cg_dcache_entry_t *e, uint64_t deny_ttl_ms, uint64_t now) {
   if (!e) return;
   c->st.failures++;
-  if ((e->flags & F_VALUE) && now >= e->expires && now - e->expires <= c->stale_limit) {
+  if ((e->flags & F_VALUE) && now >= e->expires && now - e->expires <= c->stale_limit &&
+      (!c->stale_allowed_only || (e->flags & F_ALLOW))) {
     /* keep the last answer while it may still be served stale */
     e->retry_at = now + (deny_ttl_ms < RETRY_MS ? deny_ttl_ms : RETRY_MS);
   } else if (!(e->flags & F_VALUE) || now >= e->expires) {

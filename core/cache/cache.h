@@ -46,7 +46,9 @@ enum {
 
 cg_dcache_t *cg_dcache_new(size_t max_entries, uint64_t stale_limit_ms);
 /* The same machinery for answers of another kind (a certificate per server
- * name): values are freed with free_val and measured with size_val.
+ * name): values are freed with free_val and measured with size_val. Such a
+ * cache serves only allowed answers stale: a failure or refusal past its
+ * time makes the next lookup wait for the hook.
  * cg_dcache_set_value and cg_dcache_entry_value hold them; a value may be
  * NULL. */
 cg_dcache_t *cg_dcache_new_values(size_t max_entries, uint64_t stale_limit_ms, void (*free_val)(void *),

@@ -70,13 +70,18 @@ static _Atomic uint64_t st_conns, st_commands, st_errors, st_timeouts, st_reconn
 static uv_mutex_t primary_mu;
 static uv_once_t primary_once = UV_ONCE_INIT;
 static char primary_now[80];
+static char primary_master[128]; /* the master_name primary_now is the primary of */
 static void primary_init(void) { uv_mutex_init(&primary_mu); }
 
-static void primary_seen(const char *host, int port) {
+static void primary_seen(const char *host, int port, const char *master) {
   char addr[80];
   snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
   uv_once(&primary_once, primary_init);
   uv_mutex_lock(&primary_mu);
+  if (strcmp(primary_master, master) != 0) { /* another deployment (a reload): no failover */
+    snprintf(primary_master, sizeof primary_master, "%s", master);
+    primary_now[0] = 0;
+  }
   int moved = primary_now[0] && strcmp(primary_now, addr) != 0;
   if (!primary_now[0] || moved) snprintf(primary_now, sizeof primary_now, "%s", addr);
   uv_mutex_unlock(&primary_mu);
@@ -243,7 +248,7 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata) {
   if (strcmp(what, "PING") != 0) return;
   if (r->failures) cg_log_info("redis %s:%d: connected again after %u failed attempt(s)", r->host, r->port, r->failures);
   if (r->n_sentinels) {
-    primary_seen(r->host, r->port); /* what ROLE confirmed */
+    primary_seen(r->host, r->port, r->master); /* what ROLE confirmed */
     r->gen = atomic_load(&st_failovers);
   }
   r->state = R_UP;
@@ -479,9 +484,12 @@ static void start_watch(cg_redis_t *r) {
 
 /* The primary the process last confirmed (ROLE), into host and port: 0, or
  * -1 when none is known. */
-static int known_primary(char *host, size_t n, int *port) {
+static int known_primary(const char *master, char *host, size_t n, int *port) {
   char addr[80];
-  cg_redis_primary(addr, sizeof addr);
+  uv_once(&primary_once, primary_init);
+  uv_mutex_lock(&primary_mu);
+  snprintf(addr, sizeof addr, "%s", strcmp(primary_master, master) == 0 ? primary_now : "");
+  uv_mutex_unlock(&primary_mu);
   char *colon = strrchr(addr, ':');
   if (!addr[0] || !colon) return -1;
   *colon = 0;
@@ -502,7 +510,7 @@ static void start_connect(cg_redis_t *r) {
   /* With sentinels, a first attempt goes straight to the primary another
    * connection of the process confirmed (commands queue behind it, as with
    * one address); later attempts, or none known, ask the sentinels. */
-  if (r->n_sentinels && (r->failures > 0 || known_primary(r->host, sizeof r->host, &r->port) != 0)) start_discover(r);
+  if (r->n_sentinels && (r->failures > 0 || known_primary(r->master, r->host, sizeof r->host, &r->port) != 0)) start_discover(r);
   else connect_server(r);
 }
 
@@ -637,6 +645,9 @@ int cg_redis_matches(const cg_redis_t *r, const cg_redis_conf_t *c, const char *
   int same_pw = (!r->password && !c->password) || (r->password && c->password && strcmp(r->password, c->password) == 0);
   int same_ch = (!r->channel && !channel) || (r->channel && channel && strcmp(r->channel, channel) == 0);
   if (r->n_sentinels != c->n_sentinels) return 0;
+  int same_spw = (!r->sentinel_password && !c->sentinel_password) ||
+                 (r->sentinel_password && c->sentinel_password && strcmp(r->sentinel_password, c->sentinel_password) == 0);
+  if (!same_spw) return 0;
   if (r->n_sentinels) {
     /* host and port are whatever the sentinels named: compare what was configured */
     if (memcmp(r->sentinels, c->sentinels, sizeof r->sentinels) != 0 || !c->master_name ||

@@ -301,7 +301,11 @@ long cg_admin_purge_cert(const char *name) {
   char norm[256];
   size_t n = strlen(name);
   if (n == 0 || n >= sizeof norm) return -1;
-  for (size_t i = 0; i < n; i++) norm[i] = (char)tolower((unsigned char)name[i]);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)name[i];
+    if (!(isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '*')) return -1; /* what SNI can carry */
+    norm[i] = (char)tolower(ch);
+  }
   if (norm[n - 1] == '.') n--;
   norm[n] = 0;
   purge_t p = {.cert = norm};

@@ -119,21 +119,18 @@ int cg_cert_lookup(cg_conn_t *c) {
     give(c, e);
     return 1;
   case CG_DC_STALE_REFRESH:
-    if (cg_dcache_entry_allow(e)) {
-      /* a hook that never waits replaces the value before start_hook
-       * returns: the answer is taken after it */
-      start_hook(c, e, name);
-      give(c, e);
-      return 1;
-    }
-    /* an old failure is not served stale: wait for the new answer */
-    /* fall through */
+    /* (only allowed answers are served stale: the cache's rule) a hook that
+     * never waits replaces the value before start_hook returns: the answer
+     * is taken after it */
+    start_hook(c, e, name);
+    give(c, e);
+    return 1;
   default:
     c->cert_waiter.cb = on_waiter;
     c->cert_waiting = 1;
     c->cert_in_lookup = 1;
     cg_dcache_wait(e, &c->cert_waiter);
-    if (rc == CG_DC_MISS_RUN || rc == CG_DC_STALE_REFRESH) start_hook(c, e, name);
+    if (rc == CG_DC_MISS_RUN) start_hook(c, e, name);
     c->cert_in_lookup = 0;
     if (!c->cert_waiting) return 1;
     cg_conn_update_reading(c); /* nothing more is read (or kept) until the answer */

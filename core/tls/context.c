@@ -308,11 +308,9 @@ cg_tls_ctx_t *cg_tls_ctx_new(const cg_tls_conf_t *conf, const char *path, cg_dia
   if (t->n_groups == 0 && conf->cert_hook && d->errors == errors) {
     /* only the hook's certificates: a base without one, for the handshakes to start on */
     t->groups = calloc(1, sizeof *t->groups);
-    if (!t->groups || !(t->groups[0].ssl = new_ssl_ctx(conf->min_version)) ||
-        set_sid_ctx(t->groups[0].ssl, conf->address, NULL, 0) < 0)
+    if (t->groups && (t->groups[0].ssl = new_ssl_ctx(conf->min_version)) != NULL) t->n_groups = 1; /* freed with t */
+    if (!t->n_groups || set_sid_ctx(t->groups[0].ssl, conf->address, NULL, 0) < 0)
       cg_diag_error(d, path, "out of memory");
-    else
-      t->n_groups = 1;
   }
   if (d->errors > errors || t->n_groups == 0) {
     cg_tls_ctx_free(t);

@@ -57,8 +57,8 @@ typedef struct cg_tls_client_conf {
 typedef struct cg_tls_client cg_tls_client_t;
 typedef struct cg_tls_session cg_tls_session_t; /* a session to resume (OpenSSL's SSL_SESSION) */
 
-/* The client context of an upstream: TLS 1.2+, OpenSSL's default ciphers at
- * security level 2, ALPN http/1.1, the CAs loaded (a file that does not load
+/* The client context of an upstream: TLS 1.2+, the listeners' ECDHE+AEAD
+ * suites at security level 2, ALPN http/1.1, the CAs loaded (a file that does not load
  * is reported under path). NULL when d got an error. */
 cg_tls_client_t *cg_tls_client_new(const cg_tls_client_conf_t *conf, const char *path, cg_diag_t *d);
 void cg_tls_client_free(cg_tls_client_t *c);

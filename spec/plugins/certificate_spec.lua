@@ -278,6 +278,7 @@ print("sent", sent)
     end
     assert.truthy(served_until(2), "both workers should have asked")
     assert.equal(2, hook_calls("after.tenants.test"))
+    assert.equal(400, assert(http.request(admin, "DELETE", "/cache?server_name=a%20b", {})).status)
     local res = assert(http.request(admin, "DELETE", "/cache?server_name=AFTER.tenants.test.", {}))
     assert.equal(200, res.status)
     assert.equal(2, require("cjson").decode(res.body).purged)

@@ -94,7 +94,7 @@ function showMetrics(text) {
   const now = Date.now() / 1000;
   const routes = {};
   for (const x of m) {
-    const route = x.labels.route || "(no route)";
+    const route = x.labels.route || (x.labels.tenant === "other" ? "(other tenants)" : "(no route)");
     if (x.name === "corsgate_requests_total") (routes[route] ||= { req: 0, ref: 0 }).req += x.value;
     if (x.name === "corsgate_cors_decisions_total" && x.labels.result !== "allowed")
       (routes[route] ||= { req: 0, ref: 0 }).ref += x.value;
