@@ -126,44 +126,38 @@ int cg_cfg_get_string(cg_loader_t *ld, int tidx, const char *parent, const char 
   return r;
 }
 
-int cg_cfg_get_number(cg_loader_t *ld, int tidx, const char *parent, const char *key, double lo,
-                      double hi, double *out) {
-  char p[256];
-  cg_cfg_join_path(p, sizeof p, parent, key);
-  int t = cg_cfg_field(ld->L, tidx, key);
-  int r = 0;
-  if (t != LUA_TNIL) {
-    r = -1;
-    if (cg_cfg_want_type(ld, LUA_TNUMBER, p, "a number")) {
-      double v = lua_tonumber(ld->L, -1);
-      if (!(v >= lo && v <= hi))
-        cg_diag_error(ld->d, p, "expected a number between %g and %g, got %g", lo, hi, v);
-      else
-        *out = v, r = 1;
-    }
-  }
-  lua_pop(ld->L, 1);
-  return r;
-}
-
-int cg_cfg_get_int(cg_loader_t *ld, int tidx, const char *parent, const char *key, double lo,
-                   double hi, double *out) {
+/* t[key] as a number in [lo, hi] (integer: a whole one), each problem
+ * worded as it always was. 1, 0 (absent) or -1 (reported). */
+static int get_number(cg_loader_t *ld, int tidx, const char *parent, const char *key, double lo, double hi,
+                      int integer, double *out) {
   char p[256];
   cg_cfg_join_path(p, sizeof p, parent, key);
   int t = cg_cfg_field(ld->L, tidx, key);
   int r = 0;
   if (t != LUA_TNIL) {
     double v = lua_tonumber(ld->L, -1);
-    if (t != LUA_TNUMBER || floor(v) != v || !(v >= lo && v <= hi)) {
+    r = -1;
+    if (integer && (t != LUA_TNUMBER || floor(v) != v || !(v >= lo && v <= hi)))
       cg_diag_error(ld->d, p, "expected an integer between %.0f and %.0f", lo, hi);
-      r = -1;
-    } else {
-      *out = v;
-      r = 1;
-    }
+    else if (!integer && !cg_cfg_want_type(ld, LUA_TNUMBER, p, "a number"))
+      ; /* reported */
+    else if (!(v >= lo && v <= hi))
+      cg_diag_error(ld->d, p, "expected a number between %g and %g, got %g", lo, hi, v);
+    else
+      *out = v, r = 1;
   }
   lua_pop(ld->L, 1);
   return r;
+}
+
+int cg_cfg_get_number(cg_loader_t *ld, int tidx, const char *parent, const char *key, double lo,
+                      double hi, double *out) {
+  return get_number(ld, tidx, parent, key, lo, hi, 0, out);
+}
+
+int cg_cfg_get_int(cg_loader_t *ld, int tidx, const char *parent, const char *key, double lo,
+                   double hi, double *out) {
+  return get_number(ld, tidx, parent, key, lo, hi, 1, out);
 }
 
 int cg_cfg_get_bool(cg_loader_t *ld, int tidx, const char *parent, const char *key, int *out) {
