@@ -29,6 +29,24 @@ static void free_secret(char *s, size_t n) {
   free(s);
 }
 
+/* Refused certificates are logged at most LOG_PER_MINUTE times a minute per
+ * worker: a client inventing names under a broken wildcard gets each one
+ * refused, and would otherwise write a line per handshake. */
+enum { LOG_PER_MINUTE = 100 };
+
+static int log_allowed(cg_worker_t *w) {
+  static __thread uint64_t minute, lines;
+  uint64_t now = uv_now(&w->loop) / 60000;
+  if (now != minute) {
+    if (lines > LOG_PER_MINUTE)
+      cg_log_warn("certificate hooks: %llu more refused certificates were not logged",
+                  (unsigned long long)(lines - LOG_PER_MINUTE));
+    minute = now;
+    lines = 0;
+  }
+  return ++lines <= LOG_PER_MINUTE;
+}
+
 /* A hook ended: its certificate (checked), none, or a failure goes to the
  * cache, which wakes every handshake waiting on the name. */
 static void on_cert(void *arg, cg_lua_cert_result_t *res) {
@@ -41,8 +59,9 @@ static void on_cert(void *arg, cg_lua_cert_result_t *res) {
       char err[256];
       cert = cg_tls_cert_from_pem(res->cert, res->cert_len, res->key, res->key_len, rf->name, err, sizeof err);
       if (!cert) {
-        cg_log_warn("plugin %s (listener %s): the certificate for %s is refused, the handshake fails: %s",
-                    rf->l->cert_plugin, rf->l->address, rf->name, err);
+        if (log_allowed(w))
+          cg_log_warn("plugin %s (listener %s): the certificate for %s is refused, the handshake fails: %s",
+                      rf->l->cert_plugin, rf->l->address, rf->name, err);
         failed = 1;
       }
     }
