@@ -88,25 +88,23 @@ tree_stat() {
     }'
 }
 
-# tree_hwm_kb PID...: sum of VmHWM (peak resident set) over the given processes.
-tree_hwm_kb() {
-  local p sum=0 v
+# tree_status_kb FIELD PID...: a /proc/PID/status field in kB (VmHWM, VmRSS),
+# summed over the given processes.
+tree_status_kb() {
+  local field=$1 p sum=0 v
+  shift
   for p in "$@"; do
-    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null) || v=
+    v=$(awk -v f="$field:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null) || v=
     sum=$((sum + ${v:-0}))
   done
   echo "$sum"
 }
 
+# tree_hwm_kb PID...: peak resident set (VmHWM), summed.
+tree_hwm_kb() { tree_status_kb VmHWM "$@"; }
+
 # tree_rss_kb PID...: current resident memory (VmRSS), summed.
-tree_rss_kb() {
-  local p sum=0 v
-  for p in "$@"; do
-    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || v=
-    sum=$((sum + ${v:-0}))
-  done
-  echo "$sum"
-}
+tree_rss_kb() { tree_status_kb VmRSS "$@"; }
 
 # cpu_jiffies: "BUSY TOTAL STEAL" for the whole machine from /proc/stat.
 cpu_jiffies() {

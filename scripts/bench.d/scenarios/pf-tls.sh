@@ -4,16 +4,11 @@
 # server holds per idle TLS keep-alive connection (9,000 held: HAProxy needs two
 # descriptors a connection, and the machine allows 20,000 a process).
 # shellcheck disable=SC2034  # read by scripts/bench
-SC_DESC="preflight over kept-alive HTTPS (TLS 1.3, ECDSA P-256): corsgate's static policy vs nginx's map and HAProxy's list"
+# the request and its expected answer: pf-allowed's, over TLS
+# shellcheck source=scripts/bench.d/scenarios/pf-allowed.sh
+. "$BENCHD/scenarios/pf-allowed.sh"
 SC_TLS=1
-SC_METHOD=OPTIONS
-SC_PATH=/api/items
-SC_HEADERS=("Origin: https://o57.bench.test" "Access-Control-Request-Method: PUT" "Access-Control-Request-Headers: content-type")
-SC_EXPECT_STATUS=204
-SC_EXPECT_BODY=none
-SC_EXPECT_HEADERS=("access-control-allow-origin: https://o57.bench.test" "access-control-allow-methods: GET, PUT, POST, DELETE" "access-control-max-age: 600" "vary: Origin, Access-Control-Request-Method")
-SC_NGINX=cors
-SC_CORSGATE_ROUTE_FILE=corsgate-cors.lua
+SC_DESC="preflight over kept-alive HTTPS (TLS 1.3, ECDSA P-256): corsgate's static policy vs nginx's map and HAProxy's list"
 SC_CORSGATE_TOP="limits = { max_connections = 20000 },"
 SC_MAXCONN=20000
 SC_IDLE_CONNS=9000
