@@ -26,7 +26,6 @@ typedef struct cg_upstream_conf {
   int n_targets;
   int keepalive;        /* idle connections kept per target per worker */
   uint64_t fail_timeout_ms;
-  cg_tls_client_conf_t tls_conf; /* as written */
   struct cg_tls_client *tls;     /* HTTPS to the targets; NULL: plain HTTP */
 } cg_upstream_conf_t;
 

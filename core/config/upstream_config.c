@@ -36,8 +36,9 @@ static void load_tls(cg_loader_t *ld, int t, const char *p, cg_upstream_conf_t *
   snprintf(tp, sizeof tp, "%s.tls", p);
   int ty = cg_cfg_field(L, t, "tls");
   int errors = ld->d->errors;
-  cg_tls_client_conf_t *tc = &u->tls_conf;
-  tc->verify = 1;
+  /* its strings stay the config table's (anchored for the load): the client
+   * context copies what it keeps */
+  cg_tls_client_conf_t conf = {.verify = 1}, *tc = &conf;
   if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
     lua_pop(L, 1);
     return;
@@ -52,10 +53,10 @@ static void load_tls(cg_loader_t *ld, int t, const char *p, cg_upstream_conf_t *
       if (inet_pton(AF_INET6, s, a6) == 1 || (dns_name(s) && isdigit((unsigned char)(last ? last[1] : s[0]))))
         cg_diag_error(ld->d, tp, "server_name: \"%s\" is an address, not a name (SNI carries names only): leave "
                                  "server_name out and the target's address is verified", s);
-      else if (dns_name(s)) tc->server_name = cg_cfg_strdup(s);
+      else if (dns_name(s)) tc->server_name = (char *)s;
       else cg_diag_error(ld->d, tp, "server_name: expected a DNS name like \"billing.internal\", got \"%s\"", s);
     }
-    if (cg_cfg_get_string(ld, tt, tp, "ca", 0, &s) == 1) tc->ca = cg_cfg_strdup(s);
+    if (cg_cfg_get_string(ld, tt, tp, "ca", 0, &s) == 1) tc->ca = (char *)s;
     cg_cfg_get_bool(ld, tt, tp, "verify", &tc->verify);
     if (!tc->verify)
       cg_diag_warn(ld->d, tp, "verify = false: any certificate is taken, so whoever answers at the targets' "
@@ -155,8 +156,6 @@ void cg_upstream_config_free(cg_config_t *c) {
     for (int j = 0; j < u->n_targets; j++) free(u->targets[j].name);
     free(u->targets);
     free(u->name);
-    free(u->tls_conf.server_name);
-    free(u->tls_conf.ca);
     cg_tls_client_free(u->tls);
   }
   free(c->upstreams);

@@ -61,53 +61,48 @@ static void stamp(char *out, size_t n, uint64_t t, uint64_t mono_now, const stru
   snprintf(out, n, "%s.%03dZ", base, (int)(wall_ms % 1000));
 }
 
+/* The index of it's key in all (through table, open addressing over
+ * slots), or where it goes: table[*slot] < 0. */
+static int lookup(const cg_topk_item_t *all, const int *table, size_t slots, const cg_topk_item_t *it, size_t *slot) {
+  size_t s = it->hash & (slots - 1);
+  while (table[s] >= 0 && !cg_topk_same(&all[table[s]], it)) s = (s + 1) & (slots - 1);
+  *slot = s;
+  return table[s];
+}
+
 /* The workers' summaries merged as mergeable summaries are: a key's count
  * is the sum over the workers of its count where held, and where not held
  * of what that worker may have seen of it unheld (its floor, also added to
- * the error). The keys are the union, found through a hash of the merged
- * list (quadratic scans cost 0.2 s of the admin loop at 256 workers). */
+ * the error). Every key starts from the sum of the floors, and each worker
+ * that holds it adds its count over its floor: linear in what the workers
+ * hold. Returns how many keys, or -1. */
 static int merge(cg_topk_t *sums, int w, cg_topk_item_t *all, int cap) {
   size_t slots = 1;
   while (slots < (size_t)cap * 2) slots <<= 1;
   int *table = malloc(slots * sizeof *table);
   if (!table) return -1;
   memset(table, 0xff, slots * sizeof *table);
+  uint64_t floors = 0;
+  for (int i = 0; i < w; i++) floors += cg_topk_floor(&sums[i]);
   int n = 0;
-  for (int i = 0; i < w; i++)
-    for (int k = 0; k < sums[i].n; k++) {
-      const cg_topk_item_t *it = &sums[i].items[k];
-      size_t s = it->hash & (slots - 1);
-      int dup = 0;
-      while (table[s] >= 0 && !dup) {
-        const cg_topk_item_t *o = &all[table[s]];
-        dup = o->hash == it->hash && o->route == it->route && o->reason == it->reason &&
-              o->origin_len == it->origin_len && o->detail_len == it->detail_len &&
-              memcmp(o->origin, it->origin, it->origin_len) == 0 && memcmp(o->detail, it->detail, it->detail_len) == 0;
-        if (!dup) s = (s + 1) & (slots - 1);
-      }
-      if (dup || n == cap) continue;
-      table[s] = n;
-      all[n] = *it;
-      all[n].count = all[n].error = 0;
-      all[n].first_ms = UINT64_MAX;
-      all[n].last_ms = 0;
-      all[n].tenant[0] = 0;
-      n++;
-    }
-  free(table);
   for (int i = 0; i < w; i++) {
     uint64_t floor = cg_topk_floor(&sums[i]);
-    for (int k = 0; k < n; k++) {
-      cg_topk_item_t *m = &all[k];
-      int at = cg_topk_find(&sums[i], m);
+    for (int k = 0; k < sums[i].n; k++) {
+      const cg_topk_item_t *it = &sums[i].items[k];
+      size_t s;
+      int at = lookup(all, table, slots, it, &s);
       if (at < 0) {
-        m->count += floor;
-        m->error += floor;
-        continue;
+        if (n == cap) continue; /* cannot happen: cap holds every worker's keys */
+        at = table[s] = n++;
+        all[at] = *it;
+        all[at].count = all[at].error = floors;
+        all[at].first_ms = UINT64_MAX;
+        all[at].last_ms = 0;
+        all[at].tenant[0] = 0;
       }
-      const cg_topk_item_t *it = &sums[i].items[at];
-      m->count += it->count;
-      m->error += it->error;
+      cg_topk_item_t *m = &all[at];
+      m->count += it->count - floor;
+      m->error += it->error - floor;
       if (it->first_ms < m->first_ms) m->first_ms = it->first_ms;
       if (it->last_ms >= m->last_ms) {
         m->last_ms = it->last_ms;
@@ -115,6 +110,7 @@ static int merge(cg_topk_t *sums, int w, cg_topk_item_t *all, int cap) {
       }
     }
   }
+  free(table);
   return n;
 }
 

@@ -25,10 +25,10 @@ static void put(char *dst, size_t cap, const char *s, size_t n) {
   dst[n] = 0;
 }
 
-static int same(const cg_topk_item_t *it, uint32_t h, int route, int reason, const char *origin, size_t olen,
-                const char *detail, size_t dlen) {
-  return it->hash == h && it->route == route && it->reason == reason && it->origin_len == olen &&
-         it->detail_len == dlen && memcmp(it->origin, origin, olen) == 0 && memcmp(it->detail, detail, dlen) == 0;
+int cg_topk_same(const cg_topk_item_t *a, const cg_topk_item_t *b) {
+  return a->hash == b->hash && a->route == b->route && a->reason == b->reason && a->origin_len == b->origin_len &&
+         a->detail_len == b->detail_len && memcmp(a->origin, b->origin, a->origin_len) == 0 &&
+         memcmp(a->detail, b->detail, a->detail_len) == 0;
 }
 
 static void unchain(cg_topk_t *t, int i) {
@@ -54,7 +54,9 @@ void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t
   uint32_t h = fnv(fnv(2166136261u ^ (uint32_t)(route * 31 + reason), origin, origin_len), detail, detail_len);
   for (int i = t->head[h & 255]; i >= 0; i = t->next[i]) {
     cg_topk_item_t *it = &t->items[i];
-    if (same(it, h, route, reason, origin, origin_len, detail, detail_len)) {
+    if (it->hash == h && it->route == route && it->reason == reason && it->origin_len == origin_len &&
+        it->detail_len == detail_len && memcmp(it->origin, origin, origin_len) == 0 &&
+        memcmp(it->detail, detail, detail_len) == 0) {
       it->count++;
       it->last_ms = now_ms;
       if (tenant && *tenant) put(it->tenant, sizeof it->tenant, tenant, strlen(tenant));
@@ -88,14 +90,6 @@ void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t
   put(it->path, sizeof it->path, sample ? sample->path : NULL, sample ? sample->path_len : 0);
   put(it->host, sizeof it->host, sample ? sample->host : NULL, sample ? sample->host_len : 0);
   chain(t, i);
-}
-
-int cg_topk_find(const cg_topk_t *t, const cg_topk_item_t *key) {
-  for (int i = t->head[key->hash & 255]; i >= 0; i = t->next[i])
-    if (same(&t->items[i], key->hash, key->route, key->reason, key->origin, key->origin_len, key->detail,
-             key->detail_len))
-      return i;
-  return -1;
 }
 
 uint64_t cg_topk_floor(const cg_topk_t *t) {

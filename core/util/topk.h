@@ -42,8 +42,8 @@ typedef struct cg_topk {
 void cg_topk_init(cg_topk_t *t);
 void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t origin_len, const char *detail,
                  size_t detail_len, const char *tenant, const cg_topk_sample_t *sample, uint64_t now_ms);
-/* The index of key's item in t (the same route, reason, origin, detail), or -1. */
-int cg_topk_find(const cg_topk_t *t, const cg_topk_item_t *key);
+/* 1 when a and b are for the same key (route, reason, origin, detail). */
+int cg_topk_same(const cg_topk_item_t *a, const cg_topk_item_t *b);
 /* What a key t does not hold may still have been seen up to this many times
  * (its smallest count when full, else 0): a merge adds it to such a key's
  * count and error. */
