@@ -552,6 +552,13 @@ static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t
   if (cg_cfg_get_number(ld, cors_t, cp, "deny_ttl", 0, 86400 * 30, &v) == 1) r->plugin_deny_ttl_ms = (uint64_t)(v * 1000);
   r->plugin_conf = cg_cfg_plugin_config(ld, cors_t, cp);
   if (r->plugin_conf) cg_lua_plugin_check(r, cp, c->redis.address != NULL, ld->d);
+  if (strcmp(name, "tenant_redis") == 0 && !c->tenant_prefix) { /* the store GET/PUT /tenants manages */
+    lua_getfield(L, cors_t, "plugin_config");
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "prefix");
+    else lua_pushnil(L);
+    if (lua_type(L, -1) == LUA_TSTRING) c->tenant_prefix = cg_cfg_strdup(lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
 }
 
 static void load_routes(cg_loader_t *ld, int tidx, cg_config_t *c) {
@@ -786,6 +793,7 @@ void cg_config_free(cg_config_t *c) {
   cg_listen_config_free(c);
   free(c->admin_listen);
   free(c->admin_token);
+  free(c->tenant_prefix);
   free(c->redis.address);
   free(c->redis.master_name);
   free(c->redis.sentinel_password);

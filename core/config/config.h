@@ -154,6 +154,9 @@ typedef struct cg_config {
   struct sockaddr_storage admin_addr;
   socklen_t admin_addrlen;
   char *admin_token; /* NULL: none required (loopback only) */
+  /* the key prefix of the tenant store the admin API's /tenants manages: the
+   * first tenant_redis route's plugin_config.prefix (NULL: "corsgate:") */
+  char *tenant_prefix;
   cg_redis_conf_t redis;
 } cg_config_t;
 

@@ -18,7 +18,7 @@
 #include "server/server.h"
 #include "util/log.h"
 
-enum { MAX_URL = 4096, MAX_AUTH = 512, MAX_BODY = 0 };
+enum { MAX_URL = 4096, MAX_AUTH = 512, MAX_BODY = 1 << 20 }; /* a body: PUT /tenants/{name} */
 
 typedef struct admin_conn {
   uv_tcp_t tcp;
@@ -29,6 +29,8 @@ typedef struct admin_conn {
   size_t auth_len;
   char hname[32];
   size_t hname_len;
+  char *body; /* malloc'd as it arrives, up to MAX_BODY */
+  size_t body_len;
   int in_auth, too_long, done;
   struct admin *a;
 } admin_conn_t;
@@ -48,7 +50,11 @@ static llhttp_settings_t settings;
 
 /* --- responses ------------------------------------------------------------- */
 
-static void on_closed(uv_handle_t *h) { free(h->data); }
+static void on_closed(uv_handle_t *h) {
+  admin_conn_t *c = h->data;
+  free(c->body);
+  free(c);
+}
 
 typedef struct {
   uv_write_t req;
@@ -437,6 +443,10 @@ static int token_ok(const admin_conn_t *c) {
   return diff == 0;
 }
 
+static void tenants_done(void *arg, int status, const char *body, size_t len) {
+  reply(arg, status, "application/json", body, len);
+}
+
 static void handle(admin_conn_t *c) {
   if (c->too_long) {
     reply_json(c, 414, "{\"error\":\"request target too long\"}");
@@ -462,6 +472,12 @@ static void handle(admin_conn_t *c) {
   const char *path = c->url;
   int m = c->parser.method;
   admin_t *a = c->a;
+  cg_tenants_req_t tr = {.method = m, .path = path, .origin = qget(&q, "origin"), .after = qget(&q, "after"),
+                         .limit = qget(&q, "limit"), .match = qget(&q, "match"), .takeover = qget(&q, "takeover"),
+                         .body = c->body, .body_len = c->body_len};
+  uv_read_stop((uv_stream_t *)&c->tcp); /* nothing closes c while the store answers */
+  c->done = 1;
+  if (cg_tenants_handle(a->cfg, &tr, tenants_done, c)) return;
   if (strcmp(path, "/healthz") == 0 && (m == HTTP_GET || m == HTTP_HEAD)) {
     int up = 0;
     for (int i = 0; i < a->n_workers; i++) {
@@ -517,7 +533,7 @@ static void handle(admin_conn_t *c) {
     reply_json(c, 405, "{\"error\":\"method not allowed\"}");
   } else {
     reply_json(c, 404,
-               "{\"error\":\"no such endpoint: /healthz, /metrics, /cache, /refused, /explain, /reload\"}");
+               "{\"error\":\"no such endpoint: /healthz, /metrics, /cache, /refused, /explain, /reload, /tenants\"}");
   }
 }
 
@@ -558,6 +574,33 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_value_complete(llhttp_t *p) {
   ((admin_conn_t *)p->data)->hname_len = 0;
+  return 0;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  admin_conn_t *c = p->data;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > MAX_BODY) {
+    reply_json(c, 413, "{\"error\":\"the body is over %d bytes\"}", MAX_BODY);
+    return -1;
+  }
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  admin_conn_t *c = p->data;
+  if (c->body_len + len > MAX_BODY) {
+    reply_json(c, 413, "{\"error\":\"the body is over %d bytes\"}", MAX_BODY);
+    return -1;
+  }
+  char *b = realloc(c->body, c->body_len + len + 1);
+  if (!b) {
+    reply_json(c, 500, "{\"error\":\"out of memory\"}");
+    return -1;
+  }
+  memcpy(b + c->body_len, at, len);
+  c->body = b;
+  c->body_len += len;
+  b[c->body_len] = 0;
   return 0;
 }
 
@@ -608,6 +651,8 @@ int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, cg_worker_t *workers
   settings.on_header_field = on_header_field;
   settings.on_header_value = on_header_value;
   settings.on_header_value_complete = on_header_value_complete;
+  settings.on_headers_complete = on_headers_complete;
+  settings.on_body = on_body;
   settings.on_message_complete = on_message_complete;
   uv_tcp_init(loop, &admin.listener);
   int rc = uv_tcp_bind(&admin.listener, (const struct sockaddr *)&cfg->admin_addr, 0);
@@ -618,6 +663,7 @@ int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, cg_worker_t *workers
     return -1;
   }
   admin.open = 1;
+  cg_tenants_store_update(loop, cfg);
   cg_log_info("admin API on %s%s", cfg->admin_listen, cfg->admin_token ? " (token required)" : "");
   return 0;
 }
@@ -626,10 +672,12 @@ void cg_admin_update(const cg_config_t *cfg, cg_worker_t *workers, int n_workers
   admin.cfg = cfg;
   admin.workers = workers;
   admin.n_workers = n_workers;
+  if (admin.open) cg_tenants_store_update(admin.loop, cfg);
 }
 
 void cg_admin_stop(void) {
   if (!admin.open) return;
   admin.open = 0;
+  cg_tenants_store_stop();
   uv_close((uv_handle_t *)&admin.listener, NULL);
 }

@@ -250,6 +250,24 @@ int cg_console_asset(const char *path, size_t path_len, const char **type, const
 void cg_refused_note(cg_exchange_t *x, const char *origin, size_t origin_len);
 char *cg_refused_render(cg_worker_t *workers, int n_workers, const cg_config_t *cfg, int limit, size_t *len);
 
+/* tenants_api.c: the admin API's /tenants, over the tenant store in Redis.
+ * cg_tenants_handle returns 0 when path is not its own; else 1, and done
+ * runs exactly once (maybe from inside the call) with the status and the
+ * JSON body (valid during the call only). */
+typedef void (*cg_tenants_done)(void *arg, int status, const char *body, size_t len);
+typedef struct cg_tenants_req {
+  int method; /* llhttp's HTTP_GET, ... */
+  const char *path;
+  const char *origin, *after, *limit, *match, *takeover; /* the query's, or NULL */
+  const char *body;
+  size_t body_len;
+} cg_tenants_req_t;
+int cg_tenants_handle(const cg_config_t *cfg, const cg_tenants_req_t *req, cg_tenants_done done, void *arg);
+/* Makes (or, after a reload that changed redis, remakes) the store's
+ * connection; stop closes it. */
+void cg_tenants_store_update(uv_loop_t *loop, const cg_config_t *cfg);
+void cg_tenants_store_stop(void);
+
 /* cert_glue.c: certificates from a listener's hook (tls.plugin). How long an
  * answer is kept: a certificate (unless the hook says), none, a failure. */
 enum { CG_CERT_TTL_MS = 3600000, CG_CERT_NONE_TTL_MS = 60000, CG_CERT_FAIL_TTL_MS = 10000 };
