@@ -14,18 +14,32 @@ const $ = (id) => document.getElementById(id);
 
 function token() { return sessionStorage.getItem(KEY) || ""; }
 
-// ok: statuses whose body is an answer (/healthz says 503 with its JSON)
-async function api(path, ok = [200]) {
+// The admin API with the token; a 401 throws (the page then asks for one).
+async function send(path, method = "GET") {
   const headers = {};
   if (token()) headers.Authorization = "Bearer " + token();
-  const res = await fetch(path, { headers, cache: "no-store" });
+  const res = await fetch(path, { method, headers, cache: "no-store" });
   if (res.status === 401) {
     const err = new Error("unauthorized");
     err.unauthorized = true;
     throw err;
   }
+  return res;
+}
+
+// ok: statuses whose body is an answer (/healthz says 503 with its JSON)
+async function api(path, ok = [200]) {
+  const res = await send(path);
   if (!ok.includes(res.status)) throw new Error(path + ": " + res.status);
   return res;
+}
+
+// { status, body }: for calls whose every status means something (/tenants)
+async function call(path, method) {
+  const res = await send(path, method);
+  let body = {};
+  try { body = await res.json(); } catch (_) { /* not JSON: an empty answer */ }
+  return { status: res.status, body };
 }
 
 // Prometheus text: [{ name, labels: {...}, value }]
@@ -282,6 +296,116 @@ async function explain(ev) {
   }
 }
 
+// --- tenants: shown when the admin API has a tenant store (the config's redis) ---
+
+let tenantQuery = { match: "", next: null };
+
+function tenantNote(text, cls) {
+  const p = $("tenant-note");
+  p.textContent = text;
+  p.className = cls || "muted";
+  return p;
+}
+
+function button(text, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+async function probeTenants() {
+  const r = await call("/tenants?limit=1");
+  $("tenants").hidden = r.status === 404;
+  if (r.status === 200) tenantNote(r.body.total.toLocaleString("en") + " tenant(s) in the store. Search by name, or give an origin.");
+  else if (r.status !== 404) tenantNote(r.body.error || "the tenant store answered " + r.status, "blocked");
+}
+
+async function purge(what, value) {
+  const r = await call("/cache?" + what + "=" + encodeURIComponent(value), "DELETE");
+  if (r.status !== 200) return tenantNote(r.body.error || "purge failed: " + r.status, "blocked");
+  tenantNote("Purged " + r.body.purged + " cached decision(s) of " + what + " " + value +
+    " in every worker; the next request asks the store again.", "allowed");
+}
+
+async function ownerOf(origin) {
+  $("tenant-list").hidden = $("tenant-more").hidden = $("tenant-detail").hidden = true;
+  const r = await call("/tenants?origin=" + encodeURIComponent(origin));
+  if (r.status !== 200) return tenantNote(r.body.error || "the tenant store answered " + r.status, "blocked");
+  const p = tenantNote(r.body.origin + " belongs to tenant " + r.body.tenant +
+    (r.body.allowed ? "" : ", which is switched off (its origins are refused)") + ". ", "allowed");
+  p.appendChild(button("Open " + r.body.tenant, () => openTenant(r.body.tenant)));
+  p.appendChild(button("Purge this origin's cached decisions", () => purge("origin", r.body.origin)));
+}
+
+async function listTenants(more) {
+  if (!more) tenantQuery.next = null;
+  const q = new URLSearchParams({ limit: "50", match: tenantQuery.match });
+  if (more && tenantQuery.next) q.set("after", tenantQuery.next);
+  const r = await call("/tenants?" + q);
+  if (r.status !== 200) return tenantNote(r.body.error || "the tenant store answered " + r.status, "blocked");
+  const body = $("tenant-list").querySelector("tbody");
+  if (!more) body.textContent = "";
+  for (const t of r.body.tenants) {
+    const tr = document.createElement("tr");
+    const a = document.createElement("a");
+    a.href = "#tenant-detail";
+    a.textContent = t.name;
+    a.className = "tenant-link";
+    a.addEventListener("click", () => openTenant(t.name));
+    cell(tr, "").appendChild(a);
+    cell(tr, t.origins.toLocaleString("en"));
+    cell(tr, t.allowed ? "allowed" : "switched off", t.allowed ? "" : "reason");
+    body.appendChild(tr);
+  }
+  tenantQuery.next = r.body.next;
+  $("tenant-list").hidden = body.children.length === 0;
+  $("tenant-more").hidden = !r.body.next;
+  tenantNote(body.children.length ? "" : "No tenant's name starts with \"" + tenantQuery.match + "\".");
+}
+
+function policyText(t) {
+  const parts = [t.allowed === false ? "switched off: every origin refused" : "allowed"];
+  if (t.credentials !== undefined) parts.push("credentials " + t.credentials);
+  for (const k of ["expose_headers", "methods", "headers"])
+    if (t[k] !== undefined) parts.push(k + ": " + (Array.isArray(t[k]) ? t[k].join(", ") || "none" : t[k]));
+  for (const k of ["max_age", "ttl"]) if (t[k] !== undefined) parts.push(k + " " + t[k] + " s");
+  return parts.join(" · ");
+}
+
+async function openTenant(name) {
+  const r = await call("/tenants/" + encodeURIComponent(name));
+  if (r.status !== 200) return tenantNote(r.body.error || "the tenant store answered " + r.status, "blocked");
+  const t = r.body.tenant;
+  $("tenant-name").textContent = "Tenant " + r.body.name + " (" + t.origins.length + " origin(s))";
+  $("tenant-policy").textContent = policyText(t);
+  const body = $("tenant-origins").querySelector("tbody");
+  body.textContent = "";
+  for (const o of t.origins) {
+    const tr = document.createElement("tr");
+    cell(tr, o, "origin");
+    cell(tr, "").appendChild(button("Purge", () => purge("origin", o)));
+    body.appendChild(tr);
+  }
+  $("tenant-purge").onclick = () => purge("tenant", r.body.name);
+  $("tenant-detail").hidden = false;
+}
+
+function searchTenants(ev) {
+  ev.preventDefault();
+  const q = ev.target.q.value.trim();
+  if (q.includes("://")) return ownerOf(q).catch(tenantFailed);
+  tenantQuery.match = q;
+  $("tenant-detail").hidden = true;
+  listTenants(false).catch(tenantFailed);
+}
+
+function tenantFailed(e) {
+  if (e.unauthorized) return askToken(true);
+  tenantNote(String(e.message || e), "blocked");
+}
+
 function askToken(refused) {
   clearTimeout(timer);
   $("token-form").hidden = false;
@@ -291,6 +415,7 @@ function askToken(refused) {
 }
 
 let generation = 0;
+let tenantsProbed = false;
 
 // One read of everything, each part shown on its own (a degraded /healthz
 // must not hide the rest); then the next, unless a newer loop started.
@@ -307,6 +432,10 @@ async function refresh() {
   if (failed.some((e) => e.unauthorized)) return askToken(true);
   if (failed.length) $("status").textContent = "cannot read the admin API: " + failed.map((e) => e.message || e).join("; ");
   else $("token-form").hidden = true;
+  if (!failed.length && !tenantsProbed) {
+    tenantsProbed = true;
+    probeTenants().catch(tenantFailed);
+  }
   timer = setTimeout(refresh, REFRESH_MS);
 }
 
@@ -322,5 +451,7 @@ document.addEventListener("DOMContentLoaded", () => {
     refresh();
   });
   $("explain-form").addEventListener("submit", explain);
+  $("tenant-search").addEventListener("submit", searchTenants);
+  $("tenant-more").addEventListener("click", () => listTenants(true).catch(tenantFailed));
   refresh();
 });
