@@ -411,6 +411,8 @@ int cg_dcache_entry_allow(const cg_dcache_entry_t *e) { return (e->flags & F_ALL
 const cg_cors_override_t *cg_dcache_entry_override(const cg_dcache_entry_t *e) { return e->val; }
 const void *cg_dcache_entry_value(const cg_dcache_entry_t *e) { return e->val; }
 const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e) { return e->tenant ? e->tenant->name : NULL; }
+uint64_t cg_dcache_entry_expires(const cg_dcache_entry_t *e) { return (e->flags & F_VALUE) ? e->expires : 0; }
+int cg_dcache_entry_running(const cg_dcache_entry_t *e) { return (e->flags & F_RUNNING) != 0; }
 
 size_t cg_dcache_purge_all(cg_dcache_t *c) {
   size_t n = 0;

@@ -79,6 +79,10 @@ void cg_dcache_fail(cg_dcache_t *c, cg_dcache_entry_t *e, uint64_t deny_ttl_ms, 
 int cg_dcache_entry_allow(const cg_dcache_entry_t *e);
 const cg_cors_override_t *cg_dcache_entry_override(const cg_dcache_entry_t *e);
 const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e); /* NULL when none */
+/* When the entry's answer expires (the caller's clock), 0 without one; and
+ * 1 while a hook is deciding or refreshing it. */
+uint64_t cg_dcache_entry_expires(const cg_dcache_entry_t *e);
+int cg_dcache_entry_running(const cg_dcache_entry_t *e);
 
 /* Each returns how many entries it dropped. By origin: every route's entry
  * for that normalized origin. */

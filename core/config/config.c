@@ -99,7 +99,7 @@ static const char *const redis_keys[] = {"address",    "sentinels",          "ma
                                          "db",         "password",           "timeout_ms",  "connect_timeout_ms",
                                          "pool_size",  "channel",            NULL};
 static const char *const plugins_keys[] = {"timeout", "max_instructions", "memory_mb", NULL};
-static const char *const cache_keys[] = {"max_entries", "stale_limit", NULL};
+static const char *const cache_keys[] = {"max_entries", "front_entries", "stale_limit", NULL};
 /* Keys of a route's cors table that belong to the plugin host, not the engine. */
 static const char *const cors_plugin_keys[] = {"plugin", "plugin_config", "ttl", "deny_ttl", NULL};
 static const char *const limit_keys[] = {"max_head_bytes", "max_headers", "max_body_bytes",
@@ -165,6 +165,7 @@ static void load_plugin_settings(cg_loader_t *ld, int tidx, cg_config_t *c) {
     int t = lua_gettop(L);
     cg_cfg_check_keys(ld, t, "cache", cache_keys);
     if (cg_cfg_get_int(ld, t, "cache", "max_entries", 1, 1e8, &v) == 1) c->cache.max_entries = (size_t)v;
+    if (cg_cfg_get_int(ld, t, "cache", "front_entries", 1, 1e8, &v) == 1) c->cache.front_entries = (size_t)v;
     if (cg_cfg_get_number(ld, t, "cache", "stale_limit", 0, 86400 * 30, &v) == 1) c->cache.stale_limit_ms = (uint64_t)(v * 1000);
     lua_pop(L, 1);
   }
@@ -688,7 +689,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
   c->limits = (cg_limits_t){.max_head_bytes = 16384, .max_headers = 100,
                             .max_body_bytes = 10 * 1024 * 1024, .max_connections = 10000};
   c->plugins = (cg_plugin_limits_t){.timeout_ms = 1000, .max_instructions = 10000000, .memory_kb = 64 * 1024};
-  c->cache = (cg_cache_conf_t){.max_entries = 100000, .stale_limit_ms = 300000};
+  c->cache = (cg_cache_conf_t){.max_entries = 250000, .front_entries = 10000, .stale_limit_ms = 300000};
   c->redis = (cg_redis_conf_t){.timeout_ms = 500, .connect_timeout_ms = 1000, .pool_size = 2,
                                .channel = cg_cfg_strdup("corsgate:invalidate")};
   c->timeouts = (cg_timeouts_t){.head = 10000, .idle = 60000, .body = 30000, .send = 60000,

@@ -85,7 +85,8 @@ typedef struct cg_plugin_limits {
 } cg_plugin_limits_t;
 
 typedef struct cg_cache_conf {
-  size_t max_entries;     /* decisions per worker */
+  size_t max_entries;     /* decisions per process (the store the workers share) */
+  size_t front_entries;   /* decisions each worker keeps in front of it */
   uint64_t stale_limit_ms; /* how long past expiry a decision serves while refreshes fail */
 } cg_cache_conf_t;
 

@@ -227,6 +227,10 @@ typedef struct cg_cors_decision_spec {
  * before base. */
 cg_cors_override_t *cg_cors_override_compile(const cg_cors_policy_t *base, const cg_cors_decision_spec_t *spec,
                                              cg_diag_t *d);
+/* Overrides are immutable once compiled, so holders on several threads may
+ * share one: ref adds a holder (returns ov), free drops one and frees with
+ * the last. */
+cg_cors_override_t *cg_cors_override_ref(cg_cors_override_t *ov);
 void cg_cors_override_free(cg_cors_override_t *ov);
 /* Bytes the override holds, for the decision cache's accounting. */
 size_t cg_cors_override_size(const cg_cors_override_t *ov);

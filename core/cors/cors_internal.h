@@ -124,6 +124,7 @@ typedef struct cg_cors_answer {
 } cg_cors_answer_t;
 
 struct cg_cors_override {
+  _Atomic unsigned refs; /* holders less one: caches of several workers share a decision */
   int allow;
   cg_cors_answer_t ans;
   /* owned parts; ans points at these or into the base policy */

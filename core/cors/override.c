@@ -6,6 +6,7 @@
  * a cached decision costs only what it changes. */
 #include "cors/cors_internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,8 +145,15 @@ out:
   return ov;
 }
 
+cg_cors_override_t *cg_cors_override_ref(cg_cors_override_t *ov) {
+  if (ov) atomic_fetch_add_explicit(&ov->refs, 1, memory_order_relaxed);
+  return ov;
+}
+
 void cg_cors_override_free(cg_cors_override_t *ov) {
   if (!ov) return;
+  /* the last holder frees; what it frees was written before any holder shared it */
+  if (atomic_fetch_sub_explicit(&ov->refs, 1, memory_order_acq_rel) != 0) return;
   cg_cors_free_strs(ov->methods, ov->nmethods);
   cg_cors_free_strs(ov->headers, ov->nheaders);
   free(ov->line_methods.s);

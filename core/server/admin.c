@@ -243,6 +243,16 @@ static void get_metrics(admin_conn_t *c) {
     x.cache_evictions += s.cache.evictions;
     x.cache_bytes += s.cache.bytes;
   }
+  if (a->n_workers && a->workers[0].dstore) {
+    cg_dcache_stats_t st;
+    cg_dstore_stats(a->workers[0].dstore, &st);
+    x.shared = 1;
+    x.shared_entries = st.entries;
+    x.shared_bytes = st.bytes;
+    x.shared_hits = st.hits + st.stale;
+    x.shared_misses = st.misses + st.refreshes;
+    x.shared_evictions = st.evictions;
+  }
   size_t len = 0;
   char *text = cg_metrics_render(&sum, a->cfg, &x, &len);
   cg_metrics_free(&sum);
@@ -274,13 +284,19 @@ static void get_cache(admin_conn_t *c) {
     t.bytes += s.cache.bytes;
     certs += s.certs.entries;
   }
+  cg_dcache_stats_t st = {0};
+  if (a->n_workers && a->workers[0].dstore) cg_dstore_stats(a->workers[0].dstore, &st);
   reply_json(c, 200,
              "{\"certificates\":%llu,\"entries\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,\"refreshes\":%llu,\"failures\":%llu,"
-             "\"evictions\":%llu,\"expired\":%llu,\"bytes\":%llu,\"max_entries_per_worker\":%zu,\"workers\":%d}",
+             "\"evictions\":%llu,\"expired\":%llu,\"bytes\":%llu,\"front_entries_per_worker\":%zu,\"workers\":%d,"
+             "\"shared\":{\"entries\":%llu,\"bytes\":%llu,\"hits\":%llu,\"misses\":%llu,\"evictions\":%llu,"
+             "\"max_entries\":%zu}}",
              (unsigned long long)certs, (unsigned long long)t.entries, (unsigned long long)t.hits, (unsigned long long)t.misses,
              (unsigned long long)t.stale, (unsigned long long)t.refreshes, (unsigned long long)t.failures,
              (unsigned long long)t.evictions, (unsigned long long)t.expired, (unsigned long long)t.bytes,
-             a->cfg->cache.max_entries, a->n_workers);
+             a->cfg->cache.front_entries, a->n_workers, (unsigned long long)st.entries, (unsigned long long)st.bytes,
+             (unsigned long long)(st.hits + st.stale), (unsigned long long)(st.misses + st.refreshes),
+             (unsigned long long)st.evictions, a->cfg->cache.max_entries);
 }
 
 /* Normalizes origin into norm (the cache is keyed by the origin as browsers
@@ -298,6 +314,14 @@ long cg_admin_purge(const char *origin, const char *tenant) {
   if (origin) {
     if (normalize_origin(origin, norm, sizeof norm) != 0) return -1;
     p.origin = norm;
+  }
+  /* the shared store first: a worker's cache emptied before it would fill
+   * again from there */
+  cg_dstore_t *st = admin.n_workers ? admin.workers[0].dstore : NULL;
+  if (st) {
+    if (p.origin) p.purged += cg_dstore_purge_origin(st, p.origin, strlen(p.origin));
+    else if (tenant) p.purged += cg_dstore_purge_tenant(st, tenant);
+    else p.purged += cg_dstore_purge_all(st);
   }
   for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_purge, &p);
   return (long)p.purged;
@@ -326,6 +350,7 @@ static void rpc_expire(cg_worker_t *w, void *arg) {
 
 size_t cg_admin_expire_all(void) {
   size_t n = 0;
+  if (admin.n_workers && admin.workers[0].dstore) n += cg_dstore_expire_all(admin.workers[0].dstore, uv_now(admin.loop));
   for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_expire, &n);
   return n;
 }

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "cache/cache.h"
+#include "cache/store.h"
 #include "config/config.h"
 #include "cors/cors.h"
 #include "http/buf.h"
@@ -72,7 +73,18 @@ typedef struct cg_worker {
   int listener_closed;
   cg_proxy_t *proxy; /* the upstream pools */
   struct cg_lua_host *lua;      /* NULL when no route names a plugin */
-  cg_dcache_t *dcache;
+  cg_dcache_t *dcache; /* the front (L1) of the decisions: this worker's, small */
+  /* The generation's process-wide decisions (L2, shared by its workers; NULL:
+   * this worker's cache only), and its answers to this worker's waiters:
+   * queued in store_done (under store_mu) by the worker whose hook decided,
+   * taken in on this loop (store_async). */
+  cg_dstore_t *dstore;
+  uv_async_t store_async;
+  uv_mutex_t store_mu;
+  cg_list_t store_waits; /* every waiter of this worker on the store */
+  cg_list_t store_done;  /* under store_mu: the answered ones */
+  int store_open;        /* under store_mu: store_async takes answers */
+  int store_made;        /* store_mu and store_async were made */
   cg_dcache_t *cert_cache; /* certificates from listeners' hooks; NULL when no listener has one */
   cg_cors_override_t **deny_ov;  /* per route: what a denial or a failed hook answers */
   cg_cors_override_t **allow_ov; /* per route: what a plain "allowed" answers */
@@ -238,6 +250,10 @@ void cg_cors_hdrs_free_spares(cg_worker_t *w);
 /* plugin_glue.c */
 /* 1: the request waits for a decision (x->ops->decided follows); 0: decided. */
 int cg_plugin_decide(cg_exchange_t *x);
+/* The worker's link to its generation's decision store (w->dstore): made
+ * with the plugin host, closed before its cache goes (idempotent). */
+int cg_plugin_store_open(cg_worker_t *w);
+void cg_plugin_store_close(cg_worker_t *w);
 void cg_plugin_cancel(cg_exchange_t *x);
 
 /* console.c: the console's page, script or style for path: 1 with its

@@ -286,19 +286,34 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
   add(&b,
       "# HELP corsgate_cache_hits_total Plugin decisions served fresh from the cache.\n"
       "# TYPE corsgate_cache_hits_total counter\ncorsgate_cache_hits_total %llu\n"
-      "# HELP corsgate_cache_misses_total Lookups that had to wait for a hook run.\n"
+      "# HELP corsgate_cache_misses_total Lookups a worker's cache could not answer fresh (the shared store or a hook did).\n"
       "# TYPE corsgate_cache_misses_total counter\ncorsgate_cache_misses_total %llu\n"
       "# HELP corsgate_cache_stale_total Expired decisions served while a refresh ran.\n"
       "# TYPE corsgate_cache_stale_total counter\ncorsgate_cache_stale_total %llu\n"
       "# HELP corsgate_cache_evictions_total Decisions evicted by the size bound.\n"
       "# TYPE corsgate_cache_evictions_total counter\ncorsgate_cache_evictions_total %llu\n"
-      "# HELP corsgate_cache_entries Decisions cached, all workers.\n"
+      "# HELP corsgate_cache_entries Decisions cached in the workers' caches (in front of the shared store).\n"
       "# TYPE corsgate_cache_entries gauge\ncorsgate_cache_entries %llu\n"
       "# HELP corsgate_cache_bytes Memory the decision caches hold.\n"
       "# TYPE corsgate_cache_bytes gauge\ncorsgate_cache_bytes %llu\n",
       (unsigned long long)x->cache_hits, (unsigned long long)x->cache_misses, (unsigned long long)x->cache_stale,
       (unsigned long long)x->cache_evictions, (unsigned long long)x->cache_entries,
       (unsigned long long)x->cache_bytes);
+  if (x->shared)
+    add(&b,
+        "# HELP corsgate_cache_shared_entries Decisions in the store the workers share (one per route and origin).\n"
+        "# TYPE corsgate_cache_shared_entries gauge\ncorsgate_cache_shared_entries %llu\n"
+        "# HELP corsgate_cache_shared_bytes Memory the shared store holds.\n"
+        "# TYPE corsgate_cache_shared_bytes gauge\ncorsgate_cache_shared_bytes %llu\n"
+        "# HELP corsgate_cache_shared_hits_total A worker's miss answered by the shared store.\n"
+        "# TYPE corsgate_cache_shared_hits_total counter\ncorsgate_cache_shared_hits_total %llu\n"
+        "# HELP corsgate_cache_shared_misses_total Hook runs the shared store asked for (one per origin and process).\n"
+        "# TYPE corsgate_cache_shared_misses_total counter\ncorsgate_cache_shared_misses_total %llu\n"
+        "# HELP corsgate_cache_shared_evictions_total Decisions the shared store evicted by its size bound.\n"
+        "# TYPE corsgate_cache_shared_evictions_total counter\ncorsgate_cache_shared_evictions_total %llu\n",
+        (unsigned long long)x->shared_entries, (unsigned long long)x->shared_bytes,
+        (unsigned long long)x->shared_hits, (unsigned long long)x->shared_misses,
+        (unsigned long long)x->shared_evictions);
   if (cfg->redis.address) {
     cg_redis_stats_t rs;
     cg_redis_stats(&rs);

@@ -94,6 +94,8 @@ void cg_metrics_add(cg_metrics_t *sum, const cg_metrics_t *m);
 
 typedef struct cg_metrics_extra {
   uint64_t cache_entries, cache_hits, cache_misses, cache_stale, cache_evictions, cache_bytes;
+  int shared; /* the process-wide store's (the workers' caches are its front) */
+  uint64_t shared_entries, shared_bytes, shared_hits, shared_misses, shared_evictions;
   uint64_t workers;
 } cg_metrics_extra_t;
 

@@ -1,8 +1,9 @@
-/* Where a request meets its route's policy plugin: the per-origin decision
- * cache first; on a miss, one hook run for every request that waits on the
- * same origin (single flight); stale decisions keep serving while one
- * refresh runs. A request waiting for a decision is paused like one waiting
- * for its upstream. */
+/* Where a request meets its route's policy plugin: the worker's decision
+ * cache first (L1); on a miss there, the process-wide store (L2, shared by
+ * the workers): its answer, or one hook run per process for every request of
+ * every worker that waits on the same origin (single flight); stale
+ * decisions keep serving while one refresh runs. A request waiting for a
+ * decision is paused like one waiting for its upstream. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,43 +16,50 @@ typedef struct refresh {
   cg_worker_t *w;
   uint64_t t0; /* uv_hrtime() at the start, for the hook duration histogram */
   cg_dcache_entry_t *entry;
+  cg_dstore_run_t run; /* the store's entry this run decides (run.e NULL: none) */
   const cg_route_t *route;
 } refresh_t;
 
-/* A hook ended: its decision (or failure) goes to the cache, which wakes
- * every request waiting on it. */
+/* A hook ended: its decision (or failure) goes to the store first (the
+ * other workers' waiters), then to this worker's cache, which wakes every
+ * request waiting on it here. */
 static void on_decided(void *arg, cg_lua_result_t *res) {
   refresh_t *rf = arg;
   cg_worker_t *w = rf->w;
+  uint64_t now = uv_now(&w->loop);
+  uint64_t ttl = res->ttl >= 0 ? (uint64_t)(res->ttl * 1000)
+                               : (res->allow ? rf->route->plugin_ttl_ms : rf->route->plugin_deny_ttl_ms);
+  const char *tenant = res->tenant[0] ? res->tenant : NULL;
+  if (w->dstore) {
+    if (res->failed || !w->dcache) cg_dstore_fail(w->dstore, &rf->run, rf->route->plugin_deny_ttl_ms, now);
+    else cg_dstore_set(w->dstore, &rf->run, res->allow, res->ov, tenant, ttl, now);
+  }
   if (!w->dcache) { /* the worker is stopping */
     if (res->ov) cg_cors_override_free(res->ov);
     free(rf);
     return;
   }
   cg_metrics_hook(&w->metrics, (uv_hrtime() - rf->t0) / 1000, res->failed, strcmp(res->error, "timed out") == 0);
-  if (res->failed) {
-    cg_dcache_fail(w->dcache, rf->entry, rf->route->plugin_deny_ttl_ms, uv_now(&w->loop));
-  } else {
-    uint64_t ttl = res->ttl >= 0 ? (uint64_t)(res->ttl * 1000)
-                                 : (res->allow ? rf->route->plugin_ttl_ms : rf->route->plugin_deny_ttl_ms);
-    cg_dcache_set(w->dcache, rf->entry, res->allow, res->ov, res->tenant[0] ? res->tenant : NULL, ttl,
-                  uv_now(&w->loop));
-  }
+  if (res->failed) cg_dcache_fail(w->dcache, rf->entry, rf->route->plugin_deny_ttl_ms, now);
+  else cg_dcache_set(w->dcache, rf->entry, res->allow, res->ov, tenant, ttl, now);
   free(rf);
 }
 
-static void start_hook(cg_exchange_t *x, cg_dcache_entry_t *e, const char *origin, size_t origin_len,
-                       const cg_origin_t *o) {
+static void start_hook(cg_exchange_t *x, cg_dcache_entry_t *e, const cg_dstore_run_t *run, const char *origin,
+                       size_t origin_len, const cg_origin_t *o) {
   cg_worker_t *w = x->w;
   const cg_head_t *h = &x->head;
   refresh_t *rf = malloc(sizeof *rf);
   if (!rf) {
-    cg_dcache_fail(w->dcache, e, x->req.route->plugin_deny_ttl_ms, uv_now(&w->loop));
+    uint64_t now = uv_now(&w->loop);
+    if (w->dstore) cg_dstore_fail(w->dstore, run, x->req.route->plugin_deny_ttl_ms, now);
+    cg_dcache_fail(w->dcache, e, x->req.route->plugin_deny_ttl_ms, now);
     return;
   }
   rf->w = w;
   rf->t0 = uv_hrtime();
   rf->entry = e;
+  rf->run = *run;
   rf->route = x->req.route;
   const char *names[128], *values[128];
   size_t name_lens[128], value_lens[128];
@@ -74,6 +82,117 @@ static void start_hook(cg_exchange_t *x, cg_dcache_entry_t *e, const char *origi
       .header_value_lens = value_lens, .n_headers = n};
   cg_lua_origin_run(w->lua, x->req.route, &req, on_decided, rf);
 }
+
+/* --- the process-wide store -------------------------------------------------- */
+
+/* A worker waiting on the store for an origin its own cache has pending. */
+typedef struct store_wait {
+  cg_dstore_waiter_t sw;
+  cg_list_t link;      /* in w->store_waits */
+  cg_list_t done_link; /* in w->store_done once answered */
+  cg_worker_t *w;
+  cg_dcache_entry_t *l1; /* this worker's entry: running, so never freed under us */
+} store_wait_t;
+
+/* The store's answer into this worker's cache (which takes the override's
+ * reference), waking the requests waiting on it. */
+static void take_answer(cg_worker_t *w, cg_dcache_entry_t *e, cg_dstore_answer_t *a) {
+  uint64_t now = uv_now(&w->loop);
+  cg_dcache_set(w->dcache, e, a->allow, a->ov, a->tenant[0] ? a->tenant : NULL, a->expires > now ? a->expires - now : 0,
+                now);
+  a->ov = NULL;
+}
+
+/* On the deciding worker's thread, under the store's lock: queue it. */
+static void on_store_answer(cg_dstore_waiter_t *sw) {
+  store_wait_t *sv = container_of(sw, store_wait_t, sw);
+  cg_worker_t *w = sv->w;
+  uv_mutex_lock(&w->store_mu);
+  if (w->store_open) {
+    cg_list_push(&w->store_done, &sv->done_link);
+    uv_async_send(&w->store_async);
+  }
+  uv_mutex_unlock(&w->store_mu); /* else cg_plugin_store_close frees it */
+}
+
+static void store_run(uv_async_t *a) {
+  cg_worker_t *w = container_of(a, cg_worker_t, store_async);
+  cg_list_t done;
+  cg_list_init(&done);
+  uv_mutex_lock(&w->store_mu);
+  while (!cg_list_empty(&w->store_done)) {
+    cg_list_t *l = w->store_done.next;
+    cg_list_remove(l);
+    cg_list_push(&done, l);
+  }
+  uv_mutex_unlock(&w->store_mu);
+  while (!cg_list_empty(&done)) {
+    store_wait_t *sv = container_of(done.next, store_wait_t, done_link);
+    cg_list_remove(&sv->done_link);
+    cg_list_remove(&sv->link);
+    if (w->dcache) take_answer(w, sv->l1, &sv->sw.ans);
+    else cg_cors_override_free(sv->sw.ans.ov);
+    free(sv);
+  }
+}
+
+int cg_plugin_store_open(cg_worker_t *w) {
+  cg_list_init(&w->store_waits);
+  cg_list_init(&w->store_done);
+  if (!w->dstore) return 0;
+  if (uv_mutex_init(&w->store_mu) != 0) return -1;
+  uv_async_init(&w->loop, &w->store_async, store_run);
+  w->store_open = w->store_made = 1;
+  return 0;
+}
+
+static void on_store_async_closed(uv_handle_t *h) { (void)h; }
+
+void cg_plugin_store_close(cg_worker_t *w) {
+  if (!w->dstore || !w->store_open) return;
+  uv_mutex_lock(&w->store_mu);
+  w->store_open = 0; /* answers from now on stay in their waiter */
+  uv_mutex_unlock(&w->store_mu);
+  uv_close((uv_handle_t *)&w->store_async, on_store_async_closed);
+  while (!cg_list_empty(&w->store_waits)) {
+    store_wait_t *sv = container_of(w->store_waits.next, store_wait_t, link);
+    cg_list_remove(&sv->link);
+    cg_dstore_cancel(w->dstore, &sv->sw); /* after it, no answer can come */
+    if (sv->sw.answered) cg_cors_override_free(sv->sw.ans.ov);
+    free(sv);
+  }
+}
+
+/* This worker's cache has e pending or stale, with a hook to run: the store
+ * says whether it knows the answer (taken now), another worker is deciding
+ * it (this one waits), or this worker decides it (1, with run). */
+static int ask_store(cg_exchange_t *x, cg_dcache_entry_t *e, const char *origin, size_t len, cg_dstore_run_t *run) {
+  cg_worker_t *w = x->w;
+  *run = (cg_dstore_run_t){NULL, 0};
+  if (!w->dstore || !e) return 1;
+  store_wait_t *sv = malloc(sizeof *sv);
+  if (!sv) return 1;
+  memset(sv, 0, sizeof *sv);
+  sv->w = w;
+  sv->l1 = e;
+  sv->sw.notify = on_store_answer;
+  cg_dstore_answer_t a;
+  switch (cg_dstore_acquire(w->dstore, (uint32_t)x->req.route->index, origin, len, uv_now(&w->loop), &a, &sv->sw,
+                            run)) {
+  case CG_DS_HAVE:
+    free(sv);
+    take_answer(w, e, &a);
+    return 0;
+  case CG_DS_WAIT:
+    cg_list_push(&w->store_waits, &sv->link);
+    return 0;
+  default:
+    free(sv);
+    return 1;
+  }
+}
+
+/* --- decisions ------------------------------------------------------------------ */
 
 static void take_decision(cg_exchange_t *x, const cg_dcache_entry_t *e) {
   cg_req_t *r = &x->req;
@@ -118,8 +237,15 @@ int cg_plugin_decide(cg_exchange_t *x) {
   r->origin_parsed = 1;
   if (op->is_null) return 0;
   cg_dcache_entry_t *e = NULL;
+  cg_dstore_run_t run;
   uint64_t now = uv_now(&w->loop);
   int rc = cg_dcache_get(w->dcache, (uint32_t)r->route->index, op->norm, op->norm_len, now, &e);
+  if (!e) { /* out of memory: refused, as a failing hook is */
+    r->decided = 1;
+    r->decision_ov = w->deny_ov[r->route->index - 1];
+    r->cache_result = "miss";
+    return 0;
+  }
   switch (rc) {
   case CG_DC_FRESH:
   case CG_DC_STALE:
@@ -132,7 +258,7 @@ int cg_plugin_decide(cg_exchange_t *x) {
      * returns, so the decision is taken after it: the new one, or the stale
      * one while the refresh is still running. */
     r->cache_result = "stale-refresh";
-    start_hook(x, e, op->norm, op->norm_len, op);
+    if (ask_store(x, e, op->norm, op->norm_len, &run)) start_hook(x, e, &run, op->norm, op->norm_len, op);
     take_decision(x, e);
     return 0;
   case CG_DC_MISS_RUN:
@@ -144,7 +270,8 @@ int cg_plugin_decide(cg_exchange_t *x) {
     r->waiting = 1;
     r->in_dispatch = 1;
     cg_dcache_wait(e, &r->waiter);
-    if (rc == CG_DC_MISS_RUN) start_hook(x, e, op->norm, op->norm_len, op);
+    if (rc == CG_DC_MISS_RUN && ask_store(x, e, op->norm, op->norm_len, &run))
+      start_hook(x, e, &run, op->norm, op->norm_len, op);
     r->in_dispatch = 0;
     return r->decided ? 0 : 1;
   }

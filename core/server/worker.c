@@ -41,9 +41,11 @@ static void on_connection(uv_stream_t *server, int status) {
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
 static void plugins_free(cg_worker_t *w) {
-  /* the host first: hooks it stops report to the cache */
+  /* the host first: hooks it stops report to the caches (the store's waiters
+   * on other workers hear of it) */
   cg_lua_host_free(w->lua);
   w->lua = NULL;
+  cg_plugin_store_close(w);
   cg_dcache_free(w->dcache);
   w->dcache = NULL;
   cg_dcache_free(w->cert_cache);
@@ -274,7 +276,9 @@ static int plugins_init(cg_worker_t *w) {
   if (!any && !certs) return 0;
   w->lua = cg_lua_host_new(&w->loop, cfg);
   if (certs && !(w->cert_cache = cg_cert_cache_new(cfg))) return -1;
-  w->dcache = cg_dcache_new(cfg->cache.max_entries, cfg->cache.stale_limit_ms);
+  /* with the process-wide store, this cache is its small front */
+  w->dcache = cg_dcache_new(w->dstore ? cfg->cache.front_entries : cfg->cache.max_entries, cfg->cache.stale_limit_ms);
+  if (cg_plugin_store_open(w) != 0) return -1;
   w->deny_ov = calloc((size_t)cfg->n_routes, sizeof *w->deny_ov);
   w->allow_ov = calloc((size_t)cfg->n_routes, sizeof *w->allow_ov);
   w->has_expose = calloc((size_t)cfg->n_routes, 1);
@@ -343,7 +347,17 @@ typedef struct gen {
   const cg_config_t *conf;
   uv_async_t exited; /* a worker's loop ended */
   struct gen *next;  /* retiring generations */
+  cg_dstore_t *store; /* the workers' shared decisions (NULL: no route has a plugin) */
 } gen_t;
+
+/* The decisions the generation's workers share, when a route has a plugin
+ * (without memory for it, each worker keeps its own). */
+static void make_store(gen_t *g, const cg_config_t *cfg) {
+  int plugins = 0;
+  for (int i = 0; i < cfg->n_routes; i++) plugins |= cfg->routes[i].plugin != NULL;
+  if (plugins) g->store = cg_dstore_new(cfg->cache.max_entries, cfg->cache.stale_limit_ms);
+  for (int i = 0; i < g->n; i++) g->workers[i].dstore = g->store;
+}
 
 static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_loop_t main_loop;
@@ -357,10 +371,12 @@ static void gen_free(gen_t *g) {
     cg_worker_t *w = &g->workers[i];
     uv_mutex_destroy(&w->rpc_mu);
     uv_cond_destroy(&w->rpc_cv);
+    if (w->store_made) uv_mutex_destroy(&w->store_mu);
     cg_metrics_free(&w->metrics);
     free(w->adopt);
   }
   free(g->workers);
+  cg_dstore_free(g->store);
   cg_config_free(g->cfg);
   free(g);
 }
@@ -407,6 +423,7 @@ static gen_t *gen_new(const cg_config_t *cfg, cg_config_t *owned, const int *lis
   }
   uv_async_init(&main_loop, &g->exited, on_gen_exited);
   g->exited.data = g;
+  make_store(g, cfg);
   for (int i = 0; i < g->n; i++) {
     int fds[CG_MAX_LISTENERS], ok = 1;
     for (int j = 0; listen_fds && j < nl && ok; j++)
@@ -599,6 +616,7 @@ int cg_server_run(const cg_config_t *cfg) {
     return 1;
   }
   cg_fleet_start(&main_loop, cfg);
+  make_store(g, cfg);
   for (int i = 0; i < g->n; i++)
     if (cg_worker_init(&g->workers[i], i, cfg) != 0) return 1;
   uv_async_init(&main_loop, &g->exited, on_gen_exited);

@@ -1,0 +1,74 @@
+#ifndef CG_CACHE_STORE_H
+#define CG_CACHE_STORE_H
+/* The process-wide decision store: what plugins decided for (route, origin),
+ * held once per process and shared by every worker, so a new origin costs
+ * one hook run per process, not one per worker (lua-resty-mlcache's L2; each
+ * worker's cg_dcache is the small L1 in front of it).
+ *
+ * A worker asks the store when its own cache cannot answer:
+ * - CG_DS_HAVE: the store holds an answer (fresh, or expired and served
+ *   stale while another worker refreshes it or a failed refresh backs off):
+ *   copied into *ans, its override a reference the caller now owns.
+ * - CG_DS_RUN: nobody is deciding it: the caller runs the hook, then reports
+ *   with cg_dstore_set or cg_dstore_fail on *run (always exactly one).
+ * - CG_DS_WAIT: another worker's hook is deciding it: w is registered, and
+ *   w->notify(w) runs once, on that worker's thread, with w->ans filled.
+ *
+ * Stripes, each a cg_dcache (single flight, TTLs, stale serving, LRU bound,
+ * tenant purges) behind its own mutex, picked by a keyed hash of the origin,
+ * so workers rarely meet on a lock and a purge by origin takes one. */
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+
+typedef struct cg_dstore cg_dstore_t;
+
+typedef struct cg_dstore_answer {
+  int allow;
+  cg_cors_override_t *ov; /* a reference the receiver owns; NULL: the route's plain answer */
+  char tenant[64];        /* "" when none */
+  uint64_t expires;       /* in the past: serve it stale */
+} cg_dstore_answer_t;
+
+typedef struct cg_dstore_waiter cg_dstore_waiter_t;
+struct cg_dstore_waiter {
+  cg_dcache_waiter_t w; /* on the store's entry */
+  int stripe;
+  int answered;
+  cg_dstore_answer_t ans;
+  /* Runs on the deciding worker's thread, under the store's lock: it may
+   * only hand the waiter to its owner (a queue, a wake-up). */
+  void (*notify)(cg_dstore_waiter_t *w);
+};
+
+typedef struct cg_dstore_run {
+  cg_dcache_entry_t *e; /* NULL: memory ran out; report anyway (a no-op) */
+  int stripe;
+} cg_dstore_run_t;
+
+enum { CG_DS_HAVE = 0, CG_DS_RUN = 1, CG_DS_WAIT = 2 };
+
+/* max_entries bounds the whole store (spread over its stripes). */
+cg_dstore_t *cg_dstore_new(size_t max_entries, uint64_t stale_limit_ms);
+/* No worker may use it any more; registered waiters are dropped uncalled. */
+void cg_dstore_free(cg_dstore_t *s);
+
+int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t len, uint64_t now,
+                      cg_dstore_answer_t *ans, cg_dstore_waiter_t *w, cg_dstore_run_t *run);
+/* The hook decided: the store takes its own reference to ov, then notifies
+ * the waiters. */
+void cg_dstore_set(cg_dstore_t *s, const cg_dstore_run_t *run, int allow, cg_cors_override_t *ov, const char *tenant,
+                   uint64_t ttl_ms, uint64_t now);
+void cg_dstore_fail(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t deny_ttl_ms, uint64_t now);
+/* Stops waiting (the worker is stopping). Safe once notified. */
+void cg_dstore_cancel(cg_dstore_t *s, cg_dstore_waiter_t *w);
+
+size_t cg_dstore_purge_all(cg_dstore_t *s);
+size_t cg_dstore_purge_origin(cg_dstore_t *s, const char *origin, size_t len);
+size_t cg_dstore_purge_tenant(cg_dstore_t *s, const char *tenant);
+size_t cg_dstore_expire_all(cg_dstore_t *s, uint64_t now);
+void cg_dstore_stats(cg_dstore_t *s, cg_dcache_stats_t *out);
+
+#endif
