@@ -167,5 +167,5 @@ static void free_cert(void *v) { cg_tls_cert_free(v); }
 static size_t size_cert(const void *v) { return cg_tls_cert_size(v); }
 
 cg_dcache_t *cg_cert_cache_new(const cg_config_t *cfg) {
-  return cg_dcache_new_values(cfg->cache.max_entries, cfg->cache.stale_limit_ms, free_cert, size_cert);
+  return cg_dcache_new_values(cfg->cache.front_entries, cfg->cache.stale_limit_ms, free_cert, size_cert);
 }

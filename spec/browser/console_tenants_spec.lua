@@ -104,9 +104,10 @@ describe("the console's tenants view", function()
 
   it("purges a tenant's and an origin's cached decisions in every worker", function()
     assert.equal(2, cached_before, "the spec's traffic did not cache the origin in both workers")
-    -- the tenant's purge dropped both origins of acme, in both workers
+    -- the tenant's purge dropped both origins of acme: in the store the workers
+    -- share, and in both workers' front caches
     local n = tonumber(report.purge_tenant:match("Purged (%d+) cached decision"))
-    assert.equal(4, n, report.purge_tenant)
+    assert.equal(6, n, report.purge_tenant)
     assert.matches("of tenant acme in every worker", report.purge_tenant, 1, true)
     assert.matches("Purged %d+ cached decision%(s%) of origin https://app.acme.test", report.purge_origin)
     assert.equal(0, cached("https://app.acme.test"))

@@ -132,7 +132,10 @@ function showMetrics(text) {
     hook: buckets(m, "corsgate_hook_duration_seconds") };
   const hits = last ? grow(read.hits, last.hits) : read.hits, misses = last ? grow(read.misses, last.misses) : read.misses;
   $("cache").textContent = hits + misses ? Math.round((100 * hits) / (hits + misses)) + "% hits" : "no lookups";
-  $("cache-size").textContent = sum(m, "corsgate_cache_entries").toLocaleString("en") + " cached";
+  // the store the workers share holds each decision once; without it, each worker's cache
+  const shared = m.some((x) => x.name === "corsgate_cache_shared_entries");
+  $("cache-size").textContent = sum(m, shared ? "corsgate_cache_shared_entries" : "corsgate_cache_entries").toLocaleString("en") +
+    " cached" + (shared ? " (shared by the workers)" : "");
   const before = last ? last.hook : null;
   const p50 = quantile(read.hook, before, 0.5);
   $("hooks").textContent = p50 === null ? "no runs" : ms(p50) + " / " + ms(quantile(read.hook, before, 0.99));
@@ -187,6 +190,7 @@ function drawCharts() {
 }
 
 function showHealth(h) {
+  hasRedis = !!h.redis;
   $("workers").textContent = h.workers_up + " / " + h.workers + " up";
   if (h.redis) {
     $("fleet").textContent = "Redis " + h.redis.state + ", channel " + h.redis.subscriber;
@@ -416,6 +420,7 @@ function askToken(refused) {
 
 let generation = 0;
 let tenantsProbed = false;
+let hasRedis = false;
 
 // One read of everything, each part shown on its own (a degraded /healthz
 // must not hide the rest); then the next, unless a newer loop started.
@@ -432,7 +437,8 @@ async function refresh() {
   if (failed.some((e) => e.unauthorized)) return askToken(true);
   if (failed.length) $("status").textContent = "cannot read the admin API: " + failed.map((e) => e.message || e).join("; ");
   else $("token-form").hidden = true;
-  if (!failed.length && !tenantsProbed) {
+  // a tenant store is Redis's: without it the view stays hidden, unasked
+  if (!failed.length && !tenantsProbed && hasRedis) {
     tenantsProbed = true;
     probeTenants().catch(tenantFailed);
   }
