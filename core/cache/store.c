@@ -86,6 +86,10 @@ int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t
   } else { /* CG_DC_MISS_RUN, CG_DC_STALE_REFRESH: the entry is the caller's to decide */
     *run = (cg_dstore_run_t){e, i};
     out = CG_DS_RUN;
+    if (rc == CG_DC_STALE_REFRESH) {
+      copy_answer(e, ans); /* served meanwhile, by every worker */
+      out = CG_DS_RUN_STALE;
+    }
   }
   pthread_mutex_unlock(&st->mu);
   return out;

@@ -48,7 +48,9 @@ typedef struct cg_dstore_run {
   int stripe;
 } cg_dstore_run_t;
 
-enum { CG_DS_HAVE = 0, CG_DS_RUN = 1, CG_DS_WAIT = 2 };
+/* CG_DS_RUN_STALE: as CG_DS_RUN, and *ans holds the expired answer the
+ * store keeps serving while the caller's hook refreshes it. */
+enum { CG_DS_HAVE = 0, CG_DS_RUN = 1, CG_DS_WAIT = 2, CG_DS_RUN_STALE = 3 };
 
 /* max_entries bounds the whole store (spread over its stripes). */
 cg_dstore_t *cg_dstore_new(size_t max_entries, uint64_t stale_limit_ms);

@@ -45,6 +45,7 @@ function M.normalize_origin(o)
   if not h:match("^[%w.%-%[%]:]+$") then return nil, "invalid host in \"" .. o .. "\" (use punycode)" end
   p = p:sub(2)
   if p ~= "" and (tonumber(p) < 1 or tonumber(p) > 65535) then return nil, "port out of range in \"" .. o .. "\"" end
+  if p ~= "" then p = string.format("%d", tonumber(p)) end -- ":0443" is port 443, as browsers send it
   if p == default_ports[scheme] then p = "" end
   return scheme .. "://" .. h .. (p ~= "" and ":" .. p or "")
 end
@@ -56,6 +57,14 @@ end
 local function at(path, key)
   if path == "" then return key end
   return path .. "." .. key
+end
+
+-- A JSON list (an object decodes to a table too: {"a": 1} is no list).
+local function is_list(v)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  return n == #v
 end
 
 local tenant_keys = { origins = true, allowed = true, credentials = true, expose_headers = true, methods = true,
@@ -74,8 +83,8 @@ local function check_tenant(name, t, path, problem, owners)
     if not tenant_keys[k] then problem(at(path, tostring(k)), "unknown key") end
   end
   local rec = { name = name, origins = {}, fields = { "tenant", name }, policy = t }
-  if type(t.origins) ~= "table" then problem(at(path, "origins"), "required: a list of origins") end
-  for i, o in ipairs(type(t.origins) == "table" and t.origins or {}) do
+  if not is_list(t.origins) then problem(at(path, "origins"), "required: a list of origins") end
+  for i, o in ipairs(is_list(t.origins) and t.origins or {}) do
     local p = at(path, "origins") .. "[" .. i .. "]"
     local norm, why = M.normalize_origin(o)
     if not norm then
@@ -97,13 +106,15 @@ local function check_tenant(name, t, path, problem, owners)
     local v = t[key]
     if v == nil then return nil end
     if v == "*" and allow_star then return "*" end
-    if type(v) ~= "table" then problem(at(path, key), "expected a list of header names") return nil end
+    if not is_list(v) then problem(at(path, key), "expected a list of header names") return nil end
+    local ok = true
     for i, n in ipairs(v) do
       if type(n) ~= "string" or not n:match("^[!#$%%&'*+.^_`|~%w-]+$") then
-        problem(at(path, key) .. "[" .. i .. "]", "not a header name: " .. tostring(n))
+        problem(at(path, key) .. "[" .. i .. "]", "not a header name: " .. (type(n) == "string" and n or "a " .. type(n)))
+        ok = false
       end
     end
-    return table.concat(v, ", ")
+    return ok and table.concat(v, ", ") or nil
   end
   local expose = names("expose_headers", true)
   if expose == "*" and t.credentials then
@@ -369,7 +380,8 @@ elseif op == "owner" then
 elseif op == "list" then
   ensure_index()
   local after, limit, match = ARGV[4], tonumber(ARGV[5]) or 100, ARGV[6] or ""
-  local from = after ~= "" and "(" .. after or (match ~= "" and "[" .. match or "-")
+  -- after the page's last name, but never before the names that match
+  local from = (after ~= "" and after >= match) and "(" .. after or (match ~= "" and "[" .. match or "-")
   local names = call("ZRANGEBYLEX", INDEX, from, match ~= "" and "[" .. match .. "\255" or "+", "LIMIT", 0,
     limit + 1)
   local items = {}

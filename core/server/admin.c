@@ -29,6 +29,9 @@ typedef struct admin_conn {
   size_t auth_len;
   char hname[32];
   size_t hname_len;
+  char host[64]; /* the Host header, as far as it fits */
+  size_t host_len;
+  int host_seen;
   char *body; /* malloc'd as it arrives, up to MAX_BODY */
   size_t body_len;
   int in_auth, too_long, done;
@@ -588,6 +591,15 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   admin_conn_t *c = p->data;
+  if (c->hname_len == 4 && strncasecmp(c->hname, "host", 4) == 0) {
+    c->host_seen = 1;
+    if (c->host_len + len < sizeof c->host) {
+      memcpy(c->host + c->host_len, at, len);
+      c->host_len += len;
+    } else {
+      c->host_len = sizeof c->host; /* too long for a loopback name */
+    }
+  }
   if (c->hname_len == 13 && strncasecmp(c->hname, "authorization", 13) == 0) {
     if (c->auth_len + len < MAX_AUTH) {
       memcpy(c->auth + c->auth_len, at, len);
@@ -602,8 +614,46 @@ static int on_header_value_complete(llhttp_t *p) {
   return 0;
 }
 
+/* Without a token the admin API listens on loopback only, and a browser's
+ * page must not reach it by a name of its own pointing there (DNS
+ * rebinding): the Host a browser sends is then the page's name, refused. */
+static int host_ok(const admin_conn_t *c) {
+  if (c->a->cfg->admin_token || !c->host_seen) return 1; /* with a token; HTTP/1.0 probes without Host */
+  if (c->host_len >= sizeof c->host) return 0;
+  size_t n = c->host_len;
+  const char *h = c->host;
+  if (n && h[0] == '[') {
+    const char *end = memchr(h, ']', n);
+    if (!end) return 0;
+    size_t hl = (size_t)(end - h) + 1;
+    if (hl != 5 || strncmp(h, "[::1]", 5) != 0) return 0;
+    return hl == n || h[hl] == ':';
+  }
+  const char *colon = memchr(h, ':', n);
+  size_t hl = colon ? (size_t)(colon - h) : n;
+  return (hl == 9 && strncasecmp(h, "localhost", 9) == 0) ||
+         (hl >= 7 && hl <= 15 && strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") == hl);
+}
+
 static int on_headers_complete(llhttp_t *p) {
   admin_conn_t *c = p->data;
+  if (!host_ok(c)) {
+    reply_json(c, 403, "{\"error\":\"without admin.token the admin API answers only to Host 127.0.0.1, [::1] or "
+                       "localhost\"}");
+    return -1;
+  }
+  /* a body only where one is read (PUT /tenants/{name}), and only with the token */
+  int chunked = (p->flags & F_CHUNKED) != 0;
+  if ((chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0))) {
+    if (!token_ok(c)) {
+      reply_json(c, 401, "{\"error\":\"a valid Authorization: Bearer token is required\"}");
+      return -1;
+    }
+    if (p->method != HTTP_PUT || c->url_len < 9 || strncmp(c->url, "/tenants/", 9) != 0) {
+      reply_json(c, 413, "{\"error\":\"no body is read here (only PUT /tenants/{name} takes one)\"}");
+      return -1;
+    }
+  }
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > MAX_BODY) {
     reply_json(c, 413, "{\"error\":\"the body is over %d bytes\"}", MAX_BODY);
     return -1;

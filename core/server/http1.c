@@ -26,7 +26,9 @@
   X(404, "Not Found")                   \
   X(405, "Method Not Allowed")          \
   X(408, "Request Timeout")             \
+  X(409, "Conflict")                    \
   X(413, "Content Too Large")           \
+  X(414, "URI Too Long")                \
   X(417, "Expectation Failed")          \
   X(431, "Request Header Fields Too Large") \
   X(500, "Internal Server Error")       \

@@ -31,7 +31,10 @@ static void on_decided(void *arg, cg_lua_result_t *res) {
                                : (res->allow ? rf->route->plugin_ttl_ms : rf->route->plugin_deny_ttl_ms);
   const char *tenant = res->tenant[0] ? res->tenant : NULL;
   if (w->dstore) {
-    if (res->failed || !w->dcache) cg_dstore_fail(w->dstore, &rf->run, rf->route->plugin_deny_ttl_ms, now);
+    /* a hook stopped with its worker decided nothing: the denial that tells
+     * the other workers' waiters so lasts no time, and the next request asks anew */
+    if (!w->dcache) cg_dstore_fail(w->dstore, &rf->run, 0, now);
+    else if (res->failed) cg_dstore_fail(w->dstore, &rf->run, rf->route->plugin_deny_ttl_ms, now);
     else cg_dstore_set(w->dstore, &rf->run, res->allow, res->ov, tenant, ttl, now);
   }
   if (!w->dcache) { /* the worker is stopping */
@@ -159,15 +162,22 @@ void cg_plugin_store_close(cg_worker_t *w) {
     cg_list_remove(&sv->link);
     cg_dstore_cancel(w->dstore, &sv->sw); /* after it, no answer can come */
     if (sv->sw.answered) cg_cors_override_free(sv->sw.ans.ov);
+    /* its entry here waits no more (one purged meanwhile is freed by this) */
+    if (w->dcache) cg_dcache_fail(w->dcache, sv->l1, 0, uv_now(&w->loop));
     free(sv);
   }
 }
 
 /* This worker's cache has e pending or stale, with a hook to run: the store
  * says whether it knows the answer (taken now), another worker is deciding
- * it (this one waits), or this worker decides it (1, with run). */
-static int ask_store(cg_exchange_t *x, cg_dcache_entry_t *e, const char *origin, size_t len, cg_dstore_run_t *run) {
+ * it (this one waits), or this worker decides it (1, with run). When the
+ * store keeps an expired answer while this worker refreshes it, e takes that
+ * answer at once and the hook refreshes the store alone (*l1 = NULL): e then
+ * asks the store again at its next request. */
+static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, const char *origin, size_t len,
+                     cg_dstore_run_t *run) {
   cg_worker_t *w = x->w;
+  cg_dcache_entry_t *e = *l1;
   *run = (cg_dstore_run_t){NULL, 0};
   if (!w->dstore || !e) return 1;
   store_wait_t *sv = malloc(sizeof *sv);
@@ -186,6 +196,11 @@ static int ask_store(cg_exchange_t *x, cg_dcache_entry_t *e, const char *origin,
   case CG_DS_WAIT:
     cg_list_push(&w->store_waits, &sv->link);
     return 0;
+  case CG_DS_RUN_STALE:
+    free(sv);
+    take_answer(w, e, &a);
+    *l1 = NULL;
+    return 1;
   default:
     free(sv);
     return 1;
@@ -236,7 +251,7 @@ int cg_plugin_decide(cg_exchange_t *x) {
   r->cors_origin[op->norm_len] = 0;
   r->origin_parsed = 1;
   if (op->is_null) return 0;
-  cg_dcache_entry_t *e = NULL;
+  cg_dcache_entry_t *e = NULL, *l1;
   cg_dstore_run_t run;
   uint64_t now = uv_now(&w->loop);
   int rc = cg_dcache_get(w->dcache, (uint32_t)r->route->index, op->norm, op->norm_len, now, &e);
@@ -258,7 +273,8 @@ int cg_plugin_decide(cg_exchange_t *x) {
      * returns, so the decision is taken after it: the new one, or the stale
      * one while the refresh is still running. */
     r->cache_result = "stale-refresh";
-    if (ask_store(x, e, op->norm, op->norm_len, &run)) start_hook(x, e, &run, op->norm, op->norm_len, op);
+    l1 = e;
+    if (ask_store(x, &l1, op->norm, op->norm_len, &run)) start_hook(x, l1, &run, op->norm, op->norm_len, op);
     take_decision(x, e);
     return 0;
   case CG_DC_MISS_RUN:
@@ -270,8 +286,9 @@ int cg_plugin_decide(cg_exchange_t *x) {
     r->waiting = 1;
     r->in_dispatch = 1;
     cg_dcache_wait(e, &r->waiter);
-    if (rc == CG_DC_MISS_RUN && ask_store(x, e, op->norm, op->norm_len, &run))
-      start_hook(x, e, &run, op->norm, op->norm_len, op);
+    l1 = e;
+    if (rc == CG_DC_MISS_RUN && ask_store(x, &l1, op->norm, op->norm_len, &run))
+      start_hook(x, l1, &run, op->norm, op->norm_len, op);
     r->in_dispatch = 0;
     return r->decided ? 0 : 1;
   }

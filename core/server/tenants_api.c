@@ -132,7 +132,9 @@ int cg_tenants_handle(const cg_config_t *cfg, const cg_tenants_req_t *q, cg_tena
       run(cfg, "owner", 1, (const char *[]){q->origin}, NULL, done, arg);
     } else {
       char limit[16];
-      long l = q->limit ? strtol(q->limit, NULL, 10) : 100;
+      char *end = NULL;
+      long l = q->limit ? strtol(q->limit, &end, 10) : 100;
+      if (q->limit && (end == q->limit || *end)) l = 100; /* not a number: the default */
       snprintf(limit, sizeof limit, "%ld", l < 1 ? 1 : l > 1000 ? 1000 : l);
       run(cfg, "list", 3, (const char *[]){q->after ? q->after : "", limit, q->match ? q->match : ""}, NULL, done,
           arg);

@@ -149,6 +149,11 @@ describe("admin API /tenants", function()
     assert.matches("nothing written", doc.error)
     assert.equal(before, r:cli("HGETALL", "corsgate:origin:https://hooli.test"))
     assert.equal(version, r:cli("GET", "corsgate:tenants:version"))
+    -- what is not a list of names is a problem, never a Lua error
+    status, doc = api(a, "PUT", "/tenants/hooli", '{"origins":{"a":"https://x.test"},"methods":[true],"headers":[{}]}')
+    assert.equal(400, status, cjson.encode(doc))
+    assert.same({ "origins: required: a list of origins", "headers[1]: not a header name: a table",
+      "methods[1]: not a header name: a boolean" }, doc.problems)
     status, doc = api(a, "PUT", "/tenants/hooli", "{not json")
     assert.equal(400, status)
     assert.matches("not JSON", doc.problems[1])
@@ -176,14 +181,15 @@ describe("admin API /tenants", function()
   it("an origin another tenant owns is refused with 409 naming the owner; ?takeover=true moves it on purpose", function()
     assert.equal(201, (api(a, "PUT", "/tenants/globex", { origins = { "https://shared.test" } })))
     assert.truthy(everywhere({ a, b }, "https://shared.test", "https://shared.test"))
-    local status, doc = api(b, "PUT", "/tenants/umbrella", { origins = { "https://own.umbrella.test", "https://shared.test" } })
+    local status, doc, res = api(b, "PUT", "/tenants/umbrella", { origins = { "https://own.umbrella.test", "https://shared.test:0443" } })
     assert.equal(409, status, cjson.encode(doc))
+    assert.equal("Conflict", res.reason)
     assert.same({ { origin = "https://shared.test", owner = "globex", path = "origins[2]" } }, doc.conflicts)
     assert.matches("nothing written", doc.error)
     assert.equal("0", r:cli("EXISTS", "corsgate:tenant:umbrella"))
     assert.equal("0", r:cli("EXISTS", "corsgate:origin:https://own.umbrella.test"))
     assert.equal("globex", r:cli("HGET", "corsgate:origin:https://shared.test", "tenant"))
-    status, doc = api(b, "PUT", "/tenants/umbrella?takeover=true", { origins = { "https://own.umbrella.test", "https://shared.test" } })
+    status, doc = api(b, "PUT", "/tenants/umbrella?takeover=true", { origins = { "https://own.umbrella.test", "https://shared.test:0443" } })
     assert.equal(201, status, cjson.encode(doc))
     assert.same({ { origin = "https://shared.test", from = "globex", to = "umbrella" } }, doc.moved)
     assert.equal("umbrella", r:cli("HGET", "corsgate:origin:https://shared.test", "tenant"))
@@ -253,6 +259,11 @@ describe("admin API /tenants", function()
     for i = 1, 250 do assert.equal(("page%03d"):format(i), names[i]) end
     local _, doc = api(b, "GET", "/tenants?limit=1000")
     assert.truthy(doc.total >= 250)
+    -- an "after" that sorts before the prefix starts at the prefix; a limit that is no number is the default
+    local _, first = api(b, "GET", "/tenants?match=page&after=aaa&limit=1")
+    assert.same({ "page001" }, { first.tenants[1].name })
+    _, doc = api(b, "GET", "/tenants?match=page&limit=many")
+    assert.equal(100, #doc.tenants)
   end)
 
   it("lists tenants written before the listing index existed", function()
@@ -328,14 +339,42 @@ describe("admin API /tenants", function()
   end)
 end)
 
-describe("admin API /tenants without a redis", function()
-  it("says there is no tenant store (404)", function()
-    local admin_port = proc.free_port()
-    local gw = gateway.start({ admin = { listen = "127.0.0.1:" .. admin_port },
+describe("admin API without a token (loopback)", function()
+  local gw, admin_port
+
+  lazy_setup(function()
+    admin_port = proc.free_port()
+    gw = gateway.start({ admin = { listen = "127.0.0.1:" .. admin_port },
       routes = { { name = "api", prefix = "/", upstream = "echo", cors = { origins = { "https://a.test" } } } } })
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop_clean() end
+  end)
+
+  it("says there is no tenant store (404) when the config has no redis", function()
     local res = http.request(admin_port, "GET", "/tenants", {})
     assert.equal(404, res.status)
     assert.matches("no tenant store", res.body)
-    gw:stop_clean()
+  end)
+
+  it("answers only loopback names in Host: a page on a rebound name of its own gets 403", function()
+    for _, host in ipairs({ "127.0.0.1:" .. admin_port, "localhost", "[::1]:" .. admin_port, "127.0.0.1" }) do
+      assert.equal(200, http.request(admin_port, "GET", "/healthz", { { "Host", host } }).status, host)
+    end
+    for _, host in ipairs({ "evil.test", "evil.test:" .. admin_port, "127.0.0.1.evil.test", "localhost.evil.test", "[::2]" }) do
+      local res = http.request(admin_port, "GET", "/healthz", { { "Host", host } })
+      assert.equal(403, res.status, host)
+      assert.matches("only to Host 127.0.0.1", res.body)
+    end
+    -- a probe without Host (HTTP/1.0, as the container's health check sends) is no browser
+    local raw = http.raw(admin_port, "GET /healthz HTTP/1.0\r\n\r\n")
+    assert.equal(200, raw.status)
+  end)
+
+  it("reads no body but PUT /tenants/{name}'s: 413 before it is read", function()
+    local res = http.request(admin_port, "POST", "/reload", {}, "x")
+    assert.equal(413, res.status)
+    assert.matches("only PUT /tenants/{name} takes one", res.body, 1, true)
   end)
 end)

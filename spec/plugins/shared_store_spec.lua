@@ -138,6 +138,36 @@ describe("the decision store the workers share", function()
     assert.equal(2, svc:calls("https://ttl.acme.test"))
   end)
 
+  it("an expired decision the workers no longer hold is served stale from the store while the service is down", function()
+    local g2 = gateway.start({
+      workers = WORKERS,
+      cache = { front_entries = 64, stale_limit = 30 },
+      routes = { { name = "api", prefix = "/api", upstream = "echo",
+        cors = { plugin = "tenant_registry", plugin_config = { base_url = "http://" .. svc:target() },
+          methods = { "GET", "PUT" } } } },
+    })
+    local origins = { ["https://kept.acme.test"] = { allowed = true, tenant = "acme", ttl = 1 } }
+    for i = 1, 400 do origins[("https://o%d.acme.test"):format(i)] = { allowed = true, tenant = "acme" } end
+    svc:tenants({ origins = origins })
+    all_allowed(burst(g2, "https://kept.acme.test", 20), "https://kept.acme.test")
+    -- 400 other origins push it out of every worker's front (64 each); the store keeps it
+    for i = 1, 400 do
+      local o = ("https://o%d.acme.test"):format(i)
+      all_allowed(burst(g2, o, 1), o)
+    end
+    socket.sleep(1.2)
+    svc:tenants({ mode = "down", origins = {} })
+    local before = svc:calls("https://kept.acme.test")
+    for _ = 1, 3 do
+      all_allowed(burst(g2, "https://kept.acme.test", 40), "https://kept.acme.test")
+      socket.sleep(0.3)
+    end
+    -- refreshes were tried (once a second at most), and failed: the old answer served on
+    assert.truthy(svc:calls("https://kept.acme.test") > before)
+    assert.truthy(svc:calls("https://kept.acme.test") <= before + 3)
+    g2:stop_clean()
+  end)
+
   it("a hanging tenant service fails closed once for every worker", function()
     svc:tenants({ mode = "hang", origins = {} })
     local responses = burst(gw, "https://hang.acme.test", 40)

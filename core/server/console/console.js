@@ -339,8 +339,8 @@ async function ownerOf(origin) {
   if (r.status !== 200) return tenantNote(r.body.error || "the tenant store answered " + r.status, "blocked");
   const p = tenantNote(r.body.origin + " belongs to tenant " + r.body.tenant +
     (r.body.allowed ? "" : ", which is switched off (its origins are refused)") + ". ", "allowed");
-  p.appendChild(button("Open " + r.body.tenant, () => openTenant(r.body.tenant)));
-  p.appendChild(button("Purge this origin's cached decisions", () => purge("origin", r.body.origin)));
+  p.appendChild(button("Open " + r.body.tenant, () => openTenant(r.body.tenant).catch(tenantFailed)));
+  p.appendChild(button("Purge this origin's cached decisions", () => purge("origin", r.body.origin).catch(tenantFailed)));
 }
 
 async function listTenants(more) {
@@ -357,7 +357,7 @@ async function listTenants(more) {
     a.href = "#tenant-detail";
     a.textContent = t.name;
     a.className = "tenant-link";
-    a.addEventListener("click", () => openTenant(t.name));
+    a.addEventListener("click", () => openTenant(t.name).catch(tenantFailed));
     cell(tr, "").appendChild(a);
     cell(tr, t.origins.toLocaleString("en"));
     cell(tr, t.allowed ? "allowed" : "switched off", t.allowed ? "" : "reason");
@@ -389,10 +389,10 @@ async function openTenant(name) {
   for (const o of t.origins) {
     const tr = document.createElement("tr");
     cell(tr, o, "origin");
-    cell(tr, "").appendChild(button("Purge", () => purge("origin", o)));
+    cell(tr, "").appendChild(button("Purge", () => purge("origin", o).catch(tenantFailed)));
     body.appendChild(tr);
   }
-  $("tenant-purge").onclick = () => purge("tenant", r.body.name);
+  $("tenant-purge").onclick = () => purge("tenant", r.body.name).catch(tenantFailed);
   $("tenant-detail").hidden = false;
 }
 
