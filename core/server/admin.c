@@ -649,6 +649,11 @@ static int on_headers_complete(llhttp_t *p) {
       reply_json(c, 401, "{\"error\":\"a valid Authorization: Bearer token is required\"}");
       return -1;
     }
+    int tenants = c->url_len >= 8 && strncmp(c->url, "/tenants", 8) == 0;
+    if (tenants && p->method != HTTP_PUT) {
+      reply_json(c, 405, "{\"error\":\"method not allowed\"}");
+      return -1;
+    }
     if (p->method != HTTP_PUT || c->url_len < 9 || strncmp(c->url, "/tenants/", 9) != 0) {
       reply_json(c, 413, "{\"error\":\"no body is read here (only PUT /tenants/{name} takes one)\"}");
       return -1;
