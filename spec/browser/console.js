@@ -8,11 +8,10 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { openConsole } = require('./console_page');
 
 const [admin, token, gwUrl, out, shots, casesJson] = process.argv.slice(2);
 const cases = JSON.parse(casesJson);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 async function traffic(n) {
   // requests through the gateway: some allowed, some refused
@@ -24,15 +23,9 @@ async function traffic(n) {
 
 (async () => {
   const report = {};
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  // (the 401s before the token is given are the point, not errors)
+  const { browser, page, errors } = await openConsole(admin, /status of 401/);
   try {
-    const page = await browser.newPage({ viewport: { width: 1200, height: 1100 } });
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    // (the 401s before the token is given are the point, not errors)
-    page.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(m.text()); });
-    await page.goto(admin + '/');
     // no token yet: the page asks for one
     await page.waitForSelector('#token-form:not([hidden])', { timeout: 10000 });
     report.asks_token = true;

@@ -8,22 +8,15 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { openConsole } = require('./console_page');
 
 const [admin, token, out, shots] = process.argv.slice(2);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 (async () => {
   const report = {};
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  // 404 and 400 are answers here (an origin nobody owns, a path in an origin)
+  const { browser, page, errors } = await openConsole(admin, /status of (401|404|400)/);
   try {
-    const page = await browser.newPage({ viewport: { width: 1200, height: 1100 } });
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    // 404 and 400 are answers here (an origin nobody owns, a path in an origin)
-    page.on('console', (m) => { if (m.type() === 'error' && !/status of (401|404|400)/.test(m.text())) errors.push(m.text()); });
-    await page.goto(admin + '/');
     await page.waitForSelector('#token-form:not([hidden])', { timeout: 10000 });
     await page.fill('#token', token);
     await page.click('#token-form button');

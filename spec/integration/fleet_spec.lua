@@ -18,16 +18,7 @@ local function get(port, origin)
   return http.request(port, "GET", "/api/x", { { "Origin", origin } })
 end
 
-local function load_tenants(r, doc)
-  local path = os.tmpname()
-  proc.write_file(path, type(doc) == "string" and doc or cjson.encode(doc))
-  local p = io.popen(("%s/scripts/tenants-load --redis %s %s 2>&1; echo \"rc=$?\""):format(
-    gateway.root, r:address(), path))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
-  return tonumber(out:match("rc=(%d+)")), out
-end
+local load_tenants = require("spec.support.tenants_load")
 
 local function start(r, extra)
   local admin_port = proc.free_port()

@@ -65,16 +65,7 @@ local function everywhere(insts, origin, want)
   return seen, socket.gettime() - t0
 end
 
-local function load_file(r, doc, flags)
-  local path = os.tmpname()
-  proc.write_file(path, cjson.encode(doc))
-  local p = io.popen(("%s/scripts/tenants-load --redis %s %s %s 2>&1; echo \"rc=$?\""):format(
-    gateway.root, r:address(), flags or "", path))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
-  return tonumber(out:match("rc=(%d+)")), out
-end
+local load_file = require("spec.support.tenants_load")
 
 describe("admin API /tenants", function()
   local r, a, b
