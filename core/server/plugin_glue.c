@@ -171,9 +171,10 @@ void cg_plugin_store_close(cg_worker_t *w) {
 /* This worker's cache has e pending or stale, with a hook to run: the store
  * says whether it knows the answer (taken now), another worker is deciding
  * it (this one waits), or this worker decides it (1, with run). When the
- * store keeps an expired answer while this worker refreshes it, e takes that
- * answer at once and the hook refreshes the store alone (*l1 = NULL): e then
- * asks the store again at its next request. */
+ * store keeps an expired answer while this worker refreshes it and e has none
+ * (it left this worker's front), e takes that answer at once and the hook
+ * refreshes the store alone (*l1 = NULL): e then asks the store again at its
+ * next request. */
 static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, const char *origin, size_t len,
                      cg_dstore_run_t *run) {
   cg_worker_t *w = x->w;
@@ -198,6 +199,10 @@ static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, const char *origi
     return 0;
   case CG_DS_RUN_STALE:
     free(sv);
+    if (cg_dcache_entry_expires(e)) { /* e serves its own stale answer meanwhile, and takes the hook's */
+      cg_cors_override_free(a.ov);
+      return 1;
+    }
     take_answer(w, e, &a);
     *l1 = NULL;
     return 1;
