@@ -77,6 +77,8 @@ int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t
   } else if (rc == CG_DC_FRESH || rc == CG_DC_STALE) {
     copy_answer(e, ans);
     out = CG_DS_HAVE;
+  } else if (rc == CG_DC_PENDING && !w) {
+    out = CG_DS_WAIT_NEEDED;
   } else if (rc == CG_DC_PENDING) {
     w->stripe = i;
     w->answered = 0;

@@ -13,6 +13,8 @@
  *   with cg_dstore_set or cg_dstore_fail on *run (always exactly one).
  * - CG_DS_WAIT: another worker's hook is deciding it: w is registered, and
  *   w->notify(w) runs once, on that worker's thread, with w->ans filled.
+ *   Without w (NULL), CG_DS_WAIT_NEEDED instead: ask again with one (the
+ *   common paths then allocate no waiter).
  *
  * Stripes, each a cg_dcache (single flight, TTLs, stale serving, LRU bound,
  * tenant purges) behind its own mutex, picked by a keyed hash of the origin,
@@ -50,7 +52,7 @@ typedef struct cg_dstore_run {
 
 /* CG_DS_RUN_STALE: as CG_DS_RUN, and *ans holds the expired answer the
  * store keeps serving while the caller's hook refreshes it. */
-enum { CG_DS_HAVE = 0, CG_DS_RUN = 1, CG_DS_WAIT = 2, CG_DS_RUN_STALE = 3 };
+enum { CG_DS_HAVE = 0, CG_DS_RUN = 1, CG_DS_WAIT = 2, CG_DS_RUN_STALE = 3, CG_DS_WAIT_NEEDED = 4 };
 
 /* max_entries bounds the whole store (spread over its stripes). */
 cg_dstore_t *cg_dstore_new(size_t max_entries, uint64_t stale_limit_ms);

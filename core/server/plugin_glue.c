@@ -181,24 +181,27 @@ static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, const char *origi
   cg_dcache_entry_t *e = *l1;
   *run = (cg_dstore_run_t){NULL, 0};
   if (!w->dstore || !e) return 1;
-  store_wait_t *sv = malloc(sizeof *sv);
-  if (!sv) return 1;
-  memset(sv, 0, sizeof *sv);
-  sv->w = w;
-  sv->l1 = e;
-  sv->sw.notify = on_store_answer;
+  uint32_t route = (uint32_t)x->req.route->index;
   cg_dstore_answer_t a;
-  switch (cg_dstore_acquire(w->dstore, (uint32_t)x->req.route->index, origin, len, uv_now(&w->loop), &a, &sv->sw,
-                            run)) {
-  case CG_DS_HAVE:
-    free(sv);
-    take_answer(w, e, &a);
-    return 0;
-  case CG_DS_WAIT:
+  store_wait_t *sv = NULL;
+  int rc = cg_dstore_acquire(w->dstore, route, origin, len, uv_now(&w->loop), &a, NULL, run);
+  if (rc == CG_DS_WAIT_NEEDED) { /* another worker decides it: a waiter, and ask again */
+    if (!(sv = calloc(1, sizeof *sv))) return 1;
+    sv->w = w;
+    sv->l1 = e;
+    sv->sw.notify = on_store_answer;
+    rc = cg_dstore_acquire(w->dstore, route, origin, len, uv_now(&w->loop), &a, &sv->sw, run);
+  }
+  if (rc == CG_DS_WAIT) {
     cg_list_push(&w->store_waits, &sv->link);
     return 0;
+  }
+  free(sv);
+  switch (rc) {
+  case CG_DS_HAVE:
+    take_answer(w, e, &a);
+    return 0;
   case CG_DS_RUN_STALE:
-    free(sv);
     if (cg_dcache_entry_expires(e)) { /* e serves its own stale answer meanwhile, and takes the hook's */
       cg_cors_override_free(a.ov);
       return 1;
@@ -207,7 +210,6 @@ static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, const char *origi
     *l1 = NULL;
     return 1;
   default:
-    free(sv);
     return 1;
   }
 }
