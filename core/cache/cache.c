@@ -224,6 +224,10 @@ static void purge_entry(cg_dcache_t *c, cg_dcache_entry_t *e) {
   if (!busy(e)) entry_free(c, e);
 }
 
+void cg_dcache_drop(cg_dcache_t *c, cg_dcache_entry_t *e) {
+  if (e && !(e->flags & F_DETACHED)) purge_entry(c, e);
+}
+
 void cg_dcache_free(cg_dcache_t *c) {
   if (!c) return;
   for (size_t i = 0; i < c->nslots; i++) {

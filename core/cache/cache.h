@@ -84,6 +84,8 @@ const char *cg_dcache_entry_tenant(const cg_dcache_entry_t *e); /* NULL when non
 uint64_t cg_dcache_entry_expires(const cg_dcache_entry_t *e);
 int cg_dcache_entry_running(const cg_dcache_entry_t *e);
 
+/* Takes e out of the cache (a running one is freed once its hook reports). */
+void cg_dcache_drop(cg_dcache_t *c, cg_dcache_entry_t *e);
 /* Each returns how many entries it dropped. By origin: every route's entry
  * for that normalized origin. */
 size_t cg_dcache_purge_all(cg_dcache_t *c);

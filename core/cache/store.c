@@ -114,6 +114,15 @@ void cg_dstore_fail(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t deny_tt
   pthread_mutex_unlock(&st->mu);
 }
 
+void cg_dstore_release(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t now) {
+  if (!run->e) return;
+  stripe_t *st = &s->stripes[run->stripe];
+  pthread_mutex_lock(&st->mu);
+  cg_dcache_drop(st->c, run->e);
+  cg_dcache_fail(st->c, run->e, 0, now);
+  pthread_mutex_unlock(&st->mu);
+}
+
 void cg_dstore_cancel(cg_dstore_t *s, cg_dstore_waiter_t *w) {
   stripe_t *st = &s->stripes[w->stripe];
   pthread_mutex_lock(&st->mu);

@@ -66,6 +66,10 @@ int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t
 void cg_dstore_set(cg_dstore_t *s, const cg_dstore_run_t *run, int allow, cg_cors_override_t *ov, const char *tenant,
                    uint64_t ttl_ms, uint64_t now);
 void cg_dstore_fail(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t deny_ttl_ms, uint64_t now);
+/* The run decided nothing (its worker stopped): the entry leaves the store,
+ * so the next request asks anew; its waiters are told no (a denial that
+ * expires at once). */
+void cg_dstore_release(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t now);
 /* Stops waiting (the worker is stopping). Safe once notified. */
 void cg_dstore_cancel(cg_dstore_t *s, cg_dstore_waiter_t *w);
 

@@ -380,8 +380,16 @@ elseif op == "owner" then
 elseif op == "list" then
   ensure_index()
   local after, limit, match = ARGV[4], tonumber(ARGV[5]) or 100, ARGV[6] or ""
-  -- after the page's last name, but never before the names that match
-  local from = (after ~= "" and after >= match) and "(" .. after or (match ~= "" and "[" .. match or "-")
+  -- after the page's last name, but never before the names that match (bytes
+  -- compared as ZRANGEBYLEX does: Lua's < follows the server's locale)
+  local function bytes_ge(x, y)
+    for k = 1, math.min(#x, #y) do
+      local p, q = x:byte(k), y:byte(k)
+      if p ~= q then return p > q end
+    end
+    return #x >= #y
+  end
+  local from = (after ~= "" and bytes_ge(after, match)) and "(" .. after or (match ~= "" and "[" .. match or "-")
   local names = call("ZRANGEBYLEX", INDEX, from, match ~= "" and "[" .. match .. "\255" or "+", "LIMIT", 0,
     limit + 1)
   local items = {}

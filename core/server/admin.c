@@ -35,6 +35,11 @@ typedef struct admin_conn {
   char *body; /* malloc'd as it arrives, up to MAX_BODY */
   size_t body_len;
   int in_auth, too_long, done;
+  /* answered before its body was read: the rest is read and dropped for a
+   * while before the close, so the client reads the answer rather than a reset */
+  int linger;
+  uint64_t lingered;
+  uv_timer_t linger_timer;
   struct admin *a;
 } admin_conn_t;
 
@@ -65,12 +70,43 @@ typedef struct {
   char *data;
 } out_t;
 
+enum { LINGER_MS = 2000, LINGER_BYTES = 4 << 20 };
+
+static void on_linger_timer_closed(uv_handle_t *h) {
+  admin_conn_t *c = h->data;
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void linger_end(admin_conn_t *c) {
+  if (uv_is_closing((uv_handle_t *)&c->linger_timer)) return;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_close((uv_handle_t *)&c->linger_timer, on_linger_timer_closed);
+}
+
+static void on_linger_timeout(uv_timer_t *t) { linger_end(t->data); }
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void on_linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  admin_conn_t *c = s->data;
+  (void)buf;
+  if (n < 0 || (c->lingered += (uint64_t)n) > LINGER_BYTES) linger_end(c);
+}
+
 static void on_written(uv_write_t *wr, int status) {
   out_t *o = container_of(wr, out_t, req);
-  (void)status;
-  uv_close((uv_handle_t *)&o->c->tcp, on_closed);
+  admin_conn_t *c = o->c;
   free(o->data);
   free(o);
+  if (c->linger && status == 0) {
+    uv_timer_init(c->a->loop, &c->linger_timer);
+    c->linger_timer.data = c;
+    uv_timer_start(&c->linger_timer, on_linger_timeout, LINGER_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) == 0) return;
+    linger_end(c);
+    return;
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
 static void reply(admin_conn_t *c, int status, const char *type, const char *body, size_t len) {
@@ -592,6 +628,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   admin_conn_t *c = p->data;
   if (c->hname_len == 4 && strncasecmp(c->hname, "host", 4) == 0) {
+    if (c->host_seen == 2) c->host_len = sizeof c->host; /* a second Host: refused below */
     c->host_seen = 1;
     if (c->host_len + len < sizeof c->host) {
       memcpy(c->host + c->host_len, at, len);
@@ -610,7 +647,13 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_header_value_complete(llhttp_t *p) {
-  ((admin_conn_t *)p->data)->hname_len = 0;
+  admin_conn_t *c = p->data;
+  if (c->host_seen == 1) {
+    while (c->host_len && c->host_len < sizeof c->host && (c->host[c->host_len - 1] == ' ' || c->host[c->host_len - 1] == '\t'))
+      c->host_len--;
+    c->host_seen = 2; /* one whole Host value */
+  }
+  c->hname_len = 0;
   return 0;
 }
 
@@ -637,6 +680,7 @@ static int host_ok(const admin_conn_t *c) {
 
 static int on_headers_complete(llhttp_t *p) {
   admin_conn_t *c = p->data;
+  c->linger = 1; /* an answer from here on comes before the body */
   if (!host_ok(c)) {
     reply_json(c, 403, "{\"error\":\"without admin.token the admin API answers only to Host 127.0.0.1, [::1] or "
                        "localhost\"}");
@@ -663,12 +707,14 @@ static int on_headers_complete(llhttp_t *p) {
     reply_json(c, 413, "{\"error\":\"the body is over %d bytes\"}", MAX_BODY);
     return -1;
   }
+  c->linger = 0;
   return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   admin_conn_t *c = p->data;
   if (c->body_len + len > MAX_BODY) {
+    c->linger = 1;
     reply_json(c, 413, "{\"error\":\"the body is over %d bytes\"}", MAX_BODY);
     return -1;
   }

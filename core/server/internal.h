@@ -85,6 +85,7 @@ typedef struct cg_worker {
   cg_list_t store_done;  /* under store_mu: the answered ones */
   int store_open;        /* under store_mu: store_async takes answers */
   int store_made;        /* store_mu and store_async were made */
+  int stopping;          /* the plugin host is being freed: its hooks report nothing to keep */
   cg_dcache_t *cert_cache; /* certificates from listeners' hooks; NULL when no listener has one */
   cg_cors_override_t **deny_ov;  /* per route: what a denial or a failed hook answers */
   cg_cors_override_t **allow_ov; /* per route: what a plain "allowed" answers */

@@ -31,13 +31,13 @@ static void on_decided(void *arg, cg_lua_result_t *res) {
                                : (res->allow ? rf->route->plugin_ttl_ms : rf->route->plugin_deny_ttl_ms);
   const char *tenant = res->tenant[0] ? res->tenant : NULL;
   if (w->dstore) {
-    /* a hook stopped with its worker decided nothing: the denial that tells
-     * the other workers' waiters so lasts no time, and the next request asks anew */
-    if (!w->dcache) cg_dstore_fail(w->dstore, &rf->run, 0, now);
+    /* a hook stopped with its worker decided nothing: nothing of it stays */
+    if (w->stopping) cg_dstore_release(w->dstore, &rf->run, now);
     else if (res->failed) cg_dstore_fail(w->dstore, &rf->run, rf->route->plugin_deny_ttl_ms, now);
     else cg_dstore_set(w->dstore, &rf->run, res->allow, res->ov, tenant, ttl, now);
   }
-  if (!w->dcache) { /* the worker is stopping */
+  if (w->stopping || !w->dcache) { /* the worker is stopping: its cache goes too */
+    if (w->dcache) cg_dcache_fail(w->dcache, rf->entry, 0, now); /* no request waits; a purged entry is freed */
     if (res->ov) cg_cors_override_free(res->ov);
     free(rf);
     return;
@@ -172,10 +172,10 @@ void cg_plugin_store_close(cg_worker_t *w) {
  * says whether it knows the answer (taken now), another worker is deciding
  * it (this one waits), or this worker decides it (1, with run). When the
  * store keeps an expired answer while this worker refreshes it and e has none
- * (it left this worker's front), e takes that answer at once and the hook
- * refreshes the store alone (*l1 = NULL): e then asks the store again at its
- * next request. */
-static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, const char *origin, size_t len,
+ * it may serve (own_stale 0: it left this worker's front, or is too old), e
+ * takes that answer at once and the hook refreshes the store alone (*l1 =
+ * NULL): e then asks the store again at its next request. */
+static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, int own_stale, const char *origin, size_t len,
                      cg_dstore_run_t *run) {
   cg_worker_t *w = x->w;
   cg_dcache_entry_t *e = *l1;
@@ -202,7 +202,7 @@ static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, const char *origi
     take_answer(w, e, &a);
     return 0;
   case CG_DS_RUN_STALE:
-    if (cg_dcache_entry_expires(e)) { /* e serves its own stale answer meanwhile, and takes the hook's */
+    if (own_stale) { /* e serves its own stale answer meanwhile, and takes the hook's */
       cg_cors_override_free(a.ov);
       return 1;
     }
@@ -281,7 +281,7 @@ int cg_plugin_decide(cg_exchange_t *x) {
      * one while the refresh is still running. */
     r->cache_result = "stale-refresh";
     l1 = e;
-    if (ask_store(x, &l1, op->norm, op->norm_len, &run)) start_hook(x, l1, &run, op->norm, op->norm_len, op);
+    if (ask_store(x, &l1, 1, op->norm, op->norm_len, &run)) start_hook(x, l1, &run, op->norm, op->norm_len, op);
     take_decision(x, e);
     return 0;
   case CG_DC_MISS_RUN:
@@ -294,7 +294,7 @@ int cg_plugin_decide(cg_exchange_t *x) {
     r->in_dispatch = 1;
     cg_dcache_wait(e, &r->waiter);
     l1 = e;
-    if (rc == CG_DC_MISS_RUN && ask_store(x, &l1, op->norm, op->norm_len, &run))
+    if (rc == CG_DC_MISS_RUN && ask_store(x, &l1, 0, op->norm, op->norm_len, &run))
       start_hook(x, l1, &run, op->norm, op->norm_len, op);
     r->in_dispatch = 0;
     return r->decided ? 0 : 1;

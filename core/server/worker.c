@@ -43,6 +43,7 @@ static void on_handle_closed(uv_handle_t *h) { (void)h; }
 static void plugins_free(cg_worker_t *w) {
   /* the host first: hooks it stops report to the caches (the store's waiters
    * on other workers hear of it) */
+  w->stopping = 1;
   cg_lua_host_free(w->lua);
   w->lua = NULL;
   cg_plugin_store_close(w);
