@@ -108,7 +108,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   cg_log_set_level(CG_LOG_ERROR);
   /* any free port: the kernel picks it at bind */
   ((struct sockaddr_in *)&cfg->listeners[0].addr)->sin_port = 0;
-  if (cg_worker_init(&worker, 0, cfg) != 0) abort();
+  /* the decisions through the store the workers share, as the server has them */
+  worker.dstore = cg_dstore_new(cfg->cache.max_entries, cfg->cache.stale_limit_ms);
+  if (!worker.dstore || cg_worker_init(&worker, 0, cfg) != 0) abort();
   socklen_t len = sizeof gw_addr;
   if (getsockname(worker.listeners[0].fd, (struct sockaddr *)&gw_addr, &len) != 0) abort();
   out_cap = 1 << 20;
