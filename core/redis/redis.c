@@ -61,6 +61,10 @@ struct cg_redis {
   cg_redis_msg_cb on_msg;
   cg_redis_state_cb on_state;
   void *arg;
+  /* the gauges it counts in: the workers' pools' (cg_redis_stats), or ones
+   * of its own (the admin API's connection: /healthz reads the pools) */
+  _Atomic uint64_t *g_conns, *g_up;
+  _Atomic uint64_t own_conns, own_up;
 };
 
 static _Atomic uint64_t st_conns, st_commands, st_errors, st_timeouts, st_reconnects, st_up, st_subs, st_subs_up, st_inval,
@@ -123,7 +127,7 @@ static void count_down(cg_redis_t *r) {
     if (r->subscribed) atomic_fetch_sub(&st_subs_up, 1);
     r->subscribed = 0;
   } else {
-    atomic_fetch_sub(&st_up, 1);
+    atomic_fetch_sub(r->g_up, 1);
   }
 }
 
@@ -262,7 +266,7 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata) {
     else start_watch(r);
     return;
   }
-  atomic_fetch_add(&st_up, 1);
+  atomic_fetch_add(r->g_up, 1);
   arm(r);
   if (r->on_state) r->on_state(r->arg, 1);
 }
@@ -580,10 +584,12 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
-cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const char *channel, cg_redis_msg_cb on_msg,
-                         cg_redis_state_cb on_state, void *arg) {
+static cg_redis_t *make(uv_loop_t *loop, const cg_redis_conf_t *conf, const char *channel, cg_redis_msg_cb on_msg,
+                        cg_redis_state_cb on_state, void *arg, int counted) {
   cg_redis_t *r = calloc(1, sizeof *r);
   if (!r) return NULL;
+  r->g_conns = counted ? &st_conns : &r->own_conns;
+  r->g_up = counted ? &st_up : &r->own_up;
   r->loop = loop;
   snprintf(r->host, sizeof r->host, "%s", conf->host);
   r->port = conf->port;
@@ -608,9 +614,18 @@ cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const cha
   r->watch_timer.data = r;
   r->handles = 2;
   r->wi = r->si;
-  atomic_fetch_add(channel ? &st_subs : &st_conns, 1);
+  atomic_fetch_add(channel ? &st_subs : r->g_conns, 1);
   start_connect(r);
   return r;
+}
+
+cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const char *channel, cg_redis_msg_cb on_msg,
+                         cg_redis_state_cb on_state, void *arg) {
+  return make(loop, conf, channel, on_msg, on_state, arg, 1);
+}
+
+cg_redis_t *cg_redis_new_own(uv_loop_t *loop, const cg_redis_conf_t *conf) {
+  return make(loop, conf, NULL, NULL, NULL, NULL, 0);
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -626,7 +641,7 @@ static void on_closed(uv_handle_t *h) {
 void cg_redis_free(cg_redis_t *r) {
   if (!r) return;
   if (r->state == R_UP) count_down(r);
-  atomic_fetch_sub(r->channel ? &st_subs : &st_conns, 1);
+  atomic_fetch_sub(r->channel ? &st_subs : r->g_conns, 1);
   r->state = R_CLOSED;
   drop_sentinels(r);
   redisAsyncContext *ac = r->ac;

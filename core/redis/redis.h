@@ -37,6 +37,9 @@ typedef void (*cg_redis_state_cb)(void *arg, int up);
  * (re)connect it subscribes and hands messages to on_msg. */
 cg_redis_t *cg_redis_new(uv_loop_t *loop, const cg_redis_conf_t *conf, const char *channel, cg_redis_msg_cb on_msg,
                          cg_redis_state_cb on_state, void *arg);
+/* A command connection outside the workers' pools (the admin API's): left
+ * out of cg_redis_stats' connection gauges, which /healthz reads. */
+cg_redis_t *cg_redis_new_own(uv_loop_t *loop, const cg_redis_conf_t *conf);
 /* Commands still waiting fail with "closed"; the handles close on the loop
  * (run it once more). */
 void cg_redis_free(cg_redis_t *r);

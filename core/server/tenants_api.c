@@ -47,7 +47,7 @@ void cg_tenants_store_update(uv_loop_t *loop, const cg_config_t *cfg) {
   }
   if (!store.redis && cfg && cfg->redis.address) {
     store.conf = want;
-    store.redis = cg_redis_new(loop, &store.conf, NULL, NULL, NULL, NULL);
+    store.redis = cg_redis_new_own(loop, &store.conf);
   }
 }
 

@@ -165,6 +165,25 @@ describe("fleet on Redis Sentinel", function()
       (socket.gettime() - t0) * 1000))
   end)
 
+  it("writes tenants over the admin API to the new primary after the failover", function()
+    local function put(gw, name, body)
+      local res = assert(http.request(gw.admin_port, "PUT", "/tenants/" .. name, {}, body))
+      return res.status, res.body
+    end
+    -- the admin's own connection moves like the others: at most a failed first try
+    local status, body
+    assert.truthy(proc.wait_for(function()
+      status, body = put(a, "initech", '{"origins": ["https://app.initech.test"]}')
+      return status == 201 or status == 200
+    end, 5, 0.1), tostring(status) .. " " .. tostring(body))
+    assert.equal("initech", replica:cli("HGET", "corsgate:origin:https://app.initech.test", "tenant"))
+    assert.truthy(proc.wait_for(function() return all_allow({ a, b }, "https://app.initech.test", true) end, 1, 0.02),
+      "the API's write did not reach every worker within 1 s")
+    -- and the ownership rule holds there too
+    status, body = put(b, "globex", '{"origins": ["https://app.initech.test"]}')
+    assert.equal(409, status, body)
+  end)
+
   it("follows a primary that stops answering without closing (only the sentinels' +switch-master tells)", function()
     -- the old primary comes back, and the sentinels make it a replica of the new one
     primary:restart()
