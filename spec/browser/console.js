@@ -6,9 +6,8 @@
 //
 // CASES_JSON: [{ origin, method, header, path, host }] for the explain form.
 'use strict';
-const fs = require('fs');
 const path = require('path');
-const { openConsole } = require('./console_page');
+const { drive } = require('./console_page');
 
 const [admin, token, gwUrl, out, shots, casesJson] = process.argv.slice(2);
 const cases = JSON.parse(casesJson);
@@ -21,11 +20,8 @@ async function traffic(n) {
   }
 }
 
-(async () => {
-  const report = {};
-  // (the 401s before the token is given are the point, not errors)
-  const { browser, page, errors } = await openConsole(admin, /status of 401/);
-  try {
+// (the 401s before the token is given are the point, not errors)
+drive(admin, /status of 401/, out, async (page, report) => {
     // no token yet: the page asks for one
     await page.waitForSelector('#token-form:not([hidden])', { timeout: 10000 });
     report.asks_token = true;
@@ -84,11 +80,4 @@ async function traffic(n) {
     report.linked = { origin: await page.inputValue('#explain-form [name=origin]'),
       path: await page.inputValue('#explain-form [name=path]'), text: await page.textContent('#verdict') };
     await page.screenshot({ path: path.join(shots, 'console-explain.png'), fullPage: true });
-    report.errors = errors;
-  } catch (e) {
-    report.failure = String(e && e.stack || e);
-  } finally {
-    await browser.close();
-  }
-  fs.writeFileSync(out, JSON.stringify(report));
-})();
+});

@@ -19,4 +19,24 @@ async function openConsole(admin, expected) {
   return { browser, page, errors };
 }
 
-module.exports = { openConsole };
+// Opens the console, runs fn(page, report, errors), and writes report as
+// JSON to out whatever happens: a failure in report.failure, the page's
+// errors in report.errors.
+async function drive(admin, expected, out, fn) {
+  const fs = require('fs');
+  const report = {};
+  let browser;
+  try {
+    const c = await openConsole(admin, expected);
+    browser = c.browser;
+    await fn(c.page, report);
+    report.errors = c.errors;
+  } catch (e) {
+    report.failure = String(e && e.stack || e);
+  } finally {
+    if (browser) await browser.close();
+  }
+  fs.writeFileSync(out, JSON.stringify(report));
+}
+
+module.exports = { openConsole, drive };

@@ -6,17 +6,13 @@
 // The store holds acme (two origins), globex (switched off) and 60 tenants
 // page01..page60, loaded by the spec.
 'use strict';
-const fs = require('fs');
 const path = require('path');
-const { openConsole } = require('./console_page');
+const { drive } = require('./console_page');
 
 const [admin, token, out, shots] = process.argv.slice(2);
 
-(async () => {
-  const report = {};
-  // 404 and 400 are answers here (an origin nobody owns, a path in an origin)
-  const { browser, page, errors } = await openConsole(admin, /status of (401|404|400)/);
-  try {
+// 404 and 400 are answers here (an origin nobody owns, a path in an origin)
+drive(admin, /status of (401|404|400)/, out, async (page, report) => {
     await page.waitForSelector('#token-form:not([hidden])', { timeout: 10000 });
     await page.fill('#token', token);
     await page.click('#token-form button');
@@ -65,11 +61,4 @@ const [admin, token, out, shots] = process.argv.slice(2);
     report.nobody = await page.textContent('#tenant-note');
     await search('https://bad.test/path');
     report.bad = await page.textContent('#tenant-note');
-    report.errors = errors;
-  } catch (e) {
-    report.failure = String(e && e.stack || e);
-  } finally {
-    await browser.close();
-  }
-  fs.writeFileSync(out, JSON.stringify(report));
-})();
+});

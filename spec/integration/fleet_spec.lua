@@ -18,26 +18,10 @@ local function get(port, origin)
   return http.request(port, "GET", "/api/x", { { "Origin", origin } })
 end
 
-local load_tenants = require("spec.support.tenants_load")
+local fleet = require("spec.support.fleet")
+local load_tenants = fleet.load
 
-local function start(r, extra)
-  local admin_port = proc.free_port()
-  local cfg = {
-    workers = 2,
-    admin = { listen = "127.0.0.1:" .. admin_port },
-    redis = { address = r:address(), timeout_ms = 300 },
-    cache = { stale_limit = 3 },
-    routes = { { name = "api", prefix = "/api", upstream = "echo",
-      cors = { plugin = "tenant_redis", methods = { "GET", "PUT" }, ttl = 3600, deny_ttl = 3600 } } },
-  }
-  for k, v in pairs(extra or {}) do cfg[k] = v end
-  local gw = gateway.start(cfg)
-  gw.admin_port = admin_port
-  -- listening on the channel before a spec publishes anything
-  assert(proc.wait_for(function() return gw:log():find("listening on channel", 1, true) end, 5 * gateway.slowdown),
-    gw:log_tail(10))
-  return gw
-end
+local start = fleet.start
 
 local function admin(gw, method, path)
   return http.request(gw.admin_port, method, path, {})

@@ -7,6 +7,7 @@ local proc = require("spec.support.proc")
 local redis = require("spec.support.redis")
 local socket = require("socket")
 local cjson = require("cjson")
+local fleet = require("spec.support.fleet")
 require("spec.support.assert")
 
 local TOKEN = "tenants-api-token-0123456789"
@@ -25,22 +26,7 @@ local function all_say(port, origin, want, n)
   return true
 end
 
-local function start(r, extra)
-  local admin_port = proc.free_port()
-  local cfg = {
-    workers = 2,
-    admin = { listen = "127.0.0.1:" .. admin_port, token = TOKEN },
-    redis = { address = r:address(), timeout_ms = 300 },
-    routes = { { name = "api", prefix = "/api", upstream = "echo",
-      cors = { plugin = "tenant_redis", methods = { "GET", "PUT" }, ttl = 3600, deny_ttl = 3600 } } },
-  }
-  for k, v in pairs(extra or {}) do cfg[k] = v end
-  local gw = gateway.start(cfg)
-  gw.admin_port = admin_port
-  assert(proc.wait_for(function() return gw:log():find("listening on channel", 1, true) end, 5 * gateway.slowdown),
-    gw:log_tail(10))
-  return gw
-end
+local function start(r) return fleet.start(r, nil, TOKEN) end
 
 -- method path [body] [token] -> status, decoded JSON (or the raw body), response
 local function api(gw, method, path, body, token)
@@ -65,7 +51,7 @@ local function everywhere(insts, origin, want)
   return seen, socket.gettime() - t0
 end
 
-local load_file = require("spec.support.tenants_load")
+local load_file = fleet.load
 
 describe("admin API /tenants", function()
   local r, a, b
