@@ -366,6 +366,39 @@ long cg_admin_purge(const char *origin, const char *tenant) {
   return (long)p.purged;
 }
 
+typedef struct {
+  char **origins; /* normalized */
+  int n;
+  size_t purged;
+} purge_many_t;
+
+static void rpc_purge_many(cg_worker_t *w, void *arg) {
+  purge_many_t *p = arg;
+  if (!w->dcache) return;
+  for (int i = 0; i < p->n; i++) p->purged += cg_dcache_purge_origin(w->dcache, p->origins[i], strlen(p->origins[i]));
+}
+
+long cg_admin_purge_origins(const char *const *origins, int n, int *invalid) {
+  purge_many_t p = {.origins = calloc((size_t)(n > 0 ? n : 1), sizeof(char *))};
+  *invalid = 0;
+  if (!p.origins) return -1;
+  char norm[CG_CORS_ORIGIN_MAX + 8];
+  for (int i = 0; i < n; i++) {
+    if (normalize_origin(origins[i], norm, sizeof norm) != 0) {
+      ++*invalid;
+      continue;
+    }
+    if (!(p.origins[p.n] = strdup(norm))) break;
+    p.n++;
+  }
+  cg_dstore_t *st = admin.n_workers ? admin.workers[0].dstore : NULL; /* the store first, as cg_admin_purge */
+  for (int i = 0; st && i < p.n; i++) p.purged += cg_dstore_purge_origin(st, p.origins[i], strlen(p.origins[i]));
+  for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_purge_many, &p);
+  for (int i = 0; i < p.n; i++) free(p.origins[i]);
+  free(p.origins);
+  return (long)p.purged;
+}
+
 long cg_admin_purge_cert(const char *name) {
   char norm[256];
   size_t n = strlen(name);

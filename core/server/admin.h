@@ -15,6 +15,10 @@ void cg_admin_update(const cg_config_t *cfg, struct cg_worker *workers, int n_wo
  * of it; -1 when it is not an origin), by tenant label, or all (both NULL).
  * Returns how many. Main thread only; also used by the fleet's channel. */
 long cg_admin_purge(const char *origin, const char *tenant);
+/* The same for n origins at once: one call into each worker for all of them
+ * (a tenant's load publishes thousands). Those that are no origin are
+ * skipped and counted in *invalid. */
+long cg_admin_purge_origins(const char *const *origins, int n, int *invalid);
 /* Drops every listener's cached certificate-hook answer for a server name
  * (any case, a trailing dot or not): how many, or -1 when it is no name. */
 long cg_admin_purge_cert(const char *name);

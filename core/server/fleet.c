@@ -57,19 +57,50 @@ static long apply_line(const char *line, size_t n) {
   return purged;
 }
 
+/* "origin O" lines in a row, purged together: one call into each worker
+ * for all of them (a tenant's load publishes them by the thousand). */
+typedef struct {
+  char *copy; /* the lines, NUL-terminated in place */
+  const char **origins;
+  int n;
+} batch_t;
+
+static long flush_origins(batch_t *b) {
+  if (!b->n) return 0;
+  int invalid = 0;
+  long purged = cg_admin_purge_origins(b->origins, b->n, &invalid);
+  if (invalid) cg_log_warn("fleet: %d invalidation(s) for what is not an origin, ignored", invalid);
+  b->n = 0;
+  if (purged < 0) return 0;
+  cg_redis_count_invalidation((uint64_t)purged);
+  return purged;
+}
+
 static void on_message(void *arg, const char *payload, size_t len) {
   (void)arg;
-  const char *p = payload, *end = payload + len;
   long lines = 0, purged = 0;
+  batch_t b = {.copy = malloc(len + 1), .origins = malloc((len / 8 + 1) * sizeof(char *))};
+  if (b.copy) memcpy(b.copy, payload, len);
+  const char *p = payload, *end = payload + len;
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl : end;
     size_t n = (size_t)(stop - p);
     if (n && p[n - 1] == '\r') n--;
-    purged += apply_line(p, n);
+    if (b.copy && b.origins && n > 7 && strncmp(p, "origin ", 7) == 0) {
+      char *o = b.copy + (p - payload);
+      o[n] = 0;
+      b.origins[b.n++] = o + 7;
+    } else {
+      purged += flush_origins(&b);
+      purged += apply_line(p, n);
+    }
     lines++;
     p = stop + 1;
   }
+  purged += flush_origins(&b);
+  free(b.copy);
+  free(b.origins);
   cg_log_info("fleet: invalidation (%ld line(s)%s%.*s): %ld decision(s) dropped", lines, lines == 1 ? ": " : "",
               lines == 1 ? (int)(len < 200 ? len : 200) : 0, payload, purged);
 }
