@@ -3,7 +3,6 @@
  * explain. Workers are asked through cg_worker_rpc, so their state is only
  * ever touched by their own thread. One request per connection: it is an
  * operator's tool, not a hot path. */
-#include <ctype.h>
 #include <llhttp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -221,34 +220,6 @@ static void rpc_snapshot(cg_worker_t *w, void *arg) {
 }
 
 typedef struct {
-  const char *origin, *tenant, *cert;
-  size_t purged;
-} purge_t;
-
-/* key is one label below the wildcard "*.parent" arg names. */
-static int under_wildcard(const char *key, size_t len, void *arg) {
-  const char *parent = (const char *)arg + 1; /* ".acme.com" */
-  size_t pl = strlen(parent);
-  if (len <= pl || memcmp(key + len - pl, parent, pl) != 0) return 0;
-  return memchr(key, '.', len - pl) == NULL; /* exactly one label before it */
-}
-
-static void rpc_purge(cg_worker_t *w, void *arg) {
-  purge_t *p = arg;
-  if (w->cert_cache && p->cert) {
-    /* a wildcard's answers are cached under the names asked for */
-    if (strncmp(p->cert, "*.", 2) == 0) p->purged += cg_dcache_purge_if(w->cert_cache, under_wildcard, (void *)p->cert);
-    else p->purged += cg_dcache_purge_origin(w->cert_cache, p->cert, strlen(p->cert));
-    return;
-  }
-  if (w->cert_cache && !p->origin && !p->tenant) p->purged += cg_dcache_purge_all(w->cert_cache);
-  if (!w->dcache || p->cert) return;
-  if (p->origin) p->purged += cg_dcache_purge_origin(w->dcache, p->origin, strlen(p->origin));
-  else if (p->tenant) p->purged += cg_dcache_purge_tenant(w->dcache, p->tenant);
-  else p->purged += cg_dcache_purge_all(w->dcache);
-}
-
-typedef struct {
   uint32_t route;
   const char *origin;
   cg_dcache_info_t info;
@@ -336,95 +307,6 @@ static void get_cache(admin_conn_t *c) {
              a->cfg->cache.front_entries, a->n_workers, (unsigned long long)st.entries, (unsigned long long)st.bytes,
              (unsigned long long)(st.hits + st.stale), (unsigned long long)(st.misses + st.refreshes),
              (unsigned long long)st.evictions, a->cfg->cache.max_entries);
-}
-
-/* Normalizes origin into norm (the cache is keyed by the origin as browsers
- * send it). 0, or -1 when it is not an origin. */
-static int normalize_origin(const char *origin, char *norm, size_t cap) {
-  cg_origin_t o;
-  if (cg_cors_origin_parse(origin, strlen(origin), &o, norm, cap) != 0) return -1;
-  norm[o.norm_len] = 0;
-  return 0;
-}
-
-long cg_admin_purge(const char *origin, const char *tenant) {
-  char norm[CG_CORS_ORIGIN_MAX + 8];
-  purge_t p = {.origin = origin, .tenant = tenant};
-  if (origin) {
-    if (normalize_origin(origin, norm, sizeof norm) != 0) return -1;
-    p.origin = norm;
-  }
-  /* the shared store first: a worker's cache emptied before it would fill
-   * again from there */
-  cg_dstore_t *st = admin.n_workers ? admin.workers[0].dstore : NULL;
-  if (st) {
-    if (p.origin) p.purged += cg_dstore_purge_origin(st, p.origin, strlen(p.origin));
-    else if (tenant) p.purged += cg_dstore_purge_tenant(st, tenant);
-    else p.purged += cg_dstore_purge_all(st);
-  }
-  for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_purge, &p);
-  return (long)p.purged;
-}
-
-typedef struct {
-  char **origins; /* normalized */
-  int n;
-  size_t purged;
-} purge_many_t;
-
-static void rpc_purge_many(cg_worker_t *w, void *arg) {
-  purge_many_t *p = arg;
-  if (!w->dcache) return;
-  for (int i = 0; i < p->n; i++) p->purged += cg_dcache_purge_origin(w->dcache, p->origins[i], strlen(p->origins[i]));
-}
-
-long cg_admin_purge_origins(const char *const *origins, int n, int *invalid) {
-  purge_many_t p = {.origins = calloc((size_t)(n > 0 ? n : 1), sizeof(char *))};
-  *invalid = 0;
-  if (!p.origins) return -1;
-  char norm[CG_CORS_ORIGIN_MAX + 8];
-  for (int i = 0; i < n; i++) {
-    if (normalize_origin(origins[i], norm, sizeof norm) != 0) {
-      ++*invalid;
-      continue;
-    }
-    if (!(p.origins[p.n] = strdup(norm))) break;
-    p.n++;
-  }
-  cg_dstore_t *st = admin.n_workers ? admin.workers[0].dstore : NULL; /* the store first, as cg_admin_purge */
-  for (int i = 0; st && i < p.n; i++) p.purged += cg_dstore_purge_origin(st, p.origins[i], strlen(p.origins[i]));
-  for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_purge_many, &p);
-  for (int i = 0; i < p.n; i++) free(p.origins[i]);
-  free(p.origins);
-  return (long)p.purged;
-}
-
-long cg_admin_purge_cert(const char *name) {
-  char norm[256];
-  size_t n = strlen(name);
-  if (n == 0 || n >= sizeof norm) return -1;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)name[i];
-    if (!(isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '*')) return -1; /* what SNI can carry */
-    norm[i] = (char)tolower(ch);
-  }
-  if (norm[n - 1] == '.') n--;
-  norm[n] = 0;
-  purge_t p = {.cert = norm};
-  for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_purge, &p);
-  return (long)p.purged;
-}
-
-static void rpc_expire(cg_worker_t *w, void *arg) {
-  if (w->dcache) *(size_t *)arg += cg_dcache_expire_all(w->dcache, uv_now(&w->loop));
-  if (w->cert_cache) *(size_t *)arg += cg_dcache_expire_all(w->cert_cache, uv_now(&w->loop));
-}
-
-size_t cg_admin_expire_all(void) {
-  size_t n = 0;
-  if (admin.n_workers && admin.workers[0].dstore) n += cg_dstore_expire_all(admin.workers[0].dstore, uv_now(admin.loop));
-  for (int i = 0; i < admin.n_workers; i++) cg_worker_rpc(&admin.workers[i], rpc_expire, &n);
-  return n;
 }
 
 static void delete_cache(admin_conn_t *c, const query_t *q) {
@@ -800,6 +682,12 @@ static void on_connection(uv_stream_t *server, int status) {
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+cg_worker_t *cg_admin_workers(int *n, uv_loop_t **loop) {
+  *n = admin.n_workers;
+  if (loop) *loop = admin.loop;
+  return admin.workers;
 }
 
 int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, cg_worker_t *workers, int n_workers) {

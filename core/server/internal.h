@@ -267,6 +267,9 @@ int cg_console_asset(const char *path, size_t path_len, const char **type, const
 void cg_refused_note(cg_exchange_t *x, const char *origin, size_t origin_len);
 char *cg_refused_render(cg_worker_t *workers, int n_workers, const cg_config_t *cfg, int limit, size_t *len);
 
+/* admin.c: the serving config's workers (and the main loop), for purge.c */
+cg_worker_t *cg_admin_workers(int *n, uv_loop_t **loop);
+
 /* tenants_api.c: the admin API's /tenants, over the tenant store in Redis.
  * cg_tenants_handle returns 0 when path is not its own; else 1, and done
  * runs exactly once (maybe from inside the call) with the status and the
