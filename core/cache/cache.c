@@ -365,11 +365,15 @@ static void wake(cg_dcache_t *c, cg_dcache_entry_t *e) {
     cg_dcache_waiter_t *w = container_of(l, cg_dcache_waiter_t, link);
     w->cb(w, e);
   }
-  e->flags &= (uint8_t)~F_WAKING;
-  if (e->flags & F_DETACHED)
+  if (e->flags & F_DETACHED) {
+    e->flags &= (uint8_t)~F_WAKING;
     entry_free(c, e);
-  else if (c->count > c->max)
-    evict(c);
+    return;
+  }
+  /* still busy while the bound is enforced: the entry just decided is what
+   * its caller reads next, whatever the cache's size */
+  if (c->count > c->max) evict(c);
+  e->flags &= (uint8_t)~F_WAKING;
 }
 
 void cg_dcache_set(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_override_t *ov, const char *tenant,

@@ -232,6 +232,20 @@ static void rpc_peek(cg_worker_t *w, void *arg) {
 
 /* --- endpoints ------------------------------------------------------------------- */
 
+/* The store the workers share, as /metrics and /cache count it: a hit is a
+ * worker's miss it answered (fresh or stale), a miss a hook run it asked for. */
+static void shared_stats(const admin_t *a, cg_metrics_extra_t *x) {
+  if (!a->n_workers || !a->workers[0].dstore) return;
+  cg_dcache_stats_t st;
+  cg_dstore_stats(a->workers[0].dstore, &st);
+  x->shared = 1;
+  x->shared_entries = st.entries;
+  x->shared_bytes = st.bytes;
+  x->shared_hits = st.hits + st.stale;
+  x->shared_misses = st.misses + st.refreshes;
+  x->shared_evictions = st.evictions;
+}
+
 static void get_metrics(admin_conn_t *c) {
   admin_t *a = c->a;
   cg_metrics_t sum;
@@ -253,16 +267,7 @@ static void get_metrics(admin_conn_t *c) {
     x.cache_evictions += s.cache.evictions;
     x.cache_bytes += s.cache.bytes;
   }
-  if (a->n_workers && a->workers[0].dstore) {
-    cg_dcache_stats_t st;
-    cg_dstore_stats(a->workers[0].dstore, &st);
-    x.shared = 1;
-    x.shared_entries = st.entries;
-    x.shared_bytes = st.bytes;
-    x.shared_hits = st.hits + st.stale;
-    x.shared_misses = st.misses + st.refreshes;
-    x.shared_evictions = st.evictions;
-  }
+  shared_stats(a, &x);
   size_t len = 0;
   char *text = cg_metrics_render(&sum, a->cfg, &x, &len);
   cg_metrics_free(&sum);
@@ -294,8 +299,8 @@ static void get_cache(admin_conn_t *c) {
     t.bytes += s.cache.bytes;
     certs += s.certs.entries;
   }
-  cg_dcache_stats_t st = {0};
-  if (a->n_workers && a->workers[0].dstore) cg_dstore_stats(a->workers[0].dstore, &st);
+  cg_metrics_extra_t x = {0};
+  shared_stats(a, &x);
   reply_json(c, 200,
              "{\"certificates\":%llu,\"entries\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,\"refreshes\":%llu,\"failures\":%llu,"
              "\"evictions\":%llu,\"expired\":%llu,\"bytes\":%llu,\"front_entries_per_worker\":%zu,\"workers\":%d,"
@@ -304,9 +309,9 @@ static void get_cache(admin_conn_t *c) {
              (unsigned long long)certs, (unsigned long long)t.entries, (unsigned long long)t.hits, (unsigned long long)t.misses,
              (unsigned long long)t.stale, (unsigned long long)t.refreshes, (unsigned long long)t.failures,
              (unsigned long long)t.evictions, (unsigned long long)t.expired, (unsigned long long)t.bytes,
-             a->cfg->cache.front_entries, a->n_workers, (unsigned long long)st.entries, (unsigned long long)st.bytes,
-             (unsigned long long)(st.hits + st.stale), (unsigned long long)(st.misses + st.refreshes),
-             (unsigned long long)st.evictions, a->cfg->cache.max_entries);
+             a->cfg->cache.front_entries, a->n_workers, (unsigned long long)x.shared_entries,
+             (unsigned long long)x.shared_bytes, (unsigned long long)x.shared_hits, (unsigned long long)x.shared_misses,
+             (unsigned long long)x.shared_evictions, a->cfg->cache.max_entries);
 }
 
 static void delete_cache(admin_conn_t *c, const query_t *q) {

@@ -10,7 +10,7 @@
 #include "server/internal.h"
 
 typedef struct {
-  const char *origin, *tenant, *cert;
+  const char *tenant, *cert; /* by tenant, by certificate name, or (both NULL) all */
   size_t purged;
 } purge_t;
 
@@ -30,10 +30,9 @@ static void rpc_purge(cg_worker_t *w, void *arg) {
     else p->purged += cg_dcache_purge_origin(w->cert_cache, p->cert, strlen(p->cert));
     return;
   }
-  if (w->cert_cache && !p->origin && !p->tenant) p->purged += cg_dcache_purge_all(w->cert_cache);
+  if (w->cert_cache && !p->tenant) p->purged += cg_dcache_purge_all(w->cert_cache);
   if (!w->dcache || p->cert) return;
-  if (p->origin) p->purged += cg_dcache_purge_origin(w->dcache, p->origin, strlen(p->origin));
-  else if (p->tenant) p->purged += cg_dcache_purge_tenant(w->dcache, p->tenant);
+  if (p->tenant) p->purged += cg_dcache_purge_tenant(w->dcache, p->tenant);
   else p->purged += cg_dcache_purge_all(w->dcache);
 }
 
@@ -44,27 +43,6 @@ static int normalize_origin(const char *origin, char *norm, size_t cap) {
   if (cg_cors_origin_parse(origin, strlen(origin), &o, norm, cap) != 0) return -1;
   norm[o.norm_len] = 0;
   return 0;
-}
-
-long cg_admin_purge(const char *origin, const char *tenant) {
-  int n_workers;
-  cg_worker_t *workers = cg_admin_workers(&n_workers, NULL);
-  char norm[CG_CORS_ORIGIN_MAX + 8];
-  purge_t p = {.origin = origin, .tenant = tenant};
-  if (origin) {
-    if (normalize_origin(origin, norm, sizeof norm) != 0) return -1;
-    p.origin = norm;
-  }
-  /* the shared store first: a worker's cache emptied before it would fill
-   * again from there */
-  cg_dstore_t *st = n_workers ? workers[0].dstore : NULL;
-  if (st) {
-    if (p.origin) p.purged += cg_dstore_purge_origin(st, p.origin, strlen(p.origin));
-    else if (tenant) p.purged += cg_dstore_purge_tenant(st, tenant);
-    else p.purged += cg_dstore_purge_all(st);
-  }
-  for (int i = 0; i < n_workers; i++) cg_worker_rpc(&workers[i], rpc_purge, &p);
-  return (long)p.purged;
 }
 
 typedef struct {
@@ -94,11 +72,29 @@ long cg_admin_purge_origins(const char *const *origins, int n, int *invalid) {
     if (!(p.origins[p.n] = strdup(norm))) break;
     p.n++;
   }
-  cg_dstore_t *st = n_workers ? workers[0].dstore : NULL; /* the store first, as cg_admin_purge */
+  /* the shared store first: a worker's cache emptied before it would fill
+   * again from there */
+  cg_dstore_t *st = n_workers ? workers[0].dstore : NULL;
   for (int i = 0; st && i < p.n; i++) p.purged += cg_dstore_purge_origin(st, p.origins[i], strlen(p.origins[i]));
   for (int i = 0; i < n_workers; i++) cg_worker_rpc(&workers[i], rpc_purge_many, &p);
   for (int i = 0; i < p.n; i++) free(p.origins[i]);
   free(p.origins);
+  return (long)p.purged;
+}
+
+/* One origin is a batch of one. */
+long cg_admin_purge(const char *origin, const char *tenant) {
+  if (origin) {
+    int invalid = 0;
+    long n = cg_admin_purge_origins(&origin, 1, &invalid);
+    return invalid ? -1 : n;
+  }
+  int n_workers;
+  cg_worker_t *workers = cg_admin_workers(&n_workers, NULL);
+  purge_t p = {.tenant = tenant};
+  cg_dstore_t *st = n_workers ? workers[0].dstore : NULL; /* the store first, as above */
+  if (st) p.purged += tenant ? cg_dstore_purge_tenant(st, tenant) : cg_dstore_purge_all(st);
+  for (int i = 0; i < n_workers; i++) cg_worker_rpc(&workers[i], rpc_purge, &p);
   return (long)p.purged;
 }
 

@@ -277,10 +277,8 @@ static int plugins_init(cg_worker_t *w) {
   if (!any && !certs) return 0;
   w->lua = cg_lua_host_new(&w->loop, cfg);
   if (certs && !(w->cert_cache = cg_cert_cache_new(cfg))) return -1;
-  /* with the process-wide store, this cache is its small front (never under
-   * 64: an entry being set must not be what its own eviction picks) */
-  size_t front = w->dstore ? cfg->cache.front_entries : cfg->cache.max_entries;
-  w->dcache = cg_dcache_new(front < 64 ? 64 : front, cfg->cache.stale_limit_ms);
+  /* with the process-wide store, this cache is its small front */
+  w->dcache = cg_dcache_new(w->dstore ? cfg->cache.front_entries : cfg->cache.max_entries, cfg->cache.stale_limit_ms);
   if (cg_plugin_store_open(w) != 0) return -1;
   w->deny_ov = calloc((size_t)cfg->n_routes, sizeof *w->deny_ov);
   w->allow_ov = calloc((size_t)cfg->n_routes, sizeof *w->allow_ov);

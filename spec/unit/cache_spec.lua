@@ -132,6 +132,18 @@ describe("decision cache", function()
     assert.are.equal("FRESH", (get(c, "https://t150.example", 200)))
   end)
 
+  it("keeps the entry just decided while the bound evicts others: its caller reads it next", function()
+    local c = new(1)
+    local _, a = get(c, "https://a.example", 0)
+    local _, b = get(c, "https://b.example", 0) -- two running, over a bound of one
+    C.cg_dcache_set(c, a, 1, nil, "acme", 1000, 1) -- a is the oldest: the bound must not take it here
+    assert.is_true(allow_of(a)) -- read right after (ASan checks)
+    assert.are.equal("acme", tenant_of(a))
+    C.cg_dcache_set(c, b, 0, nil, nil, 1000, 2)
+    assert.is_false(allow_of(b))
+    assert.are.equal(1, tonumber(stats(c).entries))
+  end)
+
   it("never frees an entry whose hook is running; a purge detaches it until the hook reports", function()
     local c = new(2)
     local pending = {}
