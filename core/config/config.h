@@ -126,6 +126,7 @@ typedef struct cg_listener_conf {
   struct cg_tls_ctx *tls_ctx; /* its certificates, loaded and checked; NULL: plain HTTP */
   char *hsts;                 /* "Strict-Transport-Security: ...\r\n" for its responses; NULL: none */
   int index;                  /* in cfg->listeners */
+  int http2;                  /* HTTP/2: by ALPN on TLS, with prior knowledge (h2c) on plain HTTP */
   /* tls.plugin: certificates for the names no file covers, from a Lua hook */
   char *cert_plugin, *cert_plugin_file;
   char *cert_plugin_conf; /* plugin_config as Lua source of a table */

@@ -184,6 +184,7 @@ static void load_entry(lua_State *L, int idx, cg_config_t *c, const char *path, 
   cg_listener_conf_t *l = &c->listeners[c->n_listeners];
   const char *addr = NULL;
   int entry_t = 0;
+  int http2 = -1; /* -1: as the listener's kind has it (on with TLS, off without) */
   if (lua_type(L, idx) == LUA_TSTRING) {
     addr = lua_tostring(L, idx);
   } else if (lua_istable(L, idx)) {
@@ -192,9 +193,9 @@ static void load_entry(lua_State *L, int idx, cg_config_t *c, const char *path, 
     addr = string_field(L, idx, "address", path, d);
     if (!addr) cg_diag_error(d, path, "address: required (\"host:port\")");
     lua_getfield(L, idx, "http2");
-    if (lua_toboolean(L, -1))
-      cg_diag_error(d, path, "http2: HTTP/2 is not supported yet; leave it out (HTTP/1.1 is served)");
-    else if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    if (lua_type(L, -1) == LUA_TBOOLEAN)
+      http2 = lua_toboolean(L, -1);
+    else if (!lua_isnil(L, -1))
       cg_diag_error(d, path, "http2: expected a boolean, got %s", luaL_typename(L, -1));
     lua_pop(L, 1);
   } else {
@@ -220,11 +221,14 @@ static void load_entry(lua_State *L, int idx, cg_config_t *c, const char *path, 
   }
   l->address = dup_or_die(addr);
   l->index = c->n_listeners++;
+  l->tls.h2 = http2 != 0; /* ALPN offers h2 unless it is turned off */
   if (entry_t) {
     lua_getfield(L, entry_t, "tls"); /* stack: tls */
     if (!lua_isnil(L, -1)) load_tls(L, lua_gettop(L), l, path, d);
     lua_pop(L, 1);
   }
+  /* TLS: h2 by ALPN unless turned off; plain: h2c with prior knowledge only when asked */
+  l->http2 = l->tls_ctx ? http2 != 0 : http2 == 1;
 }
 
 /* The list at idx holds entries 1..n only: a stray key ("tls = ..." beside

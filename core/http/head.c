@@ -333,3 +333,64 @@ int cg_head_set_host(cg_head_t *h, uint32_t off, uint32_t len) {
   h->hdrs[i].val_len = len;
   return 0;
 }
+
+/* --- whole strings -------------------------------------------------------- */
+
+/* Stores a string handed over whole (HTTP/2's decoded fields), NUL-ended,
+ * where the next string of the store begins. */
+static int put(cg_head_t *h, const char *at, size_t len, uint32_t *off) {
+  size_t pos = h->len + (h->len > 0);
+  if (pos + len + 1 > h->max_bytes || room(h, pos + len + 1) < 0) {
+    h->overflow = 1;
+    return -1;
+  }
+  if (len) memcpy(h->buf + pos, at, len);
+  h->buf[pos + len] = 0;
+  h->len = pos + len;
+  *off = (uint32_t)pos;
+  return 0;
+}
+
+int cg_head_put_method(cg_head_t *h, const char *at, size_t len) {
+  if (put(h, at, len, &h->method_off) < 0) return -1;
+  h->method_len = (uint32_t)len;
+  return 0;
+}
+
+int cg_head_put_url(cg_head_t *h, const char *at, size_t len) {
+  if (put(h, at, len, &h->url_off) < 0) return -1;
+  h->url_len = (uint32_t)len;
+  return 0;
+}
+
+int cg_head_put_string(cg_head_t *h, const char *at, size_t len, uint32_t *off) { return put(h, at, len, off); }
+
+int cg_head_put_header(cg_head_t *h, const char *name, size_t name_len, const char *value, size_t value_len) {
+  if (h->n >= h->max_headers) {
+    h->overflow = 2;
+    return -1;
+  }
+  if (h->n == h->hcap) {
+    int cap = h->hcap ? h->hcap * 2 : 16;
+    if (cap > h->max_headers) cap = h->max_headers;
+    cg_hdr_t *p = realloc(h->hdrs, (size_t)cap * sizeof *p);
+    if (!p) {
+      h->overflow = 2;
+      return -1;
+    }
+    h->hdrs = p;
+    h->hcap = cap;
+  }
+  cg_hdr_t x = {0};
+  if (put(h, name, name_len, &x.name_off) < 0 || put(h, value, value_len, &x.val_off) < 0) return -1;
+  x.name_len = (uint32_t)name_len;
+  x.val_len = (uint32_t)value_len;
+  x.id = classify(h->buf + x.name_off, name_len);
+  h->hdrs[h->n++] = x;
+  if (x.id != CG_H_OTHER) {
+    if (!h->first[x.id]) h->first[x.id] = (uint16_t)h->n;
+    else h->multi |= 1u << x.id;
+  }
+  h->in_value = h->value_complete = 1;
+  return 0;
+}

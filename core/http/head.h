@@ -84,6 +84,14 @@ int cg_head_on_value(cg_head_t *h, const char *at, size_t len);
 void cg_head_on_value_complete(cg_head_t *h);
 /* Copies what the current read holds of the head into the store. */
 void cg_head_sync(cg_head_t *h);
+/* The same for a protocol that hands strings over whole (HTTP/2's decoded
+ * fields): each is copied at once. 0, or -1 when the head would pass its
+ * bounds (overflow says which). */
+int cg_head_put_method(cg_head_t *h, const char *at, size_t len);
+int cg_head_put_url(cg_head_t *h, const char *at, size_t len);
+int cg_head_put_header(cg_head_t *h, const char *name, size_t name_len, const char *value, size_t value_len);
+/* A string that is no header (HTTP/2's :authority), stored at *off. */
+int cg_head_put_string(cg_head_t *h, const char *at, size_t len, uint32_t *off);
 /* Rewrites an absolute-form http(s) target (RFC 9112 3.2.2) into origin-form
  * in place, and says where its authority now lies in buf. 0, or -1 when the
  * target is not one (another scheme, no host, userinfo, a bad port). The head

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <strings.h>
 
+#include "server/h2.h"
 #include "server/internal.h"
 #include "util/authority.h"
 #include "util/log.h"
@@ -27,7 +28,6 @@ static llhttp_settings_t settings;
 static uv_once_t settings_once = UV_ONCE_INIT;
 
 static void conn_parse(cg_conn_t *c, const char *data, size_t len);
-static void conn_set_timeout(cg_conn_t *c, uint64_t ms);
 static void on_timer(uv_timer_t *t);
 static int dispatch(cg_conn_t *c);
 static int append_pending(cg_conn_t *c, const char *at, size_t len);
@@ -41,7 +41,7 @@ static int on_message_begin(llhttp_t *p) {
     c->trimmed = 0;
     c->x.req.t_start = uv_now(&c->w->loop);
     /* counts from the first byte of the request, not from each read */
-    conn_set_timeout(c, c->w->cfg->timeouts.head);
+    cg_conn_set_timeout(c, c->w->cfg->timeouts.head);
   }
   return 0;
 }
@@ -211,35 +211,9 @@ static int on_headers_complete(llhttp_t *p) {
   return dispatch(c);
 }
 
-/* After the route: the CORS answer (waiting for a plugin decision when the
- * cache has none), then who answers. Returns 0 (the body is read here and a
- * local answer goes at its end) or HPE_PAUSED (something will resume us). */
-static int dispatch(cg_conn_t *c) {
-  cg_req_t *r = &c->x.req;
-  if (r->route && r->route->plugin && !r->plugin_asked) {
-    r->plugin_asked = 1;
-    if (cg_plugin_decide(&c->x)) return HPE_PAUSED; /* cg_conn_dispatch runs when it is decided */
-  }
-  cg_cors_decide(&c->x, 0);
-  /* A refused preflight is answered here and never forwarded: the upstream
-   * must not see it. Its status is 403, or on a debug route the allowed
-   * one when the answer names the refused method or header. */
-  if (r->cors.kind == CG_CORS_PREFLIGHT_REFUSED ||
-      (r->cors.kind == CG_CORS_PREFLIGHT_ALLOWED && !r->cors.preflight_continue)) {
-    r->kind = CG_REQ_LOCAL;
-    r->local_status = r->cors.status;
-    cg_metrics_preflight(&c->w->metrics, r->route->index, r->cors.status, r->cors.kind == CG_CORS_PREFLIGHT_REFUSED);
-    return 0;
-  }
-  if (r->route && r->route->kind == CG_ROUTE_PROXY) {
-    r->kind = CG_REQ_PROXY;
-    cg_proxy_start(&c->x);
-    return HPE_PAUSED; /* resumed by the proxy once the upstream can take the body */
-  }
-  r->kind = CG_REQ_LOCAL;
-  if (r->expect_continue) c->x.ops->send_continue(&c->x);
-  return 0;
-}
+/* After the route (cg_dispatch): 0, the body is read here and a local
+ * answer goes at its end; HPE_PAUSED, something will resume us. */
+static int dispatch(cg_conn_t *c) { return cg_dispatch(&c->x) ? HPE_PAUSED : 0; }
 
 void cg_conn_dispatch(cg_conn_t *c) {
   if (c->state == CG_CONN_CLOSING) return;
@@ -306,7 +280,7 @@ static void init_settings(void) {
  * the libuv timer may be due before it, never after; when it fires early it
  * re-arms itself for the rest. In steady keep-alive traffic a connection's
  * timer then moves about once per head timeout, not three times a request. */
-static void conn_set_timeout(cg_conn_t *c, uint64_t ms) {
+void cg_conn_set_timeout(cg_conn_t *c, uint64_t ms) {
   if (!ms) {
     c->deadline = 0;
     return;
@@ -337,6 +311,11 @@ static void on_timer(uv_timer_t *t) {
   cg_req_t *r = &c->x.req;
   if (!c->deadline) return;
   uint64_t now = uv_now(&c->w->loop);
+  if (c->h2 && now >= c->deadline) {
+    c->deadline = 0;
+    cg_h2_on_timer(c);
+    return;
+  }
   if (now < c->deadline) {
     if (!c->trimmed) conn_trim(c);
     c->timer_due = c->deadline;
@@ -368,6 +347,10 @@ void cg_conn_arm_timer(cg_conn_t *c) {
   const cg_timeouts_t *to = &c->w->cfg->timeouts;
   uint64_t ms = 0;
   if (c->handshaking) return; /* the head timeout set at the accept runs on */
+  if (c->h2) {
+    cg_h2_arm_timer(c);
+    return;
+  }
   switch (c->state) {
   case CG_CONN_IDLE:
     ms = to->idle;
@@ -385,7 +368,7 @@ void cg_conn_arm_timer(cg_conn_t *c) {
   case CG_CONN_CLOSING:
     break;
   }
-  conn_set_timeout(c, ms);
+  cg_conn_set_timeout(c, ms);
   if (c->state == CG_CONN_IDLE && !c->trimmed && ms > TRIM_MS) {
     /* the timer fires early once, to trim (on_timer re-arms for the deadline) */
     uint64_t due = uv_now(&c->w->loop) + TRIM_MS;
@@ -422,6 +405,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 void cg_conn_peer_closed(cg_conn_t *c) {
+  if (c->h2) {
+    cg_conn_close(c); /* its streams cannot be answered on a half-closed HTTP/2 connection's terms */
+    return;
+  }
   if (c->state == CG_CONN_ACTIVE && (c->x.req.msg_complete || !c->x.req.has_body) && !c->x.req.resp_done) {
     /* The client half-closed after a complete request: answer, then close. */
     c->keep_alive = 0;
@@ -432,7 +419,32 @@ void cg_conn_peer_closed(cg_conn_t *c) {
   cg_conn_close(c);
 }
 
+/* HTTP/2 with prior knowledge (RFC 9113 3.3) on a plain listener that
+ * allows it: the connection's first bytes are the client's preface. */
+static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static int h2c_preface(const cg_conn_t *c, const char *data, size_t n) {
+  size_t m = n < sizeof PREFACE - 1 ? n : sizeof PREFACE - 1;
+  /* three bytes tell it from every HTTP/1.1 method (PROPFIND, PUT...) */
+  return !c->tls && m >= 3 && c->w->cfg->listeners[c->listener].http2 && memcmp(data, PREFACE, m) == 0;
+}
+
 void cg_conn_input(cg_conn_t *c, const char *data, size_t n) {
+  if (c->h2) {
+    cg_h2_input(c, data, n);
+    return;
+  }
+  if (!c->h2_checked) {
+    c->h2_checked = 1;
+    if (h2c_preface(c, data, n)) {
+      if (cg_h2_start(c) < 0) {
+        cg_conn_close(c);
+        return;
+      }
+      cg_h2_input(c, data, n);
+      return;
+    }
+  }
   if (c->paused) {
     if (append_pending(c, data, n) < 0) return;
     if (c->pending_len >= PENDING_MAX) cg_conn_update_reading(c);
@@ -614,6 +626,7 @@ void cg_conn_response_done(cg_conn_t *c) {
  * meanwhile waits in the kernel and nothing is lost or closed. */
 void cg_conn_migrate_if_idle(cg_conn_t *c) {
   cg_worker_t *w = c->w;
+  if (c->h2) return; /* its session cannot move: it is drained (GOAWAY) where it is */
   /* a TLS handshake under way stays (its SNI callback belongs to the old
    * config): it moves once done (cg_conn_tls_received); so do records read
    * but not yet decrypted */
@@ -643,6 +656,7 @@ static void on_close(uv_handle_t *h) {
   cg_conn_t *c = h->data;
   if (--c->handles_open > 0) return;
   cg_worker_t *w = c->w;
+  cg_h2_free(c);
   cg_head_free(&c->x.head);
   cg_buf_free(&c->obuf);
   cg_cors_hdrs_release(w, &c->x.req);
@@ -661,6 +675,7 @@ void cg_conn_close(cg_conn_t *c) {
   cg_plugin_cancel(&c->x);
   cg_cert_cancel(c);
   if (c->x.req.kind == CG_REQ_PROXY) cg_proxy_client_gone(&c->x);
+  if (c->h2) cg_h2_close(c);
   cg_list_remove(&c->link);
   cg_conn_tls_close(c, graceful);
   uv_close((uv_handle_t *)&c->timer, on_close);
@@ -668,6 +683,10 @@ void cg_conn_close(cg_conn_t *c) {
 }
 
 void cg_conn_drain(cg_conn_t *c) {
+  if (c->h2) {
+    cg_h2_drain(c);
+    return;
+  }
   if (c->w->successor) {
     cg_conn_migrate_if_idle(c); /* a busy one moves after its current response */
     return;
@@ -739,6 +758,6 @@ static void conn_start(cg_worker_t *w, cg_listener_t *l, cg_handover_t h) {
   c->state = CG_CONN_IDLE;
   /* a TLS handshake is bounded like a request head: a client that sends
    * half a ClientHello and waits is closed like a slowloris */
-  if (c->handshaking) conn_set_timeout(c, w->cfg->timeouts.head);
+  if (c->handshaking) cg_conn_set_timeout(c, w->cfg->timeouts.head);
   cg_conn_update_reading(c);
 }

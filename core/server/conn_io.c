@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/h2.h"
 #include "server/internal.h"
 #include "util/log.h"
 
@@ -42,7 +43,8 @@ static void on_write(uv_write_t *wr, int status) {
   if (c->send_blocked && cg_conn_write_queue(c) < SEND_LOW_WATER) {
     c->send_blocked = 0;
     cg_conn_arm_timer(c);
-    cg_proxy_client_drained(&c->x);
+    if (c->h2) cg_h2_drained(c);
+    else cg_proxy_client_drained(&c->x);
   }
 }
 
@@ -153,6 +155,10 @@ static void tls_process(cg_conn_t *c) {
     c->handshaking = 0;
     c->x.tls = cg_tls_version(c->tls);
     cg_metrics_tls_handshake(&w->metrics, c->x.tls, cg_tls_resumed(c->tls));
+    if (strcmp(cg_tls_alpn(c->tls), "h2") == 0 && cg_h2_start(c) < 0) {
+      cg_conn_close(c);
+      return;
+    }
     cg_conn_arm_timer(c); /* the idle timeout, until the first request */
   }
   for (;;) {

@@ -109,12 +109,7 @@ static void h1_respond(cg_exchange_t *x, int status, const char *headers, size_t
   char storage[2048];
   cg_buf_t b = CG_BUF_ON(storage);
   status_line(&b, status);
-  cg_worker_date(c->w);
-  cg_buf_add(&b, c->w->date, c->w->date_len);
-  if (headers_len) cg_buf_add(&b, headers, headers_len);
-  const char *hsts = c->w->cfg->listeners[c->listener].hsts;
-  if (hsts) cg_buf_adds(&b, hsts);
-  cg_respond_cors_headers(x, &b, NULL);
+  cg_respond_own_lines(x, &b, headers, headers_len, c->w->cfg->listeners[c->listener].hsts);
   if (status >= 200 && status != 204 && status != 304) {
     cg_buf_adds(&b, "Content-Length: ");
     cg_buf_addu(&b, body_len);
@@ -126,14 +121,6 @@ static void h1_respond(cg_exchange_t *x, int status, const char *headers, size_t
   cg_conn_write2(c, b.data, b.len, body, send_body ? body_len : 0);
   cg_buf_free(&b);
   cg_conn_response_done(c);
-}
-
-static int upstream_sets_hsts(const cg_head_t *uh) {
-  static const char name[] = "strict-transport-security";
-  for (int i = 0; i < uh->n; i++)
-    if (cg_ascii_ieq(cg_head_name(uh, i), uh->hdrs[i].name_len, name, sizeof name - 1))
-      return 1;
-  return 0;
 }
 
 /* The upstream's head, decorated: what cg_exchange_keep_upstream_header
@@ -152,17 +139,7 @@ static int h1_response_head(cg_exchange_t *x, int status, const cg_head_t *uh, i
   else
     cg_buf_adds(&b, cg_status_reason(status));
   cg_buf_add(&b, "\r\n", 2);
-  for (int i = 0; i < uh->n; i++) {
-    if (!cg_exchange_keep_upstream_header(x, uh, i, no_body)) continue;
-    cg_buf_add(&b, cg_head_name(uh, i), uh->hdrs[i].name_len);
-    cg_buf_add(&b, ": ", 2);
-    cg_buf_add(&b, cg_head_value(uh, i), uh->hdrs[i].val_len);
-    cg_buf_add(&b, "\r\n", 2);
-  }
-  cg_plugin_expose(x, uh, status);
-  const char *hsts = c->w->cfg->listeners[c->listener].hsts;
-  if (hsts && !upstream_sets_hsts(uh)) cg_buf_adds(&b, hsts); /* an upstream's own policy wins */
-  cg_respond_cors_headers(x, &b, uh);
+  cg_respond_upstream_lines(x, &b, status, uh, no_body, c->w->cfg->listeners[c->listener].hsts);
   if (!no_body) {
     if (content_length >= 0) {
       cg_buf_adds(&b, "Content-Length: ");

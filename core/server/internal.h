@@ -106,6 +106,8 @@ typedef struct cg_worker {
   uv_cond_t rpc_cv;
   cg_rpc_t *rpc_head;
   int rpc_closed; /* the loop is ending: calls fail at once */
+  cg_list_t h2_flush; /* HTTP/2 connections whose output is owed (server/h2.h) */
+  uv_idle_t h2_idle;  /* sends it, active while some is owed */
   char date[40]; /* "Date: ...\r\n" for gateway-made responses, refreshed once a second */
   size_t date_len;
   uint64_t date_sec;
@@ -182,6 +184,8 @@ typedef struct cg_conn {
   int send_blocked; /* the upstream read is stopped until this client drains */
   int corked;       /* writes collect in obuf and leave in one write at uncork */
   int trimmed;      /* idle, its buffers given back (conn_trim) */
+  int h2_checked;   /* the first bytes were looked at for HTTP/2's preface */
+  struct cg_h2 *h2; /* HTTP/2 (server/h2.h): the session that takes the bytes; NULL: HTTP/1.1 */
   cg_buf_t obuf;
 } cg_conn_t;
 
@@ -204,6 +208,8 @@ void cg_conn_update_reading(cg_conn_t *c);
 void cg_conn_drain(cg_conn_t *c); /* graceful shutdown: close when idle */
 /* Arms the timeout the connection's state calls for. */
 void cg_conn_arm_timer(cg_conn_t *c);
+/* The timeout in force from now (0: none). */
+void cg_conn_set_timeout(cg_conn_t *c, uint64_t ms);
 /* Bytes the client sent (decrypted, for TLS): parsed, or kept while paused. */
 void cg_conn_input(cg_conn_t *c, const char *data, size_t n);
 /* The client closed its side (or sent TLS's close_notify). */
@@ -227,6 +233,15 @@ const char *cg_status_reason(int status);
 void cg_worker_date(cg_worker_t *w);
 
 /* respond.c: the gateway's own answers, through x->ops->respond. */
+/* The header lines of a response of the gateway's own, whatever the
+ * protocol frames them in: Date, headers (lines of the caller's), the
+ * listener's HSTS line (NULL: none), the CORS lines. */
+void cg_respond_own_lines(cg_exchange_t *x, cg_buf_t *b, const char *headers, size_t headers_len, const char *hsts);
+/* The header lines of a proxied response: the upstream's that go on (uh),
+ * the plugin's per-response Expose-Headers, HSTS unless the upstream set
+ * its own, the CORS lines with the merged Vary. */
+void cg_respond_upstream_lines(cg_exchange_t *x, cg_buf_t *b, int status, const cg_head_t *uh, int no_body,
+                               const char *hsts);
 void cg_respond_error(cg_exchange_t *x, int status, const char *message);
 /* The same, the message after a literal prefix of ours (not escaped). */
 void cg_respond_error2(cg_exchange_t *x, int status, const char *prefix, const char *message);
@@ -300,6 +315,11 @@ cg_dcache_t *cg_cert_cache_new(const cg_config_t *cfg);
 void cg_plugin_expose(cg_exchange_t *x, const cg_head_t *upstream_head, int status);
 /* conn.c: goes on with a request whose decision just arrived. */
 void cg_conn_dispatch(cg_conn_t *c);
+
+/* dispatch.c: after the route, who answers x. 1: it waits (for a plugin's
+ * decision: x->ops->decided follows; for the upstream: body_resume
+ * follows); 0: a local answer, sent at the request's end (cg_respond_local). */
+int cg_dispatch(cg_exchange_t *x);
 
 /* router.c */
 const cg_route_t *cg_route_match(const cg_config_t *cfg, const char *host, size_t host_len,

@@ -38,6 +38,36 @@ static void json_string(cg_buf_t *b, const char *s, size_t n) {
 
 void cg_buf_json(cg_buf_t *b, const char *s, size_t n) { json_string(b, s, n); }
 
+void cg_respond_own_lines(cg_exchange_t *x, cg_buf_t *b, const char *headers, size_t headers_len, const char *hsts) {
+  cg_worker_date(x->w);
+  cg_buf_add(b, x->w->date, x->w->date_len);
+  if (headers_len) cg_buf_add(b, headers, headers_len);
+  if (hsts) cg_buf_adds(b, hsts);
+  cg_respond_cors_headers(x, b, NULL);
+}
+
+static int upstream_sets_hsts(const cg_head_t *uh) {
+  static const char name[] = "strict-transport-security";
+  for (int i = 0; i < uh->n; i++)
+    if (cg_ascii_ieq(cg_head_name(uh, i), uh->hdrs[i].name_len, name, sizeof name - 1))
+      return 1;
+  return 0;
+}
+
+void cg_respond_upstream_lines(cg_exchange_t *x, cg_buf_t *b, int status, const cg_head_t *uh, int no_body,
+                               const char *hsts) {
+  for (int i = 0; i < uh->n; i++) {
+    if (!cg_exchange_keep_upstream_header(x, uh, i, no_body)) continue;
+    cg_buf_add(b, cg_head_name(uh, i), uh->hdrs[i].name_len);
+    cg_buf_add(b, ": ", 2);
+    cg_buf_add(b, cg_head_value(uh, i), uh->hdrs[i].val_len);
+    cg_buf_add(b, "\r\n", 2);
+  }
+  cg_plugin_expose(x, uh, status);
+  if (hsts && !upstream_sets_hsts(uh)) cg_buf_adds(b, hsts); /* an upstream's own policy wins */
+  cg_respond_cors_headers(x, b, uh);
+}
+
 void cg_respond_error(cg_exchange_t *x, int status, const char *message) {
   cg_respond_error2(x, status, "", message);
 }

@@ -175,6 +175,7 @@ static void finish_if_drained(cg_worker_t *w) {
   plugins_free(w);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer)) uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
   if (!uv_is_closing((uv_handle_t *)&w->wake)) uv_close((uv_handle_t *)&w->wake, on_handle_closed);
+  if (!uv_is_closing((uv_handle_t *)&w->h2_idle)) uv_close((uv_handle_t *)&w->h2_idle, on_handle_closed);
 }
 
 void cg_worker_conn_closed(cg_worker_t *w) {
@@ -332,6 +333,8 @@ int cg_worker_init_fd(cg_worker_t *w, int id, const cg_config_t *cfg, const int 
   uv_mutex_init(&w->rpc_mu);
   uv_cond_init(&w->rpc_cv);
   uv_timer_init(&w->loop, &w->drain_timer);
+  cg_list_init(&w->h2_flush);
+  uv_idle_init(&w->loop, &w->h2_idle);
   w->proxy = cg_proxy_new(&w->loop, cfg, (unsigned)w->id, w->rbuf, sizeof w->rbuf, on_upstream_error, w);
   if (!w->proxy) return -2; /* the loop is whole: it runs only to stop */
   return plugins_init(w) == 0 ? 0 : -2;

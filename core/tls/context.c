@@ -18,7 +18,8 @@
 
 static const char SUITES_13[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 /* ALPN, in the server's order of preference (wire format: length-prefixed). */
-static const unsigned char ALPN[] = "\x08http/1.1";
+static const unsigned char ALPN_H1[] = "\x08http/1.1";
+static const unsigned char ALPN_H2[] = "\x02h2\x08http/1.1";
 
 enum { EXPIRY_WARN_DAYS = 14 };
 
@@ -93,10 +94,13 @@ static int same_names(char **a, int na, char **b, int nb) {
  * on without ALPN (the client may still speak HTTP/1.1). */
 static int on_alpn(SSL *s, const unsigned char **out, unsigned char *outlen, const unsigned char *in, unsigned int inlen,
                    void *arg) {
-  (void)s, (void)arg;
+  (void)s;
   unsigned char *sel;
   unsigned char sel_len;
-  if (SSL_select_next_proto(&sel, &sel_len, ALPN, sizeof ALPN - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+  const unsigned char *ours = arg ? ALPN_H2 : ALPN_H1;
+  unsigned ours_len = arg ? sizeof ALPN_H2 - 1 : sizeof ALPN_H1 - 1;
+  /* the server's preference decides (RFC 7301 3.2): h2 when the client offers it */
+  if (SSL_select_next_proto(&sel, &sel_len, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = sel;
   *outlen = sel_len;
@@ -189,7 +193,7 @@ static int on_client_hello(SSL *s, int *alert, void *arg) {
   return SSL_CLIENT_HELLO_RETRY;
 }
 
-static SSL_CTX *new_ssl_ctx(int min_version) {
+static SSL_CTX *new_ssl_ctx(int min_version, int h2) {
   SSL_CTX *c = SSL_CTX_new(TLS_server_method());
   if (!c) return NULL;
   int ok = SSL_CTX_set_min_proto_version(c, min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION) &&
@@ -204,7 +208,7 @@ static SSL_CTX *new_ssl_ctx(int min_version) {
   /* resumption by tickets only: a session cache would be one per worker */
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_tlsext_ticket_key_evp_cb(c, cg_tls_ticket_cb);
-  SSL_CTX_set_alpn_select_cb(c, on_alpn, NULL);
+  SSL_CTX_set_alpn_select_cb(c, on_alpn, h2 ? (void *)ALPN_H2 : NULL);
   SSL_CTX_set_keylog_callback(c, cg_tls_keylog_cb);
   if (!ok) {
     SSL_CTX_free(c);
@@ -269,7 +273,7 @@ static int load_one(cg_tls_ctx_t *t, const cg_tls_conf_t *conf, int idx, const c
     t->groups = grown;
     g = &t->groups[t->n_groups];
     memset(g, 0, sizeof *g);
-    g->ssl = new_ssl_ctx(conf->min_version);
+    g->ssl = new_ssl_ctx(conf->min_version, conf->h2);
     if (!g->ssl || set_sid_ctx(g->ssl, conf->address, names, n_names) < 0) goto oom;
     t->n_groups++;
     g->names = names;
@@ -308,7 +312,7 @@ cg_tls_ctx_t *cg_tls_ctx_new(const cg_tls_conf_t *conf, const char *path, cg_dia
   if (t->n_groups == 0 && conf->cert_hook && d->errors == errors) {
     /* only the hook's certificates: a base without one, for the handshakes to start on */
     t->groups = calloc(1, sizeof *t->groups);
-    if (t->groups && (t->groups[0].ssl = new_ssl_ctx(conf->min_version)) != NULL) t->n_groups = 1; /* freed with t */
+    if (t->groups && (t->groups[0].ssl = new_ssl_ctx(conf->min_version, conf->h2)) != NULL) t->n_groups = 1; /* freed with t */
     if (!t->n_groups || set_sid_ctx(t->groups[0].ssl, conf->address, NULL, 0) < 0)
       cg_diag_error(d, path, "out of memory");
   }

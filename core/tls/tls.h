@@ -8,7 +8,7 @@
  *
  * The policy is fixed, not configured: TLS 1.2 (or 1.3 with min_version) and
  * up, AEAD ciphers with forward secrecy only, the server's order, no
- * compression, no renegotiation, ALPN http/1.1; session tickets whose keys
+ * compression, no renegotiation, ALPN h2 (unless a listener turns HTTP/2 off) and http/1.1; session tickets whose keys
  * rotate every hour and are shared by every context of the process, so a
  * session resumes on any worker and across reloads. */
 #include <stddef.h>
@@ -28,6 +28,7 @@ typedef struct cg_tls_conf {
   int n_certs;     /* may be 0 with a certificate hook */
   int min_version; /* 12 or 13 */
   int cert_hook;   /* names no certificate covers are asked of a hook (CG_TLS_WANT_CERT) */
+  int h2;          /* ALPN offers h2 before http/1.1 */
 } cg_tls_conf_t;
 
 typedef struct cg_tls_ctx cg_tls_ctx_t;
