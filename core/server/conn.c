@@ -23,6 +23,9 @@
  * waiting for its upstream). Reading goes on up to this bound, so a paused
  * request costs no epoll_ctl round trip. */
 #define PENDING_MAX (64 * 1024)
+/* How long, and how much, a lingering close reads before it closes anyway. */
+#define LINGER_MS 2000
+#define LINGER_BYTES (1024 * 1024)
 
 static llhttp_settings_t settings;
 static uv_once_t settings_once = UV_ONCE_INIT;
@@ -311,6 +314,10 @@ static void on_timer(uv_timer_t *t) {
   cg_req_t *r = &c->x.req;
   if (!c->deadline) return;
   uint64_t now = uv_now(&c->w->loop);
+  if (c->lingering && now >= c->deadline) {
+    cg_conn_close(c);
+    return;
+  }
   if (c->h2 && now >= c->deadline) {
     c->deadline = 0;
     cg_h2_on_timer(c);
@@ -346,7 +353,7 @@ static void on_timer(uv_timer_t *t) {
 void cg_conn_arm_timer(cg_conn_t *c) {
   const cg_timeouts_t *to = &c->w->cfg->timeouts;
   uint64_t ms = 0;
-  if (c->handshaking) return; /* the head timeout set at the accept runs on */
+  if (c->handshaking || c->lingering) return; /* the head timeout set at the accept (or the linger's) runs on */
   if (c->h2) {
     cg_h2_arm_timer(c);
     return;
@@ -400,12 +407,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (buf->base == c->w->rbuf) c->w->rbuf_busy = 0; /* parsing copies what it keeps */
   if (nread == 0) return;
   if (nread < 0) cg_conn_peer_closed(c);
+  else if (c->lingering && (c->lingered += (uint64_t)nread) > LINGER_BYTES) cg_conn_close(c);
+  else if (c->lingering) return;
   else if (c->tls) cg_conn_tls_received(c, buf->base, (size_t)nread);
   else cg_conn_input(c, buf->base, (size_t)nread);
 }
 
 void cg_conn_peer_closed(cg_conn_t *c) {
-  if (c->h2) {
+  if (c->h2 || c->lingering) {
     cg_conn_close(c); /* its streams cannot be answered on a half-closed HTTP/2 connection's terms */
     return;
   }
@@ -430,6 +439,7 @@ static int h2c_preface(const cg_conn_t *c, const char *data, size_t n) {
 }
 
 void cg_conn_input(cg_conn_t *c, const char *data, size_t n) {
+  if (c->lingering) return;
   if (c->h2) {
     cg_h2_input(c, data, n);
     return;
@@ -693,6 +703,26 @@ void cg_conn_drain(cg_conn_t *c) {
   }
   if (c->state == CG_CONN_IDLE && c->pending_len == 0 && !c->paused) cg_conn_close(c);
   else c->keep_alive = 0;
+}
+
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+void cg_conn_linger(cg_conn_t *c) {
+  if (c->state == CG_CONN_CLOSING || c->lingering) return;
+  c->lingering = 1;
+  uv_shutdown_t *req = malloc(sizeof *req);
+  /* the FIN follows what is queued (libuv waits for the writes) */
+  if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    cg_conn_close(c);
+    return;
+  }
+  if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+  cg_conn_set_timeout(c, LINGER_MS);
 }
 
 static void conn_start(cg_worker_t *w, cg_listener_t *l, cg_handover_t h);

@@ -31,6 +31,12 @@
 /* A header list decoded past this many times max_head_bytes is a bomb: the
  * connection goes (one just over max_head_bytes gets 431). */
 #define BOMB_FACTOR 4
+/* Streams the client may reset before their answer (Rapid Reset,
+ * CVE-2023-44487): a bucket of RESETS_BURST, refilled RESETS_PER_S a second.
+ * Each such stream cost a dispatch, maybe an upstream request. (nghttp2's
+ * own bound, set higher, would say INTERNAL_ERROR.) */
+#define RESETS_BURST 200
+#define RESETS_PER_S 33
 /* Between the shutdown notice and the last GOAWAY: requests already on their
  * way are still taken. */
 #define DRAIN_NOTICE_MS 1000
@@ -120,11 +126,30 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
   return 0;
 }
 
+/* One more stream the client gave up on: whether the bucket still has room. */
+static int rapid_reset_ok(cg_h2_t *h2) {
+  uint64_t now = uv_now(&h2->c->w->loop);
+  if (!h2->resets_at) {
+    h2->resets_at = now;
+    h2->resets = RESETS_BURST;
+  }
+  uint64_t refill = (now - h2->resets_at) * RESETS_PER_S / 1000;
+  if (refill) {
+    h2->resets = h2->resets + refill > RESETS_BURST ? RESETS_BURST : h2->resets + (uint32_t)refill;
+    h2->resets_at = now;
+  }
+  if (h2->resets == 0) return 0;
+  h2->resets--;
+  return 1;
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *arg) {
   cg_h2_t *h2 = arg;
   (void)code;
   cg_h2_stream_t *st = stream_of(ng, id);
   if (!st) return 0;
+  if (code != NGHTTP2_NO_ERROR && !st->x.req.resp_done && !rapid_reset_ok(h2))
+    terminate(h2, NGHTTP2_ENHANCE_YOUR_CALM, "streams reset faster than they are answered (Rapid Reset)");
   nghttp2_session_set_stream_user_data(ng, id, NULL);
   cg_h2_stream_closed(st);
   cg_h2_stream_free(st);
@@ -166,7 +191,7 @@ static void init(void) {
   nghttp2_option_set_max_outbound_ack(options, 1000);    /* SETTINGS and PING floods */
   nghttp2_option_set_max_settings(options, 32);          /* entries in one SETTINGS frame */
   nghttp2_option_set_max_continuations(options, 8);      /* CONTINUATION flood (CVE-2024-27316) */
-  nghttp2_option_set_stream_reset_rate_limit(options, 200, 33); /* Rapid Reset (CVE-2023-44487) */
+  nghttp2_option_set_stream_reset_rate_limit(options, 4 * RESETS_BURST, 4 * RESETS_PER_S); /* a backstop */
   nghttp2_option_set_max_deflate_dynamic_table_size(options, 4096);
 }
 
@@ -209,9 +234,13 @@ void cg_h2_input(cg_conn_t *c, const char *data, size_t n) {
   ssize_t rv = nghttp2_session_mem_recv(h2->ng, (const uint8_t *)data, n);
   if (c->state == CG_CONN_CLOSING) return;
   if (rv < 0) {
-    /* nghttp2 queued the GOAWAY its error calls for (a bad preface, a
-     * connection error, a flood it bounds) */
+    /* nghttp2 queued the GOAWAY a connection error calls for (a bad
+     * preface, a broken frame, a CONTINUATION chain past its bound); a
+     * flood it detected gets one saying so */
     cg_log_info("%s: HTTP/2: closing: %s", c->x.peer, nghttp2_strerror((int)rv));
+    int calm = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+    /* (a no-op when nghttp2 has queued its own) */
+    nghttp2_session_terminate_session(h2->ng, calm ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     h2->closing = 1;
   }
   cg_h2_flush(h2);
@@ -283,9 +312,7 @@ void cg_h2_flush(cg_h2_t *h2) {
   int over = !nghttp2_session_want_read(h2->ng) && !nghttp2_session_want_write(h2->ng);
   if (h2->draining == 2 && h2->n_streams == 0) over = 1;
   if (over || (h2->closing && !nghttp2_session_want_write(h2->ng))) {
-    c->close_when_flushed = 1;
-    if (c->pending_writes == 0) cg_conn_close(c);
-    else cg_conn_update_reading(c);
+    cg_conn_linger(c); /* the client reads our GOAWAY before the close */
     return;
   }
   cg_h2_arm_timer(c);

@@ -55,6 +55,8 @@ struct cg_h2 {
   int draining;         /* 1: the shutdown notice went, 2: the last GOAWAY went */
   int closing;          /* the session ends: the connection closes once its last frames are out */
   uint32_t empty_frames; /* DATA frames without payload or end (CVE-2019-9518's flood) */
+  uint32_t resets;       /* streams the client may still reset unanswered (h2.c's bucket) */
+  uint64_t resets_at;    /* loop time the bucket was last filled */
   uint64_t body_at;      /* loop time of the last request DATA */
   uint64_t blocked_at;   /* loop time since a response is held by the client's window (0: none) */
 };

@@ -475,6 +475,12 @@ static int h2_response_head(cg_exchange_t *x, int status, const cg_head_t *uh, i
 static int h2_response_body(cg_exchange_t *x, const char *at, size_t len) {
   cg_h2_stream_t *st = stream_of(x);
   if (x->gone) return -1;
+  if (st->out_off && st->out.len + len > st->out.cap) {
+    /* what the data source already took makes room, rather than the buffer growing */
+    memmove(st->out.data, st->out.data + st->out_off, st->out.len - st->out_off);
+    st->out.len -= st->out_off;
+    st->out_off = 0;
+  }
   cg_buf_add(&st->out, at, len);
   x->req.resp_bytes += len;
   if (st->has_data) nghttp2_session_resume_data(st->h2->ng, st->id);

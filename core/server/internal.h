@@ -185,6 +185,8 @@ typedef struct cg_conn {
   int corked;       /* writes collect in obuf and leave in one write at uncork */
   int trimmed;      /* idle, its buffers given back (conn_trim) */
   int h2_checked;   /* the first bytes were looked at for HTTP/2's preface */
+  uint64_t lingered; /* bytes dropped while lingering */
+  int lingering;    /* our side is shut: what the client still sends is read and dropped (cg_conn_linger) */
   struct cg_h2 *h2; /* HTTP/2 (server/h2.h): the session that takes the bytes; NULL: HTTP/1.1 */
   cg_buf_t obuf;
 } cg_conn_t;
@@ -206,6 +208,12 @@ int cg_conn_msg_end_known(const cg_conn_t *c);
 void cg_conn_resume(cg_conn_t *c);
 void cg_conn_update_reading(cg_conn_t *c);
 void cg_conn_drain(cg_conn_t *c); /* graceful shutdown: close when idle */
+/* Ends the connection after what is queued, without losing it: our side is
+ * shut once it is written, and the client's bytes still coming are read
+ * and dropped for a while, since closing with unread bytes makes the kernel
+ * reset the connection, and the client may then never read our last frames
+ * (an HTTP/2 GOAWAY saying why). */
+void cg_conn_linger(cg_conn_t *c);
 /* Arms the timeout the connection's state calls for. */
 void cg_conn_arm_timer(cg_conn_t *c);
 /* The timeout in force from now (0: none). */
