@@ -285,12 +285,19 @@ static void forward(cg_h2_stream_t *st, const uint8_t *data, size_t len) {
   else consume(st, len);
 }
 
+/* The piece that completes a content-length waits for END_STREAM: until
+ * then more DATA may still come (a malformed request, reset), and the
+ * upstream must never hold a complete request the client did not send. */
+static int held(const cg_h2_stream_t *st) {
+  return st->content_length >= 0 && !st->in_end && st->x.req.body_bytes >= (uint64_t)st->content_length;
+}
+
 /* What waited for the upstream goes to it, then the body's end. */
 static void pump(cg_h2_stream_t *st) {
   cg_exchange_t *x = &st->x;
   cg_req_t *r = &x->req;
   if (x->gone || r->kind != CG_REQ_PROXY || !r->up_ready) return;
-  if (st->in.len && !r->body_bp) {
+  if (st->in.len && !r->body_bp && !held(st)) {
     size_t n = st->in.len;
     st->in.len = 0;
     forward(st, (const uint8_t *)st->in.data, n);
@@ -324,7 +331,7 @@ void cg_h2_stream_data(cg_h2_stream_t *st, const uint8_t *data, size_t len) {
     consume(st, len);
     return;
   }
-  if (r->kind == CG_REQ_PROXY && r->up_ready && st->in.len == 0 && !r->body_bp) {
+  if (r->kind == CG_REQ_PROXY && r->up_ready && st->in.len == 0 && !r->body_bp && !held(st)) {
     forward(st, data, len);
     return;
   }

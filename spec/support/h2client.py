@@ -16,7 +16,7 @@ client never would. Prints one JSON object:
 Modes (each with its own keys in the request object):
   requests       "requests": [{"headers": [[n, v]...], "body": "text" |
                  "body_len": N | "body_blob": N (blob.lua's bytes), "end_stream":
-                 true, "raw_block": "hex"}] all
+                 true, "raw_block": "hex", "frames": ["DATA payload", ...]}] all
                  sent at once on one connection (bodies under flow control);
                  "wait" seconds at most for their answers.
   rapid_reset    "count" streams opened and at once reset (CVE-2023-44487).
@@ -279,11 +279,14 @@ def run(req):
         for i, r in enumerate(req["requests"]):
             sid = 1 + 2 * i
             ids.append(sid)
-            has_body = "body" in r or "body_len" in r or "body_blob" in r
+            has_body = "body" in r or "body_len" in r or "body_blob" in r or "frames" in r
             end = r.get("end_stream", not has_body)
             block = bytes.fromhex(r["raw_block"]) if "raw_block" in r else None
             c.send(c.headers_frame(sid, r.get("headers"), end_stream=end, raw_block=block))
         for i, r in enumerate(req["requests"]):
+            for j, piece in enumerate(r.get("frames", [])):  # DATA frames exactly as given, the last one ending
+                last = j == len(r["frames"]) - 1 and r.get("end_body", True)
+                c.send(DataFrame(1 + 2 * i, data=piece.encode("latin-1"), flags={"END_STREAM"} if last else set()))
             if "body" in r or "body_len" in r or "body_blob" in r:
                 body = r["body"].encode("latin-1") if "body" in r else (
                     {"blob": r["body_blob"]} if "body_blob" in r else r["body_len"])
