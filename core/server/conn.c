@@ -601,7 +601,7 @@ void cg_conn_response_done(cg_conn_t *c) {
   r->resp_done = 1;
   cg_conn_flush(c); /* before deciding to close: nothing may stay behind */
   cg_access_log(&c->x, uv_now(&c->w->loop) - r->t_start);
-  cg_metrics_request(&c->w->metrics, r->route ? r->route->index : 0, r->status);
+  cg_metrics_request(&c->w->metrics, r->route ? r->route->index : 0, r->status, c->x.proto);
   /* A worker retiring at a reload hands its kept-alive connections over
    * instead of closing them (cg_conn_migrate_if_idle below). */
   int closing_worker = c->w->draining && !c->w->successor;

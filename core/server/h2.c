@@ -53,6 +53,7 @@ static cg_h2_stream_t *stream_of(nghttp2_session *ng, int32_t id) {
 static void terminate(cg_h2_t *h2, uint32_t code, const char *why) {
   if (h2->closing) return;
   cg_log_info("%s: HTTP/2: closing (%s): %s", h2->c->x.peer, nghttp2_http2_strerror(code), why);
+  if (code == NGHTTP2_ENHANCE_YOUR_CALM) h2->c->w->metrics.h2_goaway_calm++;
   nghttp2_session_terminate_session(h2->ng, code);
   h2->closing = 1;
 }
@@ -222,6 +223,7 @@ int cg_h2_start(cg_conn_t *c) {
     return -1;
   }
   c->h2 = h2;
+  c->w->metrics.h2_connections++;
   c->x.proto = "HTTP/2.0";
   c->state = CG_CONN_IDLE;
   cg_h2_flush(h2); /* the server's preface */
@@ -241,6 +243,7 @@ void cg_h2_input(cg_conn_t *c, const char *data, size_t n) {
     int calm = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
     /* (a no-op when nghttp2 has queued its own) */
     nghttp2_session_terminate_session(h2->ng, calm ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+    if (calm) c->w->metrics.h2_goaway_calm++;
     h2->closing = 1;
   }
   cg_h2_flush(h2);

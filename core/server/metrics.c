@@ -40,7 +40,9 @@ static cg_route_metrics_t *route(cg_metrics_t *m, int i) {
   return &m->routes[i >= 0 && i <= m->n_routes ? i : 0];
 }
 
-void cg_metrics_request(cg_metrics_t *m, int route_index, int status) {
+void cg_metrics_request(cg_metrics_t *m, int route_index, int status, const char *proto) {
+  /* a request refused before its version was read counts as HTTP/1.1 */
+  m->requests_proto[strncmp(proto, "HTTP/2", 6) == 0 ? 2 : strcmp(proto, "HTTP/1.0") == 0 ? 0 : 1]++;
   cg_route_metrics_t *r = route(m, route_index);
   if (!r) return;
   for (int i = 0; i < CG_M_NCODES; i++)
@@ -182,6 +184,9 @@ void cg_metrics_add(cg_metrics_t *sum, const cg_metrics_t *m) {
   for (int k = 0; k < 2; k++) sum->tls_handshakes[k] += m->tls_handshakes[k];
   sum->tls_handshake_errors += m->tls_handshake_errors;
   sum->tls_resumed += m->tls_resumed;
+  for (int k = 0; k < CG_M_NPROTOS; k++) sum->requests_proto[k] += m->requests_proto[k];
+  sum->h2_connections += m->h2_connections;
+  sum->h2_goaway_calm += m->h2_goaway_calm;
 }
 
 typedef struct {
@@ -393,9 +398,21 @@ char *cg_metrics_render(const cg_metrics_t *m, const cg_config_t *cfg, const cg_
       "# TYPE corsgate_connections_open gauge\ncorsgate_connections_open %llu\n"
       "# HELP corsgate_connections_total Client connections accepted.\n"
       "# TYPE corsgate_connections_total counter\ncorsgate_connections_total %llu\n"
-      "# HELP corsgate_workers Worker threads.\n# TYPE corsgate_workers gauge\ncorsgate_workers %llu\n",
+      "# HELP corsgate_workers Worker threads.\n# TYPE corsgate_workers gauge\ncorsgate_workers %llu\n"
+      "# HELP corsgate_requests_by_protocol_total Responses, by the protocol that carried them.\n"
+      "# TYPE corsgate_requests_by_protocol_total counter\n"
+      "corsgate_requests_by_protocol_total{protocol=\"HTTP/1.0\"} %llu\n"
+      "corsgate_requests_by_protocol_total{protocol=\"HTTP/1.1\"} %llu\n"
+      "corsgate_requests_by_protocol_total{protocol=\"HTTP/2\"} %llu\n"
+      "# HELP corsgate_http2_connections_total Client connections that spoke HTTP/2.\n"
+      "# TYPE corsgate_http2_connections_total counter\ncorsgate_http2_connections_total %llu\n"
+      "# HELP corsgate_http2_abusive_closed_total HTTP/2 connections closed with ENHANCE_YOUR_CALM (floods, "
+      "HPACK bombs, Rapid Reset).\n"
+      "# TYPE corsgate_http2_abusive_closed_total counter\ncorsgate_http2_abusive_closed_total %llu\n",
       (unsigned long long)m->connections_open, (unsigned long long)m->connections_total,
-      (unsigned long long)x->workers);
+      (unsigned long long)x->workers, (unsigned long long)m->requests_proto[0],
+      (unsigned long long)m->requests_proto[1], (unsigned long long)m->requests_proto[2],
+      (unsigned long long)m->h2_connections, (unsigned long long)m->h2_goaway_calm);
   if (b.oom) {
     free(b.s);
     return NULL;

@@ -39,6 +39,8 @@ typedef enum {
 } cg_m_upstream_error_t;
 
 enum { CG_M_HOOK_BUCKETS = 9, CG_M_MAX_TENANTS = 1000 };
+/* Protocols of the requests counted: HTTP/1.0, HTTP/1.1, HTTP/2. */
+enum { CG_M_NPROTOS = 3 };
 /* Preflights the gateway answers, by status and result: 204 or 200
  * (preflight_status) allowed, 403 refused, and 204 or 200 refused (a debug
  * route naming the cause to the browser). */
@@ -70,13 +72,16 @@ typedef struct cg_metrics {
   uint64_t tls_handshakes[2]; /* completed: [0] TLSv1.2, [1] TLSv1.3 */
   uint64_t tls_handshake_errors;
   uint64_t tls_resumed; /* completed handshakes that resumed a session */
+  uint64_t requests_proto[CG_M_NPROTOS]; /* responses, by the protocol that carried them */
+  uint64_t h2_connections;               /* connections that spoke HTTP/2 */
+  uint64_t h2_goaway_calm;               /* ... closed with ENHANCE_YOUR_CALM (floods, bombs, Rapid Reset) */
 } cg_metrics_t;
 
 int cg_metrics_init(cg_metrics_t *m, int n_routes);
 void cg_metrics_free(cg_metrics_t *m);
 
-/* route_index 0 for no route. */
-void cg_metrics_request(cg_metrics_t *m, int route_index, int status);
+/* route_index 0 for no route; proto as the exchange names it ("HTTP/1.1", "HTTP/2.0"). */
+void cg_metrics_request(cg_metrics_t *m, int route_index, int status, const char *proto);
 /* One CORS decision (reason: a cg_cors_reason_t, not NO_ORIGIN); tenant NULL or "". */
 void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *tenant);
 void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status, int refused);

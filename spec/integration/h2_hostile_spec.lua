@@ -10,6 +10,7 @@ local proc = require("spec.support.proc")
 local http = require("spec.support.http")
 local h2 = require("spec.support.h2")
 local cjson = require("cjson")
+local metric = require("spec.support.metrics").value
 require("spec.support.assert")
 
 local format = string.format
@@ -26,14 +27,15 @@ local function cpu_s(pid)
 end
 
 describe("HTTP/2 under attack", function()
-  local up, gw, port
+  local up, gw, port, admin_port
   local missing = h2.missing()
 
   lazy_setup(function()
     assert(not missing, missing)
     up = upstream.start()
-    port = proc.free_port()
+    port, admin_port = proc.free_port(), proc.free_port()
     gw = gateway.start({
+      admin = { listen = "127.0.0.1:" .. admin_port },
       workers = 2,
       listen = { { address = "127.0.0.1:" .. port, http2 = true } },
       timeouts = { send = 1, body = 2 },
@@ -75,16 +77,22 @@ describe("HTTP/2 under attack", function()
     return r, served, cpu
   end
 
-  local function assert_calmed(r, what)
+  local function abusive()
+    return metric(assert(http.request(admin_port, "GET", "/metrics", {})).body, "corsgate_http2_abusive_closed_total")
+  end
+
+  local function assert_calmed(r, what, before)
     assert.is_table(r.goaway, what .. ": no GOAWAY")
+    assert.equal(before + 1, abusive(), what .. ": corsgate_http2_abusive_closed_total did not count it")
     assert.equal(h2.ENHANCE_YOUR_CALM, r.goaway.code, what)
     assert.is_true(r.closed, what .. ": the connection stayed open")
   end
 
   it("Rapid Reset (CVE-2023-44487): streams reset as fast as opened end the connection", function()
     local before = up:count().requests
+    local calm = abusive()
     local r, served, cpu = attack({ mode = "rapid_reset", count = 20000, path = "/slow/100" })
-    assert_calmed(r, "rapid reset")
+    assert_calmed(r, "rapid reset", calm)
     -- the bucket (200 resets) bounds what the attack made the gateway do
     assert.truthy(r.goaway.last_stream_id < 1000, "streams processed: " .. r.goaway.last_stream_id)
     assert.truthy(up:count().requests - before < 400 + served)
@@ -93,13 +101,15 @@ describe("HTTP/2 under attack", function()
   end)
 
   it("CONTINUATION flood (CVE-2024-27316): an endless header block ends the connection", function()
+    local calm = abusive()
     local r = attack({ mode = "continuation", count = 5000 })
-    assert_calmed(r, "continuation flood")
+    assert_calmed(r, "continuation flood", calm)
   end)
 
   it("HPACK bomb: a header list decoded past its bound ends the connection", function()
+    local calm = abusive()
     local r = attack({ mode = "hpack_bomb", blocks = 50, refs = 16000 })
-    assert_calmed(r, "hpack bomb")
+    assert_calmed(r, "hpack bomb", calm)
     assert.equal(200, r.streams["1"] and r.streams["1"].status or 200)
   end)
 
@@ -118,14 +128,16 @@ describe("HTTP/2 under attack", function()
 
   for _, kind in ipairs({ "settings", "ping" }) do
     it(kind:upper() .. " flood (CVE-2019-9512, 9515): answers owed past a bound end the connection", function()
+      local calm = abusive()
       local r = attack({ mode = "flood", frame = kind, count = 50000 })
-      assert_calmed(r, kind .. " flood")
+      assert_calmed(r, kind .. " flood", calm)
     end)
   end
 
   it("empty DATA flood (CVE-2019-9518): frames that carry nothing end the connection", function()
+    local calm = abusive()
     local r = attack({ mode = "flood", frame = "empty_data", count = 1000, path = "/echo" })
-    assert_calmed(r, "empty DATA flood")
+    assert_calmed(r, "empty DATA flood", calm)
   end)
 
   it("zero-window slow read (CVE-2019-9517): a client that never opens its window is closed after timeouts.send", function()

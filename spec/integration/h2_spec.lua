@@ -13,6 +13,7 @@ local blob = require("spec.support.blob")
 local h2 = require("spec.support.h2")
 local certs_mod = require("spec.support.certs")
 local cjson = require("cjson")
+local metric = require("spec.support.metrics").value
 require("spec.support.assert")
 
 local format = string.format
@@ -32,7 +33,7 @@ local function seen(stream)
 end
 
 describe("HTTP/2", function()
-  local dir, ca, cert, up, gw, tls, h2c, plain, tls_h1
+  local dir, ca, cert, up, gw, tls, h2c, plain, tls_h1, admin_port
   local missing = h2.missing()
 
   lazy_setup(function()
@@ -42,6 +43,7 @@ describe("HTTP/2", function()
     cert = ca:issue("api", { "api.example.test", "localhost" })
     up = upstream.start()
     tls, h2c, plain, tls_h1 = proc.free_port(), proc.free_port(), proc.free_port(), proc.free_port()
+    admin_port = proc.free_port()
     gw = gateway.start({
       workers = 2,
       access_log = "text",
@@ -53,6 +55,7 @@ describe("HTTP/2", function()
           tls = { certificates = { { cert = cert.cert, key = cert.key } } } },
       },
       limits = { max_body_bytes = 200 * 1024 * 1024 },
+      admin = { listen = "127.0.0.1:" .. admin_port },
       upstreams = { api = { targets = { up:target() } }, dead = { targets = { upstream.dead_target() } } },
       routes = {
         { name = "static", prefix = "/hello", static = { status = 200, body = "hello\n" },
@@ -222,6 +225,22 @@ describe("HTTP/2", function()
     h2.run({ port = tls, tls = true, requests = { h2.get("/echo?logged", {}, { scheme = "https" }) } })
     assert.truthy(proc.wait_for(function() return gw:log():find('"GET /echo?logged HTTP/2.0" 200', 1, true) end, 2),
       gw:log_tail())
+  end)
+
+  it("counts requests by protocol, and HTTP/2 connections, in the metrics", function()
+    local function m() return assert(http.request(admin_port, "GET", "/metrics", {})).body end
+    local before = m()
+    h2.run({ port = h2c, requests = { h2.get("/echo"), h2.get("/echo"), h2.get("/echo") } })
+    assert(http.request(plain, "GET", "/echo", { { "Host", "localhost" } }))
+    local after
+    assert.truthy(proc.wait_for(function()
+      after = m()
+      return metric(after, "corsgate_requests_by_protocol_total", '{protocol="HTTP/2"}') >=
+        metric(before, "corsgate_requests_by_protocol_total", '{protocol="HTTP/2"}') + 3
+    end, 2), after)
+    assert.equal(metric(before, "corsgate_http2_connections_total") + 1, metric(after, "corsgate_http2_connections_total"))
+    assert.truthy(metric(after, "corsgate_requests_by_protocol_total", '{protocol="HTTP/1.1"}') >
+      metric(before, "corsgate_requests_by_protocol_total", '{protocol="HTTP/1.1"}'))
   end)
 
   it("speaks h2c only where a listener asks: a plain listener reads the preface as HTTP/1.1", function()
