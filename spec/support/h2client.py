@@ -248,6 +248,15 @@ class Client:
     def done(self, ids):
         return all(self.stream(i)["ended"] or self.stream(i)["reset"] is not None for i in ids)
 
+    def over(self, ids):
+        """Every stream ended, or the server said it will not serve the ones still open."""
+        if self.done(ids):
+            return True
+        if self.goaway is None:
+            return False
+        last = self.goaway["last_stream_id"]
+        return all(i > last or self.stream(i)["ended"] or self.stream(i)["reset"] is not None for i in ids)
+
     def result(self, **extra):
         out = {"alpn": self.alpn, "goaway": self.goaway, "closed": self.closed,
                "elapsed": round(time.time() - self.t0, 3), "streams": {}, "peer_settings": self.peer_settings}
@@ -291,7 +300,7 @@ def run(req):
                 body = r["body"].encode("latin-1") if "body" in r else (
                     {"blob": r["body_blob"]} if "body_blob" in r else r["body_len"])
                 c.send_body(1 + 2 * i, body, end=r.get("end_body", True), deadline=req.get("wait", 10))
-        c.pump(req.get("wait", 10), lambda: c.done(ids) or c.goaway is not None)
+        c.pump(req.get("wait", 10), lambda: c.over(ids))
         return c.result()
 
     if mode == "rapid_reset":
@@ -390,7 +399,7 @@ def run(req):
         frames = [c.headers_frame(1 + 2 * i, get(req["path"]), end_stream=True).serialize() for i in range(n)]
         c.send(b"".join(frames))
         ids = [1 + 2 * i for i in range(n)]
-        c.pump(req.get("wait", 10), lambda: c.done(ids) or c.goaway is not None)
+        c.pump(req.get("wait", 10), lambda: c.over(ids))
         return c.result()
 
     raise SystemExit("unknown mode " + mode)
