@@ -9,7 +9,8 @@
 //
 // With "tls" the gateway listens in HTTPS (a certificate for localhost made
 // for the run, which Chromium is told to accept) and every scenario calls it
-// there: the same answers must come through corsgate's TLS.
+// there: the same answers must come through corsgate's TLS, and over HTTP/2,
+// which Chromium picks by ALPN (the last scenario checks it did).
 //
 // CORSGATE_BROWSER_VERBOSE=1 prints each scenario and the cookies of each request.
 // Writes [{ name, ok, detail }] to RESULTS.json; spec/browser/browser_spec.lua
@@ -234,6 +235,11 @@ async function main() {
     });
     // the CORS error Chromium reports for a blocked request: what its console says
     const corsFailures = [];
+    // the protocol of every response from the gateway (CDP's Response.protocol: "h2", "http/1.1")
+    const protocols = {};
+    cdp.on('Network.responseReceived', (e) => {
+      if (e.response.url.startsWith(api)) protocols[e.response.protocol] = (protocols[e.response.protocol] || 0) + 1;
+    });
     cdp.on('Network.loadingFailed', (e) => {
       if (e.corsErrorStatus) corsFailures.push({ url: urlOf[e.requestId], type: e.type, ...e.corsErrorStatus });
     });
@@ -485,6 +491,14 @@ async function main() {
     });
     await scenario('debug route: an allowed PUT still passes its preflight', async () => {
       readable(await pageFetch(page, api + '/dbg/ok', { method: 'PUT', headers: { 'X-Req': '1' } }));
+    });
+    // over HTTPS the gateway offers h2 by ALPN, and every scenario above ran on it
+    await scenario(TLS ? 'every response came over HTTP/2 (CDP protocol "h2")'
+      : 'every response came over HTTP/1.1 (CDP protocol "http/1.1")', async () => {
+      const want = TLS ? 'h2' : 'http/1.1';
+      const n = Object.values(protocols).reduce((a, b) => a + b, 0);
+      expect(n >= 40 && protocols[want] === n, `all ${n} responses over ${want}`, protocols);
+      return JSON.stringify(protocols);
     });
   } catch (e) {
     results.push({ name: 'browser setup', ok: false, detail: String(e && e.stack || e) });
