@@ -61,6 +61,9 @@ describe("HTTP/2", function()
         { name = "static", prefix = "/hello", static = { status = 200, body = "hello\n" },
           cors = { origins = { APP } } },
         { name = "dead", prefix = "/dead", upstream = "dead", cors = { origins = { APP } } },
+        -- origins decided by a plugin (the test upstream is also the tenant service)
+        { name = "tenant", prefix = "/tenant", upstream = "api", cors = { plugin = "tenant_registry",
+          plugin_config = { base_url = "http://" .. up:target() }, methods = { "GET", "PUT" }, max_age = 60 } },
         { name = "api", prefix = "/", upstream = "api",
           cors = { origins = { APP }, methods = { "GET", "PUT", "POST" }, headers = { "Content-Type" },
                    expose_headers = { "X-Checksum" }, credentials = true, max_age = 600 } },
@@ -199,6 +202,41 @@ describe("HTTP/2", function()
       end)
     end)
   end
+
+  it("waits for a plugin's decision on many streams at once, then answers each", function()
+    local origins = {}
+    for i = 1, 20 do origins["https://t" .. i .. ".example"] = { allowed = i % 2 == 0, tenant = "t" .. i } end
+    up:tenants({ origins = origins, mode = "slow", delay_ms = 200 })
+    local reqs = {}
+    for i = 1, 20 do
+      -- a preflight and an actual request per origin, both waiting on the one lookup
+      reqs[#reqs + 1] = h2.request("OPTIONS", "/tenant/x", { { "origin", "https://t" .. i .. ".example" },
+        { "access-control-request-method", "PUT" } }, { scheme = "https" })
+      reqs[#reqs + 1] = h2.get("/tenant/echo", { { "origin", "https://t" .. i .. ".example" } }, { scheme = "https" })
+    end
+    local r = h2.run({ port = tls, tls = true, requests = reqs, wait = 10 })
+    for i = 1, 20 do
+      local origin = "https://t" .. i .. ".example"
+      local pf, get = r.streams[tostring(4 * i - 3)], r.streams[tostring(4 * i - 1)]
+      if i % 2 == 0 then
+        assert.equal(204, pf.status, origin)
+        assert.equal(origin, h2.header(pf, "access-control-allow-origin"))
+        assert.equal(200, get.status)
+        assert.equal(origin, h2.header(get, "access-control-allow-origin"))
+      else
+        assert.equal(403, pf.status, origin)
+        assert.is_nil(h2.header(pf, "access-control-allow-origin"))
+        assert.is_nil(h2.header(get, "access-control-allow-origin"))
+      end
+    end
+    assert.equal(20, up:count().requests_by_path and (function()
+      local n = 0
+      for path, c in pairs(up:count().requests_by_path) do
+        if path:find("^/origins/") then n = n + c end
+      end
+      return n
+    end)() or 0, "one lookup per origin")
+  end)
 
   it("moves 100 MB up and 100 MB down over one stream each at bounded memory", function()
     local n = 100 * 1024 * 1024
