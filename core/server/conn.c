@@ -355,27 +355,29 @@ void cg_conn_arm_timer(cg_conn_t *c) {
   uint64_t ms = 0;
   if (c->handshaking || c->lingering) return; /* the head timeout set at the accept (or the linger's) runs on */
   if (c->h2) {
-    cg_h2_arm_timer(c);
-    return;
-  }
-  switch (c->state) {
-  case CG_CONN_IDLE:
+    cg_h2_arm_timer(c); /* its own timeouts; an idle one is trimmed like any */
+    if (c->state != CG_CONN_IDLE) return;
     ms = to->idle;
-    break;
-  case CG_CONN_HEAD:
-    if (c->deadline) return; /* armed at the first byte */
-    ms = to->head;
-    break;
-  case CG_CONN_ACTIVE:
-    if (c->send_blocked)
-      ms = to->send;
-    else if (!c->x.req.msg_complete && c->reading)
-      ms = to->body;
-    break;
-  case CG_CONN_CLOSING:
-    break;
+  } else {
+    switch (c->state) {
+    case CG_CONN_IDLE:
+      ms = to->idle;
+      break;
+    case CG_CONN_HEAD:
+      if (c->deadline) return; /* armed at the first byte */
+      ms = to->head;
+      break;
+    case CG_CONN_ACTIVE:
+      if (c->send_blocked)
+        ms = to->send;
+      else if (!c->x.req.msg_complete && c->reading)
+        ms = to->body;
+      break;
+    case CG_CONN_CLOSING:
+      break;
+    }
+    cg_conn_set_timeout(c, ms);
   }
-  cg_conn_set_timeout(c, ms);
   if (c->state == CG_CONN_IDLE && !c->trimmed && ms > TRIM_MS) {
     /* the timer fires early once, to trim (on_timer re-arms for the deadline) */
     uint64_t due = uv_now(&c->w->loop) + TRIM_MS;

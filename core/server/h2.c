@@ -233,6 +233,7 @@ int cg_h2_start(cg_conn_t *c) {
 void cg_h2_input(cg_conn_t *c, const char *data, size_t n) {
   cg_h2_t *h2 = c->h2;
   if (h2->closing) return;
+  c->trimmed = 0;
   ssize_t rv = nghttp2_session_mem_recv(h2->ng, (const uint8_t *)data, n);
   if (c->state == CG_CONN_CLOSING) return;
   if (rv < 0) {
@@ -318,7 +319,7 @@ void cg_h2_flush(cg_h2_t *h2) {
     cg_conn_linger(c); /* the client reads our GOAWAY before the close */
     return;
   }
-  cg_h2_arm_timer(c);
+  cg_conn_arm_timer(c);
 }
 
 void cg_h2_drained(cg_conn_t *c) { cg_h2_schedule(c->h2); }
