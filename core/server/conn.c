@@ -306,6 +306,7 @@ static void conn_trim(cg_conn_t *c) {
   cg_head_free(&c->x.head);
   cg_buf_free(&c->obuf);
   if (c->tls && !c->handshaking) cg_tls_idle(c->tls);
+  if (c->h2) cg_h2_trim(c);
   c->trimmed = 1;
 }
 

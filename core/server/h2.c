@@ -19,6 +19,8 @@
  * the idle and body timeouts. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "server/h2.h"
 #include "util/log.h"
@@ -196,6 +198,71 @@ static void init(void) {
   nghttp2_option_set_max_deflate_dynamic_table_size(options, 4096);
 }
 
+/* --- memory ---------------------------------------------------------------------
+ * nghttp2 gives each session a frame buffer of 16 KB and a frame header, most
+ * of what an idle connection holds. Its bytes matter only while the session
+ * writes a frame: between writes they are dead. So blocks that large get
+ * pages of their own, and an idle connection gives those back to the kernel
+ * (cg_h2_trim: MADV_DONTNEED, the pages read as zero when touched again), as
+ * it gives back its other buffers. */
+#define BIG_BLOCK 16384
+
+static void *ng_malloc(size_t size, void *arg) {
+  cg_h2_t *h2 = arg;
+  int slot = h2->big[0] ? h2->big[1] ? -1 : 1 : 0;
+  if (size < BIG_BLOCK || slot < 0) return malloc(size);
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), len = (size + page - 1) / page * page;
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  h2->big[slot] = p;
+  h2->big_len[slot] = size;
+  return p;
+}
+
+static size_t mapped(size_t size) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  return (size + page - 1) / page * page;
+}
+
+static void ng_free(void *ptr, void *arg) {
+  cg_h2_t *h2 = arg;
+  for (int i = 0; i < 2; i++)
+    if (ptr && ptr == h2->big[i]) {
+      munmap(ptr, mapped(h2->big_len[i]));
+      h2->big[i] = NULL;
+      return;
+    }
+  free(ptr);
+}
+
+static void *ng_calloc(size_t n, size_t size, void *arg) {
+  if (size && n > SIZE_MAX / size) return NULL;
+  if (n * size < BIG_BLOCK) return calloc(n, size);
+  return ng_malloc(n * size, arg); /* fresh pages are zero */
+}
+
+static void *ng_realloc(void *ptr, size_t size, void *arg) {
+  cg_h2_t *h2 = arg;
+  if (!ptr) return ng_malloc(size, arg); /* (how nghttp2 makes its frame buffer) */
+  for (int i = 0; i < 2; i++)
+    if (ptr && ptr == h2->big[i]) {
+      size_t old = h2->big_len[i];
+      void *n = malloc(size);
+      if (!n) return NULL;
+      memcpy(n, ptr, old < size ? old : size);
+      ng_free(ptr, arg);
+      return n;
+    }
+  return realloc(ptr, size);
+}
+
+void cg_h2_trim(cg_conn_t *c) {
+  cg_h2_t *h2 = c->h2;
+  if (nghttp2_session_want_write(h2->ng)) return; /* a frame may be half written */
+  for (int i = 0; i < 2; i++)
+    if (h2->big[i]) madvise(h2->big[i], mapped(h2->big_len[i]), MADV_DONTNEED);
+}
+
 /* --- the session ------------------------------------------------------------ */
 
 int cg_h2_start(cg_conn_t *c) {
@@ -206,7 +273,8 @@ int cg_h2_start(cg_conn_t *c) {
   h2->c = c;
   cg_list_init(&h2->streams);
   cg_list_init(&h2->flush_link);
-  if (nghttp2_session_server_new2(&h2->ng, callbacks, h2, options) != 0) {
+  nghttp2_mem mem = {h2, ng_malloc, ng_free, ng_calloc, ng_realloc};
+  if (nghttp2_session_server_new3(&h2->ng, callbacks, h2, options, &mem) != 0) {
     free(h2);
     return -1;
   }

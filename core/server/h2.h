@@ -59,6 +59,8 @@ struct cg_h2 {
   uint64_t resets_at;    /* loop time the bucket was last filled */
   uint64_t body_at;      /* loop time of the last request DATA */
   uint64_t blocked_at;   /* loop time since a response is held by the client's window (0: none) */
+  void *big[2];          /* nghttp2's blocks in pages of their own (h2.c: its frame buffer) */
+  size_t big_len[2];
 };
 
 /* h2.c */
@@ -74,6 +76,8 @@ void cg_h2_flush(cg_h2_t *h2);
 void cg_h2_drained(cg_conn_t *c);
 void cg_h2_arm_timer(cg_conn_t *c);
 void cg_h2_on_timer(cg_conn_t *c);
+/* An idle connection gives back the pages of nghttp2's frame buffer. */
+void cg_h2_trim(cg_conn_t *c);
 /* Graceful shutdown: GOAWAY, the streams under way are served, then the close. */
 void cg_h2_drain(cg_conn_t *c);
 /* The connection closes: its streams' exchanges are let go (the proxy, plugins). */

@@ -192,6 +192,16 @@ describe("HTTP/2", function()
         assert.is_nil(r.goaway)
       end)
 
+      it("serves a connection again after it sat idle long enough to give its buffers back", function()
+        local later = get("/bytes/100000")
+        later.after = 2.5 -- past the 2 s after which an idle connection is trimmed
+        local r = run({ get("/bytes/70000"), later }, { wait = 10 })
+        assert.equal(blob.checksum(70000), r.streams["1"].checksum)
+        assert.equal(200, r.streams["3"].status)
+        assert.equal(blob.checksum(100000), r.streams["3"].checksum)
+        assert.is_nil(r.goaway)
+      end)
+
       it("streams a 20 MB response under the client's flow control", function()
         local n = 20 * 1024 * 1024
         local s = run({ get("/bytes/" .. n) }, { wait = 30 }).streams["1"]

@@ -16,7 +16,8 @@ client never would. Prints one JSON object:
 Modes (each with its own keys in the request object):
   requests       "requests": [{"headers": [[n, v]...], "body": "text" |
                  "body_len": N | "body_blob": N (blob.lua's bytes), "end_stream":
-                 true, "raw_block": "hex", "frames": ["DATA payload", ...]}] all
+                 true, "raw_block": "hex", "frames": ["DATA payload", ...],
+                 "after": seconds to wait first}] all
                  sent at once on one connection (bodies under flow control);
                  "wait" seconds at most for their answers.
   rapid_reset    "count" streams opened and at once reset (CVE-2023-44487).
@@ -291,6 +292,8 @@ def run(req):
             has_body = "body" in r or "body_len" in r or "body_blob" in r or "frames" in r
             end = r.get("end_stream", not has_body)
             block = bytes.fromhex(r["raw_block"]) if "raw_block" in r else None
+            if r.get("after"):  # seconds to wait (reading) before this request
+                c.pump(r["after"], lambda: c.closed)
             c.send(c.headers_frame(sid, r.get("headers"), end_stream=end, raw_block=block))
         for i, r in enumerate(req["requests"]):
             for j, piece in enumerate(r.get("frames", [])):  # DATA frames exactly as given, the last one ending
