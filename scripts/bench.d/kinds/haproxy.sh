@@ -23,7 +23,10 @@ kind_haproxy_start() {
   # FRONTEND first: the part itself names CONF
   local ssl="" proto=http
   # TLS scenarios: the bench's certificate and key in one file, as HAProxy takes them
-  ((${SC_TLS:-0})) && ssl="ssl crt $TLS_PEM alpn http/1.1 ssl-min-ver TLSv1.2" proto=https
+  # (ALPN h2 too in the HTTP/2 scenarios)
+  local alpn=http/1.1
+  ((${SC_HTTP2:-0})) && alpn=h2,http/1.1
+  ((${SC_TLS:-0})) && ssl="ssl crt $TLS_PEM alpn $alpn ssl-min-ver TLSv1.2" proto=https
   render "$BENCHD/conf/haproxy.cfg" "$dir/haproxy.cfg" FRONTEND "$(<"$part")" CONF "$BENCHD/conf" \
     PORT "$port" WORKERS "$workers" UPPORT "$UPSTREAM_PORT" KEEPALIVE "$KEEPALIVE" SSL "$ssl" PROTO "$proto" \
     MAXCONN "$(haproxy_maxconn)"
