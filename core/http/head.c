@@ -123,23 +123,28 @@ int cg_head_on_url(cg_head_t *h, const char *at, size_t len) {
   return extend(h, &h->url_off, &h->url_len, at, len);
 }
 
+/* Makes room for one more header (n below max_headers). */
+static int hdr_room(cg_head_t *h) {
+  if (h->n < h->hcap) return 0;
+  int cap = h->hcap ? h->hcap * 2 : 16;
+  if (cap > h->max_headers) cap = h->max_headers;
+  cg_hdr_t *p = realloc(h->hdrs, (size_t)cap * sizeof *p);
+  if (!p) {
+    h->overflow = 2;
+    return -1;
+  }
+  h->hdrs = p;
+  h->hcap = cap;
+  return 0;
+}
+
 int cg_head_on_field(cg_head_t *h, const char *at, size_t len) {
   if (h->n == 0 || h->in_value) {
     if (h->n >= h->max_headers) {
       h->overflow = 2;
       return -1;
     }
-    if (h->n == h->hcap) {
-      int cap = h->hcap ? h->hcap * 2 : 16;
-      if (cap > h->max_headers) cap = h->max_headers;
-      cg_hdr_t *p = realloc(h->hdrs, (size_t)cap * sizeof *p);
-      if (!p) {
-        h->overflow = 2;
-        return -1;
-      }
-      h->hdrs = p;
-      h->hcap = cap;
-    }
+    if (hdr_room(h) < 0) return -1;
     memset(&h->hdrs[h->n], 0, sizeof h->hdrs[h->n]);
     h->n++;
     h->in_value = 0;
@@ -370,17 +375,7 @@ int cg_head_put_header(cg_head_t *h, const char *name, size_t name_len, const ch
     h->overflow = 2;
     return -1;
   }
-  if (h->n == h->hcap) {
-    int cap = h->hcap ? h->hcap * 2 : 16;
-    if (cap > h->max_headers) cap = h->max_headers;
-    cg_hdr_t *p = realloc(h->hdrs, (size_t)cap * sizeof *p);
-    if (!p) {
-      h->overflow = 2;
-      return -1;
-    }
-    h->hdrs = p;
-    h->hcap = cap;
-  }
+  if (hdr_room(h) < 0) return -1;
   cg_hdr_t x = {0};
   if (put(h, name, name_len, &x.name_off) < 0 || put(h, value, value_len, &x.val_off) < 0) return -1;
   x.name_len = (uint32_t)name_len;

@@ -414,6 +414,15 @@ static int body_owed(cg_h2_t *h2) {
   return 0;
 }
 
+/* A GOAWAY (NO_ERROR) naming the last stream taken, sent now; closing: the
+ * connection ends once it is out. */
+static void goaway(cg_h2_t *h2, int closing) {
+  nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->ng), NGHTTP2_NO_ERROR,
+                        NULL, 0);
+  if (closing) h2->closing = 1;
+  cg_h2_flush(h2);
+}
+
 /* The deadline is counted from when the condition began, not from now: a
  * client that keeps the connection busy with PINGs does not push it back. */
 static void arm_from(cg_conn_t *c, uint64_t since, uint64_t ms) {
@@ -450,16 +459,11 @@ void cg_h2_on_timer(cg_conn_t *c) {
   if (h2->draining == 1) {
     /* the last GOAWAY: streams the client opened after it are not served */
     h2->draining = 2;
-    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->ng),
-                          NGHTTP2_NO_ERROR, NULL, 0);
-    cg_h2_flush(h2);
+    goaway(h2, 0);
     return;
   }
   if (h2->n_streams == 0) {
-    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->ng),
-                          NGHTTP2_NO_ERROR, NULL, 0);
-    h2->closing = 1;
-    cg_h2_flush(h2);
+    goaway(h2, 1);
     return;
   }
   if (window_blocked(h2)) {
@@ -484,10 +488,7 @@ void cg_h2_drain(cg_conn_t *c) {
   cg_h2_t *h2 = c->h2;
   if (h2->draining || h2->closing) return;
   if (h2->n_streams == 0) {
-    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->ng),
-                          NGHTTP2_NO_ERROR, NULL, 0);
-    h2->closing = 1;
-    cg_h2_flush(h2);
+    goaway(h2, 1);
     return;
   }
   /* RFC 9113 6.8: a GOAWAY naming the last stream possible first, so that
