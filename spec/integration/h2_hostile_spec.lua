@@ -148,6 +148,21 @@ describe("HTTP/2 under attack", function()
     assert.equal(0, r.streams["1"].body_len)
   end)
 
+  it("refuses a body over limits.max_body_bytes with 413: declared at once, streamed when it passes", function()
+    local before = up:count().requests
+    local r = h2.run({ port = port, requests = {
+      { headers = h2.request("POST", "/echo", { { "content-length", tostring(20 * 1024 * 1024) } }).headers,
+        body_len = 100000 },
+      { headers = h2.request("POST", "/echo").headers, body_len = 11 * 1024 * 1024 } }, wait = 20 })
+    assert.equal(413, r.streams["1"].status, cjson.encode(r.streams["1"]))
+    local s = r.streams["3"]
+    assert.truthy(s.status == 413 or s.reset == h2.CANCEL, cjson.encode(s))
+    assert.is_nil(r.goaway)
+    -- the declared one never went upstream; the streamed one went and was cut off
+    proc.sleep(0.2)
+    assert.equal(before, up:count().requests)
+  end)
+
   it("more streams than SETTINGS_MAX_CONCURRENT_STREAMS (100): the extra ones are refused", function()
     local r = h2.run({ port = port, mode = "streams", count = 150, path = "/slow/300", wait = 10, bodies = false })
     assert.equal(100, r.peer_settings["3"])
