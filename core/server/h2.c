@@ -39,9 +39,12 @@
  * own bound, set higher, would say INTERNAL_ERROR.) */
 #define RESETS_BURST 200
 #define RESETS_PER_S 33
-/* Between the shutdown notice and the last GOAWAY: requests already on their
- * way are still taken. */
-#define DRAIN_NOTICE_MS 1000
+/* The shutdown notice goes with a PING: once its ACK is back, every stream
+ * the client opened before it read the notice has been read here, and the
+ * last GOAWAY can name them all. A client that does not answer gets it after
+ * DRAIN_NOTICE_MS. */
+static const uint8_t DRAIN_PING[8] = {'c', 'g', '-', 'd', 'r', 'a', 'i', 'n'};
+#define DRAIN_NOTICE_MS 5000
 
 static nghttp2_session_callbacks *callbacks;
 static nghttp2_option *options;
@@ -101,6 +104,14 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
       return 0;
     }
     if (end && (st = stream_of(ng, f->hd.stream_id))) cg_h2_stream_end(st);
+    return 0;
+  case NGHTTP2_PING:
+    if ((f->hd.flags & NGHTTP2_FLAG_ACK) && h2->draining == 1 && memcmp(f->ping.opaque_data, DRAIN_PING, 8) == 0) {
+      h2->draining = 2; /* the last GOAWAY: streams opened after it are not served */
+      nghttp2_submit_goaway(ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng), NGHTTP2_NO_ERROR, NULL,
+                            0);
+      cg_conn_arm_timer(h2->c);
+    }
     return 0;
   default:
     return 0;
@@ -495,6 +506,7 @@ void cg_h2_drain(cg_conn_t *c) {
    * requests already on their way are still served; the real one after */
   h2->draining = 1;
   nghttp2_submit_shutdown_notice(h2->ng);
+  nghttp2_submit_ping(h2->ng, NGHTTP2_FLAG_NONE, DRAIN_PING);
   cg_conn_set_timeout(c, DRAIN_NOTICE_MS);
   cg_h2_flush(h2);
 }
