@@ -7,8 +7,9 @@
  *     the line scripts/bench reads from wrk (BENCH requests=... p50_us=...), the
  *     latency of a request being from connect() to the end of its answer
  *   tlsclient -hold N [-h2] [-m METHOD] [-H ...] URL
- *     idle keep-alive connections: opens N, one request on each, keeps them all
- *     open, prints "HELD N" and waits for its stdin to close (or a signal)
+ *     idle keep-alive connections: opens N (4 threads), one request on each, keeps
+ *     them all open, prints "HELD N" and waits for its stdin to close (or a signal);
+ *     "NOT2XX K" before it if K answers were not 2xx (-h2)
  *   -h2: HTTP/2 instead of HTTP/1.1 (ALPN h2, refused if the server picks
  *     anything else): the connection preface and a SETTINGS frame, the request
  *     as one HEADERS frame on stream 1 (HPACK literals without indexing, no
@@ -281,6 +282,28 @@ static void *rate_thread(void *arg) {
   return NULL;
 }
 
+/* -hold: threads taking the next connection to open until all are, or one fails */
+#define HOLD_THREADS 4
+static SSL **held;
+static long n_hold;
+static atomic_long hold_next, hold_failed; /* hold_failed: the failed one's number (from 1) */
+static int hold_errno;
+
+static void *hold_thread(void *arg) {
+  (void)arg;
+  for (;;) {
+    long i = atomic_fetch_add(&hold_next, 1);
+    if (i >= n_hold || atomic_load(&hold_failed)) return NULL;
+    size_t bytes;
+    held[i] = one(&bytes);
+    if (!held[i]) {
+      long zero = 0;
+      if (atomic_compare_exchange_strong(&hold_failed, &zero, i + 1)) hold_errno = errno;
+      return NULL;
+    }
+  }
+}
+
 static int cmp_u32(const void *a, const void *b) {
   uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
   return x < y ? -1 : x > y;
@@ -329,15 +352,18 @@ int main(int argc, char **argv) {
       rl.rlim_cur = rl.rlim_max;
       setrlimit(RLIMIT_NOFILE, &rl);
     }
-    SSL **held = calloc((size_t)hold, sizeof *held);
+    held = calloc((size_t)hold, sizeof *held);
     if (!held) die("out of memory");
-    for (int i = 0; i < hold; i++) {
-      size_t bytes;
-      held[i] = one(&bytes);
-      if (!held[i]) {
-        fprintf(stderr, "tlsclient: connection %d failed (%s)\n", i + 1, strerror(errno));
-        return 1;
-      }
+    n_hold = hold;
+    /* a few threads open them (one after another, a 2-core machine under load took
+     * 43 s for 9,000 HTTP/2 ones: long enough to meet a server's idle timeout) */
+    pthread_t th[HOLD_THREADS];
+    int nt = hold < HOLD_THREADS ? hold : HOLD_THREADS;
+    for (int i = 0; i < nt; i++) pthread_create(&th[i], NULL, hold_thread, NULL);
+    for (int i = 0; i < nt; i++) pthread_join(th[i], NULL);
+    if (atomic_load(&hold_failed)) {
+      fprintf(stderr, "tlsclient: connection %ld failed (%s)\n", atomic_load(&hold_failed), strerror(hold_errno));
+      return 1;
     }
     if (atomic_load(&h2_not_2xx)) printf("NOT2XX %ld\n", atomic_load(&h2_not_2xx));
     printf("HELD %d\n", hold);
