@@ -435,10 +435,12 @@ void cg_conn_peer_closed(cg_conn_t *c) {
  * allows it: the connection's first bytes are the client's preface. */
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-static int h2c_preface(const cg_conn_t *c, const char *data, size_t n) {
+static int h2c_allowed(const cg_conn_t *c) { return !c->tls && c->w->cfg->listeners[c->listener].http2; }
+
+/* three bytes tell the preface from every HTTP/1.1 method (PROPFIND, PUT...) */
+static int h2c_preface(const char *data, size_t n) {
   size_t m = n < sizeof PREFACE - 1 ? n : sizeof PREFACE - 1;
-  /* three bytes tell it from every HTTP/1.1 method (PROPFIND, PUT...) */
-  return !c->tls && m >= 3 && c->w->cfg->listeners[c->listener].http2 && memcmp(data, PREFACE, m) == 0;
+  return m >= 3 && memcmp(data, PREFACE, m) == 0;
 }
 
 void cg_conn_input(cg_conn_t *c, const char *data, size_t n) {
@@ -447,9 +449,31 @@ void cg_conn_input(cg_conn_t *c, const char *data, size_t n) {
     cg_h2_input(c, data, n);
     return;
   }
+  if (!c->h2_checked && h2c_allowed(c)) {
+    /* a first read of one or two bytes ("P", "PR") cannot tell yet: kept */
+    if (c->pre_len + n < 3 && memcmp(data, PREFACE + c->pre_len, n) == 0) {
+      memcpy(c->pre + c->pre_len, data, n);
+      c->pre_len += (uint8_t)n;
+      return;
+    }
+    if (c->pre_len) {
+      char *joined = malloc(c->pre_len + n);
+      if (!joined) {
+        cg_conn_close(c);
+        return;
+      }
+      memcpy(joined, c->pre, c->pre_len);
+      memcpy(joined + c->pre_len, data, n);
+      size_t total = c->pre_len + n;
+      c->pre_len = 0;
+      cg_conn_input(c, joined, total);
+      free(joined);
+      return;
+    }
+  }
   if (!c->h2_checked) {
     c->h2_checked = 1;
-    if (h2c_preface(c, data, n)) {
+    if (h2c_allowed(c) && h2c_preface(data, n)) {
       if (cg_h2_start(c) < 0) {
         cg_conn_close(c);
         return;

@@ -155,9 +155,13 @@ static void tls_process(cg_conn_t *c) {
     c->handshaking = 0;
     c->x.tls = cg_tls_version(c->tls);
     cg_metrics_tls_handshake(&w->metrics, c->x.tls, cg_tls_resumed(c->tls));
-    if (strcmp(cg_tls_alpn(c->tls), "h2") == 0 && cg_h2_start(c) < 0) {
-      cg_conn_close(c);
-      return;
+    if (strcmp(cg_tls_alpn(c->tls), "h2") == 0) {
+      if (cg_h2_start(c) < 0) {
+        cg_conn_close(c);
+        return;
+      }
+      /* a reload or a shutdown began during the handshake: told at once */
+      if (w->draining) cg_h2_drain(c);
     }
     cg_conn_arm_timer(c); /* the idle timeout, until the first request */
   }

@@ -47,6 +47,7 @@ static const uint8_t DRAIN_PING[8] = {'c', 'g', '-', 'd', 'r', 'a', 'i', 'n'};
 #define DRAIN_NOTICE_MS 5000
 
 static nghttp2_session_callbacks *callbacks;
+static int rapid_reset_ok(cg_h2_t *h2);
 static nghttp2_option *options;
 static uv_once_t init_once = UV_ONCE_INIT;
 
@@ -79,12 +80,14 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
   cg_h2_t *h2 = arg;
   (void)flags;
   cg_h2_stream_t *st = stream_of(ng, f->hd.stream_id);
-  if (!st || st->head_done) return 0; /* trailers are not carried */
-  st->decoded += namelen + valuelen + 32; /* as SETTINGS_MAX_HEADER_LIST_SIZE counts */
+  if (!st) return 0;
+  /* the head and the trailers together, as SETTINGS_MAX_HEADER_LIST_SIZE counts */
+  st->decoded += namelen + valuelen + 32;
   if (st->decoded > (uint64_t)h2->c->w->cfg->limits.max_head_bytes * BOMB_FACTOR) {
     terminate(h2, NGHTTP2_ENHANCE_YOUR_CALM, "header list decoded past its bound (HPACK bomb)");
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
+  if (st->head_done) return 0; /* trailers are not carried */
   return cg_h2_stream_header(st, name, namelen, value, valuelen);
 }
 
@@ -99,11 +102,17 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
     else if (end) cg_h2_stream_end(st); /* trailers end the body */
     return 0;
   case NGHTTP2_DATA:
-    if (f->hd.length == 0 && !end && ++h2->empty_frames > EMPTY_FRAMES_MAX) {
+    /* nothing but padding counts as empty */
+    if (f->hd.length <= f->data.padlen && !end && ++h2->empty_frames > EMPTY_FRAMES_MAX) {
       terminate(h2, NGHTTP2_ENHANCE_YOUR_CALM, "a flood of empty DATA frames");
       return 0;
     }
     if (end && (st = stream_of(ng, f->hd.stream_id))) cg_h2_stream_end(st);
+    return 0;
+  case NGHTTP2_RST_STREAM:
+    /* the client gave up on a stream before its answer, whatever code it says */
+    if ((st = stream_of(ng, f->hd.stream_id)) && !st->x.req.resp_done && !rapid_reset_ok(h2))
+      terminate(h2, NGHTTP2_ENHANCE_YOUR_CALM, "streams reset faster than they are answered (Rapid Reset)");
     return 0;
   case NGHTTP2_PING:
     if ((f->hd.flags & NGHTTP2_FLAG_ACK) && h2->draining == 1 && memcmp(f->ping.opaque_data, DRAIN_PING, 8) == 0) {
@@ -121,8 +130,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
 static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *arg) {
   cg_h2_t *h2 = arg;
   (void)flags;
-  h2->body_at = uv_now(&h2->c->w->loop);
   cg_h2_stream_t *st = stream_of(ng, id);
+  if (st) st->body_at = uv_now(&h2->c->w->loop);
   if (!st) {
     nghttp2_session_consume(ng, id, len);
     return 0;
@@ -162,12 +171,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
   (void)code;
   cg_h2_stream_t *st = stream_of(ng, id);
   if (!st) return 0;
-  if (code != NGHTTP2_NO_ERROR && !st->x.req.resp_done && !rapid_reset_ok(h2))
-    terminate(h2, NGHTTP2_ENHANCE_YOUR_CALM, "streams reset faster than they are answered (Rapid Reset)");
   nghttp2_session_set_stream_user_data(ng, id, NULL);
   cg_h2_stream_closed(st);
   cg_h2_stream_free(st);
-  if (h2->draining && h2->n_streams == 0 && !nghttp2_session_want_write(ng)) h2->closing = 1;
+  if (h2->draining == 2 && h2->n_streams == 0 && !nghttp2_session_want_write(ng)) h2->closing = 1;
   return 0;
 }
 
@@ -219,14 +226,20 @@ static void init(void) {
 #define BIG_BLOCK 16384
 
 static void *ng_malloc(size_t size, void *arg) {
-  cg_h2_t *h2 = arg;
-  int slot = h2->big[0] ? h2->big[1] ? -1 : 1 : 0;
-  if (size < BIG_BLOCK || slot < 0) return malloc(size);
+  (void)arg;
+  return malloc(size);
+}
+
+/* The frame buffer: the one block of BIG_BLOCK or more nghttp2 makes while
+ * the session is created (with realloc(NULL, ...)). Nothing else gets pages
+ * of its own: a decoded field kept in the HPACK table may be as large, and
+ * its bytes must live on. */
+static void *frame_buffer(cg_h2_t *h2, size_t size) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE), len = (size + page - 1) / page * page;
   void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
-  h2->big[slot] = p;
-  h2->big_len[slot] = size;
+  h2->big = p;
+  h2->big_len = size;
   return p;
 }
 
@@ -237,41 +250,36 @@ static size_t mapped(size_t size) {
 
 static void ng_free(void *ptr, void *arg) {
   cg_h2_t *h2 = arg;
-  for (int i = 0; i < 2; i++)
-    if (ptr && ptr == h2->big[i]) {
-      munmap(ptr, mapped(h2->big_len[i]));
-      h2->big[i] = NULL;
-      return;
-    }
+  if (ptr && ptr == h2->big) {
+    munmap(ptr, mapped(h2->big_len));
+    h2->big = NULL;
+    return;
+  }
   free(ptr);
 }
 
 static void *ng_calloc(size_t n, size_t size, void *arg) {
-  if (size && n > SIZE_MAX / size) return NULL;
-  if (n * size < BIG_BLOCK) return calloc(n, size);
-  return ng_malloc(n * size, arg); /* fresh pages are zero */
+  (void)arg;
+  return calloc(n, size);
 }
 
 static void *ng_realloc(void *ptr, size_t size, void *arg) {
   cg_h2_t *h2 = arg;
-  if (!ptr) return ng_malloc(size, arg); /* (how nghttp2 makes its frame buffer) */
-  for (int i = 0; i < 2; i++)
-    if (ptr && ptr == h2->big[i]) {
-      size_t old = h2->big_len[i];
-      void *n = malloc(size);
-      if (!n) return NULL;
-      memcpy(n, ptr, old < size ? old : size);
-      ng_free(ptr, arg);
-      return n;
-    }
+  if (!ptr && h2->creating && !h2->big && size >= BIG_BLOCK) return frame_buffer(h2, size);
+  if (ptr && ptr == h2->big) {
+    void *n = malloc(size);
+    if (!n) return NULL;
+    memcpy(n, ptr, h2->big_len < size ? h2->big_len : size);
+    ng_free(ptr, arg);
+    return n;
+  }
   return realloc(ptr, size);
 }
 
 void cg_h2_trim(cg_conn_t *c) {
   cg_h2_t *h2 = c->h2;
   if (nghttp2_session_want_write(h2->ng)) return; /* a frame may be half written */
-  for (int i = 0; i < 2; i++)
-    if (h2->big[i]) madvise(h2->big[i], mapped(h2->big_len[i]), MADV_DONTNEED);
+  if (h2->big) madvise(h2->big, mapped(h2->big_len), MADV_DONTNEED);
 }
 
 /* --- the session ------------------------------------------------------------ */
@@ -285,7 +293,10 @@ int cg_h2_start(cg_conn_t *c) {
   cg_list_init(&h2->streams);
   cg_list_init(&h2->flush_link);
   nghttp2_mem mem = {h2, ng_malloc, ng_free, ng_calloc, ng_realloc};
-  if (nghttp2_session_server_new3(&h2->ng, callbacks, h2, options, &mem) != 0) {
+  h2->creating = 1;
+  int rc = nghttp2_session_server_new3(&h2->ng, callbacks, h2, options, &mem);
+  h2->creating = 0;
+  if (rc != 0) {
     free(h2);
     return -1;
   }
@@ -302,6 +313,7 @@ int cg_h2_start(cg_conn_t *c) {
     return -1;
   }
   c->h2 = h2;
+  h2->idle_at = uv_now(&c->w->loop);
   c->w->metrics.h2_connections++;
   c->x.proto = "HTTP/2.0";
   c->state = CG_CONN_IDLE;
@@ -417,12 +429,20 @@ static int window_blocked(cg_h2_t *h2) {
   return 0;
 }
 
-static int body_owed(cg_h2_t *h2) {
+/* Whether st waits for its body from the client (its own clock: st->body_at,
+ * the head's or the last DATA's time). */
+static int body_owed(const cg_h2_stream_t *st) {
+  return st->head_done && !st->in_end && !st->x.req.resp_done && !st->x.req.body_bp;
+}
+
+/* The earliest time a stream's body is due since (0: none is owed). */
+static uint64_t body_since(cg_h2_t *h2) {
+  uint64_t since = 0;
   for (cg_list_t *it = h2->streams.next; it != &h2->streams; it = it->next) {
     cg_h2_stream_t *st = container_of(it, cg_h2_stream_t, link);
-    if (st->head_done && !st->in_end && !st->x.req.resp_done && !st->x.req.body_bp) return 1;
+    if (body_owed(st) && (!since || st->body_at < since)) since = st->body_at;
   }
-  return 0;
+  return since;
 }
 
 /* A GOAWAY (NO_ERROR) naming the last stream taken, sent now; closing: the
@@ -447,8 +467,9 @@ void cg_h2_arm_timer(cg_conn_t *c) {
   uint64_t now = uv_now(&c->w->loop);
   if (h2->draining == 1) return; /* the notice's own timer runs */
   if (h2->n_streams == 0) {
+    /* from when the last stream ended: the client's PINGs do not keep it */
     h2->blocked_at = 0;
-    cg_conn_set_timeout(c, to->idle);
+    arm_from(c, h2->idle_at, to->idle);
     return;
   }
   if (window_blocked(h2)) {
@@ -457,9 +478,9 @@ void cg_h2_arm_timer(cg_conn_t *c) {
     return;
   }
   h2->blocked_at = 0;
-  if (body_owed(h2)) {
-    if (!h2->body_at) h2->body_at = now;
-    arm_from(c, h2->body_at, to->body);
+  uint64_t since = body_since(h2);
+  if (since) {
+    arm_from(c, since, to->body);
     return;
   }
   cg_conn_set_timeout(c, 0); /* the upstream or a plugin is awaited: theirs run */
@@ -482,14 +503,15 @@ void cg_h2_on_timer(cg_conn_t *c) {
     cg_conn_close(c);
     return;
   }
-  /* streams whose body stopped coming: 408 if they can still be answered */
+  /* streams whose body stopped coming for timeouts.body: 408 if they can
+   * still be answered */
+  uint64_t now = uv_now(&c->w->loop), ms = c->w->cfg->timeouts.body;
   for (cg_list_t *it = h2->streams.next; it != &h2->streams; it = it->next) {
     cg_h2_stream_t *st = container_of(it, cg_h2_stream_t, link);
-    if (!st->head_done || st->in_end || st->x.req.resp_done || st->x.req.body_bp) continue;
+    if (!body_owed(st) || st->body_at + ms > now) continue;
     if (!st->x.req.resp_started) cg_respond_error(&st->x, 408, "request body not received in time");
     else nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
   }
-  h2->body_at = uv_now(&c->w->loop);
   cg_h2_flush(h2);
 }
 

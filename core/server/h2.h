@@ -35,6 +35,7 @@ typedef struct cg_h2_stream {
   cg_buf_t in;
   size_t unconsumed; /* given to the upstream while it pushed back: acknowledged at body_drained */
   int in_end;        /* END_STREAM came */
+  uint64_t body_at;  /* loop time of its head or last DATA: timeouts.body counts from it */
   int bodyless;      /* END_STREAM came with the head */
   /* its response on the way out: the data source reads from here */
   cg_buf_t out;
@@ -57,10 +58,12 @@ struct cg_h2 {
   uint32_t empty_frames; /* DATA frames without payload or end (CVE-2019-9518's flood) */
   uint32_t resets;       /* streams the client may still reset unanswered (h2.c's bucket) */
   uint64_t resets_at;    /* loop time the bucket was last filled */
-  uint64_t body_at;      /* loop time of the last request DATA */
   uint64_t blocked_at;   /* loop time since a response is held by the client's window (0: none) */
-  void *big[2];          /* nghttp2's blocks in pages of their own (h2.c: its frame buffer) */
-  size_t big_len[2];
+  void *big;             /* nghttp2's frame buffer, in pages of its own (h2.c) */
+  size_t big_len;
+  int creating;          /* the session is being made: its frame buffer is allocated now */
+  uint64_t idle_at;      /* loop time since no stream is open */
+  size_t out_bytes;      /* response bytes its streams hold for the client */
 };
 
 /* h2.c */

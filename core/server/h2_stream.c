@@ -17,9 +17,11 @@
 #include "util/authority.h"
 #include "util/log.h"
 
-/* A response body held for the client past this tells the proxy to stop
- * reading the upstream until the client's window lets it go. */
+/* A response body held for the client past this (a stream's, or all of a
+ * connection's streams') tells the proxy to stop reading the upstream until
+ * the client's window lets it go. */
 #define STREAM_HIGH (64 * 1024)
+#define CONN_HIGH (256 * 1024)
 
 static cg_h2_stream_t *stream_of(cg_exchange_t *x) { return container_of(x, cg_h2_stream_t, x); }
 
@@ -52,19 +54,27 @@ cg_h2_stream_t *cg_h2_stream_new(cg_h2_t *h2, int32_t id) {
   x->req.t_start = uv_now(&w->loop);
   cg_list_push(&h2->streams, &st->link);
   h2->n_streams++;
+  if (h2->empty_frames) h2->empty_frames--; /* a real request earns back one empty frame */
   c->state = CG_CONN_ACTIVE;
   return st;
 }
 
 void cg_h2_stream_free(cg_h2_stream_t *st) {
   cg_h2_t *h2 = st->h2;
+  /* body bytes it held or forwarded unacknowledged: the connection's window
+   * gets them back (the stream's is gone with it) */
+  if (st->in.len + st->unconsumed) nghttp2_session_consume_connection(h2->ng, st->in.len + st->unconsumed);
+  h2->out_bytes -= st->out.len - st->out_off;
   cg_cors_hdrs_release(st->x.w, &st->x.req);
   cg_head_free(&st->x.head);
   cg_buf_free(&st->cookie);
   cg_buf_free(&st->in);
   cg_buf_free(&st->out);
   cg_list_remove(&st->link);
-  if (--h2->n_streams == 0 && h2->c->state == CG_CONN_ACTIVE) h2->c->state = CG_CONN_IDLE;
+  if (--h2->n_streams == 0) {
+    if (h2->c->state == CG_CONN_ACTIVE) h2->c->state = CG_CONN_IDLE;
+    h2->idle_at = uv_now(&h2->c->w->loop);
+  }
   free(st);
 }
 
@@ -209,6 +219,7 @@ void cg_h2_stream_head(cg_h2_stream_t *st, int end_stream) {
   cg_head_t *h = &x->head;
   const cg_config_t *cfg = x->w->cfg;
   st->head_done = 1;
+  st->body_at = uv_now(&x->w->loop);
   if (end_stream) st->in_end = st->bodyless = 1;
   cg_h2_schedule(st->h2);
   if (!st->refuse && st->cookie.len &&
@@ -440,6 +451,10 @@ static void h2_respond(cg_exchange_t *x, int status, const char *headers, size_t
   if (r->resp_started || x->gone) return;
   r->resp_started = 1;
   r->status = status;
+  /* the gateway answers (an error, a refusal, a timeout): whatever was under
+   * way for it stops here, as closing an HTTP/1.1 connection would stop it */
+  cg_plugin_cancel(x);
+  if (r->kind == CG_REQ_PROXY) cg_proxy_client_gone(x);
   char storage[2048];
   cg_buf_t b = CG_BUF_ON(storage);
   cg_respond_own_lines(x, &b, headers, headers_len, hsts_of(st));
@@ -451,6 +466,7 @@ static void h2_respond(cg_exchange_t *x, int status, const char *headers, size_t
   int send_body = r->method != HTTP_HEAD && status != 204 && status != 304 && body_len > 0;
   if (send_body) {
     cg_buf_add(&st->out, body, body_len);
+    st->h2->out_bytes += body_len;
     r->resp_bytes += body_len;
   }
   st->out_eof = 1;
@@ -462,7 +478,7 @@ static void h2_respond(cg_exchange_t *x, int status, const char *headers, size_t
 static int h2_response_head(cg_exchange_t *x, int status, const cg_head_t *uh, int64_t content_length, int no_body) {
   cg_h2_stream_t *st = stream_of(x);
   cg_req_t *r = &x->req;
-  if (x->gone) return -1;
+  if (x->gone || r->resp_started) return -1;
   char storage[4096];
   cg_buf_t b = CG_BUF_ON(storage);
   cg_respond_upstream_lines(x, &b, status, uh, no_body, hsts_of(st));
@@ -489,6 +505,7 @@ static int h2_response_body(cg_exchange_t *x, const char *at, size_t len) {
     st->out_off = 0;
   }
   cg_buf_add(&st->out, at, len);
+  st->h2->out_bytes += len;
   x->req.resp_bytes += len;
   if (st->has_data) nghttp2_session_resume_data(st->h2->ng, st->id);
   cg_h2_schedule(st->h2);
@@ -510,6 +527,7 @@ ssize_t cg_h2_stream_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t 
   size_t avail = st->out.len - st->out_off, n = avail < length ? avail : length;
   if (n) memcpy(buf, st->out.data + st->out_off, n);
   st->out_off += n;
+  st->h2->out_bytes -= n;
   if (st->out_off == st->out.len) {
     st->out.len = st->out_off = 0;
     if (st->out.cap > STREAM_HIGH) cg_buf_free(&st->out);
@@ -530,7 +548,7 @@ static void h2_abort(cg_exchange_t *x) {
 
 static int h2_send_blocked(const cg_exchange_t *x) {
   cg_h2_stream_t *st = (cg_h2_stream_t *)stream_of((cg_exchange_t *)x);
-  int b = st->out.len - st->out_off > STREAM_HIGH || st->h2->c->send_blocked;
+  int b = st->out.len - st->out_off > STREAM_HIGH || st->h2->out_bytes > CONN_HIGH || st->h2->c->send_blocked;
   if (b) st->blocked = 1;
   return b;
 }
@@ -547,6 +565,7 @@ static void h2_body_drained(cg_exchange_t *x) {
 
 static void h2_send_continue(cg_exchange_t *x) {
   cg_h2_stream_t *st = stream_of(x);
+  if (x->gone || x->req.resp_started) return;
   nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NONE};
   nghttp2_submit_headers(st->h2->ng, NGHTTP2_FLAG_NONE, st->id, NULL, &nv, 1, NULL);
   cg_h2_schedule(st->h2);
@@ -559,7 +578,7 @@ static void h2_uncork(cg_exchange_t *x) { (void)x; }
 
 static void h2_decided(cg_exchange_t *x) {
   cg_h2_stream_t *st = stream_of(x);
-  if (x->gone) return;
+  if (x->gone || x->req.resp_started) return;
   if (cg_dispatch(x) == 0) local_ready(st);
   cg_h2_schedule(st->h2);
 }

@@ -185,6 +185,8 @@ typedef struct cg_conn {
   int corked;       /* writes collect in obuf and leave in one write at uncork */
   int trimmed;      /* idle, its buffers given back (conn_trim) */
   int h2_checked;   /* the first bytes were looked at for HTTP/2's preface */
+  char pre[2];      /* a first read too short to tell (h2c's preface or HTTP/1.1) */
+  uint8_t pre_len;
   uint64_t lingered; /* bytes dropped while lingering */
   int lingering;    /* our side is shut: what the client still sends is read and dropped (cg_conn_linger) */
   struct cg_h2 *h2; /* HTTP/2 (server/h2.h): the session that takes the bytes; NULL: HTTP/1.1 */

@@ -100,6 +100,13 @@ describe("HTTP/2 under attack", function()
       r.goaway.last_stream_id, 2 * r.opened - 1, cpu, served))
   end)
 
+  it("Rapid Reset whatever code the resets say (NO_ERROR too)", function()
+    local calm = abusive()
+    local r = attack({ mode = "rapid_reset", count = 5000, path = "/slow/100", code = h2.NO_ERROR })
+    assert_calmed(r, "rapid reset with NO_ERROR", calm)
+    assert.truthy(r.goaway.last_stream_id < 1000, "streams processed: " .. r.goaway.last_stream_id)
+  end)
+
   it("CONTINUATION flood (CVE-2024-27316): an endless header block ends the connection", function()
     local calm = abusive()
     local r = attack({ mode = "continuation", count = 5000 })
@@ -111,6 +118,42 @@ describe("HTTP/2 under attack", function()
     local r = attack({ mode = "hpack_bomb", blocks = 50, refs = 16000 })
     assert_calmed(r, "hpack bomb", calm)
     assert.equal(200, r.streams["1"] and r.streams["1"].status or 200)
+  end)
+
+  it("HPACK bomb in the trailers: bounded like one in the head", function()
+    local calm = abusive()
+    local r = attack({ mode = "hpack_bomb", blocks = 10, refs = 16000 * 8, trailers = true })
+    assert_calmed(r, "trailers bomb", calm)
+  end)
+
+  it("a large field in the HPACK table survives the connection idling (its buffers given back)", function()
+    -- 4,000 backslashes: Huffman-coded they take 9.5 KB, which nghttp2 decodes
+    -- into a block of more than 16 KB that its table keeps
+    local r = h2.run({ port = port, requests = { h2.get("/echo", { { "x-big", string.rep("\\", 4000) } }),
+      (function() local g = h2.get("/echo", { { "x-big", string.rep("\\", 4000) } }); g.after = 2.5; return g end)() },
+      wait = 10 })
+    assert.equal(200, r.streams["1"].status)
+    assert.equal(200, r.streams["3"].status, cjson.encode(r.streams["3"]))
+    assert.equal(string.rep("\\", 4000), (function()
+      for _, kv in ipairs(cjson.decode(r.streams["3"].body).headers) do
+        if kv[1] == "x-big" then return kv[2] end
+      end
+    end)())
+    proc.sleep(2.5) -- idle again, then the connection closed: the table entry is freed
+    assert.is_true(gw:alive())
+    assert.equal(200, h2.run({ port = port, requests = { h2.get("/echo") } }).streams["1"].status)
+  end)
+
+  it("times each stream's body on its own clock: a new stream after an old one's quiet gets its full timeout", function()
+    local later = h2.request("POST", "/echo")
+    later.after = 2.5 -- longer than timeouts.body (2 s) since the first stream's DATA
+    later.body_after = 0.5
+    later.frames = { "later" }
+    local first = h2.request("POST", "/echo")
+    first.frames_now = { "first" }
+    local r = h2.run({ port = port, requests = { first, later }, wait = 10 })
+    assert.equal(200, r.streams["1"].status)
+    assert.equal(200, r.streams["3"].status, cjson.encode(r.streams["3"]))
   end)
 
   it("a header list over max_head_bytes gets 431 on its stream, and the connection goes on", function()

@@ -171,6 +171,22 @@ describe("HTTP/2", function()
         end
       end)
 
+      it("gives the connection's window back for bodies of streams that ended early (25 failed uploads)", function()
+        local reqs = {}
+        for i = 1, 25 do
+          reqs[i] = { headers = h2.request("POST", "/dead/x", { { "content-length", "60000" } },
+            { scheme = scheme }).headers, body_len = 60000 }
+        end
+        local r = run(reqs, { wait = 20, bodies = false })
+        for i = 1, 25 do
+          local s = r.streams[tostring(2 * i - 1)]
+          assert.equal(502, s.status, i .. ": " .. cjson.encode(s))
+        end
+        local s = run({ { headers = h2.request("POST", "/echo", {}, { scheme = scheme }).headers,
+          body_len = 100000 } }).streams["1"]
+        assert.equal(200, s.status)
+      end)
+
       it("says 100 Continue to a request that expects it, then answers", function()
         local r = run({ { headers = h2.request("POST", "/echo", { { "expect", "100-continue" },
           { "content-length", "5" } }, { scheme = scheme }).headers, body = "hello" } })

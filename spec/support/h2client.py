@@ -17,7 +17,8 @@ Modes (each with its own keys in the request object):
   requests       "requests": [{"headers": [[n, v]...], "body": "text" |
                  "body_len": N | "body_blob": N (blob.lua's bytes), "end_stream":
                  true, "raw_block": "hex", "frames": ["DATA payload", ...],
-                 "after": seconds to wait first}] all
+                 "after": seconds to wait first, "frames_now": [...] sent right
+                 behind the HEADERS, "body_after": seconds before the body}] all
                  sent at once on one connection (bodies under flow control);
                  "wait" seconds at most for their answers.
   rapid_reset    "count" streams opened and at once reset (CVE-2023-44487).
@@ -289,13 +290,18 @@ def run(req):
         for i, r in enumerate(req["requests"]):
             sid = 1 + 2 * i
             ids.append(sid)
-            has_body = "body" in r or "body_len" in r or "body_blob" in r or "frames" in r
+            has_body = any(k in r for k in ("body", "body_len", "body_blob", "frames", "frames_now"))
             end = r.get("end_stream", not has_body)
             block = bytes.fromhex(r["raw_block"]) if "raw_block" in r else None
             if r.get("after"):  # seconds to wait (reading) before this request
                 c.pump(r["after"], lambda: c.closed)
             c.send(c.headers_frame(sid, r.get("headers"), end_stream=end, raw_block=block))
+            for j, piece in enumerate(r.get("frames_now", [])):  # DATA right behind the HEADERS, the last ending
+                last = j == len(r["frames_now"]) - 1
+                c.send(DataFrame(sid, data=piece.encode("latin-1"), flags={"END_STREAM"} if last else set()))
         for i, r in enumerate(req["requests"]):
+            if r.get("body_after"):  # seconds between the HEADERS and the body
+                c.pump(r["body_after"], lambda: c.closed)
             for j, piece in enumerate(r.get("frames", [])):  # DATA frames exactly as given, the last one ending
                 last = j == len(r["frames"]) - 1 and r.get("end_body", True)
                 c.send(DataFrame(1 + 2 * i, data=piece.encode("latin-1"), flags={"END_STREAM"} if last else set()))
@@ -312,7 +318,7 @@ def run(req):
         batch = []
         for _ in range(n):
             batch.append(c.headers_frame(sid, get(req.get("path", "/")), end_stream=True).serialize())
-            batch.append(RstStreamFrame(sid, error_code=8).serialize())  # CANCEL
+            batch.append(RstStreamFrame(sid, error_code=req.get("code", 8)).serialize())  # CANCEL by default
             sid += 2
             opened += 1
             if len(batch) >= 200:
@@ -352,8 +358,11 @@ def run(req):
         sid = 3
         sent = 0
         for _ in range(req.get("blocks", 20)):
-            head = c.enc.encode([(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority.encode()),
-                                 (b":path", b"/")])
+            head = c.enc.encode([(b":method", b"POST" if req.get("trailers") else b"GET"), (b":scheme", b"http"),
+                                 (b":authority", authority.encode()), (b":path", b"/")])
+            if req.get("trailers"):  # the bomb as the trailers of a request whose head is fine
+                c.send(HeadersFrame(sid, data=head, flags={"END_HEADERS"}))
+                head = b""
             block = head + b"\xbe" * req.get("refs", 16000)  # index 62: the newest entry of the dynamic table
             if not c.send(HeadersFrame(sid, data=block[:16384], flags={"END_STREAM"} | (
                     {"END_HEADERS"} if len(block) <= 16384 else set()))):
