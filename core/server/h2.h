@@ -37,6 +37,7 @@ typedef struct cg_h2_stream {
   int in_end;        /* END_STREAM came */
   uint64_t body_at;  /* loop time of its head or last DATA: timeouts.body counts from it */
   int bodyless;      /* END_STREAM came with the head */
+  int dispatch_at_end; /* "content-length: 0" before END_STREAM: dispatched when it comes */
   /* its response on the way out: the data source reads from here */
   cg_buf_t out;
   size_t out_off;

@@ -281,6 +281,13 @@ void cg_h2_stream_head(cg_h2_stream_t *st, int end_stream) {
     r->expect_continue = r->has_body;
   }
   r->route = cg_route_match(cfg, host, (size_t)host_len, h->buf + h->url_off, h->url_len);
+  /* "content-length: 0" with the stream still open: the head upstream would
+   * be a whole request before the client's is (DATA may yet come and make it
+   * malformed), so it waits for END_STREAM */
+  if (st->content_length == 0 && !end_stream) {
+    st->dispatch_at_end = 1;
+    return;
+  }
   if (cg_dispatch(x) == 0) local_ready(st);
 }
 
@@ -358,7 +365,11 @@ void cg_h2_stream_end(cg_h2_stream_t *st) {
     reset(st, NGHTTP2_PROTOCOL_ERROR); /* less than it said: the upstream must not wait for the rest */
     return;
   }
-  if (r->kind == CG_REQ_PROXY) pump(st);
+  if (st->dispatch_at_end) {
+    st->dispatch_at_end = 0;
+    r->msg_complete = 1;
+    if (cg_dispatch(x) == 0) local_ready(st);
+  } else if (r->kind == CG_REQ_PROXY) pump(st);
   else if (r->kind == CG_REQ_LOCAL) local_ready(st);
   cg_h2_schedule(st->h2);
 }

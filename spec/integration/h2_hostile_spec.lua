@@ -273,6 +273,15 @@ describe("HTTP/2 under attack", function()
       assert.equal(before, up:count().requests)
     end)
 
+    it("holds a content-length: 0 request until its end: DATA after it is refused, never forwarded", function()
+      local before = up:count().requests
+      local bad = { headers = with({ { "content-length", "0" } }, nil), frames = { "extra" }, body_after = 0.3 }
+      local r = h2.run({ port = port, requests = { bad } })
+      assert.equal(h2.PROTOCOL_ERROR, r.streams["1"].reset, cjson.encode(r))
+      proc.sleep(0.2)
+      assert.equal(before, up:count().requests)
+    end)
+
     it("refuses a body shorter than its content-length; the upstream never gets a complete request", function()
       local before = up:count().requests
       local r = h2.run({ port = port, requests = {
