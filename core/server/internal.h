@@ -218,8 +218,10 @@ void cg_conn_drain(cg_conn_t *c); /* graceful shutdown: close when idle */
 void cg_conn_linger(cg_conn_t *c);
 /* Arms the timeout the connection's state calls for. */
 void cg_conn_arm_timer(cg_conn_t *c);
-/* The timeout in force from now (0: none). */
+/* The timeout in force from now (0: none). (conn_timer.c, with the timer) */
 void cg_conn_set_timeout(cg_conn_t *c, uint64_t ms);
+/* Refuses the request with a gateway-made response and closes after it. */
+void cg_conn_refuse(cg_conn_t *c, int status, const char *why);
 /* Bytes the client sent (decrypted, for TLS): parsed, or kept while paused. */
 void cg_conn_input(cg_conn_t *c, const char *data, size_t n);
 /* The client closed its side (or sent TLS's close_notify). */
