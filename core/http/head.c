@@ -154,7 +154,8 @@ int cg_head_on_field(cg_head_t *h, const char *at, size_t len) {
   return extend(h, &x->name_off, &x->name_len, at, len);
 }
 
-static uint8_t classify(const char *n, size_t len) {
+/* Inlined in both callers: the request path's begin_value among them. */
+__attribute__((always_inline)) static inline uint8_t classify(const char *n, size_t len) {
   switch (len) {
   case 2:
     if (cg_ascii_token_is(n, len, "te", 2)) return CG_H_TE;

@@ -277,6 +277,49 @@ static void init_settings(void) {
   probe_llhttp_names();
 }
 
+/* --- timers (the rest in conn_timer.c) --------------------------------------- */
+
+/* Inlined where every request arms it (cg_conn_update_reading). */
+__attribute__((always_inline)) static inline void arm_timer(cg_conn_t *c) {
+  const cg_timeouts_t *to = &c->w->cfg->timeouts;
+  uint64_t ms = 0;
+  if (c->handshaking || c->lingering) return; /* the head timeout set at the accept (or the linger's) runs on */
+  if (c->h2) {
+    cg_h2_arm_timer(c); /* its own timeouts; an idle one is trimmed like any */
+    if (c->state != CG_CONN_IDLE) return;
+    ms = to->idle;
+  } else {
+    switch (c->state) {
+    case CG_CONN_IDLE:
+      ms = to->idle;
+      break;
+    case CG_CONN_HEAD:
+      if (c->deadline) return; /* armed at the first byte */
+      ms = to->head;
+      break;
+    case CG_CONN_ACTIVE:
+      if (c->send_blocked)
+        ms = to->send;
+      else if (!c->x.req.msg_complete && c->reading)
+        ms = to->body;
+      break;
+    case CG_CONN_CLOSING:
+      break;
+    }
+    cg_conn_set_timeout(c, ms);
+  }
+  if (c->state == CG_CONN_IDLE && !c->trimmed && ms > CG_CONN_TRIM_MS) {
+    /* the timer fires early once, to trim (on_timer re-arms for the deadline) */
+    uint64_t due = uv_now(&c->w->loop) + CG_CONN_TRIM_MS;
+    if (c->timer_due > due) {
+      c->timer_due = due;
+      uv_timer_start(&c->timer, cg_conn_on_timer, CG_CONN_TRIM_MS, 0);
+    }
+  }
+}
+
+void cg_conn_arm_timer(cg_conn_t *c) { arm_timer(c); }
+
 /* --- reading ------------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -296,12 +339,14 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   cg_conn_t *c = container_of((uv_tcp_t *)s, cg_conn_t, tcp);
   if (buf->base == c->w->rbuf) c->w->rbuf_busy = 0; /* parsing copies what it keeps */
-  if (nread == 0) return;
-  if (nread < 0) cg_conn_peer_closed(c);
-  else if (c->lingering && (c->lingered += (uint64_t)nread) > LINGER_BYTES) cg_conn_close(c);
-  else if (c->lingering) return;
-  else if (c->tls) cg_conn_tls_received(c, buf->base, (size_t)nread);
-  else cg_conn_input(c, buf->base, (size_t)nread);
+  if (nread > 0 && __builtin_expect(!c->lingering, 1)) {
+    if (c->tls) cg_conn_tls_received(c, buf->base, (size_t)nread);
+    else cg_conn_input(c, buf->base, (size_t)nread);
+  } else if (nread < 0) {
+    cg_conn_peer_closed(c);
+  } else if (nread > 0 && (c->lingered += (uint64_t)nread) > LINGER_BYTES) {
+    cg_conn_close(c); /* lingering: what comes is dropped, up to a bound */
+  }
 }
 
 void cg_conn_peer_closed(cg_conn_t *c) {
@@ -387,7 +432,7 @@ void cg_conn_update_reading(cg_conn_t *c) {
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = 0;
   }
-  cg_conn_arm_timer(c);
+  arm_timer(c);
 }
 
 static int append_pending(cg_conn_t *c, const char *at, size_t len) {
@@ -516,7 +561,10 @@ void cg_conn_response_done(cg_conn_t *c) {
   r->resp_done = 1;
   cg_conn_flush(c); /* before deciding to close: nothing may stay behind */
   cg_access_log(&c->x, uv_now(&c->w->loop) - r->t_start);
-  cg_metrics_request(&c->w->metrics, r->route ? r->route->index : 0, r->status, c->x.proto);
+  /* HTTP/1.1 without a string compare; HTTP/1.0 (and a request refused
+   * before its version was read, counted as HTTP/1.1) with one */
+  int pv = c->http_minor >= 1 ? CG_M_HTTP11 : strcmp(c->x.proto, "HTTP/1.0") == 0 ? CG_M_HTTP10 : CG_M_HTTP11;
+  cg_metrics_request(&c->w->metrics, r->route ? r->route->index : 0, r->status, pv);
   /* A worker retiring at a reload hands its kept-alive connections over
    * instead of closing them (cg_conn_migrate_if_idle below). */
   int closing_worker = c->w->draining && !c->w->successor;

@@ -5,7 +5,6 @@
 #include "server/internal.h"
 #include "util/log.h"
 
-static void on_timer(uv_timer_t *t);
 
 /* A connection's timeout changes on every request (the head's, none while
  * answering, then idle), and moving its libuv timer each time (a heap update
@@ -23,14 +22,13 @@ void cg_conn_set_timeout(cg_conn_t *c, uint64_t ms) {
   c->deadline = d;
   if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= d) return;
   c->timer_due = d;
-  uv_timer_start(&c->timer, on_timer, ms, 0);
+  uv_timer_start(&c->timer, cg_conn_on_timer, ms, 0);
 }
 
 /* An idle connection gives back what its requests used (the head's store,
- * the response's buffer); the next request takes it again. Done TRIM_MS
+ * the response's buffer); the next request takes it again. Done CG_CONN_TRIM_MS
  * after the connection went idle, not at every response: a busy connection
  * keeps its memory. */
-#define TRIM_MS 2000
 
 static void conn_trim(cg_conn_t *c) {
   if (c->state != CG_CONN_IDLE || c->pending_len || c->paused || c->corked || c->obuf.len) return;
@@ -41,7 +39,7 @@ static void conn_trim(cg_conn_t *c) {
   c->trimmed = 1;
 }
 
-static void on_timer(uv_timer_t *t) {
+void cg_conn_on_timer(uv_timer_t *t) {
   cg_conn_t *c = container_of(t, cg_conn_t, timer);
   cg_req_t *r = &c->x.req;
   if (!c->deadline) return;
@@ -58,7 +56,7 @@ static void on_timer(uv_timer_t *t) {
   if (now < c->deadline) {
     if (!c->trimmed) conn_trim(c);
     c->timer_due = c->deadline;
-    uv_timer_start(t, on_timer, c->deadline - now, 0);
+    uv_timer_start(t, cg_conn_on_timer, c->deadline - now, 0);
     return;
   }
   c->deadline = 0;
@@ -79,43 +77,5 @@ static void on_timer(uv_timer_t *t) {
     return;
   case CG_CONN_CLOSING:
     return;
-  }
-}
-
-void cg_conn_arm_timer(cg_conn_t *c) {
-  const cg_timeouts_t *to = &c->w->cfg->timeouts;
-  uint64_t ms = 0;
-  if (c->handshaking || c->lingering) return; /* the head timeout set at the accept (or the linger's) runs on */
-  if (c->h2) {
-    cg_h2_arm_timer(c); /* its own timeouts; an idle one is trimmed like any */
-    if (c->state != CG_CONN_IDLE) return;
-    ms = to->idle;
-  } else {
-    switch (c->state) {
-    case CG_CONN_IDLE:
-      ms = to->idle;
-      break;
-    case CG_CONN_HEAD:
-      if (c->deadline) return; /* armed at the first byte */
-      ms = to->head;
-      break;
-    case CG_CONN_ACTIVE:
-      if (c->send_blocked)
-        ms = to->send;
-      else if (!c->x.req.msg_complete && c->reading)
-        ms = to->body;
-      break;
-    case CG_CONN_CLOSING:
-      break;
-    }
-    cg_conn_set_timeout(c, ms);
-  }
-  if (c->state == CG_CONN_IDLE && !c->trimmed && ms > TRIM_MS) {
-    /* the timer fires early once, to trim (on_timer re-arms for the deadline) */
-    uint64_t due = uv_now(&c->w->loop) + TRIM_MS;
-    if (c->timer_due > due) {
-      c->timer_due = due;
-      uv_timer_start(&c->timer, on_timer, TRIM_MS, 0);
-    }
   }
 }

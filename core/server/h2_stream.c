@@ -451,7 +451,7 @@ static void h2_response_end(cg_exchange_t *x) {
   if (r->resp_done) return;
   r->resp_done = 1;
   cg_access_log(x, uv_now(&x->w->loop) - r->t_start);
-  cg_metrics_request(&x->w->metrics, r->route ? r->route->index : 0, r->status, x->proto);
+  cg_metrics_request(&x->w->metrics, r->route ? r->route->index : 0, r->status, CG_M_HTTP2);
   cg_h2_schedule(stream_of(x)->h2);
 }
 

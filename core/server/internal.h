@@ -220,6 +220,10 @@ void cg_conn_linger(cg_conn_t *c);
 void cg_conn_arm_timer(cg_conn_t *c);
 /* The timeout in force from now (0: none). (conn_timer.c, with the timer) */
 void cg_conn_set_timeout(cg_conn_t *c, uint64_t ms);
+void cg_conn_on_timer(uv_timer_t *t);
+/* An idle connection gives its buffers back this long after it went idle
+ * (the timer fires early once for it). */
+enum { CG_CONN_TRIM_MS = 2000 };
 /* Refuses the request with a gateway-made response and closes after it. */
 void cg_conn_refuse(cg_conn_t *c, int status, const char *why);
 /* Bytes the client sent (decrypted, for TLS): parsed, or kept while paused. */

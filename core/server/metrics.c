@@ -40,9 +40,8 @@ static cg_route_metrics_t *route(cg_metrics_t *m, int i) {
   return &m->routes[i >= 0 && i <= m->n_routes ? i : 0];
 }
 
-void cg_metrics_request(cg_metrics_t *m, int route_index, int status, const char *proto) {
-  /* a request refused before its version was read counts as HTTP/1.1 */
-  m->requests_proto[strncmp(proto, "HTTP/2", 6) == 0 ? 2 : strcmp(proto, "HTTP/1.0") == 0 ? 0 : 1]++;
+void cg_metrics_request(cg_metrics_t *m, int route_index, int status, int proto) {
+  m->requests_proto[proto]++;
   cg_route_metrics_t *r = route(m, route_index);
   if (!r) return;
   for (int i = 0; i < CG_M_NCODES; i++)

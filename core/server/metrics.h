@@ -39,8 +39,8 @@ typedef enum {
 } cg_m_upstream_error_t;
 
 enum { CG_M_HOOK_BUCKETS = 9, CG_M_MAX_TENANTS = 1000 };
-/* Protocols of the requests counted: HTTP/1.0, HTTP/1.1, HTTP/2. */
-enum { CG_M_NPROTOS = 3 };
+/* Protocols of the requests counted. */
+enum { CG_M_HTTP10, CG_M_HTTP11, CG_M_HTTP2, CG_M_NPROTOS };
 /* Preflights the gateway answers, by status and result: 204 or 200
  * (preflight_status) allowed, 403 refused, and 204 or 200 refused (a debug
  * route naming the cause to the browser). */
@@ -80,8 +80,8 @@ typedef struct cg_metrics {
 int cg_metrics_init(cg_metrics_t *m, int n_routes);
 void cg_metrics_free(cg_metrics_t *m);
 
-/* route_index 0 for no route; proto as the exchange names it ("HTTP/1.1", "HTTP/2.0"). */
-void cg_metrics_request(cg_metrics_t *m, int route_index, int status, const char *proto);
+/* route_index 0 for no route; proto: CG_M_HTTP10, CG_M_HTTP11 or CG_M_HTTP2. */
+void cg_metrics_request(cg_metrics_t *m, int route_index, int status, int proto);
 /* One CORS decision (reason: a cg_cors_reason_t, not NO_ORIGIN); tenant NULL or "". */
 void cg_metrics_cors(cg_metrics_t *m, int route_index, int reason, const char *tenant);
 void cg_metrics_preflight(cg_metrics_t *m, int route_index, int status, int refused);

@@ -61,6 +61,8 @@ describe("HTTP/2", function()
         { name = "static", prefix = "/hello", static = { status = 200, body = "hello\n" },
           cors = { origins = { APP } } },
         { name = "dead", prefix = "/dead", upstream = "dead", cors = { origins = { APP } } },
+        { name = "shadow", prefix = "/shadow", upstream = "api", cors = { origins = { APP } },
+          shadow_cors = { origins = { APP, "https://new.example" } } },
         -- origins decided by a plugin (the test upstream is also the tenant service)
         { name = "tenant", prefix = "/tenant", upstream = "api", cors = { plugin = "tenant_registry",
           plugin_config = { base_url = "http://" .. up:target() }, methods = { "GET", "PUT" }, max_age = 60 } },
@@ -305,6 +307,19 @@ describe("HTTP/2", function()
     assert.equal(metric(before, "corsgate_http2_connections_total") + 1, metric(after, "corsgate_http2_connections_total"))
     assert.truthy(metric(after, "corsgate_requests_by_protocol_total", '{protocol="HTTP/1.1"}') >
       metric(before, "corsgate_requests_by_protocol_total", '{protocol="HTTP/1.1"}'))
+  end)
+
+  it("evaluates a route's shadow policy on HTTP/2 streams too, enforcing only the real one", function()
+    local function m() return assert(http.request(admin_port, "GET", "/metrics", {})).body end
+    local series = '{route="shadow",outcome="different"}'
+    local before = metric(m(), "corsgate_shadow_decisions_total", series)
+    local s = h2.run({ port = h2c, requests = { h2.get("/shadow/echo", { { "origin", "https://new.example" } }) } })
+        .streams["1"]
+    assert.equal(200, s.status)
+    assert.is_nil(h2.header(s, "access-control-allow-origin"))
+    assert.truthy(proc.wait_for(function()
+      return metric(m(), "corsgate_shadow_decisions_total", series) == before + 1
+    end, 2), "the shadow decision was not counted")
   end)
 
   it("speaks h2c only where a listener asks: a plain listener reads the preface as HTTP/1.1", function()
