@@ -32,6 +32,7 @@
 #include "server/internal.h"
 #include "util/diag.h"
 #include "util/log.h"
+#include "fuzz_origins.h"
 
 #define CHECK(cond, ...)                                                        \
   do {                                                                          \
@@ -118,35 +119,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-static int line_has_token(const char *v, size_t n, const char *tok) {
-  size_t tl = strlen(tok);
-  for (size_t i = 0; i + tl <= n; i++)
-    if (strncasecmp(v + i, tok, tl) == 0) return 1;
-  return 0;
-}
-
-static int allowed_origin(const char *v, size_t n) {
-  static const char *const listed[] = {"https://app.example", "http://localhost:3000"};
-  for (size_t i = 0; i < sizeof listed / sizeof *listed; i++)
-    if (n == strlen(listed[i]) && memcmp(v, listed[i], n) == 0) return 1;
-  /* https://LABELS.tenant.example (a pattern's "*" is one or more whole labels)
-   * and https://LABELS.plugin.example, lower case */
-  static const char *const suffixes[] = {".tenant.example", ".plugin.example"};
-  if (n < 9 || memcmp(v, "https://", 8) != 0) return 0;
-  for (size_t s = 0; s < 2; s++) {
-    size_t sl = strlen(suffixes[s]);
-    if (n <= 8 + sl || memcmp(v + n - sl, suffixes[s], sl) != 0) continue;
-    int ok = 1;
-    for (size_t i = 8; i < n - sl; i++) {
-      char c = v[i];
-      /* '_' is a host code point the URL standard allows */
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) ok = 0;
-    }
-    if (ok) return 1;
-  }
-  return 0;
-}
-
 /* The head around position at: from the status line before it to the blank line after. */
 static void head_around(const char *buf, size_t len, size_t at, size_t *start, size_t *end) {
   size_t s = at;
@@ -177,7 +149,7 @@ static void check_output(const char *buf, size_t len) {
       const char *l = buf + j + 1;
       size_t ln = 0;
       while (j + 1 + ln < he && l[ln] != '\r') ln++;
-      if (ln >= 5 && strncasecmp(l, "vary:", 5) == 0 && line_has_token(l + 5, ln - 5, "origin")) vary = 1;
+      if (ln >= 5 && strncasecmp(l, "vary:", 5) == 0 && has_token(l + 5, ln - 5, "origin")) vary = 1;
       if (ln >= 33 && strncasecmp(l, "access-control-allow-credentials:", 33) == 0) creds = 1;
     }
     CHECK(star || vary, "an echoed origin without Vary: Origin:\n%.*s", (int)(he - hs), buf + hs);
