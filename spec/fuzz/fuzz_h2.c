@@ -63,17 +63,6 @@
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-static const char plugin_src[] =
-    "local _M = {}\n"
-    "function _M.origin(ctx)\n"
-    "  if ctx.scheme == 'https' and ctx.host:sub(-15) == '.plugin.example' then\n"
-    "    return { allow = true, tenant = ctx.host, expose_headers = { 'X-Total' }, credentials = true }\n"
-    "  end\n"
-    "  if ctx.host == 'boom.example' then error('tenant store down') end\n"
-    "  return false\n"
-    "end\n"
-    "return _M\n";
-
 /* fuzz_request's routes and policies, the CORS-checked ones proxied to the
  * harness's upstream ("up") instead of the built-in echo: every route to it
  * has a policy, so none of its access-control-* headers may reach a client. */

@@ -2,10 +2,22 @@
 #define CG_FUZZ_ORIGINS_H
 /* What fuzz_request and fuzz_h2 check an answer's CORS headers against: the
  * origins their shared config allows (a listed one, or a label under a
- * pattern's or the plugin's domain), and a token in a header's value. */
+ * pattern's or the plugin's domain: its hook below), and a token in a header's value. */
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
+
+/* The plugin route's hook: *.plugin.example over https allowed, boom.example a failure. */
+static const char plugin_src[] =
+    "local _M = {}\n"
+    "function _M.origin(ctx)\n"
+    "  if ctx.scheme == 'https' and ctx.host:sub(-15) == '.plugin.example' then\n"
+    "    return { allow = true, tenant = ctx.host, expose_headers = { 'X-Total' }, credentials = true }\n"
+    "  end\n"
+    "  if ctx.host == 'boom.example' then error('tenant store down') end\n"
+    "  return false\n"
+    "end\n"
+    "return _M\n";
 
 static int has_token(const char *v, size_t n, const char *tok) {
   size_t tl = strlen(tok);

@@ -44,17 +44,6 @@
     }                                                                           \
   } while (0)
 
-static const char plugin_src[] =
-    "local _M = {}\n"
-    "function _M.origin(ctx)\n"
-    "  if ctx.scheme == 'https' and ctx.host:sub(-15) == '.plugin.example' then\n"
-    "    return { allow = true, tenant = ctx.host, expose_headers = { 'X-Total' }, credentials = true }\n"
-    "  end\n"
-    "  if ctx.host == 'boom.example' then error('tenant store down') end\n"
-    "  return false\n"
-    "end\n"
-    "return _M\n";
-
 static const char config_fmt[] =
     "return {\n"
     "  listen = '127.0.0.1:1', workers = 1, log_level = 'error', access_log = false,\n"
