@@ -32,17 +32,8 @@
 #include "server/internal.h"
 #include "util/diag.h"
 #include "util/log.h"
+#include "fuzz_gateway.h"
 #include "fuzz_origins.h"
-
-#define CHECK(cond, ...)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      fprintf(stderr, "invariant failed: %s (line %d): ", #cond, __LINE__);    \
-      fprintf(stderr, __VA_ARGS__);                                             \
-      fputc('\n', stderr);                                                      \
-      abort();                                                                  \
-    }                                                                           \
-  } while (0)
 
 static const char config_fmt[] =
     "return {\n"
@@ -147,23 +138,7 @@ static void check_output(const char *buf, size_t len) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) abort();
-  /* the gateway's loop runs while the handshake completes */
-  if (connect(fd, (struct sockaddr *)&gw_addr, sizeof gw_addr) != 0) {
-    CHECK(errno == EINPROGRESS, "connect: %s", strerror(errno));
-    int done = 0;
-    for (int i = 0; i < 5000 && !done; i++) {
-      uv_run(&worker.loop, UV_RUN_NOWAIT);
-      struct pollfd p = {.fd = fd, .events = POLLOUT};
-      done = poll(&p, 1, 1) == 1;
-    }
-    int err = 0;
-    socklen_t el = sizeof err;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-    CHECK(done && err == 0, "connect: %s (gateway: %d connection(s), accept waiting %d)", done ? strerror(err) : "timed out",
-          worker.n_conns, worker.accept_waiting);
-  }
+  int fd = fuzz_connect(&worker, &gw_addr);
   /* closed with a reset: millions of inputs must not pile up in TIME_WAIT
    * until connect runs out of local ports */
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
