@@ -31,6 +31,8 @@ typedef struct admin_conn {
   char host[64]; /* the Host header, as far as it fits */
   size_t host_len;
   int host_seen;
+  char origin[80]; /* the Origin header, as far as it fits (only the length past it) */
+  size_t origin_len;
   char *body; /* malloc'd as it arrives, up to MAX_BODY */
   size_t body_len;
   int in_auth, too_long, done;
@@ -557,6 +559,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
       c->host_len = sizeof c->host; /* too long for a loopback name */
     }
   }
+  if (c->hname_len == 6 && strncasecmp(c->hname, "origin", 6) == 0) {
+    if (c->origin_len + len < sizeof c->origin) memcpy(c->origin + c->origin_len, at, len);
+    c->origin_len += len + (c->origin_len ? 2 : 0); /* a second Origin never matches */
+  }
   if (c->hname_len == 13 && strncasecmp(c->hname, "authorization", 13) == 0) {
     if (c->auth_len + len < MAX_AUTH) {
       memcpy(c->auth + c->auth_len, at, len);
@@ -598,12 +604,31 @@ static int host_ok(const admin_conn_t *c) {
          (hl >= 7 && hl <= 15 && strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") == hl);
 }
 
+/* Without a token, being able to reach the listener is the only credential,
+ * and a browser reaches it for any page it shows: a page elsewhere may send
+ * it a POST (a simple request, no preflight) or a DELETE through a tab of
+ * the operator's. Browsers name the page's origin on every such request;
+ * only the console's own (http://HOST, the listener's own name) passes. */
+static int origin_ok(const admin_conn_t *c) {
+  if (c->a->cfg->admin_token || !c->origin_len) return 1; /* with a token; not sent by a page */
+  static const char scheme[] = "http://";
+  size_t sl = sizeof scheme - 1;
+  return c->host_seen && c->host_len < sizeof c->host && c->origin_len < sizeof c->origin &&
+         c->origin_len == sl + c->host_len && strncasecmp(c->origin, scheme, sl) == 0 &&
+         strncasecmp(c->origin + sl, c->host, c->host_len) == 0;
+}
+
 static int on_headers_complete(llhttp_t *p) {
   admin_conn_t *c = p->data;
   c->linger = 1; /* an answer from here on comes before the body */
   if (!host_ok(c)) {
     reply_json(c, 403, "{\"error\":\"without admin.token the admin API answers only to Host 127.0.0.1, [::1] or "
                        "localhost\"}");
+    return -1;
+  }
+  if (!origin_ok(c)) {
+    reply_json(c, 403, "{\"error\":\"without admin.token the admin API answers no request from a page of another "
+                       "origin\"}");
     return -1;
   }
   /* a body only where one is read (PUT /tenants/{name}), and only with the token */
