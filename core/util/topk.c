@@ -15,6 +15,67 @@ void cg_topk_init(cg_topk_t *t) {
   memset(t, 0, sizeof *t);
   memset(t->head, 0xff, sizeof t->head);
   memset(t->next, 0xff, sizeof t->next);
+  t->low = -1;
+  for (int b = 0; b <= CG_TOPK_K; b++) t->buckets[b].next = (int16_t)(b < CG_TOPK_K ? b + 1 : -1);
+  t->spare = 0;
+}
+
+/* --- counts: buckets of equal count, in a list ordered by count -------------- */
+
+/* A bucket for count, placed right after bucket `after` (-1: first). */
+static int bucket_new(cg_topk_t *t, uint64_t count, int after) {
+  int b = t->spare;
+  cg_topk_bucket_t *k = &t->buckets[b];
+  t->spare = k->next;
+  k->count = count;
+  k->first = -1;
+  k->prev = (int16_t)after;
+  k->next = after >= 0 ? t->buckets[after].next : t->low;
+  if (k->next >= 0) t->buckets[k->next].prev = (int16_t)b;
+  if (after >= 0) t->buckets[after].next = (int16_t)b;
+  else t->low = (int16_t)b;
+  return b;
+}
+
+static void bucket_free(cg_topk_t *t, int b) {
+  cg_topk_bucket_t *k = &t->buckets[b];
+  if (k->prev >= 0) t->buckets[k->prev].next = k->next;
+  else t->low = k->next;
+  if (k->next >= 0) t->buckets[k->next].prev = k->prev;
+  k->next = t->spare;
+  t->spare = (int16_t)b;
+}
+
+/* Item i leaves its bucket, the bucket goes with its last item. */
+static void leave(cg_topk_t *t, int i) {
+  cg_topk_item_t *it = &t->items[i];
+  cg_topk_bucket_t *k = &t->buckets[it->bucket];
+  if (it->prev >= 0) t->items[it->prev].next = it->next;
+  else k->first = it->next;
+  if (it->next >= 0) t->items[it->next].prev = it->prev;
+  if (k->first < 0) bucket_free(t, it->bucket);
+}
+
+static void join(cg_topk_t *t, int i, int b) {
+  cg_topk_item_t *it = &t->items[i];
+  cg_topk_bucket_t *k = &t->buckets[b];
+  it->bucket = (int16_t)b;
+  it->prev = -1;
+  it->next = k->first;
+  if (k->first >= 0) t->items[k->first].prev = (int16_t)i;
+  k->first = (int16_t)i;
+  it->count = k->count;
+}
+
+/* Item i counts one more: into the next bucket, made when none holds that
+ * count (before its own may go, so the list stays in order). */
+static void bump(cg_topk_t *t, int i) {
+  int b = t->items[i].bucket;
+  uint64_t c = t->buckets[b].count + 1;
+  int nb = t->buckets[b].next;
+  if (nb < 0 || t->buckets[nb].count != c) nb = bucket_new(t, c, b);
+  leave(t, i);
+  join(t, i, nb);
 }
 
 /* Copies n bytes of s into a field of cap bytes, cut to fit, NUL-ended. */
@@ -57,7 +118,7 @@ void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t
     if (it->hash == h && it->route == route && it->reason == reason && it->origin_len == origin_len &&
         it->detail_len == detail_len && memcmp(it->origin, origin, origin_len) == 0 &&
         memcmp(it->detail, detail, detail_len) == 0) {
-      it->count++;
+      bump(t, i);
       it->last_ms = now_ms;
       if (tenant && *tenant) put(it->tenant, sizeof it->tenant, tenant, strlen(tenant));
       return;
@@ -67,16 +128,16 @@ void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t
   uint64_t base = 0;
   if (t->n < CG_TOPK_K) {
     i = t->n++;
+    /* a count of 0 to start from, just before the smallest held (never below 1) */
+    join(t, i, bucket_new(t, 0, -1));
   } else {
     /* the smallest counter makes room, and passes its count on */
-    i = 0;
-    for (int k = 1; k < CG_TOPK_K; k++)
-      if (t->items[k].count < t->items[i].count) i = k;
+    i = t->buckets[t->low].first;
     base = t->items[i].count;
     unchain(t, i);
   }
+  bump(t, i);
   cg_topk_item_t *it = &t->items[i];
-  it->count = base + 1;
   it->error = base;
   it->first_ms = it->last_ms = now_ms;
   it->hash = h;
@@ -94,8 +155,5 @@ void cg_topk_add(cg_topk_t *t, int route, int reason, const char *origin, size_t
 
 uint64_t cg_topk_floor(const cg_topk_t *t) {
   if (t->n < CG_TOPK_K) return 0; /* not full: what it does not hold, it never saw */
-  uint64_t m = t->items[0].count;
-  for (int i = 1; i < t->n; i++)
-    if (t->items[i].count < m) m = t->items[i].count;
-  return m;
+  return t->buckets[t->low].count;
 }

@@ -5,8 +5,10 @@
  * (route, reason, origin, detail). A key it holds counts up; a new key takes
  * the smallest counter's place and starts from its count (so counts may
  * over-estimate by at most `error`, and any key seen more than N/K times in
- * N adds is held). One worker's: single-threaded. An add is a hash lookup,
- * plus a scan of the K counters when the key is new. */
+ * N adds is held). One worker's: single-threaded. An add is O(1) whatever
+ * the keys: a hash lookup, and the counters kept in buckets of equal count
+ * ordered by count (the paper's stream-summary), so a count moves up by one
+ * bucket and the smallest is the first bucket's. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +27,7 @@ typedef struct cg_topk_item {
   char tenant[CG_TOPK_TENANT]; /* the tenant a plugin named, or "" */
   /* a request that was refused so, to explain it again: the first one's */
   char path[CG_TOPK_PATH], host[CG_TOPK_HOST];
+  int16_t bucket, prev, next; /* its count's bucket, its neighbours there (-1 ends) */
 } cg_topk_item_t;
 
 /* What a refusal's request was, kept with a new key only. */
@@ -33,10 +36,21 @@ typedef struct cg_topk_sample {
   size_t path_len, host_len;
 } cg_topk_sample_t;
 
+/* The items of one count, and the buckets of the next smaller and larger
+ * counts held. */
+typedef struct cg_topk_bucket {
+  uint64_t count;
+  int16_t prev, next, first;
+} cg_topk_bucket_t;
+
 typedef struct cg_topk {
   cg_topk_item_t items[CG_TOPK_K];
   int n;
   int16_t head[256], next[CG_TOPK_K]; /* hash chains of item indexes, -1 ends */
+  /* at most K counts held, and one more while an item moves to a new one */
+  cg_topk_bucket_t buckets[CG_TOPK_K + 1];
+  int16_t low;   /* the bucket of the smallest count; -1 when empty */
+  int16_t spare; /* unused buckets, chained by next */
 } cg_topk_t;
 
 void cg_topk_init(cg_topk_t *t);
