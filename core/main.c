@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
   }
   cg_diag_t d;
   cg_diag_init(&d);
-  cg_config_t *cfg = cg_config_load(file, &d);
+  cg_config_t *cfg = cg_config_load(file, &cg_lua_plugin_finder, &d);
   const char *name = file ? file : "(demo)";
   int errors = report(name, &d);
   cg_diag_free(&d);

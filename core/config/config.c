@@ -23,7 +23,6 @@
 #include "config/listen_config.h"
 #include "config/schema.h"
 #include "config/upstream_config.h"
-#include "lua/host.h"
 #include "cors/cors.h"
 #include "util/log.h"
 
@@ -541,7 +540,7 @@ static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t
     return;
   }
   r->plugin = cg_cfg_strdup(name);
-  r->plugin_file = cg_lua_plugin_find(c, name);
+  r->plugin_file = ld->plugins->find(c, name);
   if (!r->plugin_file) {
     cg_diag_error(ld->d, pp, "no plugin \"%s\" in plugin_paths or the shipped plugins", name);
     return;
@@ -552,7 +551,10 @@ static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t
   if (cg_cfg_get_number(ld, cors_t, cp, "ttl", 0, 86400 * 30, &v) == 1) r->plugin_ttl_ms = (uint64_t)(v * 1000);
   if (cg_cfg_get_number(ld, cors_t, cp, "deny_ttl", 0, 86400 * 30, &v) == 1) r->plugin_deny_ttl_ms = (uint64_t)(v * 1000);
   r->plugin_conf = cg_cfg_plugin_config(ld, cors_t, cp);
-  if (r->plugin_conf) cg_lua_plugin_check(r, cp, c->redis.address != NULL, ld->d);
+  if (r->plugin_conf) {
+    cg_plugin_use_t u = cg_config_route_plugin(r);
+    ld->plugins->check(&u, cp, c->redis.address != NULL, ld->d);
+  }
   if (strcmp(name, "tenant_redis") == 0 && !c->tenant_prefix) { /* the store GET/PUT /tenants manages */
     lua_getfield(L, cors_t, "plugin_config");
     if (lua_istable(L, -1)) lua_getfield(L, -1, "prefix");
@@ -668,19 +670,26 @@ static void config_count_hook(lua_State *L, lua_Debug *ar) {
     luaL_error(L, "the config did not finish within %d seconds", CONFIG_TIME_LIMIT_S);
 }
 
-static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_t *d);
+static cg_config_t *load(const char *name, const char *src, size_t len, const cg_plugin_finder_t *plugins,
+                         cg_diag_t *d);
 
-cg_config_t *cg_config_load(const char *file, cg_diag_t *d) {
-  if (!file) return load("(demo)", cg_config_demo, cg_config_demo_len, d);
-  return load(file, NULL, 0, d);
+cg_config_t *cg_config_load(const char *file, const cg_plugin_finder_t *plugins, cg_diag_t *d) {
+  if (!file) return load("(demo)", cg_config_demo, cg_config_demo_len, plugins, d);
+  return load(file, NULL, 0, plugins, d);
 }
 
-cg_config_t *cg_config_load_buffer(const char *name, const char *src, size_t len, cg_diag_t *d) {
-  return load(name, src, len, d);
+cg_config_t *cg_config_load_buffer(const char *name, const char *src, size_t len, const cg_plugin_finder_t *plugins,
+                                   cg_diag_t *d) {
+  return load(name, src, len, plugins, d);
+}
+
+cg_plugin_use_t cg_config_route_plugin(const cg_route_t *r) {
+  return (cg_plugin_use_t){r->plugin, r->plugin_file, r->plugin_conf, r->index, "origin"};
 }
 
 /* src NULL: read the file called name. */
-static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_t *d) {
+static cg_config_t *load(const char *name, const char *src, size_t len, const cg_plugin_finder_t *plugins,
+                         cg_diag_t *d) {
   cg_config_t *c = cg_cfg_calloc(1, sizeof *c);
   c->source = cg_cfg_strdup(name);
   c->workers = (int)default_workers();
@@ -707,7 +716,7 @@ static cg_config_t *load(const char *name, const char *src, size_t len, cg_diag_
   /* the count hook does not run inside compiled traces */
   luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
   lua_sethook(L, config_count_hook, LUA_MASKCOUNT, CONFIG_HOOK_EVERY);
-  cg_loader_t ld = {.L = L, .d = d, .psl = NULL};
+  cg_loader_t ld = {.L = L, .d = d, .psl = NULL, .plugins = plugins};
   int rc;
   if (src) {
     char chunk[128];

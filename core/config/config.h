@@ -162,12 +162,35 @@ typedef struct cg_config {
   cg_redis_conf_t redis;
 } cg_config_t;
 
-/* Loads and validates FILE (or the built-in demo when file is NULL). Every
- * problem goes to d with the path of its field; returns NULL when d has
- * errors. */
-cg_config_t *cg_config_load(const char *file, cg_diag_t *d);
+/* A plugin as the config uses it: a route's policy (hook "origin") or a TLS
+ * listener's certificates (hook "certificate"). key: its plugin_config's
+ * key in a state (a route's index, or -(listener index + 1)). */
+typedef struct cg_plugin_use {
+  const char *name, *file, *conf; /* conf: plugin_config as Lua source */
+  int key;
+  const char *hook;
+} cg_plugin_use_t;
+cg_plugin_use_t cg_config_route_plugin(const cg_route_t *r);
+cg_plugin_use_t cg_config_listener_plugin(const cg_listener_conf_t *l);
+
+/* How a load finds the plugins a config names and checks them, given by
+ * whoever loads it (the plugin host's cg_lua_plugin_finder), so config/
+ * stays data and calls into no other folder, and every problem of a file,
+ * its plugins' among them, is reported in one load. */
+typedef struct cg_plugin_finder {
+  /* NAME's file (malloc'd), or NULL when there is none */
+  char *(*find)(const cg_config_t *cfg, const char *name);
+  /* u's problems (the module, its hook, plugin_config, what it needs) go to d under path */
+  void (*check)(const cg_plugin_use_t *u, const char *path, int has_redis, cg_diag_t *d);
+} cg_plugin_finder_t;
+
+/* Loads and validates FILE (or the built-in demo when file is NULL), its
+ * plugins through `plugins`. Every problem goes to d with the path of its
+ * field; returns NULL when d has errors. */
+cg_config_t *cg_config_load(const char *file, const cg_plugin_finder_t *plugins, cg_diag_t *d);
 /* The same from memory; name is what messages call the source. */
-cg_config_t *cg_config_load_buffer(const char *name, const char *src, size_t len, cg_diag_t *d);
+cg_config_t *cg_config_load_buffer(const char *name, const char *src, size_t len, const cg_plugin_finder_t *plugins,
+                                   cg_diag_t *d);
 void cg_config_free(cg_config_t *c);
 
 /* The built-in demo config, served by `corsgate run` without -c: demo.lua,

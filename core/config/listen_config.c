@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lua/host.h"
 
 static const char *const entry_keys[] = {"address", "tls", "http2", NULL};
 static const char *const tls_keys[] = {"certificates", "min_version", "hsts", "plugin", "plugin_config", NULL};
@@ -99,7 +98,7 @@ static void load_tls(lua_State *L, int idx, cg_listener_conf_t *l, const char *p
   /* a certificate hook: its plugin is found and checked once the whole
    * config is read (plugin_paths, redis: cg_listen_config_plugins) */
   const char *plugin = string_field(L, idx, "plugin", p, d);
-  cg_loader_t ld = {L, d, NULL};
+  cg_loader_t ld = {L, d, NULL, NULL}; /* for the plugin_config reader only */
   if (plugin) {
     l->cert_plugin = dup_or_die(plugin);
     l->cert_plugin_conf = cg_cfg_plugin_config(&ld, idx, p);
@@ -300,6 +299,10 @@ void cg_listen_config_load(lua_State *L, int idx, cg_config_t *c, cg_diag_t *d) 
   }
 }
 
+cg_plugin_use_t cg_config_listener_plugin(const cg_listener_conf_t *l) {
+  return (cg_plugin_use_t){l->cert_plugin, l->cert_plugin_file, l->cert_plugin_conf, -(l->index + 1), "certificate"};
+}
+
 void cg_listen_config_plugins(cg_loader_t *ld, cg_config_t *c) {
   for (int i = 0; i < c->n_listeners; i++) {
     cg_listener_conf_t *l = &c->listeners[i];
@@ -307,13 +310,13 @@ void cg_listen_config_plugins(cg_loader_t *ld, cg_config_t *c) {
     char p[60], pp[80];
     snprintf(p, sizeof p, "listen[%d].tls", i + 1);
     snprintf(pp, sizeof pp, "%s.plugin", p);
-    l->cert_plugin_file = cg_lua_plugin_find(c, l->cert_plugin);
+    l->cert_plugin_file = ld->plugins->find(c, l->cert_plugin);
     if (!l->cert_plugin_file) {
       cg_diag_error(ld->d, pp, "no plugin \"%s\" in plugin_paths or the shipped plugins", l->cert_plugin);
       continue;
     }
-    cg_lua_plugin_use_t u = cg_lua_listener_plugin(l);
-    cg_lua_plugin_check_use(&u, p, c->redis.address != NULL, ld->d);
+    cg_plugin_use_t u = cg_config_listener_plugin(l);
+    ld->plugins->check(&u, p, c->redis.address != NULL, ld->d);
   }
 }
 

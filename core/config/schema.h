@@ -10,10 +10,12 @@
 #include "cors/cors.h"
 #include "util/diag.h"
 
+struct cg_plugin_finder;
 typedef struct cg_loader {
   lua_State *L;
   cg_diag_t *d;
   cg_psl_t *psl;
+  const struct cg_plugin_finder *plugins; /* config.h */
 } cg_loader_t;
 
 /* strdup and calloc that abort when memory runs out (a config load at

@@ -781,7 +781,7 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   for (int i = 0; i < cfg->n_routes; i++) {
     const cg_route_t *r = &cfg->routes[i];
     if (!r->plugin) continue;
-    cg_lua_plugin_use_t u = cg_lua_route_plugin(r);
+    cg_plugin_use_t u = cg_config_route_plugin(r);
     snprintf(where, sizeof where, "routes[%d].cors.plugin", r->index);
     if (cg_lua_load_plugin(L, prelude, &u, 1, err, sizeof err) != 0) {
       cg_log_error("%s: %s", where, err);
@@ -797,7 +797,7 @@ cg_lua_host_t *cg_lua_host_new(uv_loop_t *loop, const cg_config_t *cfg) {
   for (int i = 0; i < cfg->n_listeners; i++) {
     const cg_listener_conf_t *l = &cfg->listeners[i];
     if (!l->cert_plugin) continue;
-    cg_lua_plugin_use_t u = cg_lua_listener_plugin(l);
+    cg_plugin_use_t u = cg_config_listener_plugin(l);
     snprintf(where, sizeof where, "listen[%d].tls.plugin", i + 1);
     if (cg_lua_load_plugin(L, prelude, &u, 1, err, sizeof err) != 0) {
       cg_log_error("%s: %s", where, err);

@@ -81,24 +81,14 @@ int cg_lua_expose_run(cg_lua_host_t *h, const cg_route_t *r, const char *origin,
                       const char *tenant, int status, const char *const *names, const size_t *name_lens,
                       const char *const *values, const size_t *value_lens, int n, char *buf, size_t buflen);
 
-/* A plugin as the config uses it: a route's policy (hook "origin") or a TLS
- * listener's certificates (hook "certificate"). key: its plugin_config's
- * key in a state (a route's index, or -(listener index + 1)). */
-typedef struct cg_lua_plugin_use {
-  const char *name, *file, *conf; /* conf: plugin_config as Lua source */
-  int key;
-  const char *hook;
-} cg_lua_plugin_use_t;
-cg_lua_plugin_use_t cg_lua_route_plugin(const cg_route_t *r);
-cg_lua_plugin_use_t cg_lua_listener_plugin(const cg_listener_conf_t *l);
-/* cg_lua_plugin_check for any use (a listener's: path "listen[2].tls"). */
-void cg_lua_plugin_check_use(const cg_lua_plugin_use_t *u, const char *path, int has_redis, cg_diag_t *d);
-
-/* Validates a route's plugin at config load, in a throwaway state: the module
- * loads, has an origin hook, plugin_config (Lua source of a table) fits its
+/* Validates a plugin the config uses, in a throwaway state: the module
+ * loads, has its hook, plugin_config (Lua source of a table) fits its
  * schema, and what it requires (Redis) is configured. Problems go to d under
- * path ("routes[1].cors"). */
-void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, cg_diag_t *d);
+ * path ("routes[1].cors", "listen[2].tls"). */
+void cg_lua_plugin_check(const cg_plugin_use_t *u, const char *path, int has_redis, cg_diag_t *d);
+/* What cg_config_load is given to find and check plugins: cg_lua_plugin_find
+ * and cg_lua_plugin_check. */
+extern const cg_plugin_finder_t cg_lua_plugin_finder;
 
 /* Finds NAME.lua (or NAME/init.lua) in the config's plugin_paths, then in the
  * shipped plugins directory. Returns a malloc'd path or NULL. */

@@ -117,7 +117,7 @@ int cg_lua_push_prelude(lua_State *L);
 /* plugin_check.c: loads a plugin in L (prelude: the prelude's stack index),
  * checks it has the hook its use needs and, with configure, validates and
  * applies its plugin_config. Stack unchanged; 0, or -1 with why in err. */
-int cg_lua_load_plugin(lua_State *L, int prelude, const cg_lua_plugin_use_t *u, int configure, char *err,
+int cg_lua_load_plugin(lua_State *L, int prelude, const cg_plugin_use_t *u, int configure, char *err,
                        size_t errlen);
 
 #endif

@@ -7,7 +7,7 @@
 
 #include "lua/host_internal.h"
 
-int cg_lua_load_plugin(lua_State *L, int prelude, const cg_lua_plugin_use_t *u, int configure, char *err,
+int cg_lua_load_plugin(lua_State *L, int prelude, const cg_plugin_use_t *u, int configure, char *err,
                        size_t errlen) {
   lua_getfield(L, prelude, "load");
   lua_pushstring(L, u->name);
@@ -41,21 +41,9 @@ int cg_lua_load_plugin(lua_State *L, int prelude, const cg_lua_plugin_use_t *u, 
   return 0;
 }
 
-cg_lua_plugin_use_t cg_lua_route_plugin(const cg_route_t *r) {
-  return (cg_lua_plugin_use_t){r->plugin, r->plugin_file, r->plugin_conf, r->index, "origin"};
-}
+const cg_plugin_finder_t cg_lua_plugin_finder = {cg_lua_plugin_find, cg_lua_plugin_check};
 
-cg_lua_plugin_use_t cg_lua_listener_plugin(const cg_listener_conf_t *l) {
-  return (cg_lua_plugin_use_t){l->cert_plugin, l->cert_plugin_file, l->cert_plugin_conf, -(l->index + 1),
-                               "certificate"};
-}
-
-void cg_lua_plugin_check(const cg_route_t *r, const char *path, int has_redis, cg_diag_t *d) {
-  cg_lua_plugin_use_t u = cg_lua_route_plugin(r);
-  cg_lua_plugin_check_use(&u, path, has_redis, d);
-}
-
-void cg_lua_plugin_check_use(const cg_lua_plugin_use_t *u, const char *path, int has_redis, cg_diag_t *d) {
+void cg_lua_plugin_check(const cg_plugin_use_t *u, const char *path, int has_redis, cg_diag_t *d) {
   lua_State *L = cg_lua_new_state(NULL);
   if (!L) {
     cg_diag_error(d, path, "cannot create a Lua state");

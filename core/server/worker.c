@@ -523,7 +523,7 @@ static int reload(char **errors) {
   cg_diag_t d;
   cg_diag_init(&d);
   const char *file = strcmp(old->source, "(demo)") == 0 ? NULL : old->source;
-  cg_config_t *cfg = cg_config_load(file, &d);
+  cg_config_t *cfg = cg_config_load(file, &cg_lua_plugin_finder, &d);
   if (cfg && d.errors == 0) {
     if (!same_addr(cfg, old)) cg_diag_error(&d, "listen", "changing it needs a restart (serving %s)", old->listen);
     if (cfg->workers != old->workers)
