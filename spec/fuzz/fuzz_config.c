@@ -32,7 +32,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cg_diag_t d;
   cg_diag_init(&d);
-  cg_config_t *c = cg_config_load_buffer("fuzz", (const char *)data, size, &d);
+  cg_config_t *c = cg_config_load_buffer("fuzz", (const char *)data, size, &cg_lua_plugin_finder, &d);
   if (!c) CHECK(d.errors > 0);
   for (int i = 0; i < d.count; i++) {
     const char *t = d.items[i].text;
