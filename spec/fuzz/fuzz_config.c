@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "lua/host.h"
 #include "util/diag.h"
 #include "util/log.h"
 
