@@ -61,7 +61,7 @@ static const char config_fmt[] =
     "return {\n"
     "  listen = { { address = '127.0.0.1:1', http2 = true } },\n"
     "  workers = 1, log_level = 'error', access_log = false,\n"
-    "  plugin_paths = { '%s' },\n"
+    "  plugin_paths = { fuzz_dir },\n"
     "  limits = { max_head_bytes = 2048, max_headers = 20, max_body_bytes = 512, max_connections = 64 },\n"
     "  upstreams = { up = { targets = { '127.0.0.1:%d' } }, dead = { targets = { '127.0.0.1:1' } } },\n"
     "  routes = {\n"
@@ -624,14 +624,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argv;
   signal(SIGPIPE, SIG_IGN);
   verbose = getenv("CORSGATE_FUZZ_VERBOSE") != NULL;
-  char dir[] = "/tmp/corsgate-fuzz-h2.XXXXXX";
-  if (!mkdtemp(dir)) abort();
-  char path[256];
-  snprintf(path, sizeof path, "%s/fz.lua", dir);
-  FILE *f = fopen(path, "w");
-  if (!f) abort();
-  fputs(plugin_src, f);
-  fclose(f);
   /* the upstream first: the config names its port */
   up_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   struct sockaddr_in ua = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -644,14 +636,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   up_settings.on_url = on_up_url;
   up_settings.on_body = on_up_body;
   up_settings.on_message_complete = on_up_complete;
-  char src[4096];
-  int n = snprintf(src, sizeof src, config_fmt, dir, ntohs(ua.sin_port));
-  cg_diag_t d;
-  cg_diag_init(&d);
-  cg_config_t *cfg = cg_config_load_buffer("fuzz_h2", src, (size_t)n, &d);
-  for (int i = 0; i < d.count; i++) fprintf(stderr, "config: %s\n", d.items[i].text);
-  if (!cfg) abort();
-  cg_diag_free(&d);
+  cg_config_t *cfg = fuzz_config("fuzz_h2", plugin_src, config_fmt, ntohs(ua.sin_port));
   /* any free port: the kernel picks it at bind */
   ((struct sockaddr_in *)&cfg->listeners[0].addr)->sin_port = 0;
   worker.dstore = cg_dstore_new(cfg->cache.max_entries, cfg->cache.stale_limit_ms);

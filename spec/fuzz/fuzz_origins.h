@@ -19,14 +19,14 @@ static const char plugin_src[] =
     "end\n"
     "return _M\n";
 
-static int has_token(const char *v, size_t n, const char *tok) {
+static inline int has_token(const char *v, size_t n, const char *tok) {
   size_t tl = strlen(tok);
   for (size_t i = 0; i + tl <= n; i++)
     if (strncasecmp(v + i, tok, tl) == 0) return 1;
   return 0;
 }
 
-static int allowed_origin(const char *v, size_t n) {
+static inline int allowed_origin(const char *v, size_t n) {
   static const char *const listed[] = {"https://app.example", "http://localhost:3000"};
   for (size_t i = 0; i < sizeof listed / sizeof *listed; i++)
     if (n == strlen(listed[i]) && memcmp(v, listed[i], n) == 0) return 1;

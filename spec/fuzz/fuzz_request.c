@@ -35,10 +35,10 @@
 #include "fuzz_gateway.h"
 #include "fuzz_origins.h"
 
-static const char config_fmt[] =
+static const char config_src[] =
     "return {\n"
     "  listen = '127.0.0.1:1', workers = 1, log_level = 'error', access_log = false,\n"
-    "  plugin_paths = { '%s' },\n"
+    "  plugin_paths = { fuzz_dir },\n"
     "  limits = { max_head_bytes = 2048, max_headers = 20, max_body_bytes = 512, max_connections = 64 },\n"
     "  upstreams = { dead = { targets = { '127.0.0.1:1' } } },\n"
     "  routes = {\n"
@@ -70,22 +70,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   signal(SIGPIPE, SIG_IGN);
-  char dir[] = "/tmp/corsgate-fuzz-request.XXXXXX";
-  if (!mkdtemp(dir)) abort();
-  char path[256];
-  snprintf(path, sizeof path, "%s/fz.lua", dir);
-  FILE *f = fopen(path, "w");
-  if (!f) abort();
-  fputs(plugin_src, f);
-  fclose(f);
-  char src[4096];
-  int n = snprintf(src, sizeof src, config_fmt, dir);
-  cg_diag_t d;
-  cg_diag_init(&d);
-  cg_config_t *cfg = cg_config_load_buffer("fuzz_request", src, (size_t)n, &d);
-  for (int i = 0; i < d.count; i++) fprintf(stderr, "config: %s\n", d.items[i].text);
-  if (!cfg) abort();
-  cg_diag_free(&d);
+  cg_config_t *cfg = fuzz_config("fuzz_request", plugin_src, "%s", config_src);
   cg_log_set_level(CG_LOG_ERROR);
   /* any free port: the kernel picks it at bind */
   ((struct sockaddr_in *)&cfg->listeners[0].addr)->sin_port = 0;
@@ -143,63 +128,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * until connect runs out of local ports */
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  size_t sent = 0, got = 0;
-  int shut = 0, eof = 0;
-  /* Three inputs in four go out in pieces of 1-64 bytes, the loop running
-   * between pieces, so a head is split across the gateway's reads at places
-   * the input decides (the head store carries strings across reads). The
-   * piece sizes come from the input itself, so a finding replays the same. */
-  uint64_t rnd = 0x9e3779b97f4a7c15u ^ size;
-  for (size_t i = 0; i < size && i < 64; i++) rnd = (rnd ^ data[i]) * 0x100000001b3u;
-  int pieces = ((rnd >> 40) & 3) != 0;
-  /* bounded: the gateway has no reason to keep a closed-for-writing client
-   * past its responses; an input that keeps it open fails below */
-  for (int idle = 0; idle < 2000 && !eof;) {
-    uv_run(&worker.loop, UV_RUN_NOWAIT);
-    int progress = 0;
-    if (sent < size) {
-      size_t want = size - sent;
-      if (pieces) {
-        rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
-        size_t piece = 1 + (size_t)(rnd >> 58);
-        if (piece < want) want = piece;
-      }
-      ssize_t n = write(fd, data + sent, want);
-      if (n > 0) sent += (size_t)n, progress = 1;
-      else if (n < 0 && errno != EAGAIN) sent = size; /* reset by the gateway: it has answered */
-    } else if (!shut) {
-      shutdown(fd, SHUT_WR);
-      shut = 1;
-    }
-    for (;;) {
-      if (got == out_cap) got = 0; /* keep reading; checks see the tail only */
-      ssize_t n = read(fd, out + got, out_cap - got);
-      if (n > 0) {
-        got += (size_t)n;
-        progress = 1;
-        continue;
-      }
-      if (n == 0 || (errno != EAGAIN && errno != EINTR)) eof = 1;
-      break;
-    }
-    if (progress) {
-      idle = 0;
-    } else {
-      idle++;
-      struct pollfd p = {.fd = uv_backend_fd(&worker.loop), .events = POLLIN};
-      poll(&p, 1, 1);
-    }
-  }
+  size_t got;
+  int eof = fuzz_send(&worker.loop, fd, data, size, out, out_cap, &got);
   CHECK(eof, "the gateway kept the connection open after %zu bytes in, %zu out", size, got);
   close(fd);
   check_output(out, got);
   /* let the gateway finish with the connection before the next input */
   for (int i = 0; i < 3000 && worker.n_conns > 0; i++) {
     uv_run(&worker.loop, UV_RUN_NOWAIT);
-    if (worker.n_conns > 0) {
-      struct pollfd p = {.fd = uv_backend_fd(&worker.loop), .events = POLLIN};
-      poll(&p, 1, 1);
-    }
+    if (worker.n_conns > 0) fuzz_wait(&worker.loop);
   }
   CHECK(worker.n_conns == 0, "the gateway still holds %d connection(s) 3 s after the client reset it", worker.n_conns);
   return 0;
