@@ -4,6 +4,8 @@
  * rather than paying a full handshake. */
 #include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -14,10 +16,13 @@
 
 #include "tls/engine_internal.h"
 
+typedef struct cas cas_t;
+
 struct cg_tls_client {
   SSL_CTX *ssl;
   char *server_name;
   int verify;
+  cas_t *cas; /* the CAs it trusts, shared; NULL for a directory's */
 };
 
 static const unsigned char ALPN[] = "\x08http/1.1";
@@ -71,6 +76,89 @@ static int store_has_cas(const char *dir) {
   return found;
 }
 
+/* --- CA files, loaded once -------------------------------------------------
+ * A file of CAs (the system's bundle is about 140 of them, 0.8 MB once
+ * parsed) is loaded once and its store shared by every upstream that trusts
+ * it, rather than once per upstream. A file that changed (its identity,
+ * size or time) is loaded again, so a reload sees a renewed bundle; a store
+ * goes with the last upstream that used it. Directories load lazily, one
+ * certificate as needed, so they are not shared. */
+struct cas {
+  cas_t *next;
+  char *key; /* the file, or "" for the system's store */
+  struct stat st;
+  X509_STORE *store;
+  int users;
+};
+static cas_t *cas_all;
+static pthread_mutex_t cas_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void cas_free(cas_t *e) {
+  X509_STORE_free(e->store);
+  free(e->key);
+  free(e);
+}
+
+/* A new entry for file (NULL: the system's), loaded and listed; NULL when
+ * it cannot be. Under cas_mu. */
+static cas_t *cas_load(const char *key, const char *file, const struct stat *st) {
+  cas_t *e = calloc(1, sizeof *e);
+  if (!e) return NULL;
+  e->st = *st;
+  if (!(e->key = strdup(key)) || !(e->store = X509_STORE_new()) ||
+      (file ? X509_STORE_load_file(e->store, file) : X509_STORE_set_default_paths(e->store)) != 1) {
+    cas_free(e);
+    return NULL;
+  }
+  e->next = cas_all;
+  cas_all = e;
+  return e;
+}
+
+/* The store of file (NULL: the system's, its bundle and its directory),
+ * shared; NULL when it cannot be loaded (OpenSSL's error queue says why). */
+static cas_t *cas_get(const char *file) {
+  const char *key = file ? file : "";
+  struct stat st;
+  memset(&st, 0, sizeof st);
+  if (file) {
+    if (stat(file, &st) != 0) {
+      ERR_raise_data(ERR_LIB_SYS, errno, "stat(%s)", file);
+      return NULL;
+    }
+  } else {
+    const char *def = getenv(X509_get_default_cert_file_env());
+    if (stat(def ? def : X509_get_default_cert_file(), &st) != 0) memset(&st, 0, sizeof st);
+  }
+  pthread_mutex_lock(&cas_mu);
+  cas_t *e;
+  for (e = cas_all; e; e = e->next)
+    if (strcmp(e->key, key) == 0 && same_file(&e->st, &st)) break;
+  if (!e) e = cas_load(key, file, &st);
+  if (e) e->users++;
+  pthread_mutex_unlock(&cas_mu);
+  return e;
+}
+
+static void cas_put(cas_t *e) {
+  if (!e) return;
+  pthread_mutex_lock(&cas_mu);
+  if (--e->users == 0) {
+    for (cas_t **p = &cas_all; *p; p = &(*p)->next)
+      if (*p == e) {
+        *p = e->next;
+        break;
+      }
+    cas_free(e);
+  }
+  pthread_mutex_unlock(&cas_mu);
+}
+
 cg_tls_client_t *cg_tls_client_new(const cg_tls_client_conf_t *conf, const char *path, cg_diag_t *d) {
   char err[256];
   cg_tls_client_t *c = calloc(1, sizeof *c);
@@ -96,10 +184,12 @@ cg_tls_client_t *cg_tls_client_new(const cg_tls_client_conf_t *conf, const char 
     struct stat st;
     /* a directory (or the system's store) loads lazily, whatever it holds:
      * one with no certificate in it would fail every request, not the load */
-    if (!conf->ca) ok = SSL_CTX_set_default_verify_paths(s) && store_has_cas(NULL);
-    else if ((is_dir = stat(conf->ca, &st) == 0 && S_ISDIR(st.st_mode)))
+    if ((is_dir = conf->ca && stat(conf->ca, &st) == 0 && S_ISDIR(st.st_mode))) {
       ok = SSL_CTX_load_verify_locations(s, NULL, conf->ca) && store_has_cas(conf->ca);
-    else ok = SSL_CTX_load_verify_locations(s, conf->ca, NULL);
+    } else {
+      ok = (c->cas = cas_get(conf->ca)) != NULL && (conf->ca || store_has_cas(NULL));
+      if (c->cas) SSL_CTX_set1_cert_store(s, c->cas->store); /* a reference of the context's own */
+    }
     if (!ok) {
       unsigned long e = ERR_get_error();
       if (e) ERR_error_string_n(e, err, sizeof err);
@@ -118,6 +208,7 @@ cg_tls_client_t *cg_tls_client_new(const cg_tls_client_conf_t *conf, const char 
 void cg_tls_client_free(cg_tls_client_t *c) {
   if (!c) return;
   SSL_CTX_free(c->ssl);
+  cas_put(c->cas);
   free(c->server_name);
   free(c);
 }

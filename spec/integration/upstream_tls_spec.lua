@@ -250,6 +250,41 @@ describe("HTTPS upstream", function()
     assert.res_status(502, res, err or front)
   end)
 
+  it("loads a CA file once for every upstream that trusts it: 30 on the system's store cost what one does", function()
+    local function with(n)
+      local ups = {}
+      for i = 1, n do ups["u" .. i] = { targets = { "127.0.0.1:9" }, tls = true } end
+      local g = gateway.start({ workers = 1, upstreams = ups, routes = { { prefix = "/", upstream = "u1" } } })
+      local kb = g:rss_kb().rss
+      g:stop_clean()
+      return kb
+    end
+    local one, thirty = with(1), with(30)
+    -- each upstream parsed its own copy of the bundle before: about 830 KB apiece
+    assert.truthy(thirty - one < 4096, ("30 HTTPS upstreams took %d KB more than one"):format(thirty - one))
+  end)
+
+  it("loads a CA file again at a reload once it changed, and only then", function()
+    local cas, admin = dir .. "/rotating-cas.pem", proc.free_port()
+    proc.sh(("cp %s %s"):format(proc.quote(other_ca.ca), proc.quote(cas)))
+    local g = gateway.start({
+      workers = 1,
+      admin = { listen = "127.0.0.1:" .. admin },
+      upstreams = { billing = { targets = { "127.0.0.1:" .. pb }, tls = { server_name = "billing.test", ca = cas } } },
+      routes = { { prefix = "/", upstream = "billing" } },
+    })
+    local function status() return assert(http.request(g:port(), "GET", "/echo", {})).status end
+    local function reload() assert.res_status(200, assert(http.request(admin, "POST", "/reload", {}))) end
+    assert.equal(502, status()) -- the CA that signed billing.test is not in the file
+    reload()
+    assert.equal(502, status())
+    proc.sh(("cat %s >> %s"):format(proc.quote(ca.ca), proc.quote(cas))) -- renewed: both CAs
+    assert.equal(502, status()) -- the running config keeps what it loaded
+    reload()
+    assert.equal(200, status())
+    g:stop_clean()
+  end)
+
   describe("config", function()
     local function check(tls)
       return gateway.check({
