@@ -42,6 +42,10 @@ window.tried = fetch(${JSON.stringify(admin + '/reload')}, { method: 'POST', mod
     // the console on its own origin: its page may act
     const own = await browser.newPage();
     await own.goto(admin + '/');
+    // no token to ask for: the numbers come at once
+    await own.waitForFunction(() => /up/.test(document.getElementById('workers').textContent), null, { timeout: 10000 });
+    report.own_workers = await own.textContent('#workers');
+    report.own_asks_token = await own.isVisible('#token-form');
     report.own_delete = await own.evaluate(async () => (await fetch('/cache', { method: 'DELETE' })).status);
   } catch (e) {
     report.failure = String(e && e.stack || e);

@@ -3,7 +3,8 @@
 -- shows. In headless Chromium (spec/browser/admin_origin.js): a page of
 -- another origin posts to /reload by fetch (a simple request: no preflight
 -- stops it) and by a form, and the gateway refuses both without reloading;
--- the console's own page, on the listener's origin, still acts.
+-- the console's own page, on the listener's origin, still acts, and shows
+-- its numbers without asking for a token.
 local gateway = require("spec.support.gateway")
 local http = require("spec.support.http")
 local proc = require("spec.support.proc")
@@ -69,6 +70,9 @@ describe("the admin API without a token, against pages of other origins", functi
     assert.equal("sent", report.fetch) -- the browser did send it: only the gateway stops it
     assert.equal(403, report.form_status)
     assert.equal(200, report.own_delete)
+    -- on a loopback listener without a token, the console just works
+    assert.equal("1 / 1 up", report.own_workers)
+    assert.is_false(report.own_asks_token)
     assert.equal(before, reloads(), "a page of another origin made the gateway reload:\n" .. gw:log_tail(10))
   end)
 end)
