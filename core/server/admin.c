@@ -36,6 +36,7 @@ typedef struct admin_conn {
   char *body; /* malloc'd as it arrives, up to MAX_BODY */
   size_t body_len;
   int in_auth, too_long, done;
+  int head; /* a HEAD request, its head read whole */
   /* answered before its body was read: the rest is read and dropped for a
    * while before the close, so the client reads the answer rather than a reset */
   int linger;
@@ -131,6 +132,8 @@ static void reply(admin_conn_t *c, int status, const char *type, const char *bod
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     return;
   }
+  /* HEAD's answer: the length the body would have, and no body */
+  if (c->head) len = 0;
   memcpy(data, head, (size_t)hl);
   if (len) memcpy(data + hl, body, len);
   o->c = c;
@@ -620,6 +623,7 @@ static int origin_ok(const admin_conn_t *c) {
 
 static int on_headers_complete(llhttp_t *p) {
   admin_conn_t *c = p->data;
+  c->head = p->method == HTTP_HEAD;
   c->linger = 1; /* an answer from here on comes before the body */
   if (!host_ok(c)) {
     reply_json(c, 403, "{\"error\":\"without admin.token the admin API answers only to Host 127.0.0.1, [::1] or "

@@ -161,6 +161,20 @@ describe("admin API", function()
     assert.res_status(404, admin("GET", "/nope"))
     assert.res_status(405, admin("POST", "/metrics"))
   end)
+
+  -- found by spec/fuzz/fuzz_admin: the JSON went out after the head too
+  for _, case in ipairs({ { "/healthz", 200 }, { "/metrics", 405 }, { "/nope", 404 } }) do
+    local path, want = case[1], case[2]
+    it(("answers HEAD %s with a %d head alone, the body's length in Content-Length"):format(path, want), function()
+      local res, err, c = http.raw(admin_port, "HEAD " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        { method = "HEAD" })
+      assert.truthy(res, err)
+      assert.res_status(want, res)
+      assert.truthy(tonumber(res.headers:get("content-length")) > 0, res.raw_head)
+      assert.equal("", c:read_all())
+      c:close()
+    end)
+  end
 end)
 
 describe("admin API token", function()
