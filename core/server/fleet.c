@@ -76,8 +76,7 @@ static long flush_origins(batch_t *b) {
   return purged;
 }
 
-static void on_message(void *arg, const char *payload, size_t len) {
-  (void)arg;
+long cg_fleet_apply(const char *payload, size_t len) {
   long lines = 0, purged = 0;
   batch_t b = {.copy = malloc(len + 1), .origins = malloc((len / 8 + 1) * sizeof(char *))};
   if (b.copy) memcpy(b.copy, payload, len);
@@ -103,6 +102,12 @@ static void on_message(void *arg, const char *payload, size_t len) {
   free(b.origins);
   cg_log_info("fleet: invalidation (%ld line(s)%s%.*s): %ld decision(s) dropped", lines, lines == 1 ? ": " : "",
               lines == 1 ? (int)(len < 200 ? len : 200) : 0, payload, purged);
+  return purged;
+}
+
+static void on_message(void *arg, const char *payload, size_t len) {
+  (void)arg;
+  cg_fleet_apply(payload, len);
 }
 
 static void on_state(void *arg, int up) {
