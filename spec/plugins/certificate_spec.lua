@@ -75,6 +75,17 @@ describe("certificates from a hook", function()
     end
     proc.write_file(dir .. "/certs_dir.lua", PLUGIN)
     proc.write_file(dir .. "/origin_only.lua", ORIGIN_ONLY)
+    -- what a hook may get wrong: a key too weak, a key of another certificate
+    -- (of the same type, and of another)
+    local weak = ca:issue("issued-weak", { "weak.tenants.test" }, { key = "rsa1024" })
+    proc.sh(format("cp %s %s/weak.tenants.test.pem && cp %s %s/weak.tenants.test.key", proc.quote(weak.cert),
+      proc.quote(dir), proc.quote(weak.key), proc.quote(dir)))
+    for n, key_of in pairs({ ["mismatch.tenants.test"] = "acme.tenants.test", ["rsamismatch.tenants.test"] = "rsa.tenants.test" }) do
+      local c = ca:issue("issued-" .. n, { n })
+      local code, out = proc.sh(format("cp %s %s/%s.pem && cp %s/%s.key %s/%s.key", proc.quote(c.cert), proc.quote(dir),
+        n, proc.quote(dir), key_of, proc.quote(dir), n))
+      assert(code == 0, out)
+    end
     acme_a = ca:issue("acme-a", { "api.acme.test" })
     acme_b = ca:issue("acme-b", { "api.acme.test" })
     wild = ca:issue("wild", { "*.wild.test" })
@@ -224,7 +235,10 @@ print("sent", sent)
   it("refuses what the hook answers when it is not a certificate for the name", function()
     for _, case in ipairs({ { "garbage.tenants.test", "holds no PEM certificate" },
       { "wrongname.tenants.test", "does not name wrongname.tenants.test" },
-      { "nokey.tenants.test", "key: expected PEM text, got nil" } }) do
+      { "nokey.tenants.test", "key: expected PEM text, got nil" },
+      { "weak.tenants.test", "OpenSSL refuses it at security level 2" },
+      { "mismatch.tenants.test", "the key in key does not belong to the certificate in cert" },
+      { "rsamismatch.tenants.test", "the key in key does not belong to the certificate in cert" } }) do
       local cn, out = served(port, case[1])
       assert.is_nil(cn, case[1] .. " got a certificate:\n" .. out)
       assert.matches(case[2], gw:log(), 1, true)

@@ -24,8 +24,9 @@ local function run(cmd)
 end
 
 local function keygen(path, kind)
-  if kind == "rsa" then
-    run(format("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out %s", q(path)))
+  if kind == "rsa" or kind == "rsa1024" then -- rsa1024: too weak for OpenSSL's security level 2
+    run(format("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:%d -out %s", kind == "rsa" and 2048 or 1024,
+      q(path)))
   else
     run(format("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s", q(path)))
   end
@@ -61,7 +62,7 @@ end
 
 -- A certificate for names (subjectAltName DNS entries, or "IP:10.0.0.1"; {}
 -- for none).
--- opts.key "ec" (default) or "rsa"; opts.days (default 30); opts.expired: its
+-- opts.key "ec" (default), "rsa" or "rsa1024"; opts.days (default 30); opts.expired: its
 -- validity ended in 2020; opts.chain false: the certificate alone, without
 -- the CA after it; opts.reversed: the CA first (a chain out of order);
 -- opts.damaged: a broken PEM block between the certificate and the CA.
