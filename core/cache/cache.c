@@ -381,12 +381,9 @@ void cg_dcache_set(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_over
   cg_dcache_set_value(c, e, allow, ov, tenant, ttl_ms, now);
 }
 
-void cg_dcache_set_value(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, void *val, const char *tenant,
-                         uint64_t ttl_ms, uint64_t now) {
-  if (!e) {
-    if (val) c->free_val(val);
-    return;
-  }
+/* e's answer becomes (allow, val, tenant), expiring at `expires`. */
+static void put_value(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, void *val, const char *tenant,
+                      uint64_t expires) {
   /* the new tenant first: a refresh naming the same one keeps it alive */
   tenant_t *t = tenant && *tenant ? tenant_ref(c, tenant) : NULL;
   drop_value(c, e);
@@ -395,9 +392,27 @@ void cg_dcache_set_value(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, void *
   if (e->tenant && counted(e)) cg_list_push(&e->tenant->entries, &e->tlink);
   if (counted(e)) c->entry_bytes += value_bytes(c, e);
   e->flags |= F_VALUE | (allow ? F_ALLOW : 0);
-  e->expires = now + ttl_ms;
+  e->expires = expires;
   e->retry_at = 0;
+}
+
+void cg_dcache_set_value(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, void *val, const char *tenant,
+                         uint64_t ttl_ms, uint64_t now) {
+  if (!e) {
+    if (val) c->free_val(val);
+    return;
+  }
+  put_value(c, e, allow, val, tenant, now + ttl_ms);
   wake(c, e);
+}
+
+void cg_dcache_seed(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_override_t *ov, const char *tenant,
+                    uint64_t expires) {
+  if (!e || (e->flags & F_VALUE) || !(e->flags & F_RUNNING)) {
+    if (ov) c->free_val(ov);
+    return;
+  }
+  put_value(c, e, allow, ov, tenant, expires);
 }
 
 void cg_dcache_fail(cg_dcache_t *c, cg_dcache_entry_t *e, uint64_t deny_ttl_ms, uint64_t now) {

@@ -71,6 +71,13 @@ void cg_dcache_set(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_over
 void cg_dcache_set_value(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, void *val, const char *tenant,
                          uint64_t ttl_ms, uint64_t now);
 const void *cg_dcache_entry_value(const cg_dcache_entry_t *e);
+/* e was just made for a hook to decide (CG_DC_MISS_RUN): it takes an answer
+ * the caller still serves stale from elsewhere (ov's reference; expires in
+ * the past), without waking anyone and with the hook still running. The
+ * entry is then one being refreshed: served stale meanwhile, and kept if the
+ * hook fails, as long as stale_limit allows. A no-op on any other entry. */
+void cg_dcache_seed(cg_dcache_t *c, cg_dcache_entry_t *e, int allow, cg_cors_override_t *ov, const char *tenant,
+                    uint64_t expires);
 /* The hook failed (error, overrun, wrong answer): stale serving goes on if
  * the entry's answer is young enough, else it becomes a denial for
  * deny_ttl_ms. Wakes the waiters. */

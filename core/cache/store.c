@@ -64,7 +64,8 @@ static void on_decided(cg_dcache_waiter_t *dw, const cg_dcache_entry_t *e) {
 }
 
 int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t len, uint64_t now,
-                      cg_dstore_answer_t *ans, cg_dstore_waiter_t *w, cg_dstore_run_t *run) {
+                      const cg_dstore_answer_t *mine, cg_dstore_answer_t *ans, cg_dstore_waiter_t *w,
+                      cg_dstore_run_t *run) {
   int i = stripe_of(origin, len);
   stripe_t *st = &s->stripes[i];
   cg_dcache_entry_t *e = NULL;
@@ -88,6 +89,8 @@ int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t
   } else { /* CG_DC_MISS_RUN, CG_DC_STALE_REFRESH: the entry is the caller's to decide */
     *run = (cg_dstore_run_t){e, i};
     out = CG_DS_RUN;
+    if (rc == CG_DC_MISS_RUN && mine && !cg_dcache_entry_expires(e))
+      cg_dcache_seed(st->c, e, mine->allow, cg_cors_override_ref(mine->ov), mine->tenant, mine->expires);
     if (rc == CG_DC_STALE_REFRESH) {
       copy_answer(e, ans); /* served meanwhile, by every worker */
       out = CG_DS_RUN_STALE;

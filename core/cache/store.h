@@ -59,8 +59,15 @@ cg_dstore_t *cg_dstore_new(size_t max_entries, uint64_t stale_limit_ms);
 /* No worker may use it any more; registered waiters are dropped uncalled. */
 void cg_dstore_free(cg_dstore_t *s);
 
+/* mine: the answer the caller still serves stale itself (its own copy
+ * expired and it refreshes it), or NULL. When the store no longer holds the
+ * origin (its bound evicted it while the workers' fronts answered), the new
+ * entry starts from mine: the other workers are served it stale meanwhile,
+ * and a failing refresh keeps it (stale_limit) instead of denying the
+ * origin. Not taken over: the caller keeps its reference. */
 int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t len, uint64_t now,
-                      cg_dstore_answer_t *ans, cg_dstore_waiter_t *w, cg_dstore_run_t *run);
+                      const cg_dstore_answer_t *mine, cg_dstore_answer_t *ans, cg_dstore_waiter_t *w,
+                      cg_dstore_run_t *run);
 /* The hook decided: the store takes its own reference to ov, then notifies
  * the waiters. */
 void cg_dstore_set(cg_dstore_t *s, const cg_dstore_run_t *run, int allow, cg_cors_override_t *ov, const char *tenant,

@@ -4,6 +4,7 @@
  * every worker that waits on the same origin (single flight); stale
  * decisions keep serving while one refresh runs. A request waiting for a
  * decision is paused like one waiting for its upstream. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -182,15 +183,23 @@ static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, int own_stale, co
   *run = (cg_dstore_run_t){NULL, 0};
   if (!w->dstore || !e) return 1;
   uint32_t route = (uint32_t)x->req.route->index;
-  cg_dstore_answer_t a;
+  cg_dstore_answer_t a, mine, *own = NULL;
+  if (own_stale) { /* what e serves stale: the store starts from it if it lost the origin */
+    const char *t = cg_dcache_entry_tenant(e);
+    mine.allow = cg_dcache_entry_allow(e);
+    mine.ov = (cg_cors_override_t *)cg_dcache_entry_override(e);
+    snprintf(mine.tenant, sizeof mine.tenant, "%s", t ? t : "");
+    mine.expires = cg_dcache_entry_expires(e);
+    own = &mine;
+  }
   store_wait_t *sv = NULL;
-  int rc = cg_dstore_acquire(w->dstore, route, origin, len, uv_now(&w->loop), &a, NULL, run);
+  int rc = cg_dstore_acquire(w->dstore, route, origin, len, uv_now(&w->loop), own, &a, NULL, run);
   if (rc == CG_DS_WAIT_NEEDED) { /* another worker decides it: a waiter, and ask again */
     if (!(sv = calloc(1, sizeof *sv))) return 1;
     sv->w = w;
     sv->l1 = e;
     sv->sw.notify = on_store_answer;
-    rc = cg_dstore_acquire(w->dstore, route, origin, len, uv_now(&w->loop), &a, &sv->sw, run);
+    rc = cg_dstore_acquire(w->dstore, route, origin, len, uv_now(&w->loop), own, &a, &sv->sw, run);
   }
   if (rc == CG_DS_WAIT) {
     cg_list_push(&w->store_waits, &sv->link);

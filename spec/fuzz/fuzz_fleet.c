@@ -85,7 +85,7 @@ static void fill_store(void) {
     for (int i = 0; i < N_HELD; i++) {
       cg_dstore_answer_t ans;
       cg_dstore_run_t run;
-      int st = cg_dstore_acquire(s, routes[r], held[i].origin, strlen(held[i].origin), now, &ans, NULL, &run);
+      int st = cg_dstore_acquire(s, routes[r], held[i].origin, strlen(held[i].origin), now, NULL, &ans, NULL, &run);
       if (st == CG_DS_RUN || st == CG_DS_RUN_STALE) cg_dstore_set(s, &run, 1, NULL, held[i].tenant, TTL_MS, now);
       CHECK(st != CG_DS_HAVE || !ans.ov, "the store answered with an override nobody set");
     }

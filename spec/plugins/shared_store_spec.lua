@@ -174,6 +174,35 @@ describe("the decision store the workers share", function()
     g2:stop_clean()
   end)
 
+  it("a busy origin the store's bound evicted (the fronts answered it) is served stale on every worker while the service is down", function()
+    -- the fronts hold the busy origin, so the store never sees it used, and
+    -- other origins push it out of the store; when it expires with the
+    -- service down, the worker that refreshes it gives the store its stale
+    -- answer, and no worker is handed a denial
+    local g3 = gateway.start({
+      workers = WORKERS,
+      cache = { max_entries = 64, front_entries = 1000, stale_limit = 30 },
+      routes = { { name = "api", prefix = "/api", upstream = "echo",
+        cors = { plugin = "tenant_registry", plugin_config = { base_url = "http://" .. svc:target() },
+          methods = { "GET", "PUT" }, deny_ttl = 10 } } },
+    })
+    local origins = { ["https://busy.acme.test"] = { allowed = true, tenant = "acme", ttl = 1 } }
+    for i = 1, 400 do origins[("https://c%d.acme.test"):format(i)] = { allowed = true, tenant = "acme" } end
+    svc:tenants({ origins = origins })
+    all_allowed(burst(g3, "https://busy.acme.test", 40), "https://busy.acme.test")
+    for i = 1, 400 do
+      local o = ("https://c%d.acme.test"):format(i)
+      all_allowed(burst(g3, o, 1), o)
+    end
+    socket.sleep(1.2)
+    svc:tenants({ mode = "down", origins = {} })
+    for _ = 1, 3 do
+      all_allowed(burst(g3, "https://busy.acme.test", 40), "https://busy.acme.test")
+      socket.sleep(0.3)
+    end
+    g3:stop_clean()
+  end)
+
   it("a hanging tenant service fails closed once for every worker", function()
     svc:tenants({ mode = "hang", origins = {} })
     local responses = burst(gw, "https://hang.acme.test", 40)
