@@ -355,6 +355,14 @@ void cg_dcache_cancel(cg_dcache_waiter_t *w) {
   if (w->link.next && w->link.next != &w->link) cg_list_remove(&w->link);
 }
 
+void cg_dcache_take_waiters(cg_dcache_entry_t *e, cg_list_t *out) {
+  while (!cg_list_empty(&e->waiters)) {
+    cg_list_t *l = e->waiters.next;
+    cg_list_remove(l);
+    cg_list_push(out, l);
+  }
+}
+
 static void wake(cg_dcache_t *c, cg_dcache_entry_t *e) {
   e->flags = (uint8_t)((e->flags & ~F_RUNNING) | F_WAKING);
   /* A woken request may start others (pipelining) that look this entry up

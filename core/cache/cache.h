@@ -63,6 +63,9 @@ int cg_dcache_get(cg_dcache_t *c, uint32_t route, const char *origin, size_t len
 void cg_dcache_wait(cg_dcache_entry_t *e, cg_dcache_waiter_t *w);
 /* Stops waiting (the request went away). Safe when not waiting. */
 void cg_dcache_cancel(cg_dcache_waiter_t *w);
+/* Moves e's waiters onto out (an initialized list), to be dealt with by the
+ * caller: none of them is called. */
+void cg_dcache_take_waiters(cg_dcache_entry_t *e, cg_list_t *out);
 
 /* The hook decided: the entry takes ov (may be NULL) and a copy of tenant,
  * then wakes its waiters. */

@@ -16,6 +16,7 @@ enum { STRIPES = 32 }; /* a power of two */
 typedef struct stripe {
   pthread_mutex_t mu;
   cg_dcache_t *c;
+  int releasing; /* under mu: the waiters being woken are to ask again */
 } stripe_t;
 
 struct cg_dstore {
@@ -49,6 +50,7 @@ void cg_dstore_free(cg_dstore_t *s) {
 
 /* e's answer, with a reference to its override, for another thread. */
 static void copy_answer(const cg_dcache_entry_t *e, cg_dstore_answer_t *a) {
+  a->again = 0;
   a->allow = cg_dcache_entry_allow(e);
   a->ov = cg_cors_override_ref((cg_cors_override_t *)cg_dcache_entry_override(e));
   const char *t = cg_dcache_entry_tenant(e);
@@ -59,6 +61,7 @@ static void copy_answer(const cg_dcache_entry_t *e, cg_dstore_answer_t *a) {
 static void on_decided(cg_dcache_waiter_t *dw, const cg_dcache_entry_t *e) {
   cg_dstore_waiter_t *w = container_of(dw, cg_dstore_waiter_t, w);
   copy_answer(e, &w->ans);
+  w->ans.again = w->store->stripes[w->stripe].releasing;
   w->answered = 1;
   w->notify(w);
 }
@@ -82,6 +85,7 @@ int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t
     out = CG_DS_WAIT_NEEDED;
   } else if (rc == CG_DC_PENDING) {
     w->stripe = i;
+    w->store = s;
     w->answered = 0;
     w->w.cb = on_decided;
     cg_dcache_wait(e, &w->w);
@@ -122,7 +126,9 @@ void cg_dstore_release(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t now)
   stripe_t *st = &s->stripes[run->stripe];
   pthread_mutex_lock(&st->mu);
   cg_dcache_drop(st->c, run->e);
+  st->releasing = 1;
   cg_dcache_fail(st->c, run->e, 0, now);
+  st->releasing = 0;
   pthread_mutex_unlock(&st->mu);
 }
 

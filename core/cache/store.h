@@ -28,6 +28,7 @@
 typedef struct cg_dstore cg_dstore_t;
 
 typedef struct cg_dstore_answer {
+  int again; /* no answer: the run was given up (its worker stopped); ask again */
   int allow;
   cg_cors_override_t *ov; /* a reference the receiver owns; NULL: the route's plain answer */
   char tenant[64];        /* "" when none */
@@ -40,6 +41,7 @@ struct cg_dstore_waiter {
   int stripe;
   int answered;
   cg_dstore_answer_t ans;
+  cg_dstore_t *store;
   /* Runs on the deciding worker's thread, under the store's lock: it may
    * only hand the waiter to its owner (a queue, a wake-up). */
   void (*notify)(cg_dstore_waiter_t *w);
@@ -74,8 +76,8 @@ void cg_dstore_set(cg_dstore_t *s, const cg_dstore_run_t *run, int allow, cg_cor
                    uint64_t ttl_ms, uint64_t now);
 void cg_dstore_fail(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t deny_ttl_ms, uint64_t now);
 /* The run decided nothing (its worker stopped): the entry leaves the store,
- * so the next request asks anew; its waiters are told no (a denial that
- * expires at once). */
+ * so the next request asks anew, and its waiters are told to ask again
+ * (ans.again): one of them runs the hook in its own worker. */
 void cg_dstore_release(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t now);
 /* Stops waiting (the worker is stopping). Safe once notified. */
 void cg_dstore_cancel(cg_dstore_t *s, cg_dstore_waiter_t *w);

@@ -119,6 +119,28 @@ static void on_store_answer(cg_dstore_waiter_t *sw) {
   uv_mutex_unlock(&w->store_mu); /* else cg_plugin_store_close frees it */
 }
 
+static void on_waiter(cg_dcache_waiter_t *wt, const cg_dcache_entry_t *e);
+
+/* The worker deciding e for the process stopped before its hook answered:
+ * e leaves this worker's cache, and each request that waited on it decides
+ * again, the first one running the hook here (or finding that another
+ * worker does). */
+static void decide_again(cg_worker_t *w, cg_dcache_entry_t *e) {
+  cg_list_t reqs;
+  cg_list_init(&reqs);
+  cg_dcache_take_waiters(e, &reqs);
+  cg_dcache_drop(w->dcache, e);
+  cg_dcache_fail(w->dcache, e, 0, uv_now(&w->loop)); /* no waiter left: frees it */
+  while (!cg_list_empty(&reqs)) {
+    cg_dcache_waiter_t *wt = container_of(reqs.next, cg_dcache_waiter_t, link);
+    cg_list_remove(&wt->link);
+    cg_req_t *r = container_of(wt, cg_req_t, waiter);
+    cg_exchange_t *x = container_of(r, cg_exchange_t, req);
+    r->waiting = 0;
+    if (cg_plugin_decide(x) == 0) x->ops->decided(x);
+  }
+}
+
 static void store_run(uv_async_t *a) {
   cg_worker_t *w = container_of(a, cg_worker_t, store_async);
   cg_list_t done;
@@ -134,8 +156,9 @@ static void store_run(uv_async_t *a) {
     store_wait_t *sv = container_of(done.next, store_wait_t, done_link);
     cg_list_remove(&sv->done_link);
     cg_list_remove(&sv->link);
-    if (w->dcache) take_answer(w, sv->l1, &sv->sw.ans);
-    else cg_cors_override_free(sv->sw.ans.ov);
+    if (w->dcache && sv->sw.ans.again) decide_again(w, sv->l1);
+    else if (w->dcache) take_answer(w, sv->l1, &sv->sw.ans);
+    if (!w->dcache || sv->sw.ans.again) cg_cors_override_free(sv->sw.ans.ov);
     free(sv);
   }
 }

@@ -8,6 +8,7 @@ local http = require("spec.support.http")
 local proc = require("spec.support.proc")
 local socket = require("socket")
 local cjson = require("cjson")
+local h2 = require("spec.support.h2")
 require("spec.support.assert")
 
 local WORKERS = 4
@@ -201,6 +202,47 @@ describe("the decision store the workers share", function()
       socket.sleep(0.3)
     end
     g3:stop_clean()
+  end)
+
+  it("a lookup given up by a worker that stops at a reload is taken over by a request that waited on it", function()
+    -- a client asks for a new origin and leaves: its worker's hook runs on,
+    -- with nothing else keeping that worker at a reload; a second client's
+    -- request for the same origin waits on that lookup (from another worker,
+    -- or the same one); the reload stops the first worker, and the waiting
+    -- request is decided by a hook of its own worker, not refused
+    local h2c = proc.free_port()
+    local g4 = gateway.start({
+      workers = 2,
+      listen = { { address = "127.0.0.1:" .. h2c, http2 = true } },
+      plugins = { timeout = 10 },
+      routes = { { name = "api", prefix = "/api", upstream = "echo",
+        cors = { plugin = "tenant_registry", plugin_config = { base_url = "http://" .. svc:target() },
+          methods = { "GET", "PUT" } } } },
+    }, { port = h2c })
+    local origins = {}
+    for i = 1, 6 do origins[("https://r%d.acme.test"):format(i)] = { allowed = true, tenant = "acme" } end
+    svc:tenants({ mode = "slow", delay_ms = 1000, origins = origins })
+    local function ask(origin)
+      local c = assert(http.connect(h2c, { timeout = 10 * gateway.slowdown }))
+      c:send(http.build_request("OPTIONS", "/api/x", { { "Origin", origin }, { "Access-Control-Request-Method", "PUT" } }))
+      return c
+    end
+    for i = 1, 6 do
+      local origin = ("https://r%d.acme.test"):format(i)
+      -- over HTTP/2 a client can leave while its request waits (RST_STREAM,
+      -- then the connection closes); HTTP/1.1's is not read until then
+      h2.run({ port = h2c, mode = "rapid_reset", count = 1, path = "/api/x", extra = { { "origin", origin } }, wait = 0.1 })
+      socket.sleep(0.2)
+      local c = ask(origin)
+      socket.sleep(0.2)
+      g4:signal("HUP")
+      local res, err = c:read_response()
+      c:close()
+      assert.res_status(204, res, err)
+      assert.header(res, "access-control-allow-origin", origin, origin)
+    end
+    svc:tenants({ origins = {} })
+    g4:stop_clean()
   end)
 
   it("a hanging tenant service fails closed once for every worker", function()

@@ -21,7 +21,8 @@ Modes (each with its own keys in the request object):
                  behind the HEADERS, "body_after": seconds before the body}] all
                  sent at once on one connection (bodies under flow control);
                  "wait" seconds at most for their answers.
-  rapid_reset    "count" streams opened and at once reset (CVE-2023-44487).
+  rapid_reset    "count" streams opened and at once reset (CVE-2023-44487);
+                 "extra": [[name, value], ...] fields of each.
   continuation   a HEADERS without END_HEADERS, then "count" CONTINUATIONs.
   hpack_bomb     one 4,000-byte field put in the dynamic table, then header
                  blocks of "refs" one-byte references to it.
@@ -317,7 +318,8 @@ def run(req):
         sid = 1
         batch = []
         for _ in range(n):
-            batch.append(c.headers_frame(sid, get(req.get("path", "/")), end_stream=True).serialize())
+            extra = [tuple(h) for h in req.get("extra", [])]  # more fields, as [[name, value], ...]
+            batch.append(c.headers_frame(sid, get(req.get("path", "/"), extra), end_stream=True).serialize())
             batch.append(RstStreamFrame(sid, error_code=req.get("code", 8)).serialize())  # CANCEL by default
             sid += 2
             opened += 1
