@@ -41,7 +41,9 @@ typedef struct admin_conn {
    * while before the close, so the client reads the answer rather than a reset */
   int linger;
   uint64_t lingered;
-  uv_timer_t linger_timer;
+  /* the request's deadline (timeouts.head, then timeouts.body), then the linger's */
+  uv_timer_t timer;
+  cg_list_t link; /* in admin.conns */
   struct admin *a;
 } admin_conn_t;
 
@@ -52,6 +54,8 @@ typedef struct admin {
   cg_worker_t *workers;
   int n_workers;
   int open;
+  cg_list_t conns; /* open now */
+  int n_conns;     /* at most ADMIN_CONNS */
   uint64_t started;
 } admin_t;
 
@@ -62,6 +66,8 @@ static llhttp_settings_t settings;
 
 static void on_closed(uv_handle_t *h) {
   admin_conn_t *c = h->data;
+  admin.n_conns--;
+  cg_list_remove(&c->link);
   free(c->body);
   free(c);
 }
@@ -72,27 +78,32 @@ typedef struct {
   char *data;
 } out_t;
 
-enum { LINGER_MS = 2000, LINGER_BYTES = 4 << 20 };
+/* Connections open at once: more are closed as soon as they are accepted,
+ * so clients that never finish a request cannot take the process's
+ * descriptors from the workers. */
+enum { LINGER_MS = 2000, LINGER_BYTES = 4 << 20, ADMIN_CONNS = 64 };
 
-static void on_linger_timer_closed(uv_handle_t *h) {
+static void on_timer_closed(uv_handle_t *h) {
   admin_conn_t *c = h->data;
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
-static void linger_end(admin_conn_t *c) {
-  if (uv_is_closing((uv_handle_t *)&c->linger_timer)) return;
+/* Closes c: its timer, then its socket, then c is freed. */
+static void conn_close(admin_conn_t *c) {
+  if (uv_is_closing((uv_handle_t *)&c->timer)) return;
   uv_read_stop((uv_stream_t *)&c->tcp);
-  uv_close((uv_handle_t *)&c->linger_timer, on_linger_timer_closed);
+  uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
-static void on_linger_timeout(uv_timer_t *t) { linger_end(t->data); }
+static void on_linger_timeout(uv_timer_t *t) { conn_close(t->data); }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_deadline(uv_timer_t *t);
 
 static void on_linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   admin_conn_t *c = s->data;
   (void)buf;
-  if (n < 0 || (c->lingered += (uint64_t)n) > LINGER_BYTES) linger_end(c);
+  if (n < 0 || (c->lingered += (uint64_t)n) > LINGER_BYTES) conn_close(c);
 }
 
 static void on_written(uv_write_t *wr, int status) {
@@ -101,18 +112,15 @@ static void on_written(uv_write_t *wr, int status) {
   free(o->data);
   free(o);
   if (c->linger && status == 0) {
-    uv_timer_init(c->a->loop, &c->linger_timer);
-    c->linger_timer.data = c;
-    uv_timer_start(&c->linger_timer, on_linger_timeout, LINGER_MS, 0);
+    uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) == 0) return;
-    linger_end(c);
-    return;
   }
-  uv_close((uv_handle_t *)&c->tcp, on_closed);
+  conn_close(c);
 }
 
 static void reply(admin_conn_t *c, int status, const char *type, const char *body, size_t len) {
   c->done = 1;
+  uv_timer_stop(&c->timer);
   uv_read_stop((uv_stream_t *)&c->tcp);
   out_t *o = malloc(sizeof *o);
   char head[768];
@@ -129,7 +137,7 @@ static void reply(admin_conn_t *c, int status, const char *type, const char *bod
   char *data = o ? malloc((size_t)hl + len) : NULL;
   if (!o || !data) {
     free(o);
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    conn_close(c);
     return;
   }
   /* HEAD's answer: the length the body would have, and no body */
@@ -142,7 +150,7 @@ static void reply(admin_conn_t *c, int status, const char *type, const char *bod
   if (uv_write(&o->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
     free(data);
     free(o);
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    conn_close(c);
   }
 }
 
@@ -657,6 +665,7 @@ static int on_headers_complete(llhttp_t *p) {
     return -1;
   }
   c->linger = 0;
+  uv_timer_start(&c->timer, on_deadline, c->a->cfg->timeouts.body, 0); /* the body's time, if one comes */
   return 0;
 }
 
@@ -695,11 +704,20 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   admin_conn_t *c = s->data;
   if (n == 0 || c->done) return;
   if (n < 0) {
-    uv_close((uv_handle_t *)s, on_closed);
+    conn_close(c);
     return;
   }
   llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, (size_t)n);
   if (err != HPE_OK && err != HPE_PAUSED && !c->done) reply_json(c, 400, "{\"error\":\"malformed request\"}");
+}
+
+/* The request did not come whole in time (the head within timeouts.head,
+ * then its body within timeouts.body). */
+static void on_deadline(uv_timer_t *t) {
+  admin_conn_t *c = t->data;
+  if (c->done) return; /* answered, or being answered (the tenant store) */
+  c->linger = 1;
+  reply_json(c, 408, "{\"error\":\"the request did not arrive in time\"}");
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -707,14 +725,18 @@ static void on_connection(uv_stream_t *server, int status) {
   admin_conn_t *c = calloc(1, sizeof *c);
   if (!c) return;
   c->a = &admin;
+  admin.n_conns++;
+  cg_list_push(&admin.conns, &c->link);
   uv_tcp_init(admin.loop, &c->tcp);
-  c->tcp.data = c;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
+  uv_timer_init(admin.loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || admin.n_conns > ADMIN_CONNS || !admin.open) {
+    conn_close(c);
     return;
   }
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
+  uv_timer_start(&c->timer, on_deadline, admin.cfg->timeouts.head, 0);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -726,6 +748,7 @@ cg_worker_t *cg_admin_workers(int *n, uv_loop_t **loop) {
 
 int cg_admin_start(uv_loop_t *loop, const cg_config_t *cfg, cg_worker_t *workers, int n_workers) {
   admin = (admin_t){.loop = loop, .cfg = cfg, .workers = workers, .n_workers = n_workers, .started = uv_now(loop)};
+  cg_list_init(&admin.conns);
   if (!cfg->admin_listen) return 0;
   llhttp_settings_init(&settings);
   settings.on_url = on_url;
@@ -761,4 +784,10 @@ void cg_admin_stop(void) {
   admin.open = 0;
   cg_tenants_store_stop();
   uv_close((uv_handle_t *)&admin.listener, NULL);
+  /* requests still arriving end here; answers being made or written finish */
+  for (cg_list_t *l = admin.conns.next, *next; l != &admin.conns; l = next) {
+    next = l->next;
+    admin_conn_t *c = container_of(l, admin_conn_t, link);
+    if (!c->done) conn_close(c);
+  }
 }

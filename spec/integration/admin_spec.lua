@@ -216,3 +216,67 @@ describe("admin API token", function()
     assert.matches("admin%.token: too short", out)
   end)
 end)
+
+describe("admin API against slow and many clients", function()
+  local socket = require("socket")
+  local gw, admin_port
+
+  lazy_setup(function()
+    admin_port = proc.free_port()
+    gw = gateway.start({
+      admin = { listen = "127.0.0.1:" .. admin_port },
+      timeouts = { head = 1, body = 1 },
+      routes = { { prefix = "/", static = { status = 200, body = "ok\n" } } },
+    })
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop_clean() end
+  end)
+
+  local function open(partial)
+    local c = assert(socket.tcp())
+    c:settimeout(5 * gateway.slowdown)
+    assert(c:connect("127.0.0.1", admin_port))
+    if partial then c:send(partial) end
+    return c
+  end
+
+  it("answers 408 to a request that does not arrive in time, head or body", function()
+    for _, partial in ipairs({ "GET /heal", "PUT /tenants/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nabc" }) do
+      local c = open(partial)
+      local t0 = socket.gettime()
+      local line = c:receive("*l")
+      c:close()
+      assert.equal("HTTP/1.1 408 Request Timeout", line, partial)
+      local took = socket.gettime() - t0
+      assert.truthy(took >= 0.8 and took < 3 * gateway.slowdown, ("answered after %.2f s"):format(took))
+    end
+  end)
+
+  it("holds at most 64 connections at once: more are closed at once, and it serves again once they go", function()
+    local held = {}
+    for i = 1, 64 do held[i] = open("GET /healthz HTTP/1.1\r\n") end
+    socket.sleep(0.2)
+    local extra = open("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    local got, err = extra:receive("*a")
+    extra:close()
+    assert.equal("", got or "", "a 65th connection was served while 64 were held")
+    assert.truthy(err == nil or err == "closed", err)
+    for _, c in ipairs(held) do c:close() end
+    assert.truthy(proc.wait_for(function()
+      local res = http.request(admin_port, "GET", "/healthz", {})
+      return res and res.status == 200
+    end, 5 * gateway.slowdown), "the admin API did not serve again")
+  end)
+
+  it("does not keep the process from stopping on SIGTERM with a request half sent", function()
+    local c = open("GET /hea")
+    socket.sleep(0.1)
+    local t0 = socket.gettime()
+    gw:signal("TERM")
+    assert.truthy(gw:wait_exit(3 * gateway.slowdown), "still running 3 s after SIGTERM")
+    assert.truthy(socket.gettime() - t0 < 0.9, "it waited for the half-sent request")
+    c:close()
+  end)
+end)
