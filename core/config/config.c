@@ -555,6 +555,14 @@ static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t
     cg_plugin_use_t u = cg_config_route_plugin(r);
     ld->plugins->check(&u, cp, c->redis.address != NULL, ld->d);
   }
+  if (strcmp(name, "tenant_redis") == 0) {
+    lua_getfield(L, cors_t, "credentials");
+    if (lua_toboolean(L, -1)) c->tenant_credentials = 1;
+    lua_getfield(L, cors_t, "allow_insecure_origins");
+    c->tenant_insecure_ok = lua_toboolean(L, -1) && (c->tenant_routes == 0 || c->tenant_insecure_ok);
+    c->tenant_routes++;
+    lua_pop(L, 2);
+  }
   if (strcmp(name, "tenant_redis") == 0 && !c->tenant_prefix) { /* the store GET/PUT /tenants manages */
     lua_getfield(L, cors_t, "plugin_config");
     if (lua_istable(L, -1)) lua_getfield(L, -1, "prefix");

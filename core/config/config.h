@@ -159,6 +159,10 @@ typedef struct cg_config {
   /* the key prefix of the tenant store the admin API's /tenants manages: the
    * first tenant_redis route's plugin_config.prefix (NULL: "corsgate:") */
   char *tenant_prefix;
+  /* what the tenant_redis routes do for a tenant that does not say: send
+   * credentials (any of them does), take plain-http origins with credentials
+   * (every one of them allows it); the admin API checks tenants by it */
+  int tenant_credentials, tenant_insecure_ok, tenant_routes;
   cg_redis_conf_t redis;
 } cg_config_t;
 

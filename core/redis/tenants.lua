@@ -7,8 +7,9 @@
 -- module to refuse a bad file before it reaches Redis.
 --
 --   EVAL <this> 0 OP PREFIX CHANNEL ARG...
---     load   DOC TAKEOVER       DOC {"tenants": {NAME: {...} | null}} (a file)
---     put    NAME BODY TAKEOVER BODY one tenant's object (the API's PUT)
+--     load   DOC TAKEOVER [HINT]       DOC {"tenants": {NAME: {...} | null}} (a file)
+--     put    NAME BODY TAKEOVER [HINT] BODY one tenant's object (the API's PUT)
+--            HINT: M.route_hint's text, what the reading routes do by default
 --     delete NAME
 --     get    NAME
 --     owner  ORIGIN
@@ -27,24 +28,57 @@ local M = {}
 
 local default_ports = { http = "80", https = "443" }
 
--- An origin as browsers send it, normalized the way the gateway keys its cache.
+-- A dotted quad as browsers write IPv4 (four parts, 0-255, no leading zero).
+local function ipv4(h)
+  local parts = { h:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+  if #parts ~= 4 then return false end
+  for _, d in ipairs(parts) do
+    if #d > 3 or tonumber(d) > 255 or (#d > 1 and d:sub(1, 1) == "0") then return false end
+  end
+  return true
+end
+
+-- A host name the gateway takes (core/cors/origin.c): labels of letters,
+-- digits, '-' and '_', none empty; a numeric last label only in a dotted
+-- quad (browsers turn any other into one); IPv6 in brackets.
+local function valid_host(h)
+  if h:sub(1, 1) == "[" then
+    local inner = h:match("^%[([%x:.]+)%]$")
+    return inner ~= nil and select(2, inner:gsub(":", "")) >= 2
+  end
+  if h:find("[^%w._-]") then return false end
+  for label in (h .. "."):gmatch("([^.]*)%.") do
+    if label == "" then return false end
+  end
+  if h:match("[^.]+$"):match("^%d+$") then return ipv4(h) end
+  return true
+end
+
+-- An origin as browsers send it, normalized the way the gateway keys its
+-- cache; what the gateway would refuse as malformed is refused here too, so
+-- nothing is stored that can never match.
 function M.normalize_origin(o)
   if type(o) ~= "string" then return nil, "expected a string" end
+  if #o > 255 then return nil, "longer than 255 bytes, which the gateway refuses as malformed" end
   local scheme, rest = o:match("^(%a[%w+.-]*)://(.+)$")
   if not scheme then return nil, "expected scheme://host[:port], got \"" .. o .. "\"" end
   scheme = scheme:lower()
   if rest:find("[/?#@%s]") then return nil, "an origin has no path, query, userinfo or spaces: \"" .. o .. "\"" end
   local h, p
   if rest:sub(1, 1) == "[" then
-    h, p = rest:match("^(%[[%x:.]+%])(.*)$")
+    h, p = rest:match("^(%[[^%]]*%])(.*)$")
   else
     h, p = rest:match("^([^:]+)(.*)$")
   end
   if not h or (p ~= "" and not p:match("^:%d+$")) then return nil, "invalid host or port in \"" .. o .. "\"" end
   h = h:lower()
-  if not h:match("^[%w.%-%[%]:]+$") then return nil, "invalid host in \"" .. o .. "\" (use punycode)" end
+  if h:find("[\128-\255]") then return nil, "invalid host in \"" .. o .. "\" (use punycode)" end
+  if not valid_host(h) then
+    return nil, "invalid host in \"" .. o .. "\" (labels of letters, digits, '-' or '_'; IPv4 as a dotted quad; "
+      .. "IPv6 in brackets)"
+  end
   p = p:sub(2)
-  if p ~= "" and (tonumber(p) < 1 or tonumber(p) > 65535) then return nil, "port out of range in \"" .. o .. "\"" end
+  if p ~= "" and tonumber(p) > 65535 then return nil, "port out of range in \"" .. o .. "\"" end
   if p ~= "" then p = string.format("%d", tonumber(p)) end -- ":0443" is port 443, as browsers send it
   if p == default_ports[scheme] then p = "" end
   return scheme .. "://" .. h .. (p ~= "" and ":" .. p or "")
@@ -70,11 +104,30 @@ end
 local tenant_keys = { origins = true, allowed = true, credentials = true, expose_headers = true, methods = true,
                       headers = true, max_age = true, ttl = true }
 
+-- A plain-http origin a browser sends from elsewhere than this machine.
+local function insecure(norm)
+  local h = norm:match("^http://(%[[^%]]+%])") or norm:match("^http://([^:/]+)")
+  if not h then return false end
+  return not (h == "localhost" or h:match("%.localhost$") or h == "[::1]" or (ipv4(h) and h:match("^127%.")))
+end
+
+-- What the routes that read the store (tenant_redis) do with a tenant that
+-- does not say: credentials (1: they send credentials by default) and
+-- insecure ("1": they set allow_insecure_origins), from the admin API; the
+-- strict reading (0, 0) without it. A decision the gateway would refuse is
+-- refused here, with its path, rather than stored and failing closed on
+-- every request.
+function M.route_hint(text)
+  return { credentials = text ~= nil and text:sub(1, 1) == "1", insecure = text ~= nil and text:sub(2, 2) == "1" }
+end
+
 -- One tenant's object checked; problems go through problem(path, message).
 -- Returns { name, origins (normalized, in order), fields (the origin hash),
 -- policy (the object as given) }. owners: origin -> the tenant of this
--- write that lists it (an origin listed twice is a problem).
-local function check_tenant(name, t, path, problem, owners)
+-- write that lists it (an origin listed twice is a problem). route:
+-- M.route_hint's.
+local function check_tenant(name, t, path, problem, owners, route)
+  route = route or M.route_hint(nil)
   if type(t) ~= "table" then
     problem(path, "expected an object" .. (path == "" and "" or ", or null to delete the tenant"))
     return nil
@@ -83,12 +136,18 @@ local function check_tenant(name, t, path, problem, owners)
     if not tenant_keys[k] then problem(at(path, tostring(k)), "unknown key") end
   end
   local rec = { name = name, origins = {}, fields = { "tenant", name }, policy = t }
+  local creds = t.credentials
+  if creds == nil then creds = route.credentials end
+  creds = creds == true
   if not is_list(t.origins) then problem(at(path, "origins"), "required: a list of origins") end
   for i, o in ipairs(is_list(t.origins) and t.origins or {}) do
     local p = at(path, "origins") .. "[" .. i .. "]"
     local norm, why = M.normalize_origin(o)
     if not norm then
       problem(p, why)
+    elseif creds and t.allowed ~= false and not route.insecure and insecure(norm) then
+      problem(p, norm .. " is plain http, and credentials = true would trust it with cookies: give this tenant "
+        .. "credentials = false, or set allow_insecure_origins = true on the route")
     elseif owners[norm] and owners[norm] ~= name then
       problem(p, norm .. " is also listed by tenant " .. owners[norm])
     elseif not owners[norm] then
@@ -117,19 +176,22 @@ local function check_tenant(name, t, path, problem, owners)
     return ok and table.concat(v, ", ") or nil
   end
   local expose = names("expose_headers", true)
-  if expose == "*" and t.credentials then
-    problem(at(path, "expose_headers"), "\"*\" with credentials is read literally by browsers: list the names")
+  if expose == "*" and creds then
+    problem(at(path, "expose_headers"), "\"*\" with credentials is read literally by browsers: list the names"
+      .. (t.credentials == nil and " (the route sends credentials by default)" or ""))
   end
+
   if expose then f[#f + 1] = "expose_headers"; f[#f + 1] = expose end
   local hdrs = names("headers", false)
   if hdrs then f[#f + 1] = "headers"; f[#f + 1] = hdrs end
   local methods = names("methods", false)
   if methods then f[#f + 1] = "methods"; f[#f + 1] = methods end
-  for _, k in ipairs({ "max_age", "ttl" }) do
+  for _, km in ipairs({ { "max_age", 86400 }, { "ttl", 2592000 } }) do
+    local k, most = km[1], km[2]
     local v = t[k]
     if v ~= nil then
-      if type(v) ~= "number" or v < 0 or v ~= math.floor(v) or v > 2592000 then
-        problem(at(path, k), "expected a whole number of seconds (at most 30 days)")
+      if type(v) ~= "number" or v < 0 or v ~= math.floor(v) or v > most then
+        problem(at(path, k), "expected a whole number of seconds (at most " .. (most == 86400 and "a day" or "30 days") .. ")")
       else
         f[#f + 1] = k; f[#f + 1] = string.format("%d", v)
       end
@@ -146,7 +208,7 @@ end
 
 -- A tenants file ({"tenants": {...}}): the tenants to write (in name order,
 -- deleted ones with delete = true) and the problems, each with its path.
-function M.check_file(text)
+function M.check_file(text, route)
   local doc, err = decode(text, "the file")
   if not doc then return nil, { err } end
   if type(doc) ~= "table" or type(doc.tenants) ~= "table" then return nil, { "expected {\"tenants\": {...}}" } end
@@ -163,19 +225,20 @@ function M.check_file(text)
     elseif t == json.null then
       tenants[#tenants + 1] = { name = name, delete = true, origins = {} }
     else
-      tenants[#tenants + 1] = check_tenant(name, t, path, problem, owners)
+      tenants[#tenants + 1] = check_tenant(name, t, path, problem, owners, route)
     end
   end
   return tenants, problems
 end
 
 -- One tenant's object as the API's PUT takes it.
-function M.check_one(name, text)
+function M.check_one(name, text, route)
   if not M.valid_name(name) then return nil, { "name: a tenant name is 1-63 letters, digits, '.', '_' or '-'" } end
   local t, err = decode(text, "the body")
   if t == nil then return nil, { err } end
   local problems = {}
-  local rec = check_tenant(name, t, "", function(path, msg) problems[#problems + 1] = path .. ": " .. msg end, {})
+  local rec = check_tenant(name, t, "", function(path, msg) problems[#problems + 1] = path .. ": " .. msg end, {},
+    route)
   return { rec }, problems
 end
 
@@ -345,11 +408,11 @@ local function tenant_summary(name)
 end
 
 if op == "load" then
-  local tenants, problems = M.check_file(ARGV[4])
+  local tenants, problems = M.check_file(ARGV[4], M.route_hint(ARGV[6]))
   if #problems > 0 then return problems_answer(problems) end
   return write(tenants, ARGV[5] == "1", function(name, i) return "tenants." .. name .. ".origins[" .. i .. "]" end)
 elseif op == "put" then
-  local tenants, problems = M.check_one(ARGV[4], ARGV[5])
+  local tenants, problems = M.check_one(ARGV[4], ARGV[5], M.route_hint(ARGV[7]))
   if #problems > 0 then return problems_answer(problems) end
   return write(tenants, ARGV[6] == "1", function(_, i) return "origins[" .. i .. "]" end)
 elseif op == "delete" then

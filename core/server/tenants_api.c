@@ -70,7 +70,10 @@ static void on_reply(void *arg, const redisReply *r, const char *err) {
   call_t *k = arg;
   if (err) {
     char body[300];
-    int n = snprintf(body, sizeof body, "{\"error\":\"the tenant store (Redis) did not answer: %s\"}", err);
+    int n = snprintf(body, sizeof body,
+                     "{\"error\":\"the tenant store (Redis) did not answer: %s; a write may or may not have "
+                     "landed: read it back, or send it again (a PUT or DELETE is safe to repeat)\"}",
+                     err);
     k->done(k->arg, 503, body, (size_t)n);
   } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
              r->element[1]->type == REDIS_REPLY_STRING) {
@@ -142,8 +145,10 @@ int cg_tenants_handle(const cg_config_t *cfg, const cg_tenants_req_t *q, cg_tena
   } else if (name && q->method == HTTP_GET) {
     run(cfg, "get", 1, (const char *[]){name}, NULL, done, arg);
   } else if (name && q->method == HTTP_PUT) {
-    run(cfg, "put", 3, (const char *[]){name, q->body ? q->body : "", takeover},
-        (const size_t[]){strlen(name), q->body_len, 1}, done, arg);
+    /* what the routes that read the store do for a tenant that does not say */
+    const char hint[3] = {cfg->tenant_credentials ? '1' : '0', cfg->tenant_insecure_ok ? '1' : '0', 0};
+    run(cfg, "put", 4, (const char *[]){name, q->body ? q->body : "", takeover, hint},
+        (const size_t[]){strlen(name), q->body_len, 1, 2}, done, arg);
   } else if (name && q->method == HTTP_DELETE) {
     run(cfg, "delete", 1, (const char *[]){name}, NULL, done, arg);
   } else {

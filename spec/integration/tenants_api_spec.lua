@@ -155,6 +155,32 @@ describe("admin API /tenants", function()
     assert.equal(before, r:cli("HGETALL", "corsgate:origin:https://hooli.test"))
   end)
 
+  it("refuses what the gateway would refuse: origins it takes as malformed, max_age over a day, credentials on plain http", function()
+    -- each would be stored and then fail closed on every request (or never match)
+    for _, case in ipairs({
+      { { origins = { "https://app.example." } }, "origins%[1%]: invalid host" },
+      { { origins = { "https://1.2.3" } }, "origins%[1%]: invalid host" },
+      { { origins = { "https://0x7f.1" } }, "origins%[1%]: invalid host" },
+      { { origins = { "https://a]b[c" } }, "origins%[1%]: invalid host" },
+      { { origins = { "https://a..b.test" } }, "origins%[1%]: invalid host" },
+      { { origins = { "https://" .. ("a"):rep(250) .. ".test" } }, "origins%[1%]: longer than 255 bytes" },
+      { { origins = { "https://ok.test" }, max_age = 90000 }, "max_age: expected a whole number of seconds %(at most a day%)" },
+      { { origins = { "https://ok.test", "http://app.example.test" }, credentials = true }, "origins%[2%]: http://app.example.test is plain http" },
+    }) do
+      local status, doc = api(a, "PUT", "/tenants/strict", case[1])
+      assert.equal(400, status, cjson.encode(case[1]))
+      assert.matches(case[2], table.concat(doc.problems, "\n"))
+    end
+    assert.equal("", r:cli("EXISTS", "corsgate:tenant:strict"):gsub("0", ""))
+    -- what browsers do send, the gateway takes: underscores, loopback over http with credentials, an IPv4 quad
+    local status = api(a, "PUT", "/tenants/strict", { origins = { "https://my_app.example.test",
+      "http://localhost:3000", "http://127.0.0.1:8080", "https://10.1.2.3" }, credentials = true, max_age = 86400 })
+    assert.equal(201, status)
+    assert.truthy(everywhere({ a, b }, "https://my_app.example.test", "https://my_app.example.test"))
+    assert.truthy(everywhere({ a, b }, "http://localhost:3000", "http://localhost:3000"))
+    api(a, "DELETE", "/tenants/strict")
+  end)
+
   it("an origin another tenant owns is refused with 409 naming the owner; ?takeover=true moves it on purpose", function()
     assert.equal(201, (api(a, "PUT", "/tenants/globex", { origins = { "https://shared.test" } })))
     assert.truthy(everywhere({ a, b }, "https://shared.test", "https://shared.test"))
@@ -325,6 +351,35 @@ describe("admin API /tenants", function()
       return (api(a, "PUT", "/tenants/later", { origins = { "https://later.test" } })) == 201
     end, 10 * gateway.slowdown, 0.1)
     assert.truthy(ok, a:log_tail(10))
+  end)
+end)
+
+describe("admin API /tenants, the routes sending credentials by default", function()
+  local r, g
+
+  lazy_setup(function()
+    r = redis.start()
+    g = fleet.start(r, { routes = { { name = "api", prefix = "/api", upstream = "echo",
+      cors = { plugin = "tenant_redis", methods = { "GET", "PUT" }, credentials = true } } } }, TOKEN)
+  end)
+
+  lazy_teardown(function()
+    if g then g:stop_clean() end
+    if r then r:stop() end
+  end)
+
+  it("refuses a tenant that would be answered with credentials and Expose-Headers \"*\" or a plain-http origin", function()
+    local status, doc = api(g, "PUT", "/tenants/acme", { origins = { "https://app.acme.test" }, expose_headers = "*" })
+    assert.equal(400, status)
+    assert.matches('expose_headers: "%*" with credentials .*%(the route sends credentials by default%)', doc.problems[1])
+    status, doc = api(g, "PUT", "/tenants/acme", { origins = { "http://app.acme.test" } })
+    assert.equal(400, status)
+    assert.matches("origins%[1%]: http://app.acme.test is plain http", doc.problems[1])
+    -- the tenant that says it sends none is fine
+    status = api(g, "PUT", "/tenants/acme", { origins = { "http://app.acme.test" }, expose_headers = "*", credentials = false })
+    assert.equal(201, status)
+    assert.truthy(proc.wait_for(function() return all_say(g:port(), "http://app.acme.test", "http://app.acme.test") end,
+      1 * gateway.slowdown, 0.02))
   end)
 end)
 
