@@ -414,9 +414,11 @@ static void get_explain(admin_conn_t *c, const query_t *q) {
         cg_worker_rpc(&a->workers[i], rpc_peek, &p);
         fprintf(f, "%s{\"worker\":%d,\"state\":\"%s\"", i ? "," : "", i,
                 !p.info.present ? "absent" : p.info.pending ? "pending" : p.info.expires_in_ms > 0 ? "fresh" : "stale");
-        if (p.info.present && !p.info.pending)
-          fprintf(f, ",\"allow\":%s,\"expires_in_ms\":%lld,\"tenant\":\"%s\"", p.info.allow ? "true" : "false",
-                  (long long)p.info.expires_in_ms, p.info.tenant);
+        if (p.info.present && !p.info.pending) {
+          fprintf(f, ",\"allow\":%s,\"expires_in_ms\":%lld,\"tenant\":", p.info.allow ? "true" : "false",
+                  (long long)p.info.expires_in_ms);
+          cg_json_fputs(f, p.info.tenant, strlen(p.info.tenant)); /* a plugin's label: any bytes */
+        }
         fputc('}', f);
       }
     }

@@ -36,7 +36,7 @@ typedef struct {
   int first; /* no member written yet in the current JSON object */
 } out_t;
 
-static void jstr(FILE *f, const char *s, size_t n) {
+void cg_json_fputs(FILE *f, const char *s, size_t n) {
   fputc('"', f);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -50,13 +50,13 @@ static void jstr(FILE *f, const char *s, size_t n) {
 static void jkey(out_t *o, const char *k) {
   if (!o->first) fputc(',', o->f);
   o->first = 0;
-  jstr(o->f, k, strlen(k));
+  cg_json_fputs(o->f, k, strlen(k));
   fputc(':', o->f);
 }
 
 static void jkv(out_t *o, const char *k, const char *v) {
   jkey(o, k);
-  if (v) jstr(o->f, v, strlen(v));
+  if (v) cg_json_fputs(o->f, v, strlen(v));
   else fputs("null", o->f);
 }
 
@@ -113,9 +113,9 @@ static void print_headers(out_t *o, const char *lines, size_t len, const char *v
     if (colon) {
       if (o->json) {
         fputs(n++ ? ",[" : "[", o->f);
-        jstr(o->f, p, (size_t)(colon - p));
+        cg_json_fputs(o->f, p, (size_t)(colon - p));
         fputc(',', o->f);
-        jstr(o->f, colon + 2, (size_t)(eol - colon - 2));
+        cg_json_fputs(o->f, colon + 2, (size_t)(eol - colon - 2));
         fputc(']', o->f);
       } else {
         fprintf(o->f, "             %.*s\n", (int)(eol - p), p);
@@ -126,7 +126,7 @@ static void print_headers(out_t *o, const char *lines, size_t len, const char *v
   if (vary && *vary) {
     if (o->json) {
       fputs(n++ ? ",[\"Vary\"," : "[\"Vary\",", o->f);
-      jstr(o->f, vary, strlen(vary));
+      cg_json_fputs(o->f, vary, strlen(vary));
       fputc(']', o->f);
     } else {
       fprintf(o->f, "             Vary: %s%s\n", vary, status ? "" : " (merged with the upstream's Vary)");
@@ -193,7 +193,7 @@ int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *f) {
     fputs(prc == 0 ? "true" : "false", f);
     if (prc == 0) {
       jkey(&o, "normalized");
-      jstr(f, org.norm, org.norm_len);
+      cg_json_fputs(f, org.norm, org.norm_len);
       jkey(&o, "noncanonical");
       fputs(org.noncanonical ? "true" : "false", f);
     } else {
@@ -319,7 +319,7 @@ int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *f) {
       jkv(&o, "detail", len < 0 ? "the answer does not fit" : res.detail);
       if (res.detail_arg) {
         jkey(&o, "detail_arg");
-        jstr(f, res.detail_arg, res.detail_arg_len);
+        cg_json_fputs(f, res.detail_arg, res.detail_arg_len);
       }
       jkey(&o, "problems");
       fputc('[', f);
@@ -330,7 +330,7 @@ int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *f) {
         jkv(&o, "detail", probs[i].detail);
         if (probs[i].arg) {
           jkey(&o, "arg");
-          jstr(f, probs[i].arg, probs[i].arg_len);
+          cg_json_fputs(f, probs[i].arg, probs[i].arg_len);
         }
         jclose(&o);
       }

@@ -31,5 +31,7 @@ typedef struct cg_explain_req {
  * browser would send, and the exact headers. Returns 0 when the browser
  * would let the page read the response, 1 otherwise. */
 int cg_explain(const cg_config_t *cfg, const cg_explain_req_t *q, FILE *out);
+/* s as a JSON string, quoted and escaped (non-ASCII as \\u00XX). */
+void cg_json_fputs(FILE *f, const char *s, size_t n);
 
 #endif

@@ -12,6 +12,7 @@ local _M = {}
 function _M.origin(ctx)
   local tenant = ctx.host:match("^(%w+)%.tenants%.test$")
   if not tenant then return false end
+  if tenant == "quote" then tenant = 'a "quoted" label\\' end -- a label is any bytes
   return { allow = true, tenant = tenant, ttl = 600 }
 end
 return _M
@@ -145,6 +146,17 @@ describe("admin API", function()
     end
     assert.equal(1, fresh, res.body)
     assert.res_status(400, admin("GET", "/explain"))
+  end)
+
+  it("explains a cached decision whose tenant label holds quotes and a backslash as valid JSON", function()
+    assert.res_status(200, http.request(gw:port(), "GET", "/t/x", { { "Origin", "https://quote.tenants.test" } }))
+    local res = admin("GET", "/explain?origin=https%3A%2F%2Fquote.tenants.test&path=/t/x")
+    assert.res_status(200, res)
+    local ok, j = pcall(cjson.decode, res.body)
+    assert.truthy(ok, res.body)
+    local labels = {}
+    for _, w in ipairs(j.cache) do if w.tenant then labels[#labels + 1] = w.tenant end end
+    assert.same({ 'a "quoted" label\\' }, labels)
   end)
 
   it("explains every problem of a request, not only the first", function()
