@@ -11,7 +11,7 @@
 #include "util/hash.h"
 #include "util/list.h"
 
-enum { STRIPES = 32 }; /* a power of two */
+enum { STRIPES = 32 }; /* at most; a power of two */
 
 typedef struct stripe {
   pthread_mutex_t mu;
@@ -20,18 +20,25 @@ typedef struct stripe {
 } stripe_t;
 
 struct cg_dstore {
+  int n; /* stripes: 32, fewer for a bound under 32 entries (a power of two) */
   stripe_t stripes[STRIPES];
 };
 
-static int stripe_of(const char *origin, size_t len) { return (int)(cg_hash(origin, len, 0x57a7e5u) & (STRIPES - 1)); }
+static int stripe_of(const cg_dstore_t *s, const char *origin, size_t len) {
+  return (int)(cg_hash(origin, len, 0x57a7e5u) & (uint32_t)(s->n - 1));
+}
 
 cg_dstore_t *cg_dstore_new(size_t max_entries, uint64_t stale_limit_ms) {
   cg_dstore_t *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  size_t per = (max_entries + STRIPES - 1) / STRIPES;
-  for (int i = 0; i < STRIPES; i++) {
+  /* the bound is exact: shared out over the stripes, none empty */
+  for (s->n = STRIPES; s->n > 1 && (size_t)s->n > max_entries; s->n /= 2) {
+  }
+  size_t per = max_entries / (size_t)s->n, more = max_entries % (size_t)s->n;
+  for (int i = 0; i < s->n; i++) {
     pthread_mutex_init(&s->stripes[i].mu, NULL);
-    if (!(s->stripes[i].c = cg_dcache_new(per ? per : 1, stale_limit_ms))) {
+    size_t cap = per + ((size_t)i < more ? 1 : 0);
+    if (!(s->stripes[i].c = cg_dcache_new(cap ? cap : 1, stale_limit_ms))) {
       cg_dstore_free(s);
       return NULL;
     }
@@ -41,7 +48,7 @@ cg_dstore_t *cg_dstore_new(size_t max_entries, uint64_t stale_limit_ms) {
 
 void cg_dstore_free(cg_dstore_t *s) {
   if (!s) return;
-  for (int i = 0; i < STRIPES; i++) {
+  for (int i = 0; i < s->n; i++) {
     cg_dcache_free(s->stripes[i].c);
     pthread_mutex_destroy(&s->stripes[i].mu);
   }
@@ -69,7 +76,7 @@ static void on_decided(cg_dcache_waiter_t *dw, const cg_dcache_entry_t *e) {
 int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t len, uint64_t now,
                       const cg_dstore_answer_t *mine, cg_dstore_answer_t *ans, cg_dstore_waiter_t *w,
                       cg_dstore_run_t *run) {
-  int i = stripe_of(origin, len);
+  int i = stripe_of(s, origin, len);
   stripe_t *st = &s->stripes[i];
   cg_dcache_entry_t *e = NULL;
   int out;
@@ -143,7 +150,7 @@ void cg_dstore_cancel(cg_dstore_t *s, cg_dstore_waiter_t *w) {
 static size_t each(cg_dstore_t *s, size_t (*fn)(cg_dcache_t *c, const void *arg, uint64_t now), const void *arg,
                    uint64_t now) {
   size_t n = 0;
-  for (int i = 0; i < STRIPES; i++) {
+  for (int i = 0; i < s->n; i++) {
     pthread_mutex_lock(&s->stripes[i].mu);
     n += fn(s->stripes[i].c, arg, now);
     pthread_mutex_unlock(&s->stripes[i].mu);
@@ -170,7 +177,7 @@ size_t cg_dstore_purge_tenant(cg_dstore_t *s, const char *tenant) { return each(
 size_t cg_dstore_expire_all(cg_dstore_t *s, uint64_t now) { return each(s, do_expire, NULL, now); }
 
 size_t cg_dstore_purge_origin(cg_dstore_t *s, const char *origin, size_t len) {
-  stripe_t *st = &s->stripes[stripe_of(origin, len)];
+  stripe_t *st = &s->stripes[stripe_of(s, origin, len)];
   pthread_mutex_lock(&st->mu);
   size_t n = cg_dcache_purge_origin(st->c, origin, len);
   pthread_mutex_unlock(&st->mu);
@@ -179,7 +186,7 @@ size_t cg_dstore_purge_origin(cg_dstore_t *s, const char *origin, size_t len) {
 
 void cg_dstore_stats(cg_dstore_t *s, cg_dcache_stats_t *out) {
   memset(out, 0, sizeof *out);
-  for (int i = 0; i < STRIPES; i++) {
+  for (int i = 0; i < s->n; i++) {
     cg_dcache_stats_t one;
     pthread_mutex_lock(&s->stripes[i].mu);
     cg_dcache_stats(s->stripes[i].c, &one);

@@ -380,3 +380,22 @@ describe("decision cache", function()
     assert.is_true(with_malloc <= 300, ("%.0f bytes per origin"):format(with_malloc))
   end)
 end)
+
+describe("decision store (the workers' shared one)", function()
+  if not pcall(ffi.typeof, "cg_dstore_answer_t") then ffi.cdef(cors.header("core/cache/store.h")) end
+
+  it("holds at most cache.max_entries, even under its 32 stripes", function()
+    for _, max in ipairs({ 1, 10, 33, 1000 }) do
+      local s = ffi.gc(C.cg_dstore_new(max, 10000), C.cg_dstore_free)
+      local ans, run = ffi.new("cg_dstore_answer_t"), ffi.new("cg_dstore_run_t")
+      for i = 1, max * 3 + 50 do
+        local o = "https://o" .. i .. ".test"
+        assert.equal(1, C.cg_dstore_acquire(s, 1, o, #o, 0, nil, ans, nil, run)) -- CG_DS_RUN: decide it
+        C.cg_dstore_set(s, run, 1, nil, nil, 60000, 0)
+      end
+      local st = ffi.new("cg_dcache_stats_t")
+      C.cg_dstore_stats(s, st)
+      assert.equal(max, tonumber(st.entries), "max_entries " .. max)
+    end
+  end)
+end)
