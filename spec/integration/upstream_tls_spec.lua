@@ -261,7 +261,11 @@ describe("HTTPS upstream", function()
     end
     local one, thirty = with(1), with(30)
     -- each upstream parsed its own copy of the bundle before: about 830 KB apiece
-    assert.truthy(thirty - one < 4096, ("30 HTTPS upstreams took %d KB more than one"):format(thirty - one))
+    -- (a sanitized build's allocations carry its own overhead: not checked there)
+    local sanitized = os.getenv("CORSGATE_SANITIZE") == "1" or os.getenv("CORSGATE_VALGRIND") == "1"
+    print(("\n[upstream tls] 30 HTTPS upstreams on the system's CAs: %d KB more than one%s"):format(thirty - one,
+      sanitized and " (sanitized build: not checked)" or ""))
+    assert.truthy(sanitized or thirty - one < 4096, ("30 HTTPS upstreams took %d KB more than one"):format(thirty - one))
   end)
 
   it("loads a CA file again at a reload once it changed, and only then", function()
