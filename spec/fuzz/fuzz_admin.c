@@ -22,8 +22,11 @@
  *   no 2xx but the console's files (public: they hold no data), byte for
  *   byte as the binary carries them;
  * - without it, a request naming a Host that is not a loopback name gets
- *   nothing but a 400 or a 403. */
+ *   nothing but a 400 or a 403;
+ * - an input sent in pieces is answered with the same status as when it is
+ *   sent whole (a value the reads split is still one value). */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +66,10 @@ static cg_config_t *cfg;
 static char *token;
 static uv_handle_t *listener;
 static struct sockaddr_in admin_addr;
-static char *out;
-static size_t out_cap;
+enum { OUT_CAP = 1 << 20 }; /* an answer is far smaller */
+enum { BYTEWISE_MAX = 512 };  /* a turn of the loop a byte: longer inputs would slow every run */
+static char *out, *out2;
+static int verbose; /* CORSGATE_FUZZ_VERBOSE: each input's mode and status line */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -88,6 +93,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   signal(SIGPIPE, SIG_IGN);
+  verbose = getenv("CORSGATE_FUZZ_VERBOSE") != NULL;
   cfg = fuzz_config("fuzz_admin", plugin_src, "%s", config_src);
   cg_log_set_level(CG_LOG_ERROR);
   token = cfg->admin_token;
@@ -96,8 +102,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   uv_walk(&fuzz_main_loop, find_listener, NULL);
   int len = sizeof admin_addr;
   if (!listener || uv_tcp_getsockname((uv_tcp_t *)listener, (struct sockaddr *)&admin_addr, &len) != 0) abort();
-  out_cap = 1 << 20;
-  out = malloc(out_cap);
+  out = malloc(OUT_CAP);
+  out2 = malloc(OUT_CAP);
   return 0;
 }
 
@@ -230,27 +236,50 @@ static void check_answer(const char *buf, size_t len, const uint8_t *in, size_t 
           (int)(len < 600 ? len : 600), buf);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  /* the mode, from the input so that a finding replays in it */
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < size; i++) h = (h ^ data[i]) * 16777619u;
-  int open = (h & 3) == 0;
-  cfg->admin_token = open ? NULL : token; /* the admin API reads it at each request */
+/* One connection: data sent on it (in pieces or whole), the answer in out;
+ * the admin API has let go of the connection when it returns. */
+static size_t exchange(const uint8_t *data, size_t size, int pieces, char *out) {
   int err, fd = fuzz_connect_loop(&fuzz_main_loop, &admin_addr, &err);
   CHECK(fd >= 0, "connect: %s (%d admin connection(s) open)", strerror(err), admin_conns());
   /* closed with a reset: millions of inputs must not pile up in TIME_WAIT */
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   size_t got;
-  int eof = fuzz_send(&fuzz_main_loop, fd, data, size, out, out_cap, &got);
+  int eof = fuzz_send(&fuzz_main_loop, fd, data, size, pieces, out, OUT_CAP, &got);
   CHECK(eof, "the admin API kept the connection open after %zu bytes in, %zu out", size, got);
   close(fd);
-  check_answer(out, got, data, size, open);
-  /* let the admin API finish with the connection before the next input */
   for (int i = 0; i < 3000 && admin_conns() > 0; i++) {
     uv_run(&fuzz_main_loop, UV_RUN_NOWAIT);
     if (admin_conns() > 0) fuzz_wait(&fuzz_main_loop);
   }
   CHECK(admin_conns() == 0, "the admin API still holds %d connection(s) 3 s after the client reset it", admin_conns());
+  return got;
+}
+
+static int status_of(const char *buf, size_t len) { return len >= 12 ? atoi(buf + 9) : 0; }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  /* the mode, from the input so that a finding replays in it */
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < size; i++) h = (h ^ data[i]) * 16777619u;
+  int open = (h & 3) == 0;
+  cfg->admin_token = open ? NULL : token; /* the admin API reads it at each request */
+  size_t got = exchange(data, size, fuzz_pieces(data, size), out);
+  if (verbose)
+    fprintf(stderr, "%s, %s: %.*s\n", open ? "no token" : "token", fuzz_pieces(data, size) ? "in pieces" : "whole",
+            (int)(memchr(out, '\r', got) ? (char *)memchr(out, '\r', got) - out : (ptrdiff_t)got), out);
+  check_answer(out, got, data, size, open);
+  /* The same bytes a byte at a time (or, past a few hundred, whole if they
+   * went in pieces): where the reads split a request changes nothing of
+   * its answer (a header's value in two reads is one value). The statuses
+   * are compared: bodies count, time and Redis's state. */
+  int again = size <= BYTEWISE_MAX ? 2 : fuzz_pieces(data, size) ? 0 : -1;
+  if (again >= 0) {
+    size_t got2 = exchange(data, size, again, out2);
+    CHECK(status_of(out, got) == status_of(out2, got2), "answered %d %s, %d %s:\n%.*s\n--\n%.*s",
+          status_of(out, got), fuzz_pieces(data, size) ? "in pieces" : "whole", status_of(out2, got2),
+          again ? "a byte at a time" : "whole", (int)(got < 300 ? got : 300), out, (int)(got2 < 300 ? got2 : 300),
+          out2);
+  }
   return 0;
 }

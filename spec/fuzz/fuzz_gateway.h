@@ -98,22 +98,32 @@ static inline int fuzz_connect(cg_worker_t *w, const struct sockaddr_in *addr) {
   return fd;
 }
 
-/* Writes data on fd and reads what comes back into out (cap bytes; past
- * that it starts over, so checks see the tail only), running loop between
- * turns; the write side is shut once all is sent. Returns 1 when the peer
- * closed, 0 when it kept the connection open through 2000 idle turns.
- *
- * Three inputs in four go out in pieces of 1-64 bytes, the loop running
- * between pieces, so a head is split across the gateway's reads at places
- * the input decides (the head store carries strings across reads). The
- * piece sizes come from the input itself, so a finding replays the same. */
-static inline int fuzz_send(uv_loop_t *loop, int fd, const uint8_t *data, size_t size, char *out, size_t cap,
-                            size_t *got) {
-  size_t sent = 0;
-  int shut = 0, eof = 0;
+/* Three inputs in four go out in pieces of 1-64 bytes (fuzz_send), the
+ * loop running between pieces, so a head is split across the gateway's
+ * reads at places the input decides (the head store carries strings across
+ * reads). The choice and the piece sizes come from the input itself, so a
+ * finding replays the same. */
+static inline uint64_t fuzz_input_hash(const uint8_t *data, size_t size) {
   uint64_t rnd = 0x9e3779b97f4a7c15u ^ size;
   for (size_t i = 0; i < size && i < 64; i++) rnd = (rnd ^ data[i]) * 0x100000001b3u;
-  int pieces = ((rnd >> 40) & 3) != 0;
+  return rnd;
+}
+
+static inline int fuzz_pieces(const uint8_t *data, size_t size) {
+  return ((fuzz_input_hash(data, size) >> 40) & 3) != 0;
+}
+
+/* Writes data on fd (pieces: 0 whole, 1 in pieces of 1-64 bytes, 2 a byte
+ * at a time) and reads what comes back into out
+ * (cap bytes; past that it starts over, so checks see the tail only),
+ * running loop between turns; the write side is shut once all is sent.
+ * Returns 1 when the peer closed, 0 when it kept the connection open through
+ * 2000 idle turns. */
+static inline int fuzz_send(uv_loop_t *loop, int fd, const uint8_t *data, size_t size, int pieces, char *out,
+                            size_t cap, size_t *got) {
+  size_t sent = 0;
+  int shut = 0, eof = 0;
+  uint64_t rnd = fuzz_input_hash(data, size);
   *got = 0;
   /* bounded: the gateway has no reason to keep a closed-for-writing client
    * past its responses */
@@ -124,7 +134,7 @@ static inline int fuzz_send(uv_loop_t *loop, int fd, const uint8_t *data, size_t
       size_t want = size - sent;
       if (pieces) {
         rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
-        size_t piece = 1 + (size_t)(rnd >> 58);
+        size_t piece = pieces == 2 ? 1 : 1 + (size_t)(rnd >> 58);
         if (piece < want) want = piece;
       }
       ssize_t n = write(fd, data + sent, want);

@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   size_t got;
-  int eof = fuzz_send(&worker.loop, fd, data, size, out, out_cap, &got);
+  int eof = fuzz_send(&worker.loop, fd, data, size, fuzz_pieces(data, size), out, out_cap, &got);
   CHECK(eof, "the gateway kept the connection open after %zu bytes in, %zu out", size, got);
   close(fd);
   check_output(out, got);
