@@ -35,7 +35,9 @@ typedef struct admin_conn {
   size_t origin_len;
   char *body; /* malloc'd as it arrives, up to MAX_BODY */
   size_t body_len;
-  int in_auth, too_long, done;
+  int in_value; /* inside a header's value: its next piece (a read later) goes on with it */
+  int auth_twice; /* a second Authorization: no token matches */
+  int too_long, done;
   int head; /* a HEAD request, its head read whole */
   /* answered before its body was read: the rest is read and dropped for a
    * while before the close, so the client reads the answer rather than a reset */
@@ -433,6 +435,7 @@ static void get_explain(admin_conn_t *c, const query_t *q) {
 static int token_ok(const admin_conn_t *c) {
   const char *want = c->a->cfg->admin_token;
   if (!want) return 1;
+  if (c->auth_twice) return 0;
   static const char prefix[] = "Bearer ";
   if (c->auth_len < sizeof prefix - 1 || strncmp(c->auth, prefix, sizeof prefix - 1) != 0) return 0;
   const char *got = c->auth + sizeof prefix - 1;
@@ -574,14 +577,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   }
   if (c->hname_len == 6 && strncasecmp(c->hname, "origin", 6) == 0) {
     if (c->origin_len + len < sizeof c->origin) memcpy(c->origin + c->origin_len, at, len);
-    c->origin_len += len + (c->origin_len ? 2 : 0); /* a second Origin never matches */
+    c->origin_len += len + (c->origin_len && !c->in_value ? 2 : 0); /* a second Origin never matches */
   }
   if (c->hname_len == 13 && strncasecmp(c->hname, "authorization", 13) == 0) {
+    if (c->auth_len && !c->in_value) c->auth_twice = 1; /* else its halves would make one token */
     if (c->auth_len + len < MAX_AUTH) {
       memcpy(c->auth + c->auth_len, at, len);
       c->auth_len += len;
     }
   }
+  c->in_value = 1;
   return 0;
 }
 
@@ -593,6 +598,7 @@ static int on_header_value_complete(llhttp_t *p) {
     c->host_seen = 2; /* one whole Host value */
   }
   c->hname_len = 0;
+  c->in_value = 0;
   return 0;
 }
 
