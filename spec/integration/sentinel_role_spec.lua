@@ -12,25 +12,15 @@ local gateway = require("spec.support.gateway")
 local http = require("spec.support.http")
 local proc = require("spec.support.proc")
 local redis = require("spec.support.redis")
+local fleet = require("spec.support.fleet")
 local socket = require("socket")
 local cjson = require("cjson")
 require("spec.support.assert")
 
 local format = string.format
 
-local function allowed(port, origin)
-  local res = http.request(port, "OPTIONS", "/api/x", { { "Origin", origin },
-    { "Access-Control-Request-Method", "PUT" } }, nil, { timeout = 2 })
-  return res and res.headers:get("access-control-allow-origin") == origin
-end
-
--- what every worker says (a connection lands on either worker: 8 tries)
-local function all_say(gw, origin, want)
-  for _ = 1, 8 do
-    if allowed(gw:port(), origin) ~= want then return false end
-  end
-  return true
-end
+-- what every worker says
+local function all_say(gw, origin, want) return fleet.all_allow({ gw }, origin, want) end
 
 describe("Redis Sentinel naming a replica, or missing a failover", function()
   local r1, r2, gw, fake, dir, addrfile, fake_port = nil, nil, nil, nil, nil, nil, nil

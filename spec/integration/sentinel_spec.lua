@@ -9,27 +9,14 @@ local gateway = require("spec.support.gateway")
 local http = require("spec.support.http")
 local proc = require("spec.support.proc")
 local redis = require("spec.support.redis")
+local fleet = require("spec.support.fleet")
 local socket = require("socket")
 local cjson = require("cjson")
 require("spec.support.assert")
 
 local format = string.format
 
-local function allowed(port, origin)
-  local res = http.request(port, "OPTIONS", "/api/x", { { "Origin", origin },
-    { "Access-Control-Request-Method", "PUT" } }, nil, { timeout = 2 })
-  return res and res.headers:get("access-control-allow-origin") == origin
-end
-
--- every worker of every instance (connections land on either worker)
-local function all_allow(gws, origin, want)
-  for _, gw in ipairs(gws) do
-    for _ = 1, 8 do
-      if allowed(gw:port(), origin) ~= want then return false end
-    end
-  end
-  return true
-end
+local allowed, all_allow = fleet.allowed, fleet.all_allow
 
 describe("fleet on Redis Sentinel", function()
   local primary, replica, sentinels, a, b = nil, nil, {}, nil, nil

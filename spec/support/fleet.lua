@@ -7,8 +7,12 @@
 --       once it listens on the invalidation channel
 --   local rc, out = fleet.load(r, { tenants = {...} } | "raw text" [, "--takeover"])
 --       out: what tenants-load printed (stdout and stderr), rc its exit code
+--   fleet.allowed(port, origin)       a preflight to /api/x allowed (Allow-Origin echoed)
+--   fleet.all_allow(gws, origin, want) every worker of each instance says want
+--       (8 preflights each: a connection lands on any worker)
 -- r: a spec.support.redis server.
 local gateway = require("spec.support.gateway")
+local http = require("spec.support.http")
 local proc = require("spec.support.proc")
 local cjson = require("cjson")
 
@@ -31,6 +35,21 @@ function _M.start(r, extra, token)
   assert(proc.wait_for(function() return gw:log():find("listening on channel", 1, true) end, 5 * gateway.slowdown),
     gw:log_tail(10))
   return gw
+end
+
+function _M.allowed(port, origin)
+  local res = http.request(port, "OPTIONS", "/api/x", { { "Origin", origin },
+    { "Access-Control-Request-Method", "PUT" } }, nil, { timeout = 2 })
+  return res ~= nil and res.headers:get("access-control-allow-origin") == origin
+end
+
+function _M.all_allow(gws, origin, want)
+  for _, gw in ipairs(gws) do
+    for _ = 1, 8 do
+      if _M.allowed(gw:port(), origin) ~= want then return false end
+    end
+  end
+  return true
 end
 
 function _M.load(r, doc, flags)
