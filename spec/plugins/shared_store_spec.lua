@@ -145,25 +145,33 @@ describe("the decision store the workers share", function()
     assert.equal(2, svc:calls("https://ttl.acme.test"))
   end)
 
-  it("an expired decision the workers no longer hold is served stale from the store while the service is down", function()
-    local g2 = gateway.start({
+  -- A gateway with these cache settings where `kept` (a ttl of 1 s) was
+  -- decided by every worker, then 400 other origins were decided, then it
+  -- expired and the tenant service went down.
+  local function expired_in_outage(cache, kept)
+    local g = gateway.start({
       workers = WORKERS,
-      cache = { front_entries = 64, stale_limit = 30 },
+      cache = cache,
       routes = { { name = "api", prefix = "/api", upstream = "echo",
         cors = { plugin = "tenant_registry", plugin_config = { base_url = "http://" .. svc:target() },
-          methods = { "GET", "PUT" } } } },
+          methods = { "GET", "PUT" }, deny_ttl = 10 } } },
     })
-    local origins = { ["https://kept.acme.test"] = { allowed = true, tenant = "acme", ttl = 1 } }
+    local origins = { [kept] = { allowed = true, tenant = "acme", ttl = 1 } }
     for i = 1, 400 do origins[("https://o%d.acme.test"):format(i)] = { allowed = true, tenant = "acme" } end
     svc:tenants({ origins = origins })
-    all_allowed(burst(g2, "https://kept.acme.test", 20), "https://kept.acme.test")
-    -- 400 other origins push it out of every worker's front (64 each); the store keeps it
+    all_allowed(burst(g, kept, 40), kept)
     for i = 1, 400 do
       local o = ("https://o%d.acme.test"):format(i)
-      all_allowed(burst(g2, o, 1), o)
+      all_allowed(burst(g, o, 1), o)
     end
     socket.sleep(1.2)
     svc:tenants({ mode = "down", origins = {} })
+    return g
+  end
+
+  it("an expired decision the workers no longer hold is served stale from the store while the service is down", function()
+    -- the 400 push it out of every worker's front (64 each); the store keeps it
+    local g2 = expired_in_outage({ front_entries = 64, stale_limit = 30 }, "https://kept.acme.test")
     local before = svc:calls("https://kept.acme.test")
     for _ = 1, 3 do
       all_allowed(burst(g2, "https://kept.acme.test", 40), "https://kept.acme.test")
@@ -180,23 +188,7 @@ describe("the decision store the workers share", function()
     -- other origins push it out of the store; when it expires with the
     -- service down, the worker that refreshes it gives the store its stale
     -- answer, and no worker is handed a denial
-    local g3 = gateway.start({
-      workers = WORKERS,
-      cache = { max_entries = 64, front_entries = 1000, stale_limit = 30 },
-      routes = { { name = "api", prefix = "/api", upstream = "echo",
-        cors = { plugin = "tenant_registry", plugin_config = { base_url = "http://" .. svc:target() },
-          methods = { "GET", "PUT" }, deny_ttl = 10 } } },
-    })
-    local origins = { ["https://busy.acme.test"] = { allowed = true, tenant = "acme", ttl = 1 } }
-    for i = 1, 400 do origins[("https://c%d.acme.test"):format(i)] = { allowed = true, tenant = "acme" } end
-    svc:tenants({ origins = origins })
-    all_allowed(burst(g3, "https://busy.acme.test", 40), "https://busy.acme.test")
-    for i = 1, 400 do
-      local o = ("https://c%d.acme.test"):format(i)
-      all_allowed(burst(g3, o, 1), o)
-    end
-    socket.sleep(1.2)
-    svc:tenants({ mode = "down", origins = {} })
+    local g3 = expired_in_outage({ max_entries = 64, front_entries = 1000, stale_limit = 30 }, "https://busy.acme.test")
     for _ = 1, 3 do
       all_allowed(burst(g3, "https://busy.acme.test", 40), "https://busy.acme.test")
       socket.sleep(0.3)
