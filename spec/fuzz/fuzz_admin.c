@@ -6,8 +6,9 @@
  * for real, /reload refused, /tenants over a Redis that is down). The admin
  * API runs on the harness's loop and two workers on threads of their own,
  * as the server runs them (fuzz_main.h); each input is written on a fresh
- * connection, in pieces the input picks (fuzz_gateway.h), the write side
- * shut, and the loop run until the admin API closes the connection.
+ * connection, whole or in pieces as the input picks (fuzz_gateway.h), the
+ * write side shut, and the loop run until the admin API closes the
+ * connection; then once more on another, a byte at a time.
  *
  * One input in four (by a hash of it) runs without admin.token, when the
  * admin API answers only to loopback names.
@@ -23,8 +24,8 @@
  *   byte as the binary carries them;
  * - without it, a request naming a Host that is not a loopback name gets
  *   nothing but a 400 or a 403;
- * - an input sent in pieces is answered with the same status as when it is
- *   sent whole (a value the reads split is still one value). */
+ * - the same bytes a byte at a time get the same status (a value the reads
+ *   split is still one value). */
 #include <ctype.h>
 #include <stddef.h>
 #include <stdint.h>
