@@ -16,6 +16,7 @@
 #include "server/internal.h"
 #include "server/server.h"
 #include "util/log.h"
+#include "util/query.h"
 
 enum { MAX_URL = 4096, MAX_AUTH = 512, MAX_BODY = 1 << 20 }; /* a body: PUT /tenants/{name} */
 
@@ -168,57 +169,6 @@ static void reply_json(admin_conn_t *c, int status, const char *fmt, ...) {
   reply(c, status, "application/json", body, (size_t)n);
 }
 
-/* --- query strings ----------------------------------------------------------- */
-
-static void url_decode(char *s) {
-  char *o = s;
-  for (char *p = s; *p; p++) {
-    if (*p == '+') {
-      *o++ = ' ';
-    } else if (*p == '%' && p[1] && p[2]) {
-      char hex[3] = {p[1], p[2], 0};
-      char *end;
-      long v = strtol(hex, &end, 16);
-      if (*end == 0 && v > 0) {
-        *o++ = (char)v;
-        p += 2;
-      } else {
-        *o++ = *p;
-      }
-    } else {
-      *o++ = *p;
-    }
-  }
-  *o = 0;
-}
-
-typedef struct {
-  char *keys[32], *vals[32];
-  int n;
-} query_t;
-
-/* Splits q (modified in place) into decoded key/value pairs. */
-static void parse_query(char *q, query_t *out) {
-  out->n = 0;
-  while (q && *q && out->n < 32) {
-    char *amp = strchr(q, '&');
-    if (amp) *amp = 0;
-    char *eq = strchr(q, '=');
-    if (eq) *eq = 0;
-    url_decode(q);
-    if (eq) url_decode(eq + 1);
-    out->keys[out->n] = q;
-    out->vals[out->n++] = eq ? eq + 1 : "";
-    q = amp ? amp + 1 : NULL;
-  }
-}
-
-static const char *qget(const query_t *q, const char *key) {
-  for (int i = 0; i < q->n; i++)
-    if (strcmp(q->keys[i], key) == 0) return q->vals[i];
-  return NULL;
-}
-
 /* --- worker calls -------------------------------------------------------------- */
 
 typedef struct {
@@ -329,8 +279,9 @@ static void get_cache(admin_conn_t *c) {
              (unsigned long long)x.shared_evictions, a->cfg->cache.max_entries);
 }
 
-static void delete_cache(admin_conn_t *c, const query_t *q) {
-  const char *origin = qget(q, "origin"), *tenant = qget(q, "tenant"), *name = qget(q, "server_name");
+static void delete_cache(admin_conn_t *c, const cg_query_t *q) {
+  const char *origin = cg_query_get(q, "origin"), *tenant = cg_query_get(q, "tenant");
+  const char *name = cg_query_get(q, "server_name");
   if (name) {
     long n = cg_admin_purge_cert(name);
     if (n < 0) {
@@ -380,10 +331,10 @@ static void post_reload(admin_conn_t *c) {
   free(body);
 }
 
-static void get_explain(admin_conn_t *c, const query_t *q) {
+static void get_explain(admin_conn_t *c, const cg_query_t *q) {
   admin_t *a = c->a;
-  cg_explain_req_t er = {.origin = qget(q, "origin"), .method = qget(q, "method"), .path = qget(q, "path"),
-                         .host = qget(q, "host"), .json = 1};
+  cg_explain_req_t er = {.origin = cg_query_get(q, "origin"), .method = cg_query_get(q, "method"),
+                         .path = cg_query_get(q, "path"), .host = cg_query_get(q, "host"), .json = 1};
   const char *headers[32];
   er.headers = headers;
   for (int i = 0; i < q->n && er.n_headers < 32; i++)
@@ -469,13 +420,14 @@ static void handle(admin_conn_t *c) {
   c->url[c->url_len] = 0;
   char *qs = strchr(c->url, '?');
   if (qs) *qs++ = 0;
-  query_t q;
-  parse_query(qs, &q);
+  cg_query_t q;
+  cg_query_parse(qs, &q);
   const char *path = c->url;
   int m = c->parser.method;
   admin_t *a = c->a;
-  cg_tenants_req_t tr = {.method = m, .path = path, .origin = qget(&q, "origin"), .after = qget(&q, "after"),
-                         .limit = qget(&q, "limit"), .match = qget(&q, "match"), .takeover = qget(&q, "takeover"),
+  cg_tenants_req_t tr = {.method = m, .path = path, .origin = cg_query_get(&q, "origin"),
+                         .after = cg_query_get(&q, "after"), .limit = cg_query_get(&q, "limit"),
+                         .match = cg_query_get(&q, "match"), .takeover = cg_query_get(&q, "takeover"),
                          .body = c->body, .body_len = c->body_len};
   uv_read_stop((uv_stream_t *)&c->tcp); /* nothing closes c while the store answers */
   c->done = 1;
@@ -520,7 +472,7 @@ static void handle(admin_conn_t *c) {
   } else if (strcmp(path, "/cache") == 0 && m == HTTP_DELETE) {
     delete_cache(c, &q);
   } else if (strcmp(path, "/refused") == 0 && m == HTTP_GET) {
-    const char *lim = qget(&q, "limit");
+    const char *lim = cg_query_get(&q, "limit");
     size_t len = 0;
     char *body = cg_refused_render(a->workers, a->n_workers, a->cfg, lim ? atoi(lim) : 100, &len);
     if (body) reply(c, 200, "application/json", body, len);
