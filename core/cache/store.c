@@ -4,6 +4,7 @@
  * carries answers across threads as override references. */
 #include "cache/store.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,8 @@ typedef struct stripe {
 } stripe_t;
 
 struct cg_dstore {
-  int n; /* stripes: 32, fewer for a bound under 32 entries (a power of two) */
+  int n; /* stripes: a power of two, at most 32, with 8 entries or more each */
+  _Atomic uint64_t purges;
   stripe_t stripes[STRIPES];
 };
 
@@ -31,8 +33,10 @@ static int stripe_of(const cg_dstore_t *s, const char *origin, size_t len) {
 cg_dstore_t *cg_dstore_new(size_t max_entries, uint64_t stale_limit_ms) {
   cg_dstore_t *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  /* the bound is exact: shared out over the stripes, none empty */
-  for (s->n = STRIPES; s->n > 1 && (size_t)s->n > max_entries; s->n /= 2) {
+  /* the bound is exact, shared out over the stripes; a stripe holds 8 or
+   * more, so origins that hash alike do not push each other out of a
+   * store with room */
+  for (s->n = STRIPES; s->n > 1 && (size_t)s->n * 8 > max_entries; s->n /= 2) {
   }
   size_t per = max_entries / (size_t)s->n, more = max_entries % (size_t)s->n;
   for (int i = 0; i < s->n; i++) {
@@ -73,6 +77,14 @@ static void on_decided(cg_dcache_waiter_t *dw, const cg_dcache_entry_t *e) {
   w->notify(w);
 }
 
+/* A running entry without an answer takes mine (see store.h); 1 if it did.
+ * Under st's lock: a purge counts itself before it takes any stripe's. */
+static int seed(cg_dstore_t *s, stripe_t *st, cg_dcache_entry_t *e, const cg_dstore_answer_t *mine) {
+  if (!mine || cg_dcache_entry_expires(e) || mine->purges != atomic_load(&s->purges)) return 0;
+  cg_dcache_seed(st->c, e, mine->allow, cg_cors_override_ref(mine->ov), mine->tenant, mine->expires);
+  return cg_dcache_entry_expires(e) != 0;
+}
+
 int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t len, uint64_t now,
                       const cg_dstore_answer_t *mine, cg_dstore_answer_t *ans, cg_dstore_waiter_t *w,
                       cg_dstore_run_t *run) {
@@ -88,6 +100,9 @@ int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t
   } else if (rc == CG_DC_FRESH || rc == CG_DC_STALE) {
     copy_answer(e, ans);
     out = CG_DS_HAVE;
+  } else if (rc == CG_DC_PENDING && seed(s, st, e, mine)) {
+    copy_answer(e, ans); /* another worker decides it: mine serves meanwhile */
+    out = CG_DS_HAVE;
   } else if (rc == CG_DC_PENDING && !w) {
     out = CG_DS_WAIT_NEEDED;
   } else if (rc == CG_DC_PENDING) {
@@ -100,8 +115,7 @@ int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t
   } else { /* CG_DC_MISS_RUN, CG_DC_STALE_REFRESH: the entry is the caller's to decide */
     *run = (cg_dstore_run_t){e, i};
     out = CG_DS_RUN;
-    if (rc == CG_DC_MISS_RUN && mine && !cg_dcache_entry_expires(e))
-      cg_dcache_seed(st->c, e, mine->allow, cg_cors_override_ref(mine->ov), mine->tenant, mine->expires);
+    if (rc == CG_DC_MISS_RUN) seed(s, st, e, mine);
     if (rc == CG_DC_STALE_REFRESH) {
       copy_answer(e, ans); /* served meanwhile, by every worker */
       out = CG_DS_RUN_STALE;
@@ -172,11 +186,21 @@ static size_t do_expire(cg_dcache_t *c, const void *arg, uint64_t now) {
   return cg_dcache_expire_all(c, now);
 }
 
-size_t cg_dstore_purge_all(cg_dstore_t *s) { return each(s, do_purge_all, NULL, 0); }
-size_t cg_dstore_purge_tenant(cg_dstore_t *s, const char *tenant) { return each(s, do_purge_tenant, tenant, 0); }
+uint64_t cg_dstore_purges(cg_dstore_t *s) { return atomic_load(&s->purges); }
+
+size_t cg_dstore_purge_all(cg_dstore_t *s) {
+  atomic_fetch_add(&s->purges, 1);
+  return each(s, do_purge_all, NULL, 0);
+}
+
+size_t cg_dstore_purge_tenant(cg_dstore_t *s, const char *tenant) {
+  atomic_fetch_add(&s->purges, 1);
+  return each(s, do_purge_tenant, tenant, 0);
+}
 size_t cg_dstore_expire_all(cg_dstore_t *s, uint64_t now) { return each(s, do_expire, NULL, now); }
 
 size_t cg_dstore_purge_origin(cg_dstore_t *s, const char *origin, size_t len) {
+  atomic_fetch_add(&s->purges, 1);
   stripe_t *st = &s->stripes[stripe_of(s, origin, len)];
   pthread_mutex_lock(&st->mu);
   size_t n = cg_dcache_purge_origin(st->c, origin, len);

@@ -33,6 +33,7 @@ typedef struct cg_dstore_answer {
   cg_cors_override_t *ov; /* a reference the receiver owns; NULL: the route's plain answer */
   char tenant[64];        /* "" when none */
   uint64_t expires;       /* in the past: serve it stale */
+  uint64_t purges;        /* as mine (below): the store's purge count the caller's copy has seen */
 } cg_dstore_answer_t;
 
 typedef struct cg_dstore_waiter cg_dstore_waiter_t;
@@ -62,11 +63,14 @@ cg_dstore_t *cg_dstore_new(size_t max_entries, uint64_t stale_limit_ms);
 void cg_dstore_free(cg_dstore_t *s);
 
 /* mine: the answer the caller still serves stale itself (its own copy
- * expired and it refreshes it), or NULL. When the store no longer holds the
- * origin (its bound evicted it while the workers' fronts answered), the new
- * entry starts from mine: the other workers are served it stale meanwhile,
- * and a failing refresh keeps it (stale_limit) instead of denying the
- * origin. Not taken over: the caller keeps its reference. */
+ * expired and it refreshes it), or NULL. When the store holds no answer for
+ * the origin (its bound evicted it while the workers' fronts answered it,
+ * or another worker without a copy is deciding it), the entry starts from
+ * mine: the workers are served it stale meanwhile, and a failing decision
+ * keeps it (stale_limit) instead of denying the origin. Only while
+ * mine->purges is the store's purge count: a copy that a purge has reached
+ * in the store but not yet in the caller's cache is never put back. Not
+ * taken over: the caller keeps its reference. */
 int cg_dstore_acquire(cg_dstore_t *s, uint32_t route, const char *origin, size_t len, uint64_t now,
                       const cg_dstore_answer_t *mine, cg_dstore_answer_t *ans, cg_dstore_waiter_t *w,
                       cg_dstore_run_t *run);
@@ -82,6 +86,8 @@ void cg_dstore_release(cg_dstore_t *s, const cg_dstore_run_t *run, uint64_t now)
 /* Stops waiting (the worker is stopping). Safe once notified. */
 void cg_dstore_cancel(cg_dstore_t *s, cg_dstore_waiter_t *w);
 
+/* Purges count themselves first (cg_dstore_purges), before any entry goes. */
+uint64_t cg_dstore_purges(cg_dstore_t *s);
 size_t cg_dstore_purge_all(cg_dstore_t *s);
 size_t cg_dstore_purge_origin(cg_dstore_t *s, const char *origin, size_t len);
 size_t cg_dstore_purge_tenant(cg_dstore_t *s, const char *tenant);

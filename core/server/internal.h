@@ -79,6 +79,9 @@ typedef struct cg_worker {
    * queued in store_done (under store_mu) by the worker whose hook decided,
    * taken in on this loop (store_async). */
   cg_dstore_t *dstore;
+  /* the store's purge count once this worker's cache had each purge too
+   * (purge.c): its stale copies go back to the store only while equal */
+  uint64_t purges_seen;
   uv_async_t store_async;
   uv_mutex_t store_mu;
   cg_list_t store_waits; /* every waiter of this worker on the store */

@@ -213,6 +213,7 @@ static int ask_store(cg_exchange_t *x, cg_dcache_entry_t **l1, int own_stale, co
     mine.ov = (cg_cors_override_t *)cg_dcache_entry_override(e);
     snprintf(mine.tenant, sizeof mine.tenant, "%s", t ? t : "");
     mine.expires = cg_dcache_entry_expires(e);
+    mine.purges = w->purges_seen;
     own = &mine;
   }
   store_wait_t *sv = NULL;

@@ -12,6 +12,7 @@
 typedef struct {
   const char *tenant, *cert; /* by tenant, by certificate name, or (both NULL) all */
   size_t purged;
+  uint64_t purges; /* the store's purge count after its part */
 } purge_t;
 
 /* key is one label below the wildcard "*.parent" arg names. */
@@ -34,6 +35,7 @@ static void rpc_purge(cg_worker_t *w, void *arg) {
   if (!w->dcache || p->cert) return;
   if (p->tenant) p->purged += cg_dcache_purge_tenant(w->dcache, p->tenant);
   else p->purged += cg_dcache_purge_all(w->dcache);
+  w->purges_seen = p->purges;
 }
 
 /* Normalizes origin into norm (the cache is keyed by the origin as browsers
@@ -49,12 +51,14 @@ typedef struct {
   char **origins; /* normalized */
   int n;
   size_t purged;
+  uint64_t purges; /* the store's purge count after its part */
 } purge_many_t;
 
 static void rpc_purge_many(cg_worker_t *w, void *arg) {
   purge_many_t *p = arg;
   if (!w->dcache) return;
   for (int i = 0; i < p->n; i++) p->purged += cg_dcache_purge_origin(w->dcache, p->origins[i], strlen(p->origins[i]));
+  w->purges_seen = p->purges;
 }
 
 long cg_admin_purge_origins(const char *const *origins, int n, int *invalid) {
@@ -76,6 +80,7 @@ long cg_admin_purge_origins(const char *const *origins, int n, int *invalid) {
    * again from there */
   cg_dstore_t *st = n_workers ? workers[0].dstore : NULL;
   for (int i = 0; st && i < p.n; i++) p.purged += cg_dstore_purge_origin(st, p.origins[i], strlen(p.origins[i]));
+  p.purges = st ? cg_dstore_purges(st) : 0;
   for (int i = 0; i < n_workers; i++) cg_worker_rpc(&workers[i], rpc_purge_many, &p);
   for (int i = 0; i < p.n; i++) free(p.origins[i]);
   free(p.origins);
@@ -94,6 +99,7 @@ long cg_admin_purge(const char *origin, const char *tenant) {
   purge_t p = {.tenant = tenant};
   cg_dstore_t *st = n_workers ? workers[0].dstore : NULL; /* the store first, as above */
   if (st) p.purged += tenant ? cg_dstore_purge_tenant(st, tenant) : cg_dstore_purge_all(st);
+  p.purges = st ? cg_dstore_purges(st) : 0;
   for (int i = 0; i < n_workers; i++) cg_worker_rpc(&workers[i], rpc_purge, &p);
   return (long)p.purged;
 }

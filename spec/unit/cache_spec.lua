@@ -384,11 +384,11 @@ end)
 describe("decision store (the workers' shared one)", function()
   if not pcall(ffi.typeof, "cg_dstore_answer_t") then ffi.cdef(cors.header("core/cache/store.h")) end
 
-  it("holds at most cache.max_entries, even under its 32 stripes", function()
+  it("holds exactly cache.max_entries, however it is shared out over its stripes", function()
     for _, max in ipairs({ 1, 10, 33, 1000 }) do
       local s = ffi.gc(C.cg_dstore_new(max, 10000), C.cg_dstore_free)
       local ans, run = ffi.new("cg_dstore_answer_t"), ffi.new("cg_dstore_run_t")
-      for i = 1, max * 3 + 50 do
+      for i = 1, max * 50 + 50 do -- enough that every stripe is full, whatever the hash key
         local o = "https://o" .. i .. ".test"
         assert.equal(1, C.cg_dstore_acquire(s, 1, o, #o, 0, nil, ans, nil, run)) -- CG_DS_RUN: decide it
         C.cg_dstore_set(s, run, 1, nil, nil, 60000, 0)
@@ -397,5 +397,51 @@ describe("decision store (the workers' shared one)", function()
       C.cg_dstore_stats(s, st)
       assert.equal(max, tonumber(st.entries), "max_entries " .. max)
     end
+  end)
+
+  -- a worker refreshing its own stale copy of an origin the store lost
+  local function refresh_with_own_copy(s, o, now, purges_seen)
+    local mine = ffi.new("cg_dstore_answer_t", { allow = 1, expires = 1000, purges = purges_seen })
+    ffi.copy(mine.tenant, "acme")
+    local ans, run = ffi.new("cg_dstore_answer_t"), ffi.new("cg_dstore_run_t")
+    return C.cg_dstore_acquire(s, 1, o, #o, now, mine, ans, nil, run)
+  end
+
+  it("serves other workers a refreshing worker's stale copy, but never one a purge has reached", function()
+    local HAVE, RUN, WAIT_NEEDED = 0, 1, 4
+    local o = "https://app.acme.test"
+    local ans, run = ffi.new("cg_dstore_answer_t"), ffi.new("cg_dstore_run_t")
+    -- the store lost it (the fronts kept it): the copy serves the others, stale
+    local s = ffi.gc(C.cg_dstore_new(1000, 10000), C.cg_dstore_free)
+    assert.equal(RUN, refresh_with_own_copy(s, o, 1500, 0))
+    assert.equal(HAVE, C.cg_dstore_acquire(s, 1, o, #o, 1600, nil, ans, nil, run))
+    assert.equal(1, ans.allow)
+    assert.equal("acme", ffi.string(ans.tenant))
+    -- decided, then the tenant purged in the store; the worker's own cache not yet
+    s = ffi.gc(C.cg_dstore_new(1000, 10000), C.cg_dstore_free)
+    assert.equal(RUN, C.cg_dstore_acquire(s, 1, o, #o, 0, nil, ans, nil, run))
+    C.cg_dstore_set(s, run, 1, nil, "acme", 1000, 0)
+    assert.equal(1, tonumber(C.cg_dstore_purge_tenant(s, "acme")))
+    assert.equal(1, tonumber(C.cg_dstore_purges(s)))
+    assert.equal(RUN, refresh_with_own_copy(s, o, 1500, 0)) -- its copy predates the purge
+    assert.equal(WAIT_NEEDED, C.cg_dstore_acquire(s, 1, o, #o, 1600, nil, ans, nil, run),
+      "a purged answer was put back into the store")
+  end)
+
+  it("a worker with a stale copy does not wait on another's lookup: it serves its copy, kept if the lookup fails", function()
+    local HAVE, RUN = 0, 1
+    local o = "https://app.acme.test"
+    local s = ffi.gc(C.cg_dstore_new(1000, 10000), C.cg_dstore_free)
+    local ans, run_a, run_b = ffi.new("cg_dstore_answer_t"), ffi.new("cg_dstore_run_t"), ffi.new("cg_dstore_run_t")
+    -- a worker without a copy (its front let it go) starts the lookup
+    assert.equal(RUN, C.cg_dstore_acquire(s, 1, o, #o, 1500, nil, ans, nil, run_a))
+    -- one whose copy expired asks meanwhile: it is served that copy, not made to wait
+    local mine = ffi.new("cg_dstore_answer_t", { allow = 1, expires = 1000, purges = 0 })
+    assert.equal(HAVE, C.cg_dstore_acquire(s, 1, o, #o, 1550, mine, ans, nil, run_b))
+    assert.equal(1, ans.allow)
+    -- the lookup fails (the tenant store is down): the stale answer stays, no denial
+    C.cg_dstore_fail(s, run_a, 10000, 1600)
+    assert.equal(HAVE, C.cg_dstore_acquire(s, 1, o, #o, 1700, nil, ans, nil, run_b))
+    assert.equal(1, ans.allow)
   end)
 end)
