@@ -80,7 +80,7 @@ static int store_has_cas(const char *dir) {
  * A file of CAs (the system's bundle is about 140 of them, 0.8 MB once
  * parsed) is loaded once and its store shared by every upstream that trusts
  * it, rather than once per upstream. A file that changed (its identity,
- * size or time) is loaded again, so a reload sees a renewed bundle; a store
+ * size, modification or change time) is loaded again, so a reload sees a renewed bundle; a store
  * goes with the last upstream that used it. Directories load lazily, one
  * certificate as needed, so they are not shared. */
 struct cas {
@@ -93,9 +93,12 @@ struct cas {
 static cas_t *cas_all;
 static pthread_mutex_t cas_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* The same file, unchanged: its change time moves with any write, and
+ * nothing sets it back (cp -p or rsync -t keep the modification time). */
 static int same_file(const struct stat *a, const struct stat *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 static void cas_free(cas_t *e) {

@@ -286,6 +286,19 @@ describe("HTTPS upstream", function()
     assert.equal(502, status()) -- the running config keeps what it loaded
     reload()
     assert.equal(200, status())
+    -- rewritten in place to the same size with its modification time put back
+    -- (cp -p, rsync -t): the other CA only again, padded with text PEM skips
+    local size = #proc.read_file(cas)
+    local other = proc.read_file(other_ca.ca)
+    local ref, pad = dir .. "/cas-times", dir .. "/same-size.pem"
+    proc.write_file(pad, other .. ("#"):rep(size - #other - 1) .. "\n")
+    local _, before = proc.sh(("touch -r %s %s && stat -c %%y %s"):format(proc.quote(cas), proc.quote(ref), proc.quote(cas)))
+    local _, after = proc.sh(("cat %s > %s && touch -r %s %s && stat -c %%y %s"):format(proc.quote(pad), proc.quote(cas),
+      proc.quote(ref), proc.quote(cas), proc.quote(cas)))
+    assert.equal(before, after) -- the modification time, to the nanosecond
+    assert.equal(size, #proc.read_file(cas))
+    reload()
+    assert.equal(502, status(), "a CA file rewritten with its size and time kept was not read again")
     g:stop_clean()
   end)
 
