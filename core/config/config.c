@@ -560,8 +560,17 @@ static void load_plugin(cg_loader_t *ld, int cors_t, const char *cp, cg_config_t
     if (lua_toboolean(L, -1)) c->tenant_credentials = 1;
     lua_getfield(L, cors_t, "allow_insecure_origins");
     c->tenant_insecure_ok = lua_toboolean(L, -1) && (c->tenant_routes == 0 || c->tenant_insecure_ok);
+    lua_getfield(L, cors_t, "expose_headers");
+    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "*") == 0) c->tenant_expose_any = 1;
+    if (lua_istable(L, -1)) { /* { "X-A", "*" }: "*" among names is the wildcard too */
+      for (int i = 1; i <= (int)lua_objlen(L, -1); i++) {
+        lua_rawgeti(L, -1, i);
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "*") == 0) c->tenant_expose_any = 1;
+        lua_pop(L, 1);
+      }
+    }
     c->tenant_routes++;
-    lua_pop(L, 2);
+    lua_pop(L, 3);
   }
   if (strcmp(name, "tenant_redis") == 0 && !c->tenant_prefix) { /* the store GET/PUT /tenants manages */
     lua_getfield(L, cors_t, "plugin_config");

@@ -161,8 +161,9 @@ typedef struct cg_config {
   char *tenant_prefix;
   /* what the tenant_redis routes do for a tenant that does not say: send
    * credentials (any of them does), take plain-http origins with credentials
-   * (every one of them allows it); the admin API checks tenants by it */
-  int tenant_credentials, tenant_insecure_ok, tenant_routes;
+   * (every one of them allows it), expose "*" (any of them does); the admin
+   * API checks tenants by it */
+  int tenant_credentials, tenant_insecure_ok, tenant_expose_any, tenant_routes;
   cg_redis_conf_t redis;
 } cg_config_t;
 

@@ -112,13 +112,15 @@ local function insecure(norm)
 end
 
 -- What the routes that read the store (tenant_redis) do with a tenant that
--- does not say: credentials (1: they send credentials by default) and
--- insecure ("1": they set allow_insecure_origins), from the admin API; the
--- strict reading (0, 0) without it. A decision the gateway would refuse is
--- refused here, with its path, rather than stored and failing closed on
--- every request.
+-- does not say, from the admin API as three characters, each "1" or "0":
+-- one of them sends credentials by default, all of them set
+-- allow_insecure_origins, one of them exposes "*" by default. Without it
+-- (tenants-load, which reads no config), only what a tenant says itself is
+-- checked. A decision the gateway would refuse is refused here, with its
+-- path, rather than stored and failing closed on every request.
 function M.route_hint(text)
-  return { credentials = text ~= nil and text:sub(1, 1) == "1", insecure = text ~= nil and text:sub(2, 2) == "1" }
+  local function at(i) return text ~= nil and text:sub(i, i) == "1" end
+  return { credentials = at(1), insecure = at(2), expose_any = at(3) }
 end
 
 -- One tenant's object checked; problems go through problem(path, message).
@@ -179,6 +181,9 @@ local function check_tenant(name, t, path, problem, owners, route)
   if expose == "*" and creds then
     problem(at(path, "expose_headers"), "\"*\" with credentials is read literally by browsers: list the names"
       .. (t.credentials == nil and " (the route sends credentials by default)" or ""))
+  elseif t.expose_headers == nil and route.expose_any and creds then
+    problem(at(path, "credentials"), "the route exposes \"*\" by default, which browsers read literally with "
+      .. "credentials: list this tenant's expose_headers")
   end
 
   if expose then f[#f + 1] = "expose_headers"; f[#f + 1] = expose end

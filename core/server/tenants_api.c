@@ -146,9 +146,10 @@ int cg_tenants_handle(const cg_config_t *cfg, const cg_tenants_req_t *q, cg_tena
     run(cfg, "get", 1, (const char *[]){name}, NULL, done, arg);
   } else if (name && q->method == HTTP_PUT) {
     /* what the routes that read the store do for a tenant that does not say */
-    const char hint[3] = {cfg->tenant_credentials ? '1' : '0', cfg->tenant_insecure_ok ? '1' : '0', 0};
+    const char hint[4] = {cfg->tenant_credentials ? '1' : '0', cfg->tenant_insecure_ok ? '1' : '0',
+                          cfg->tenant_expose_any ? '1' : '0', 0};
     run(cfg, "put", 4, (const char *[]){name, q->body ? q->body : "", takeover, hint},
-        (const size_t[]){strlen(name), q->body_len, 1, 2}, done, arg);
+        (const size_t[]){strlen(name), q->body_len, 1, 3}, done, arg);
   } else if (name && q->method == HTTP_DELETE) {
     run(cfg, "delete", 1, (const char *[]){name}, NULL, done, arg);
   } else {

@@ -383,6 +383,32 @@ describe("admin API /tenants, the routes sending credentials by default", functi
   end)
 end)
 
+describe("admin API /tenants, the routes exposing \"*\" by default", function()
+  local r, g
+
+  lazy_setup(function()
+    r = redis.start()
+    g = fleet.start(r, { routes = { { name = "api", prefix = "/api", upstream = "echo",
+      cors = { plugin = "tenant_redis", methods = { "GET", "PUT" }, expose_headers = "*" } } } }, TOKEN)
+  end)
+
+  lazy_teardown(function()
+    if g then g:stop_clean() end
+    if r then r:stop() end
+  end)
+
+  it("refuses a tenant with credentials that does not list its own expose_headers", function()
+    local status, doc = api(g, "PUT", "/tenants/acme", { origins = { "https://app.acme.test" }, credentials = true })
+    assert.equal(400, status)
+    assert.matches('credentials: the route exposes "%*" by default', doc.problems[1])
+    status = api(g, "PUT", "/tenants/acme", { origins = { "https://app.acme.test" }, credentials = true,
+      expose_headers = { "X-Request-Id" } })
+    assert.equal(201, status)
+    assert.truthy(proc.wait_for(function() return all_say(g:port(), "https://app.acme.test", "https://app.acme.test") end,
+      1 * gateway.slowdown, 0.02))
+  end)
+end)
+
 describe("admin API without a token (loopback)", function()
   local gw, admin_port
 
