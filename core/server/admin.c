@@ -81,9 +81,10 @@ typedef struct {
   char *data;
 } out_t;
 
-/* Connections open at once: more are closed as soon as they are accepted,
- * so clients that never finish a request cannot take the process's
- * descriptors from the workers. */
+/* Connections open at once: past it, the oldest one still sending its
+ * request makes room (or the new one goes, when all are being answered),
+ * so clients that never finish a request can neither take the process's
+ * descriptors from the workers nor keep a health check out. */
 enum { LINGER_MS = 2000, LINGER_BYTES = 4 << 20, ADMIN_CONNS = 64 };
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -121,9 +122,12 @@ static void on_written(uv_write_t *wr, int status) {
   conn_close(c);
 }
 
+static void on_send_timeout(uv_timer_t *t) { conn_close(t->data); }
+
 static void reply(admin_conn_t *c, int status, const char *type, const char *body, size_t len) {
   c->done = 1;
-  uv_timer_stop(&c->timer);
+  /* a client that does not read its answer gives its place up after timeouts.send */
+  uv_timer_start(&c->timer, on_send_timeout, c->a->cfg->timeouts.send, 0);
   uv_read_stop((uv_stream_t *)&c->tcp);
   out_t *o = malloc(sizeof *o);
   char head[768];
@@ -690,9 +694,21 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_tcp_init(admin.loop, &c->tcp);
   uv_timer_init(admin.loop, &c->timer);
   c->tcp.data = c->timer.data = c;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || admin.n_conns > ADMIN_CONNS || !admin.open) {
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || !admin.open) {
     conn_close(c);
     return;
+  }
+  if (admin.n_conns > ADMIN_CONNS) { /* room: the oldest still sending its request */
+    admin_conn_t *old = NULL;
+    for (cg_list_t *l = admin.conns.next; l != &admin.conns && !old; l = l->next) {
+      admin_conn_t *o = container_of(l, admin_conn_t, link);
+      if (o != c && !o->done && !uv_is_closing((uv_handle_t *)&o->timer)) old = o;
+    }
+    if (!old) {
+      conn_close(c);
+      return;
+    }
+    conn_close(old);
   }
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
