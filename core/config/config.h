@@ -190,7 +190,7 @@ typedef struct cg_plugin_finder {
 } cg_plugin_finder_t;
 
 /* Loads and validates FILE (or the built-in demo when file is NULL), its
- * plugins through `plugins`. Every problem goes to d with the path of its
+ * plugins through `plugins` (required: cg_lua_plugin_finder). Every problem goes to d with the path of its
  * field; returns NULL when d has errors. */
 cg_config_t *cg_config_load(const char *file, const cg_plugin_finder_t *plugins, cg_diag_t *d);
 /* The same from memory; name is what messages call the source. */
