@@ -119,8 +119,6 @@ static void on_store_answer(cg_dstore_waiter_t *sw) {
   uv_mutex_unlock(&w->store_mu); /* else cg_plugin_store_close frees it */
 }
 
-static void on_waiter(cg_dcache_waiter_t *wt, const cg_dcache_entry_t *e);
-
 /* The worker deciding e for the process stopped before its hook answered:
  * e leaves this worker's cache, and each request that waited on it decides
  * again, the first one running the hook here (or finding that another
