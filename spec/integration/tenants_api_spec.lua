@@ -354,58 +354,55 @@ describe("admin API /tenants", function()
   end)
 end)
 
-describe("admin API /tenants, the routes sending credentials by default", function()
-  local r, g
+describe("admin API /tenants, checked against the tenant_redis routes' own defaults", function()
+  local r, creds, expose
+
+  -- an instance whose tenant_redis route has cors extra (credentials, expose_headers)
+  local function with(extra)
+    local cors = { plugin = "tenant_redis", methods = { "GET", "PUT" } }
+    for k, v in pairs(extra) do cors[k] = v end
+    return fleet.start(r, { routes = { { name = "api", prefix = "/api", upstream = "echo", cors = cors } } }, TOKEN)
+  end
+
+  local function served(g, origin)
+    return proc.wait_for(function() return all_say(g:port(), origin, origin) end, 1 * gateway.slowdown, 0.02)
+  end
 
   lazy_setup(function()
     r = redis.start()
-    g = fleet.start(r, { routes = { { name = "api", prefix = "/api", upstream = "echo",
-      cors = { plugin = "tenant_redis", methods = { "GET", "PUT" }, credentials = true } } } }, TOKEN)
+    creds = with({ credentials = true })
+    expose = with({ expose_headers = "*" })
   end)
 
   lazy_teardown(function()
-    if g then g:stop_clean() end
+    if creds then creds:stop_clean() end
+    if expose then expose:stop_clean() end
     if r then r:stop() end
   end)
 
-  it("refuses a tenant that would be answered with credentials and Expose-Headers \"*\" or a plain-http origin", function()
-    local status, doc = api(g, "PUT", "/tenants/acme", { origins = { "https://app.acme.test" }, expose_headers = "*" })
+  it("credentials by default: refuses a tenant answered with Expose-Headers \"*\" or on a plain-http origin", function()
+    local status, doc = api(creds, "PUT", "/tenants/acme", { origins = { "https://app.acme.test" }, expose_headers = "*" })
     assert.equal(400, status)
     assert.matches('expose_headers: "%*" with credentials .*%(the route sends credentials by default%)', doc.problems[1])
-    status, doc = api(g, "PUT", "/tenants/acme", { origins = { "http://app.acme.test" } })
+    status, doc = api(creds, "PUT", "/tenants/acme", { origins = { "http://app.acme.test" } })
     assert.equal(400, status)
     assert.matches("origins%[1%]: http://app.acme.test is plain http", doc.problems[1])
     -- the tenant that says it sends none is fine
-    status = api(g, "PUT", "/tenants/acme", { origins = { "http://app.acme.test" }, expose_headers = "*", credentials = false })
+    status = api(creds, "PUT", "/tenants/acme", { origins = { "http://app.acme.test" }, expose_headers = "*",
+      credentials = false })
     assert.equal(201, status)
-    assert.truthy(proc.wait_for(function() return all_say(g:port(), "http://app.acme.test", "http://app.acme.test") end,
-      1 * gateway.slowdown, 0.02))
-  end)
-end)
-
-describe("admin API /tenants, the routes exposing \"*\" by default", function()
-  local r, g
-
-  lazy_setup(function()
-    r = redis.start()
-    g = fleet.start(r, { routes = { { name = "api", prefix = "/api", upstream = "echo",
-      cors = { plugin = "tenant_redis", methods = { "GET", "PUT" }, expose_headers = "*" } } } }, TOKEN)
+    assert.truthy(served(creds, "http://app.acme.test"))
   end)
 
-  lazy_teardown(function()
-    if g then g:stop_clean() end
-    if r then r:stop() end
-  end)
-
-  it("refuses a tenant with credentials that does not list its own expose_headers", function()
-    local status, doc = api(g, "PUT", "/tenants/acme", { origins = { "https://app.acme.test" }, credentials = true })
+  it("\"*\" exposed by default: refuses a tenant with credentials that does not list its own expose_headers", function()
+    local status, doc = api(expose, "PUT", "/tenants/initech", { origins = { "https://app.initech.test" },
+      credentials = true })
     assert.equal(400, status)
     assert.matches('credentials: the route exposes "%*" by default', doc.problems[1])
-    status = api(g, "PUT", "/tenants/acme", { origins = { "https://app.acme.test" }, credentials = true,
+    status = api(expose, "PUT", "/tenants/initech", { origins = { "https://app.initech.test" }, credentials = true,
       expose_headers = { "X-Request-Id" } })
     assert.equal(201, status)
-    assert.truthy(proc.wait_for(function() return all_say(g:port(), "https://app.acme.test", "https://app.acme.test") end,
-      1 * gateway.slowdown, 0.02))
+    assert.truthy(served(expose, "https://app.initech.test"))
   end)
 end)
 
