@@ -410,9 +410,8 @@ describe("admin API without a token (loopback)", function()
   local gw, admin_port
 
   lazy_setup(function()
-    admin_port = proc.free_port()
-    gw = gateway.start({ admin = { listen = "127.0.0.1:" .. admin_port },
-      routes = { { name = "api", prefix = "/", upstream = "echo", cors = { origins = { "https://a.test" } } } } })
+    gw = gateway.start_loopback_admin()
+    admin_port = gw.admin_port
   end)
 
   lazy_teardown(function()

@@ -4,6 +4,8 @@
 --   gw:url("/x"), gw:port(), gw:log(), gw:pid(), gw:rss_kb()
 --   local code = gw:stop()                           -- SIGTERM, bounded, then SIGKILL
 --   local code, out = gateway.check({ ... })         -- `corsgate check -c FILE`
+--   local gw = gateway.start_loopback_admin()        -- one echo route, an admin API
+--                                                    -- without a token at gw.admin_port
 --
 -- The binary is $CORSGATE_BIN, or build/corsgate from the repository root. Each
 -- gateway gets its own temp dir holding the config file and the log (stdout and
@@ -150,6 +152,16 @@ end
 -- ('listen = "127.0.0.1:8080"') to what the spec needs instead. Each literal
 -- must occur exactly once, so a changed example fails here instead of
 -- quietly going untested. subs.port: the port the file's listen becomes.
+-- A gateway with one plain route to the echo upstream and the admin API on a
+-- loopback port without a token (gw.admin_port).
+function _M.start_loopback_admin()
+  local admin_port = proc.free_port()
+  local gw = _M.start({ admin = { listen = "127.0.0.1:" .. admin_port },
+    routes = { { name = "api", prefix = "/", upstream = "echo", cors = { origins = { "https://a.test" } } } } })
+  gw.admin_port = admin_port
+  return gw
+end
+
 function _M.start_file(path, subs, opts)
   local src = assert(proc.read_file(path), "no config " .. path)
   for from, to in pairs(subs) do
